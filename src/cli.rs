@@ -1,0 +1,269 @@
+//! The command line exactly as typed: clap definitions and nothing else.
+//!
+//! House rules (after xh's): every option has an explicit `short` where it has one and an
+//! implicit `long`; every value has an uppercase `value_name`; the first doc line is the
+//! short help and the rest is the long help and the man page paragraph. This module does no
+//! I/O and applies no defaults that need the environment: `config` resolves `Args` into a
+//! `Config`. Flag names follow mailx (`-s -c -b -a -r`) so `postie` reads like `mail`.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, ValueEnum};
+
+/// How the connection to the server is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TlsMode {
+    /// Plain connection upgraded with STARTTLS; the upgrade is required.
+    Starttls,
+    /// TLS from the first byte (SMTPS, port 465).
+    Implicit,
+    /// No TLS at all. AUTH then also needs --allow-plaintext-auth.
+    None,
+}
+
+/// SASL mechanisms postie can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "UPPER")]
+pub enum AuthMech {
+    /// RFC 4616: user and password in one base64 line.
+    #[value(alias = "plain")]
+    Plain,
+    /// The legacy two-prompt exchange.
+    #[value(alias = "login")]
+    Login,
+}
+
+/// Send mail over SMTP: compose a message from arguments, or pipe a ready one.
+///
+/// postie builds an RFC 5322 message from its arguments (or takes a ready message with
+/// --message) and submits it to a mail server over SMTP, with STARTTLS or implicit TLS and
+/// AUTH PLAIN or LOGIN. It prints nothing on success; on failure it prints one line naming the
+/// step that failed and the server's reply, and exits with a sysexits(3) code.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "postie",
+    version,
+    max_term_width = 100,
+    after_long_help = EXAMPLES
+)]
+pub struct Args {
+    /// Recipients (added to To:).
+    #[arg(value_name = "RECIPIENT")]
+    pub recipients: Vec<String>,
+
+    /// Add a To: recipient (repeatable; a comma-separated list is allowed).
+    #[arg(long, value_name = "ADDR", action = ArgAction::Append, help_heading = "Message")]
+    pub to: Vec<String>,
+
+    /// Add a Cc: recipient (repeatable; a comma-separated list is allowed).
+    #[arg(short = 'c', long, value_name = "ADDR", action = ArgAction::Append, help_heading = "Message")]
+    pub cc: Vec<String>,
+
+    /// Add a blind-copy recipient (repeatable). Bcc never appears in the sent headers.
+    #[arg(short = 'b', long, value_name = "ADDR", action = ArgAction::Append, help_heading = "Message")]
+    pub bcc: Vec<String>,
+
+    /// Subject line. Non-ASCII text is encoded per RFC 2047.
+    #[arg(short = 's', long, value_name = "TEXT", help_heading = "Message")]
+    pub subject: Option<String>,
+
+    /// Sender address, "addr" or "Name <addr>"; also the envelope sender (MAIL FROM).
+    ///
+    /// Without it the sender is the From: of a ready message, else --user when it is an
+    /// address, else USER@HOSTNAME.
+    #[arg(
+        short = 'f',
+        long,
+        value_name = "ADDR",
+        short_alias = 'r',
+        help_heading = "Message"
+    )]
+    pub from: Option<String>,
+
+    /// Add a header, "Name: value" (repeatable). CR and LF are refused.
+    #[arg(short = 'H', long, value_name = "HEADER", action = ArgAction::Append, help_heading = "Message")]
+    pub header: Vec<String>,
+
+    /// Message body text. Without --body or --body-file the body is read from stdin.
+    #[arg(
+        long,
+        value_name = "TEXT",
+        conflicts_with = "body_file",
+        help_heading = "Message"
+    )]
+    pub body: Option<String>,
+
+    /// Read the message body from FILE.
+    #[arg(long, value_name = "FILE", help_heading = "Message")]
+    pub body_file: Option<PathBuf>,
+
+    /// Attach FILE (repeatable). The content type is guessed from the file name; append
+    /// ";type=MIME/TYPE" to set it, e.g. -a 'dump.bin;type=application/x-core'.
+    #[arg(short = 'a', long, value_name = "FILE", action = ArgAction::Append, help_heading = "Message")]
+    pub attach: Vec<String>,
+
+    /// Send a ready RFC 5322 message from FILE ("-" for stdin) instead of composing one.
+    ///
+    /// The message is sent unchanged apart from line endings (LF or CRLF input both work) and
+    /// a leading mbox "From " line, which is dropped. Recipients still come from the command
+    /// line.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["subject", "header", "body", "body_file", "attach"],
+        help_heading = "Message"
+    )]
+    pub message: Option<PathBuf>,
+
+    /// Mail server to submit to, HOST or HOST:PORT ([IPv6]:PORT). Default port 587, or 465
+    /// with --tls implicit.
+    #[arg(long, value_name = "HOST[:PORT]", help_heading = "Connection")]
+    pub server: Option<String>,
+
+    /// Connection security [default: implicit on port 465, else starttls].
+    ///
+    /// starttls: the server must offer STARTTLS, or postie stops before AUTH and MAIL.
+    /// implicit: TLS from the first byte (SMTPS). none: plain text (for local relays).
+    #[arg(long, value_name = "MODE", value_enum, help_heading = "Connection")]
+    pub tls: Option<TlsMode>,
+
+    /// Trust the CA certificates in FILE (PEM) as well as the built-in web roots.
+    #[arg(long, value_name = "FILE", help_heading = "Connection")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// Name to give in EHLO/HELO [default: this host's name].
+    #[arg(long, value_name = "NAME", help_heading = "Connection")]
+    pub helo: Option<String>,
+
+    /// Time limit in seconds for every step (connect, each reply, each data block).
+    ///
+    /// Without it postie uses RFC 5321's limits: 30 s to connect, 5 min per reply, 10 min for
+    /// the reply to the end of data.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86400), help_heading = "Connection")]
+    pub timeout: Option<u64>,
+
+    /// Log in as NAME (SMTP AUTH).
+    #[arg(long, value_name = "NAME", help_heading = "Authentication")]
+    pub user: Option<String>,
+
+    /// Read the password from the first line of FILE.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "password_command",
+        help_heading = "Authentication"
+    )]
+    pub password_file: Option<PathBuf>,
+
+    /// Run CMD with sh -c and use the first line of its output as the password.
+    #[arg(long, value_name = "CMD", help_heading = "Authentication")]
+    pub password_command: Option<String>,
+
+    /// Use this AUTH mechanism [default: the best one the server offers].
+    #[arg(
+        long,
+        value_name = "MECH",
+        value_enum,
+        ignore_case = true,
+        help_heading = "Authentication"
+    )]
+    pub auth: Option<AuthMech>,
+
+    /// Allow AUTH over a connection that is not encrypted (the password travels in clear).
+    #[arg(long, help_heading = "Authentication")]
+    pub allow_plaintext_auth: bool,
+
+    /// Print the SMTP transcript on stderr (-vv adds the message data). Secrets are masked.
+    #[arg(short = 'v', long, action = ArgAction::Count, help_heading = "Output")]
+    pub verbose: u8,
+
+    /// Print the envelope and the message that would be sent, and send nothing.
+    #[arg(long, help_heading = "Output")]
+    pub dry_run: bool,
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  Alert from a script (password in POSTIE_PASSWORD):
+    echo 'disk /var is 93% full' | postie -s 'disk alert' ops@example.com \\
+        --server smtp.example.com --user alerts@example.com
+
+  Attach a file, copy someone, keep a blind copy:
+    postie -s report -a report.pdf -c boss@example.com -b archive@example.com \\
+        --body 'see attached' team@example.com --server smtp.example.com:465
+
+  Send a ready message file:
+    postie --message mail.eml --server mail.example.com you@example.com
+
+  Watch the dialogue with a server:
+    postie -v --dry-run ... ; postie -v --server 127.0.0.1:2525 --tls none ...
+
+Exit status: 0 sent; 64 usage; 65 bad message or address; 66 input file unreadable;
+67 recipient refused; 69 unavailable (TLS/AUTH impossible); 75 temporary failure, retry;
+76 protocol error; 77 authentication refused; 78 configuration error.";
+
+impl Args {
+    /// Parse an argv (including argv[0]); clap's error carries help/version/usage output.
+    pub fn try_parse_argv(argv: Vec<OsString>) -> Result<Args, clap::Error> {
+        Args::try_parse_from(argv)
+    }
+}
+
+/// The clap command, for generating the man page and shell completions.
+pub fn command() -> clap::Command {
+    <Args as clap::CommandFactory>::command()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        let mut argv = vec![OsString::from("postie")];
+        argv.extend(args.iter().map(OsString::from));
+        Args::try_parse_argv(argv)
+    }
+
+    #[test]
+    fn definition_is_consistent() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn mailx_style_flags() {
+        let a = parse(&[
+            "-s", "hi", "-c", "c@x", "-b", "b@x", "-r", "me@x", "-a", "f.txt", "rcpt@x",
+        ])
+        .unwrap();
+        assert_eq!(a.subject.as_deref(), Some("hi"));
+        assert_eq!(a.cc, ["c@x"]);
+        assert_eq!(a.bcc, ["b@x"]);
+        assert_eq!(a.from.as_deref(), Some("me@x"));
+        assert_eq!(a.attach, ["f.txt"]);
+        assert_eq!(a.recipients, ["rcpt@x"]);
+    }
+
+    #[test]
+    fn auth_is_case_insensitive_and_verbose_counts() {
+        let a = parse(&["--auth", "login", "-vv", "x@y"]).unwrap();
+        assert_eq!(a.auth, Some(AuthMech::Login));
+        assert_eq!(a.verbose, 2);
+        let a = parse(&["--auth", "PLAIN", "x@y"]).unwrap();
+        assert_eq!(a.auth, Some(AuthMech::Plain));
+    }
+
+    #[test]
+    fn message_conflicts_with_composing() {
+        assert!(parse(&["--message", "m.eml", "-s", "x", "a@b"]).is_err());
+        assert!(parse(&["--message", "-", "--body", "x", "a@b"]).is_err());
+        assert!(parse(&["--message", "-", "-c", "c@d", "a@b"]).is_ok());
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(parse(&["--tls", "maybe"]).is_err());
+        assert!(parse(&["--timeout", "0"]).is_err());
+        assert!(parse(&["--password", "x"]).is_err());
+    }
+}

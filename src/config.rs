@@ -1,0 +1,573 @@
+//! Resolves raw [`Args`] into a [`Config`]: defaults, ports, the TLS policy and the password.
+//!
+//! This is the only module that applies defaults or looks at the environment
+//! (`POSTIE_PASSWORD`, `POSTIE_TEST_MODE`, the host name), and the only one that reads a
+//! password: from `--password-file`, `--password-command`, `POSTIE_PASSWORD`, or a prompt on
+//! the terminal — never from a plain command-line flag. Only `Config` travels past `app`.
+//!
+//! Security defaults (design.md §5): port 465 means implicit TLS; anything else means
+//! STARTTLS, and STARTTLS is required, not opportunistic.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::cli::{Args, AuthMech, TlsMode};
+use crate::error::Error;
+use crate::net::timeout::Timeouts;
+use crate::secret::Secret;
+use crate::smtp::auth::Mechanism;
+
+/// Environment variable holding the password.
+pub const PASSWORD_ENV: &str = "POSTIE_PASSWORD";
+/// Environment variable that fixes Date, Message-ID and the EHLO name (for tests).
+pub const TEST_MODE_ENV: &str = "POSTIE_TEST_MODE";
+
+pub const SUBMISSION_PORT: u16 = 587;
+pub const SUBMISSIONS_PORT: u16 = 465;
+
+/// How the connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// Plain TCP, then STARTTLS, which the server must offer.
+    StartTlsRequired,
+    /// TLS from the first byte.
+    Implicit,
+    /// No TLS.
+    Plain,
+}
+
+/// Where to submit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    pub host: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub user: String,
+    pub password: Secret,
+}
+
+/// Where the body of a composed message comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    Text(String),
+    File(PathBuf),
+    Stdin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub path: PathBuf,
+    /// Given with `FILE;type=...`; otherwise guessed from the name.
+    pub content_type: Option<String>,
+}
+
+/// A message to compose from arguments.
+#[derive(Debug, Clone)]
+pub struct Compose {
+    pub subject: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub body: Body,
+    pub attachments: Vec<Attachment>,
+}
+
+/// Where a ready message comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    File(PathBuf),
+    Stdin,
+}
+
+#[derive(Debug, Clone)]
+pub enum Content {
+    Compose(Compose),
+    Ready(Source),
+}
+
+/// Recipients as given (comma lists split, not yet validated).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recipients {
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub bcc: Vec<String>,
+}
+
+/// Everything the later stages need, resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `None` only with --dry-run.
+    pub server: Option<Server>,
+    pub security: Security,
+    pub tls_ca: Option<PathBuf>,
+    pub helo: String,
+    pub timeouts: Timeouts,
+    pub credentials: Option<Credentials>,
+    pub auth: Option<Mechanism>,
+    pub allow_plaintext_auth: bool,
+    pub verbosity: u8,
+    pub dry_run: bool,
+    pub test_mode: bool,
+    pub content: Content,
+    pub recipients: Recipients,
+    /// `-f`, as typed ("addr" or "Name <addr>").
+    pub from: Option<String>,
+    /// Sender when neither -f nor the message names one: --user if it is an address, else
+    /// USER@HOSTNAME.
+    pub default_sender: String,
+}
+
+/// Looks up an environment variable.
+pub type VarLookup = Box<dyn Fn(&str) -> Option<String>>;
+
+/// What `Config::resolve` reads from its surroundings; tests pass their own.
+pub struct Environment {
+    pub var: VarLookup,
+    pub hostname: String,
+}
+
+impl Environment {
+    pub fn real() -> Self {
+        Environment {
+            var: Box::new(|k| std::env::var(k).ok()),
+            hostname: gethostname::gethostname().to_string_lossy().into_owned(),
+        }
+    }
+}
+
+impl Config {
+    /// Resolve arguments. Reads the password (file, command, env, prompt) unless this is a
+    /// dry run.
+    pub fn resolve(args: Args, env: &Environment) -> Result<Config> {
+        let test_mode = (env.var)(TEST_MODE_ENV).is_some_and(|v| !v.is_empty() && v != "0");
+
+        let server = match &args.server {
+            Some(s) => Some(parse_server(s, args.tls)?),
+            None if args.dry_run => None,
+            None => {
+                return Err(
+                    Error::Config("no mail server given: use --server HOST[:PORT]".into()).into(),
+                )
+            }
+        };
+        let security = match (args.tls, &server) {
+            (Some(TlsMode::Starttls), _) => Security::StartTlsRequired,
+            (Some(TlsMode::Implicit), _) => Security::Implicit,
+            (Some(TlsMode::None), _) => Security::Plain,
+            (None, Some(s)) if s.port == SUBMISSIONS_PORT => Security::Implicit,
+            (None, _) => Security::StartTlsRequired,
+        };
+
+        let hostname = if env.hostname.trim().is_empty() {
+            "localhost".to_string()
+        } else {
+            env.hostname.trim().to_string()
+        };
+        let helo = match &args.helo {
+            Some(h) => {
+                if h.is_empty() || h.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return Err(Error::Usage(format!("--helo: not a host name: {h:?}")).into());
+                }
+                h.clone()
+            }
+            None if test_mode => "postie.test".to_string(),
+            None => hostname.clone(),
+        };
+
+        let content = match &args.message {
+            Some(p) if p.as_os_str() == "-" => Content::Ready(Source::Stdin),
+            Some(p) => Content::Ready(Source::File(p.clone())),
+            None => Content::Compose(compose(&args)?),
+        };
+        if let Some(subject) = &args.subject {
+            reject_line_breaks("subject", subject)?;
+        }
+        if let Some(from) = &args.from {
+            reject_line_breaks("--from", from)?;
+        }
+
+        let recipients = Recipients {
+            to: split_list(args.recipients.iter().chain(&args.to)),
+            cc: split_list(&args.cc),
+            bcc: split_list(&args.bcc),
+        };
+
+        let default_sender = match &args.user {
+            Some(u) if u.contains('@') => u.clone(),
+            _ => {
+                let user = (env.var)("USER")
+                    .or_else(|| (env.var)("LOGNAME"))
+                    .unwrap_or_else(|| "postie".into());
+                format!("{user}@{hostname}")
+            }
+        };
+
+        let credentials = match &args.user {
+            Some(user) if !args.dry_run => Some(Credentials {
+                user: user.clone(),
+                password: password(&args, user, env)?,
+            }),
+            _ => None,
+        };
+        if args.user.is_none() && (args.password_file.is_some() || args.password_command.is_some())
+        {
+            return Err(Error::Usage("a password source was given without --user".into()).into());
+        }
+
+        Ok(Config {
+            server,
+            security,
+            tls_ca: args.tls_ca.clone(),
+            helo,
+            timeouts: Timeouts {
+                uniform: args.timeout.map(Duration::from_secs),
+            },
+            credentials,
+            auth: args.auth.map(|m| match m {
+                AuthMech::Plain => Mechanism::Plain,
+                AuthMech::Login => Mechanism::Login,
+            }),
+            allow_plaintext_auth: args.allow_plaintext_auth,
+            verbosity: args.verbose,
+            dry_run: args.dry_run,
+            test_mode,
+            content,
+            recipients,
+            from: args.from.clone(),
+            default_sender,
+        })
+    }
+}
+
+/// `HOST`, `HOST:PORT`, `[V6]`, `[V6]:PORT`, or a bare IPv6 address.
+pub fn parse_server(s: &str, tls: Option<TlsMode>) -> Result<Server> {
+    let default_port = if tls == Some(TlsMode::Implicit) {
+        SUBMISSIONS_PORT
+    } else {
+        SUBMISSION_PORT
+    };
+    let bad = || Error::Usage(format!("--server: not HOST or HOST:PORT: {s:?}"));
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or_else(bad)?;
+        match after {
+            "" => (host, None),
+            p => (host, Some(p.strip_prefix(':').ok_or_else(bad)?)),
+        }
+    } else if s.matches(':').count() == 1 {
+        let (h, p) = s.split_once(':').ok_or_else(bad)?;
+        (h, Some(p))
+    } else {
+        (s, None)
+    };
+    if host.is_empty()
+        || host
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+    {
+        return Err(bad().into());
+    }
+    let port = match port {
+        None => default_port,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 => n,
+            _ => return Err(Error::Usage(format!("--server: bad port {p:?}")).into()),
+        },
+    };
+    Ok(Server {
+        host: host.to_string(),
+        port,
+    })
+}
+
+fn compose(args: &Args) -> Result<Compose> {
+    let mut headers = Vec::new();
+    for h in &args.header {
+        headers.push(parse_header(h)?);
+    }
+    let body = match (&args.body, &args.body_file) {
+        (Some(t), _) => Body::Text(t.clone()),
+        (None, Some(p)) => Body::File(p.clone()),
+        (None, None) => Body::Stdin,
+    };
+    let attachments = args
+        .attach
+        .iter()
+        .map(|a| match a.rsplit_once(";type=") {
+            Some((path, ct)) if !ct.is_empty() => Attachment {
+                path: PathBuf::from(path),
+                content_type: Some(ct.to_string()),
+            },
+            _ => Attachment {
+                path: PathBuf::from(a),
+                content_type: None,
+            },
+        })
+        .collect();
+    Ok(Compose {
+        subject: args.subject.clone(),
+        headers,
+        body,
+        attachments,
+    })
+}
+
+/// "Name: value" → (Name, value). Refuses CR/LF anywhere (header injection) and names that
+/// are not RFC 5322 field names.
+pub fn parse_header(h: &str) -> Result<(String, String)> {
+    reject_line_breaks("header", h)?;
+    let (name, value) = h
+        .split_once(':')
+        .ok_or_else(|| Error::Data(format!("header {h:?} is not \"Name: value\"")))?;
+    let name_ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+    if !name_ok {
+        return Err(Error::Data(format!("header name {name:?} is not valid")).into());
+    }
+    Ok((name.to_string(), value.trim().to_string()))
+}
+
+fn reject_line_breaks(what: &str, value: &str) -> Result<()> {
+    if value.contains(['\r', '\n', '\0']) {
+        return Err(Error::Data(format!(
+            "{what} contains a line break or NUL (header injection refused): {value:?}"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+fn split_list<'a>(items: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+    items
+        .into_iter()
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn password(args: &Args, user: &str, env: &Environment) -> Result<Secret> {
+    if let Some(path) = &args.password_file {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::NoInput {
+            what: "password file",
+            path: path.clone(),
+            source,
+        })?;
+        return Ok(Secret::new(first_line(&text)));
+    }
+    if let Some(cmd) = &args.password_command {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .context("running --password-command")?;
+        if !out.status.success() {
+            return Err(
+                Error::Config(format!("--password-command failed ({})", out.status)).into(),
+            );
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        return Ok(Secret::new(first_line(&text)));
+    }
+    if let Some(p) = (env.var)(PASSWORD_ENV) {
+        return Ok(Secret::new(p));
+    }
+    match rpassword::prompt_password(format!("postie: password for {user}: ")) {
+        Ok(p) => Ok(Secret::new(p)),
+        Err(_) => Err(Error::Config(format!(
+            "no password for {user}: use --password-file, --password-command or {PASSWORD_ENV}"
+        ))
+        .into()),
+    }
+}
+
+fn first_line(text: &str) -> String {
+    text.lines()
+        .next()
+        .unwrap_or("")
+        .trim_end_matches('\r')
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::exit_code;
+    use clap::Parser;
+    use std::collections::HashMap;
+
+    fn env(vars: &[(&str, &str)]) -> Environment {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Environment {
+            var: Box::new(move |k| map.get(k).cloned()),
+            hostname: "box.example".into(),
+        }
+    }
+
+    fn resolve(args: &[&str], vars: &[(&str, &str)]) -> Result<Config> {
+        let args = Args::try_parse_from(std::iter::once("postie").chain(args.iter().copied()))
+            .expect("args parse");
+        Config::resolve(args, &env(vars))
+    }
+
+    #[test]
+    fn server_forms() {
+        let cases: &[(&str, Option<TlsMode>, &str, u16)] = &[
+            ("smtp.example.com", None, "smtp.example.com", 587),
+            ("smtp.example.com:2525", None, "smtp.example.com", 2525),
+            (
+                "smtp.example.com",
+                Some(TlsMode::Implicit),
+                "smtp.example.com",
+                465,
+            ),
+            ("[::1]:25", None, "::1", 25),
+            ("[::1]", None, "::1", 587),
+            ("::1", None, "::1", 587),
+            ("127.0.0.1:465", None, "127.0.0.1", 465),
+        ];
+        for (s, tls, host, port) in cases {
+            let got = parse_server(s, *tls).unwrap();
+            assert_eq!((got.host.as_str(), got.port), (*host, *port), "{s}");
+        }
+        for bad in [
+            "",
+            ":25",
+            "host:",
+            "host:0",
+            "host:99999",
+            "[::1",
+            "[::1]x",
+            "a b",
+        ] {
+            assert!(parse_server(bad, None).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn security_follows_port_unless_told() {
+        let sec = |a: &[&str]| resolve(a, &[]).unwrap().security;
+        assert_eq!(sec(&["--server", "h", "x@y"]), Security::StartTlsRequired);
+        assert_eq!(sec(&["--server", "h:465", "x@y"]), Security::Implicit);
+        assert_eq!(
+            sec(&["--server", "h:25", "x@y"]),
+            Security::StartTlsRequired
+        );
+        assert_eq!(
+            sec(&["--server", "h:25", "--tls", "none", "x@y"]),
+            Security::Plain
+        );
+        assert_eq!(
+            sec(&["--server", "h", "--tls", "implicit", "x@y"]),
+            Security::Implicit
+        );
+    }
+
+    #[test]
+    fn password_sources_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "from-file\nsecond line\n").unwrap();
+        let file = file.to_str().unwrap();
+        let pw = |a: &[&str], v: &[(&str, &str)]| {
+            resolve(a, v)
+                .unwrap()
+                .credentials
+                .unwrap()
+                .password
+                .expose()
+                .to_string()
+        };
+        let base = ["--server", "h", "--user", "u", "x@y"];
+        let with = |extra: &[&'static str]| -> Vec<&str> {
+            base.iter().copied().chain(extra.iter().copied()).collect()
+        };
+        assert_eq!(pw(&with(&[]), &[(PASSWORD_ENV, "from-env")]), "from-env");
+        let f: &'static str = Box::leak(file.to_string().into_boxed_str());
+        assert_eq!(
+            pw(&with(&["--password-file", f]), &[(PASSWORD_ENV, "e")]),
+            "from-file"
+        );
+        assert_eq!(
+            pw(&with(&["--password-command", "printf 'cmd\\nx'"]), &[]),
+            "cmd"
+        );
+        let err = resolve(&with(&["--password-command", "exit 3"]), &[]).unwrap_err();
+        assert_eq!(exit_code(&err), crate::error::Exit::Config);
+        let err = resolve(&with(&["--password-file", "/nonexistent/pw"]), &[]).unwrap_err();
+        assert_eq!(exit_code(&err), crate::error::Exit::NoInput);
+    }
+
+    #[test]
+    fn header_injection_and_bad_headers_are_data_errors() {
+        for bad in [
+            "X-A: b\r\nBcc: evil@x",
+            "X-A: b\nc",
+            "NoColon",
+            ": empty",
+            "Bad Name: x",
+        ] {
+            let err = resolve(&["--server", "h", "-H", bad, "x@y"], &[]).unwrap_err();
+            assert_eq!(exit_code(&err), crate::error::Exit::DataErr, "{bad:?}");
+        }
+        let err = resolve(&["--server", "h", "-s", "a\nBcc: x", "x@y"], &[]).unwrap_err();
+        assert_eq!(exit_code(&err), crate::error::Exit::DataErr);
+        let ok = resolve(&["--server", "h", "-H", "X-Prio:  high ", "x@y"], &[]).unwrap();
+        let Content::Compose(c) = ok.content else {
+            panic!("not compose")
+        };
+        assert_eq!(c.headers, [("X-Prio".to_string(), "high".to_string())]);
+    }
+
+    #[test]
+    fn defaults_and_lists() {
+        let c = resolve(
+            &["--server", "h", "-c", "a@x, b@x", "--to", "t@x", "p@x"],
+            &[("USER", "ops"), (TEST_MODE_ENV, "1")],
+        )
+        .unwrap();
+        assert_eq!(c.recipients.to, ["p@x", "t@x"]);
+        assert_eq!(c.recipients.cc, ["a@x", "b@x"]);
+        assert_eq!(c.default_sender, "ops@box.example");
+        assert_eq!(c.helo, "postie.test");
+        let c = resolve(&["--server", "h", "x@y"], &[]).unwrap();
+        assert_eq!(c.helo, "box.example");
+        let err = resolve(&["x@y"], &[]).unwrap_err();
+        assert_eq!(exit_code(&err), crate::error::Exit::Config);
+        assert!(resolve(&["--dry-run", "x@y"], &[]).is_ok());
+    }
+
+    #[test]
+    fn attachment_type_override() {
+        let c = resolve(
+            &[
+                "--server",
+                "h",
+                "-a",
+                "a.bin;type=application/x-core",
+                "-a",
+                "b.pdf",
+                "x@y",
+            ],
+            &[],
+        )
+        .unwrap();
+        let Content::Compose(c) = c.content else {
+            panic!()
+        };
+        assert_eq!(
+            c.attachments[0].content_type.as_deref(),
+            Some("application/x-core")
+        );
+        assert_eq!(c.attachments[0].path, PathBuf::from("a.bin"));
+        assert_eq!(c.attachments[1].content_type, None);
+    }
+}

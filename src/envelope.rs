@@ -1,0 +1,186 @@
+//! The SMTP envelope (RFC 5321 §3.3): the reverse-path for MAIL FROM and the forward-paths
+//! for RCPT TO, derived from the configuration and the message.
+//!
+//! Bcc recipients are here and only here; the message never names them. Addresses given on
+//! the command line are validated so that nothing unusable reaches the server.
+
+use anyhow::Result;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::message::Message;
+
+/// A mailbox as typed: `addr` or `Name <addr>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    pub name: Option<String>,
+    pub addr: String,
+}
+
+/// Parse `addr`, `<addr>` or `Name <addr>` ("Name" may be quoted).
+pub fn parse_mailbox(input: &str) -> Result<Mailbox> {
+    let s = input.trim();
+    if s.chars().any(char::is_control) {
+        return Err(bad_address(input, "control character or line break in it"));
+    }
+    let (name, addr) = match (s.rfind('<'), s.ends_with('>')) {
+        (Some(open), true) => {
+            let name = s[..open].trim().trim_matches('"').trim();
+            let addr = &s[open + 1..s.len() - 1];
+            ((!name.is_empty()).then(|| name.to_string()), addr.trim())
+        }
+        (None, false) => (None, s),
+        _ => return Err(bad_address(input, "unbalanced angle brackets")),
+    };
+    check_addr(input, addr)?;
+    Ok(Mailbox {
+        name,
+        addr: addr.to_string(),
+    })
+}
+
+fn check_addr(input: &str, addr: &str) -> Result<()> {
+    let Some((local, domain)) = addr.rsplit_once('@') else {
+        return Err(bad_address(input, "no @domain"));
+    };
+    if local.is_empty() || domain.is_empty() {
+        return Err(bad_address(input, "empty local part or domain"));
+    }
+    if addr
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | '(' | ')'))
+    {
+        return Err(bad_address(
+            input,
+            "space, control character or bracket in it",
+        ));
+    }
+    if domain.starts_with('.') || domain.ends_with('.') || domain.contains("..") {
+        return Err(bad_address(input, "malformed domain"));
+    }
+    Ok(())
+}
+
+fn bad_address(input: &str, why: &str) -> anyhow::Error {
+    Error::Data(format!("malformed address {input:?}: {why}")).into()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// MAIL FROM address (without brackets).
+    pub reverse_path: String,
+    /// RCPT TO addresses, in order, without duplicates.
+    pub forward_paths: Vec<String>,
+}
+
+impl Envelope {
+    /// True when an address needs the SMTPUTF8 extension (RFC 6531).
+    pub fn needs_smtputf8(&self) -> bool {
+        std::iter::once(&self.reverse_path)
+            .chain(&self.forward_paths)
+            .any(|a| !a.is_ascii())
+    }
+}
+
+/// Sender: -f, else the message's From:, else the configured default.
+/// Recipients: to, cc and bcc, deduplicated (case-insensitively), in order.
+pub fn build(cfg: &Config, message: &Message) -> Result<Envelope> {
+    let reverse_path = match (&cfg.from, &message.header_from) {
+        (Some(f), _) => parse_mailbox(f)?.addr,
+        (None, Some(h)) => h.clone(),
+        (None, None) => parse_mailbox(&cfg.default_sender)?.addr,
+    };
+    let mut forward_paths: Vec<String> = Vec::new();
+    let r = &cfg.recipients;
+    for raw in r.to.iter().chain(&r.cc).chain(&r.bcc) {
+        let addr = parse_mailbox(raw)?.addr;
+        if !forward_paths.iter().any(|a| a.eq_ignore_ascii_case(&addr)) {
+            forward_paths.push(addr);
+        }
+    }
+    if forward_paths.is_empty() {
+        return Err(Error::Data(
+            "no recipients: name at least one (RECIPIENT, --to, -c or -b)".into(),
+        )
+        .into());
+    }
+    Ok(Envelope {
+        reverse_path,
+        forward_paths,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mailbox_forms() {
+        let cases = [
+            ("a@b.example", None, "a@b.example"),
+            ("<a@b.example>", None, "a@b.example"),
+            (
+                "Ops Team <ops@x.example>",
+                Some("Ops Team"),
+                "ops@x.example",
+            ),
+            (
+                "\"Doe, Jane\" <jane@x.example>",
+                Some("Doe, Jane"),
+                "jane@x.example",
+            ),
+            ("  spaced@x.example  ", None, "spaced@x.example"),
+            (
+                "Jürgen <jürgen@bücher.example>",
+                Some("Jürgen"),
+                "jürgen@bücher.example",
+            ),
+        ];
+        for (input, name, addr) in cases {
+            let m = parse_mailbox(input).unwrap();
+            assert_eq!(
+                (m.name.as_deref(), m.addr.as_str()),
+                (name, addr),
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_mailboxes() {
+        for bad in [
+            "",
+            "plain",
+            "@x.example",
+            "a@",
+            "a b@x.example",
+            "a@x..example",
+            "<a@x.example",
+            "a@x.example>",
+            "a@x.example\r\nRCPT TO:<evil@x>",
+            "a,b@x.example",
+            "a@.x",
+        ] {
+            let err = parse_mailbox(bad).unwrap_err();
+            assert_eq!(
+                crate::error::exit_code(&err),
+                crate::error::Exit::DataErr,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn smtputf8_detection() {
+        let e = Envelope {
+            reverse_path: "a@x.example".into(),
+            forward_paths: vec!["b@x.example".into()],
+        };
+        assert!(!e.needs_smtputf8());
+        let e = Envelope {
+            forward_paths: vec!["jürgen@x.example".into()],
+            ..e
+        };
+        assert!(e.needs_smtputf8());
+    }
+}

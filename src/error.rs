@@ -1,0 +1,244 @@
+//! Failures that decide the exit status, and the one function that maps any error to a
+//! sysexits(3) code (design.md §2).
+//!
+//! Only failures whose exit code callers care about get a variant here; everything else is
+//! an `anyhow` error with context, which maps to EX_SOFTWARE (70) unless an I/O error sits
+//! in its chain (EX_IOERR, 74). 4xx replies always map to EX_TEMPFAIL (75), never to
+//! msmtp's EX_UNAVAILABLE.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::net::timeout::Phase;
+use crate::smtp::reply::{Reply, Severity};
+
+/// sysexits.h codes postie exits with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Ok = 0,
+    Usage = 64,
+    DataErr = 65,
+    NoInput = 66,
+    NoUser = 67,
+    NoHost = 68,
+    Unavailable = 69,
+    Software = 70,
+    OsErr = 71,
+    IoErr = 74,
+    TempFail = 75,
+    Protocol = 76,
+    NoPerm = 77,
+    Config = 78,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The sysexits name, e.g. `EX_TEMPFAIL`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Exit::Ok => "EX_OK",
+            Exit::Usage => "EX_USAGE",
+            Exit::DataErr => "EX_DATAERR",
+            Exit::NoInput => "EX_NOINPUT",
+            Exit::NoUser => "EX_NOUSER",
+            Exit::NoHost => "EX_NOHOST",
+            Exit::Unavailable => "EX_UNAVAILABLE",
+            Exit::Software => "EX_SOFTWARE",
+            Exit::OsErr => "EX_OSERR",
+            Exit::IoErr => "EX_IOERR",
+            Exit::TempFail => "EX_TEMPFAIL",
+            Exit::Protocol => "EX_PROTOCOL",
+            Exit::NoPerm => "EX_NOPERM",
+            Exit::Config => "EX_CONFIG",
+        }
+    }
+
+    /// When several things went wrong, the one to report: anything retryable (75) wins
+    /// over a permanent code, which wins over success.
+    pub fn most_urgent(self, other: Exit) -> Exit {
+        let rank = |e: Exit| match e {
+            Exit::Ok => 0,
+            Exit::TempFail => 2,
+            _ => 1,
+        };
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+/// A failure with a definite exit code.
+#[derive(Debug)]
+pub enum Error {
+    /// The command line is wrong (EX_USAGE).
+    Usage(String),
+    /// The message or an address is unusable (EX_DATAERR).
+    Data(String),
+    /// A named input file cannot be read (EX_NOINPUT).
+    NoInput {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Configuration is wrong or incomplete (EX_CONFIG).
+    Config(String),
+    /// The server answered a command with a negative reply.
+    Reply {
+        phase: Phase,
+        what: String,
+        reply: Reply,
+    },
+    /// No reply (or no progress) within the phase's time limit.
+    Timeout { phase: Phase, after: Duration },
+    /// Could not reach the server at any of its addresses.
+    Connect(String),
+    /// The host name does not resolve (EX_NOHOST).
+    NoHost(String),
+    /// The connection broke while waiting in a phase.
+    Lost {
+        phase: Phase,
+        source: std::io::Error,
+    },
+    /// The server said something that is not SMTP.
+    Protocol(String),
+    /// Security policy could not be met: STARTTLS missing, certificate rejected, AUTH not
+    /// possible safely (EX_UNAVAILABLE).
+    Unavailable(String),
+    /// Local I/O failed (reading stdin, writing output).
+    Io(String),
+}
+
+impl Error {
+    pub fn exit(&self) -> Exit {
+        match self {
+            Error::Usage(_) => Exit::Usage,
+            Error::Data(_) => Exit::DataErr,
+            Error::NoInput { .. } => Exit::NoInput,
+            Error::Config(_) => Exit::Config,
+            Error::Reply { phase, reply, .. } => reply_exit(*phase, reply),
+            Error::Timeout { .. } | Error::Connect(_) | Error::Lost { .. } => Exit::TempFail,
+            Error::NoHost(_) => Exit::NoHost,
+            Error::Protocol(_) => Exit::Protocol,
+            Error::Unavailable(_) => Exit::Unavailable,
+            Error::Io(_) => Exit::IoErr,
+        }
+    }
+}
+
+/// Exit code for a negative reply in a phase (design.md §2).
+pub fn reply_exit(phase: Phase, reply: &Reply) -> Exit {
+    match reply.code.severity {
+        Severity::TransientNegative => Exit::TempFail,
+        Severity::PermanentNegative => match phase {
+            Phase::Auth => Exit::NoPerm,
+            Phase::Rcpt => Exit::NoUser,
+            Phase::Mail | Phase::DataInit | Phase::DataEnd => Exit::DataErr,
+            _ => Exit::Unavailable,
+        },
+        // A positive reply where another was required, e.g. 250 to DATA.
+        Severity::PositiveCompletion | Severity::PositiveIntermediate => Exit::Protocol,
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(m)
+            | Error::Data(m)
+            | Error::Config(m)
+            | Error::Connect(m)
+            | Error::NoHost(m)
+            | Error::Protocol(m)
+            | Error::Unavailable(m)
+            | Error::Io(m) => f.write_str(m),
+            Error::NoInput { what, path, source } => {
+                write!(f, "cannot read {what} {}: {source}", path.display())
+            }
+            Error::Reply { what, reply, .. } => write!(
+                f,
+                "{what} refused: {} ({})",
+                reply.summary(),
+                reply.code.severity.describe()
+            ),
+            Error::Timeout { phase, after } => write!(
+                f,
+                "timed out {} ({} s)",
+                phase.waiting_for(),
+                after.as_secs()
+            ),
+            Error::Lost { phase, source } => {
+                write!(f, "connection lost {}: {source}", phase.waiting_for())
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The exit code for any error: the first typed [`Error`] in the chain decides; a bare I/O
+/// error means EX_IOERR; anything else is a bug (EX_SOFTWARE).
+pub fn exit_code(err: &anyhow::Error) -> Exit {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<Error>() {
+            return e.exit();
+        }
+    }
+    for cause in err.chain() {
+        if cause.downcast_ref::<std::io::Error>().is_some() {
+            return Exit::IoErr;
+        }
+    }
+    Exit::Software
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::smtp::reply::parse;
+
+    fn reply(text: &str) -> Reply {
+        parse(text.as_bytes()).unwrap().unwrap().0
+    }
+
+    #[test]
+    fn replies_map_by_severity_and_phase() {
+        let cases = [
+            (Phase::Rcpt, "550 5.1.1 no\r\n", Exit::NoUser),
+            (Phase::Rcpt, "450 4.2.0 later\r\n", Exit::TempFail),
+            (Phase::Mail, "553 bad sender\r\n", Exit::DataErr),
+            (Phase::Mail, "421 closing\r\n", Exit::TempFail),
+            (Phase::DataEnd, "554 rejected\r\n", Exit::DataErr),
+            (Phase::DataInit, "451 later\r\n", Exit::TempFail),
+            (Phase::Auth, "535 5.7.8 bad\r\n", Exit::NoPerm),
+            (Phase::Auth, "454 4.7.0 later\r\n", Exit::TempFail),
+            (Phase::Greeting, "554 go away\r\n", Exit::Unavailable),
+            (Phase::Ehlo, "250 ok\r\n", Exit::Protocol),
+        ];
+        for (phase, text, want) in cases {
+            assert_eq!(reply_exit(phase, &reply(text)), want, "{phase:?} {text:?}");
+        }
+    }
+
+    #[test]
+    fn tempfail_outranks_permanent_outranks_ok() {
+        assert_eq!(Exit::Ok.most_urgent(Exit::NoUser), Exit::NoUser);
+        assert_eq!(Exit::NoUser.most_urgent(Exit::TempFail), Exit::TempFail);
+        assert_eq!(Exit::TempFail.most_urgent(Exit::NoUser), Exit::TempFail);
+        assert_eq!(Exit::TempFail.most_urgent(Exit::Ok), Exit::TempFail);
+    }
+
+    #[test]
+    fn exit_code_finds_typed_error_under_context() {
+        let err = anyhow::Error::new(Error::Config("x".into())).context("loading");
+        assert_eq!(exit_code(&err), Exit::Config);
+        let io = anyhow::Error::new(std::io::Error::other("disk")).context("writing");
+        assert_eq!(exit_code(&io), Exit::IoErr);
+        assert_eq!(exit_code(&anyhow::anyhow!("bug")), Exit::Software);
+    }
+}

@@ -1,0 +1,32 @@
+//! postie: a command-line mail sending client.
+//!
+//! Data flows one way, one stage a module:
+//!
+//! ```text
+//! cli args ─► config ─► message ─► envelope ─► route ─► connection ─► session ─► report
+//! ```
+//!
+//! * [`cli`] holds the raw arguments exactly as typed (no I/O);
+//! * [`config`] resolves them: defaults, ports, the TLS policy, the password;
+//! * [`message`] builds the RFC 5322 message (mail-builder) or opens a ready one;
+//! * [`envelope`] fixes the SMTP reverse-path and forward-paths;
+//! * [`route`] turns the server name into socket addresses;
+//! * [`net`] is the only place bytes cross the wire, and where the transcript is written;
+//! * [`smtp`] parses replies and runs the dialogue;
+//! * [`report`] prints what happened per recipient and picks the exit code.
+//!
+//! [`error`] maps every failure to one sysexits code, in one place.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod envelope;
+pub mod error;
+pub mod message;
+pub mod net;
+pub mod report;
+pub mod route;
+pub mod secret;
+pub mod smtp;
+pub mod transcript;

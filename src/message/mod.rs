@@ -1,0 +1,312 @@
+//! The message: composed from arguments with mail-builder (MIME, RFC 2047 and base64 are
+//! the library's job, never ours), or a ready RFC 5322 message from a file or stdin.
+//!
+//! A ready message is streamed: only its header block is read ahead (to find the From: for
+//! the envelope and drop a leading mbox `From ` line); the rest is read while sending, so a
+//! large message is never held in memory. Line endings and dot-stuffing are `wire`'s job.
+
+pub mod wire;
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+use anyhow::Result;
+use mail_builder::headers::address::Address;
+use mail_builder::headers::date::Date;
+use mail_builder::headers::text::Text;
+use mail_builder::MessageBuilder;
+
+use crate::config::{Body, Compose, Config, Content, Source};
+use crate::envelope::parse_mailbox;
+use crate::error::Error;
+
+/// How much of a ready message is read ahead to find its header block.
+const HEAD_LIMIT: usize = 1 << 20;
+/// Fixed Date in test mode: 2026-01-01T00:00:00Z.
+const TEST_DATE: i64 = 1_767_225_600;
+
+/// A message ready to send.
+pub struct Message {
+    /// The bytes in memory: all of a composed message, or the read-ahead of a ready one.
+    head: Vec<u8>,
+    /// The unread rest of a ready message.
+    rest: Option<Box<dyn Read>>,
+    /// Size in bytes when known before sending (for SIZE=).
+    pub size: Option<u64>,
+    /// Whether the message has bytes above 127 (`None`: not known before sending).
+    pub eight_bit: Option<bool>,
+    /// The address in the message's From: header, if any.
+    pub header_from: Option<String>,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Message")
+            .field("head_len", &self.head.len())
+            .field("streamed", &self.rest.is_some())
+            .field("size", &self.size)
+            .finish()
+    }
+}
+
+impl Message {
+    /// Write the whole message (unencoded) to `out`, consuming it; returns the byte count.
+    pub fn write_to(self, out: &mut dyn Write) -> io::Result<u64> {
+        out.write_all(&self.head)?;
+        let mut n = self.head.len() as u64;
+        if let Some(mut rest) = self.rest {
+            n += io::copy(&mut rest, out)?;
+        }
+        Ok(n)
+    }
+
+    /// The whole message as one reader: the read-ahead, then the rest.
+    pub fn into_reader(self) -> Box<dyn Read> {
+        let head = io::Cursor::new(self.head);
+        match self.rest {
+            Some(rest) => Box::new(head.chain(rest)),
+            None => Box::new(head),
+        }
+    }
+
+    /// A composed message's bytes (tests and dry runs).
+    pub fn in_memory(bytes: Vec<u8>) -> Message {
+        let eight_bit = Some(!bytes.is_ascii());
+        Message {
+            size: Some(bytes.len() as u64),
+            head: bytes,
+            rest: None,
+            eight_bit,
+            header_from: None,
+        }
+    }
+}
+
+/// Build or open the message the configuration describes. `stdin` is where `-` and a
+/// missing body come from.
+pub fn prepare(cfg: &Config, stdin: Box<dyn Read>) -> Result<Message> {
+    match &cfg.content {
+        Content::Compose(c) => compose(cfg, c, stdin),
+        Content::Ready(Source::Stdin) => ready(stdin, None),
+        Content::Ready(Source::File(path)) => {
+            let file = File::open(path).map_err(|source| Error::NoInput {
+                what: "message file",
+                path: path.clone(),
+                source,
+            })?;
+            let len = file.metadata().ok().map(|m| m.len());
+            ready(Box::new(file), len)
+        }
+    }
+}
+
+fn read_input(path: &Path, what: &'static str) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| {
+        Error::NoInput {
+            what,
+            path: path.to_path_buf(),
+            source,
+        }
+        .into()
+    })
+}
+
+fn compose(cfg: &Config, c: &Compose, mut stdin: Box<dyn Read>) -> Result<Message> {
+    let body = match &c.body {
+        Body::Text(t) => t.clone().into_bytes(),
+        Body::File(p) => read_input(p, "body file")?,
+        Body::Stdin => {
+            let mut buf = Vec::new();
+            stdin
+                .read_to_end(&mut buf)
+                .map_err(|e| Error::Io(format!("reading the body from stdin: {e}")))?;
+            buf
+        }
+    };
+    let body = String::from_utf8(body).map_err(|_| {
+        Error::Data(
+            "the body is not UTF-8 text: attach it with -a, or send it with --message".into(),
+        )
+    })?;
+
+    let from = parse_mailbox(cfg.from.as_deref().unwrap_or(&cfg.default_sender))?;
+    let mut b = MessageBuilder::new().from(address(&from));
+    let to: Vec<_> = cfg
+        .recipients
+        .to
+        .iter()
+        .map(|r| parse_mailbox(r))
+        .collect::<Result<_>>()?;
+    if !to.is_empty() {
+        b = b.to(Address::new_list(to.iter().map(address).collect()));
+    }
+    let cc: Vec<_> = cfg
+        .recipients
+        .cc
+        .iter()
+        .map(|r| parse_mailbox(r))
+        .collect::<Result<_>>()?;
+    if !cc.is_empty() {
+        b = b.cc(Address::new_list(cc.iter().map(address).collect()));
+    }
+    if let Some(s) = &c.subject {
+        b = b.subject(s.as_str());
+    }
+    if cfg.test_mode {
+        b = b
+            .date(Date::new(TEST_DATE))
+            .message_id("postie-test@postie.test");
+    }
+    for (name, value) in &c.headers {
+        let name = canonical_header_name(name)?;
+        b = b.header(name, Text::new(value.as_str()));
+    }
+    b = b.text_body(body);
+    for a in &c.attachments {
+        let data = read_input(&a.path, "attachment")?;
+        let content_type = match &a.content_type {
+            Some(t) => t.clone(),
+            None => mime_guess::from_path(&a.path)
+                .first_or_octet_stream()
+                .essence_str()
+                .to_string(),
+        };
+        let filename = a
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "attachment".into());
+        b = b.attachment(content_type, filename, data);
+    }
+    let bytes = b
+        .write_to_vec()
+        .map_err(|e| Error::Io(format!("building the message: {e}")))?;
+    let mut m = Message::in_memory(bytes);
+    m.header_from = Some(from.addr);
+    Ok(m)
+}
+
+/// Headers the builder manages may not be given with -H (they would be duplicated or, for
+/// Bcc, leak); Date, Message-ID and MIME-Version replace the builder's own.
+fn canonical_header_name(name: &str) -> Result<String> {
+    let lower = name.to_ascii_lowercase();
+    let managed = ["from", "to", "cc", "bcc", "subject"];
+    if managed.contains(&lower.as_str()) {
+        return Err(Error::Usage(format!(
+            "-H {name}: set it with -f, --to, -c, -b or -s instead"
+        ))
+        .into());
+    }
+    Ok(match lower.as_str() {
+        "date" => "Date".into(),
+        "message-id" => "Message-ID".into(),
+        "mime-version" => "MIME-Version".into(),
+        _ => name.to_string(),
+    })
+}
+
+fn address(m: &crate::envelope::Mailbox) -> Address<'static> {
+    Address::new_address(m.name.clone(), m.addr.clone())
+}
+
+/// Read ahead the header block of a ready message, drop a leading mbox `From ` line, and
+/// find the From: address.
+fn ready(mut input: Box<dyn Read>, len: Option<u64>) -> Result<Message> {
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 8192];
+    while head.len() < HEAD_LIMIT && !has_header_end(&head) {
+        let n = match input.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::Io(format!("reading the message: {e}")).into()),
+        };
+        head.extend_from_slice(&chunk[..n]);
+    }
+    let mut dropped = 0;
+    if head.starts_with(b"From ") {
+        let end = head
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(head.len(), |i| i + 1);
+        head.drain(..end);
+        dropped = end as u64;
+    }
+    if head.is_empty() {
+        return Err(Error::Data("the message is empty".into()).into());
+    }
+    let header_from = mail_parser::MessageParser::new()
+        .parse_headers(&head[..])
+        .and_then(|m| {
+            m.from()
+                .and_then(|a| a.first())
+                .and_then(|a| a.address())
+                .map(str::to_string)
+        });
+    Ok(Message {
+        size: len.map(|l| l.saturating_sub(dropped)),
+        eight_bit: None,
+        head,
+        rest: Some(input),
+        header_from,
+    })
+}
+
+fn has_header_end(buf: &[u8]) -> bool {
+    buf.windows(2).any(|w| w == b"\n\n") || buf.windows(4).any(|w| w == b"\r\n\r\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ready_from(bytes: &'static [u8]) -> Message {
+        ready(Box::new(bytes), Some(bytes.len() as u64)).unwrap()
+    }
+
+    fn all(m: Message) -> Vec<u8> {
+        let mut out = Vec::new();
+        m.write_to(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn ready_message_passes_through_and_finds_from() {
+        let text = b"From: Ops <ops@x.example>\nTo: a@y.example\n\nbody\n.\n";
+        let m = ready_from(text);
+        assert_eq!(m.header_from.as_deref(), Some("ops@x.example"));
+        assert_eq!(all(m), text);
+    }
+
+    #[test]
+    fn mbox_from_line_is_dropped() {
+        let m = ready_from(b"From ops@x Mon Jan  1 00:00:00 2026\nSubject: x\n\nhi\n");
+        assert_eq!(m.size, Some(15));
+        assert_eq!(all(m), b"Subject: x\n\nhi\n");
+    }
+
+    #[test]
+    fn empty_ready_message_is_refused() {
+        let err = ready(Box::new(&b""[..]), Some(0)).unwrap_err();
+        assert_eq!(crate::error::exit_code(&err), crate::error::Exit::DataErr);
+    }
+
+    #[test]
+    fn large_ready_message_is_not_read_ahead_whole() {
+        let mut big = b"Subject: big\r\n\r\n".to_vec();
+        big.extend(std::iter::repeat_n(b'x', 4 << 20));
+        let len = big.len();
+        let m = ready(Box::new(io::Cursor::new(big)), Some(len as u64)).unwrap();
+        assert!(m.head.len() <= 8192, "read ahead {} bytes", m.head.len());
+        assert_eq!(all(m).len(), len);
+    }
+
+    #[test]
+    fn managed_headers_are_refused() {
+        assert!(canonical_header_name("BCC").is_err());
+        assert!(canonical_header_name("from").is_err());
+        assert_eq!(canonical_header_name("message-id").unwrap(), "Message-ID");
+        assert_eq!(canonical_header_name("X-Thing").unwrap(), "X-Thing");
+    }
+}

@@ -1,0 +1,299 @@
+//! The connection: the only place bytes cross the wire.
+//!
+//! Every command goes out through [`Connection::send`] and every reply comes in through
+//! [`Connection::read_reply`]; both write the transcript, with commands redacted here so
+//! that no other code can leak a secret. Every read and write first sets the socket timeout
+//! of its [`Phase`], and a timeout or a broken connection is reported with that phase.
+//! STARTTLS upgrades the connection by value ([`Connection::starttls`]) and refuses
+//! plaintext the server sent after its 220 (RFC 3207 §6).
+
+pub mod timeout;
+pub mod tls;
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
+
+use crate::error::Error;
+use crate::smtp::command::Command;
+use crate::smtp::reply::{self, Reply};
+use crate::transcript::Transcript;
+use timeout::{Phase, Timeouts};
+
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => &s.sock,
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// An open connection to one SMTP server.
+pub struct Connection {
+    stream: Stream,
+    /// Bytes received but not yet parsed into a reply.
+    buf: Vec<u8>,
+    host: String,
+    peer: SocketAddr,
+    timeouts: Timeouts,
+    transcript: Transcript,
+}
+
+/// A read or write error in a phase, as a typed error.
+fn io_failure(phase: Phase, after: Duration, e: io::Error) -> Error {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::Timeout { phase, after },
+        _ => Error::Lost { phase, source: e },
+    }
+}
+
+impl Connection {
+    /// Connect to the first of `addrs` that answers, sharing one connect budget among them,
+    /// then (for implicit TLS) do the TLS handshake.
+    pub fn open(
+        host: &str,
+        addrs: &[SocketAddr],
+        implicit_tls: Option<&Arc<ClientConfig>>,
+        timeouts: Timeouts,
+        mut transcript: Transcript,
+    ) -> Result<Connection> {
+        let budget = timeouts.for_phase(Phase::Connect);
+        let start = Instant::now();
+        let mut failures = Vec::new();
+        for (i, addr) in addrs.iter().enumerate() {
+            let left = budget.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                failures.push(format!("{addr}: connect budget used up"));
+                break;
+            }
+            // An equal share of what is left for each address still to try.
+            let share = (left / (addrs.len() - i) as u32).max(Duration::from_millis(100));
+            transcript.info(&format!("Trying {addr}..."));
+            match TcpStream::connect_timeout(addr, share) {
+                Ok(tcp) => {
+                    transcript.info(&format!("Connected to {addr}"));
+                    let _ = tcp.set_nodelay(true);
+                    let conn = Connection {
+                        stream: Stream::Plain(tcp),
+                        buf: Vec::new(),
+                        host: host.to_string(),
+                        peer: *addr,
+                        timeouts,
+                        transcript,
+                    };
+                    return match implicit_tls {
+                        Some(config) => conn.handshake(config),
+                        None => Ok(conn),
+                    };
+                }
+                Err(e) => {
+                    let why = match e.kind() {
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                            format!("timed out after {} ms", share.as_millis())
+                        }
+                        _ => e.to_string(),
+                    };
+                    transcript.error(&format!("{addr}: {why}"));
+                    failures.push(format!("{addr}: {why}"));
+                }
+            }
+        }
+        Err(Error::Connect(format!("cannot connect to {host}: {}", failures.join("; "))).into())
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(self.stream, Stream::Tls(_))
+    }
+
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    pub fn transcript(&mut self) -> &mut Transcript {
+        &mut self.transcript
+    }
+
+    fn set_timeouts(&self, phase: Phase) -> Duration {
+        let t = self.timeouts.for_phase(phase);
+        // Setting a timeout only fails for a zero duration, which Timeouts never gives.
+        let _ = self.stream.tcp().set_read_timeout(Some(t));
+        let _ = self.stream.tcp().set_write_timeout(Some(t));
+        t
+    }
+
+    /// Send one command; the transcript shows its redacted form.
+    pub fn send(&mut self, cmd: &Command, phase: Phase) -> Result<()> {
+        let tls = self.is_tls();
+        self.transcript.sent(&cmd.redacted(), tls);
+        let after = self.set_timeouts(phase);
+        self.stream
+            .write_all(&cmd.to_wire())
+            .and_then(|()| self.stream.flush())
+            .map_err(|e| io_failure(phase, after, e).into())
+    }
+
+    /// Read one complete reply.
+    pub fn read_reply(&mut self, phase: Phase) -> Result<Reply> {
+        let after = self.set_timeouts(phase);
+        let deadline = Instant::now() + after;
+        let mut chunk = [0u8; 8192];
+        loop {
+            match reply::parse(&self.buf) {
+                Ok(Some((reply, used))) => {
+                    self.buf.drain(..used);
+                    let tls = self.is_tls();
+                    self.transcript.received(&reply, tls);
+                    return Ok(reply);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let msg = format!("{} sent a malformed reply ({phase}): {e}", self.host);
+                    self.transcript.error(&msg);
+                    return Err(Error::Protocol(msg).into());
+                }
+            }
+            // A server trickling bytes must not stretch one phase past its limit.
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout { phase, after }.into());
+            }
+            let n = match self.stream.read(&mut chunk) {
+                Ok(0) => {
+                    let e = io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the server closed the connection",
+                    );
+                    return Err(io_failure(phase, after, e).into());
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_failure(phase, after, e).into()),
+            };
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Upgrade after the server's 220 to STARTTLS. Bytes already received after that reply
+    /// were sent in plaintext before the handshake and may be an injection: refuse them.
+    pub fn starttls(self, config: &Arc<ClientConfig>) -> Result<Connection> {
+        if !self.buf.is_empty() {
+            let msg = format!(
+                "{} sent {} bytes after its 220 reply to STARTTLS, before the TLS handshake \
+                 (RFC 3207 §6: possible injection); giving up",
+                self.host,
+                self.buf.len()
+            );
+            let mut t = self.transcript;
+            t.error(&msg);
+            return Err(Error::Protocol(msg).into());
+        }
+        self.handshake(config)
+    }
+
+    fn handshake(mut self, config: &Arc<ClientConfig>) -> Result<Connection> {
+        let after = self.set_timeouts(Phase::TlsHandshake);
+        let name = tls::server_name(&self.host)?;
+        let mut conn = ClientConnection::new(Arc::clone(config), name)
+            .map_err(|e| tls::handshake_error(&self.host, &e))?;
+        let Stream::Plain(mut tcp) = self.stream else {
+            return Err(Error::Protocol("TLS requested on a TLS connection".into()).into());
+        };
+        while conn.is_handshaking() {
+            if let Err(e) = conn.complete_io(&mut tcp) {
+                let err = match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                    Some(tls_err) => tls::handshake_error(&self.host, tls_err),
+                    None => io_failure(Phase::TlsHandshake, after, e),
+                };
+                self.transcript.error(&err.to_string());
+                return Err(err.into());
+            }
+        }
+        self.transcript.info(&format!(
+            "TLS established: {} (certificate verified for {})",
+            tls::describe(&conn),
+            self.host
+        ));
+        Ok(Connection {
+            stream: Stream::Tls(Box::new(StreamOwned::new(conn, tcp))),
+            buf: Vec::new(),
+            ..self
+        })
+    }
+
+    /// A writer for the DATA phase's payload (already dot-stuffed by the caller).
+    pub fn data_writer(&mut self) -> DataWriter<'_> {
+        let after = self.set_timeouts(Phase::DataBlock);
+        DataWriter {
+            conn: self,
+            after,
+            partial: Vec::new(),
+        }
+    }
+}
+
+/// Writes message data to the wire under the data-block timeout; at `-vv` it also shows
+/// each line in the transcript.
+pub struct DataWriter<'a> {
+    conn: &'a mut Connection,
+    after: Duration,
+    partial: Vec<u8>,
+}
+
+impl DataWriter<'_> {
+    /// The typed error for a failed data write.
+    pub fn failure(&self, e: io::Error) -> Error {
+        io_failure(Phase::DataBlock, self.after, e)
+    }
+}
+
+impl Write for DataWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.conn.stream.write_all(buf)?;
+        if self.conn.transcript.level() >= 2 {
+            let tls = self.conn.is_tls();
+            self.partial.extend_from_slice(buf);
+            while let Some(i) = self.partial.windows(2).position(|w| w == b"\r\n") {
+                let line: Vec<u8> = self.partial.drain(..i + 2).collect();
+                self.conn.transcript.data_line(&line[..i], tls);
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.conn.stream.flush()
+    }
+}
