@@ -1,0 +1,63 @@
+
+using namespace System.Management.Automation
+using namespace System.Management.Automation.Language
+
+Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+
+    $commandElements = $commandAst.CommandElements
+    $command = @(
+        'postie'
+        for ($i = 1; $i -lt $commandElements.Count; $i++) {
+            $element = $commandElements[$i]
+            if ($element -isnot [StringConstantExpressionAst] -or
+                $element.StringConstantType -ne [StringConstantType]::BareWord -or
+                $element.Value.StartsWith('-') -or
+                $element.Value -eq $wordToComplete) {
+                break
+        }
+        $element.Value
+    }) -join ';'
+
+    $completions = @(switch ($command) {
+        'postie' {
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Add a To: recipient (repeatable; a comma-separated list is allowed)')
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Add a Cc: recipient (repeatable; a comma-separated list is allowed)')
+            [CompletionResult]::new('--cc', '--cc', [CompletionResultType]::ParameterName, 'Add a Cc: recipient (repeatable; a comma-separated list is allowed)')
+            [CompletionResult]::new('-b', '-b', [CompletionResultType]::ParameterName, 'Add a blind-copy recipient (repeatable). Bcc never appears in the sent headers')
+            [CompletionResult]::new('--bcc', '--bcc', [CompletionResultType]::ParameterName, 'Add a blind-copy recipient (repeatable). Bcc never appears in the sent headers')
+            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Subject line. Non-ASCII text is encoded per RFC 2047')
+            [CompletionResult]::new('--subject', '--subject', [CompletionResultType]::ParameterName, 'Subject line. Non-ASCII text is encoded per RFC 2047')
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Sender address, "addr" or "Name <addr>"; also the envelope sender (MAIL FROM)')
+            [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Sender address, "addr" or "Name <addr>"; also the envelope sender (MAIL FROM)')
+            [CompletionResult]::new('-H', '-H ', [CompletionResultType]::ParameterName, 'Add a header, "Name: value" (repeatable). CR and LF are refused')
+            [CompletionResult]::new('--header', '--header', [CompletionResultType]::ParameterName, 'Add a header, "Name: value" (repeatable). CR and LF are refused')
+            [CompletionResult]::new('--body', '--body', [CompletionResultType]::ParameterName, 'Message body text. Without --body or --body-file the body is read from stdin')
+            [CompletionResult]::new('--body-file', '--body-file', [CompletionResultType]::ParameterName, 'Read the message body from FILE')
+            [CompletionResult]::new('-a', '-a', [CompletionResultType]::ParameterName, 'Attach FILE (repeatable). The content type is guessed from the file name; append ";type=MIME/TYPE" to set it, e.g. -a ''dump.bin;type=application/x-core''')
+            [CompletionResult]::new('--attach', '--attach', [CompletionResultType]::ParameterName, 'Attach FILE (repeatable). The content type is guessed from the file name; append ";type=MIME/TYPE" to set it, e.g. -a ''dump.bin;type=application/x-core''')
+            [CompletionResult]::new('--message', '--message', [CompletionResultType]::ParameterName, 'Send a ready RFC 5322 message from FILE ("-" for stdin) instead of composing one')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Mail server to submit to, HOST or HOST:PORT ([IPv6]:PORT). Default port 587, or 465 with --tls implicit')
+            [CompletionResult]::new('--tls', '--tls', [CompletionResultType]::ParameterName, 'Connection security [default: implicit on port 465, else starttls]')
+            [CompletionResult]::new('--tls-ca', '--tls-ca', [CompletionResultType]::ParameterName, 'Trust the CA certificates in FILE (PEM) as well as the built-in web roots')
+            [CompletionResult]::new('--helo', '--helo', [CompletionResultType]::ParameterName, 'Name to give in EHLO/HELO [default: this host''s name]')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Time limit in seconds for every step (connect, each reply, each data block)')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Log in as NAME (SMTP AUTH)')
+            [CompletionResult]::new('--password-file', '--password-file', [CompletionResultType]::ParameterName, 'Read the password from the first line of FILE')
+            [CompletionResult]::new('--password-command', '--password-command', [CompletionResultType]::ParameterName, 'Run CMD with sh -c and use the first line of its output as the password')
+            [CompletionResult]::new('--auth', '--auth', [CompletionResultType]::ParameterName, 'Use this AUTH mechanism [default: the best one the server offers]')
+            [CompletionResult]::new('--allow-plaintext-auth', '--allow-plaintext-auth', [CompletionResultType]::ParameterName, 'Allow AUTH over a connection that is not encrypted (the password travels in clear)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print the SMTP transcript on stderr (-vv adds the message data). Secrets are masked')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print the SMTP transcript on stderr (-vv adds the message data). Secrets are masked')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Print the envelope and the message that would be sent, and send nothing')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+    })
+
+    $completions.Where{ $_.CompletionText -like "$wordToComplete*" } |
+        Sort-Object -Property ListItemText
+}

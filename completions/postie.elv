@@ -1,0 +1,57 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[postie] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'postie'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'postie'= {
+            cand --to 'Add a To: recipient (repeatable; a comma-separated list is allowed)'
+            cand -c 'Add a Cc: recipient (repeatable; a comma-separated list is allowed)'
+            cand --cc 'Add a Cc: recipient (repeatable; a comma-separated list is allowed)'
+            cand -b 'Add a blind-copy recipient (repeatable). Bcc never appears in the sent headers'
+            cand --bcc 'Add a blind-copy recipient (repeatable). Bcc never appears in the sent headers'
+            cand -s 'Subject line. Non-ASCII text is encoded per RFC 2047'
+            cand --subject 'Subject line. Non-ASCII text is encoded per RFC 2047'
+            cand -f 'Sender address, "addr" or "Name <addr>"; also the envelope sender (MAIL FROM)'
+            cand --from 'Sender address, "addr" or "Name <addr>"; also the envelope sender (MAIL FROM)'
+            cand -H 'Add a header, "Name: value" (repeatable). CR and LF are refused'
+            cand --header 'Add a header, "Name: value" (repeatable). CR and LF are refused'
+            cand --body 'Message body text. Without --body or --body-file the body is read from stdin'
+            cand --body-file 'Read the message body from FILE'
+            cand -a 'Attach FILE (repeatable). The content type is guessed from the file name; append ";type=MIME/TYPE" to set it, e.g. -a ''dump.bin;type=application/x-core'''
+            cand --attach 'Attach FILE (repeatable). The content type is guessed from the file name; append ";type=MIME/TYPE" to set it, e.g. -a ''dump.bin;type=application/x-core'''
+            cand --message 'Send a ready RFC 5322 message from FILE ("-" for stdin) instead of composing one'
+            cand --server 'Mail server to submit to, HOST or HOST:PORT ([IPv6]:PORT). Default port 587, or 465 with --tls implicit'
+            cand --tls 'Connection security [default: implicit on port 465, else starttls]'
+            cand --tls-ca 'Trust the CA certificates in FILE (PEM) as well as the built-in web roots'
+            cand --helo 'Name to give in EHLO/HELO [default: this host''s name]'
+            cand --timeout 'Time limit in seconds for every step (connect, each reply, each data block)'
+            cand --user 'Log in as NAME (SMTP AUTH)'
+            cand --password-file 'Read the password from the first line of FILE'
+            cand --password-command 'Run CMD with sh -c and use the first line of its output as the password'
+            cand --auth 'Use this AUTH mechanism [default: the best one the server offers]'
+            cand --allow-plaintext-auth 'Allow AUTH over a connection that is not encrypted (the password travels in clear)'
+            cand -v 'Print the SMTP transcript on stderr (-vv adds the message data). Secrets are masked'
+            cand --verbose 'Print the SMTP transcript on stderr (-vv adds the message data). Secrets are masked'
+            cand --dry-run 'Print the envelope and the message that would be sent, and send nothing'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+    ]
+    $completions[$command]
+}

@@ -1,0 +1,27 @@
+complete -c postie -l to -d 'Add a To: recipient (repeatable; a comma-separated list is allowed)' -r
+complete -c postie -s c -l cc -d 'Add a Cc: recipient (repeatable; a comma-separated list is allowed)' -r
+complete -c postie -s b -l bcc -d 'Add a blind-copy recipient (repeatable). Bcc never appears in the sent headers' -r
+complete -c postie -s s -l subject -d 'Subject line. Non-ASCII text is encoded per RFC 2047' -r
+complete -c postie -s f -l from -d 'Sender address, "addr" or "Name <addr>"; also the envelope sender (MAIL FROM)' -r
+complete -c postie -s H -l header -d 'Add a header, "Name: value" (repeatable). CR and LF are refused' -r
+complete -c postie -l body -d 'Message body text. Without --body or --body-file the body is read from stdin' -r
+complete -c postie -l body-file -d 'Read the message body from FILE' -r -F
+complete -c postie -s a -l attach -d 'Attach FILE (repeatable). The content type is guessed from the file name; append ";type=MIME/TYPE" to set it, e.g. -a \'dump.bin;type=application/x-core\'' -r
+complete -c postie -l message -d 'Send a ready RFC 5322 message from FILE ("-" for stdin) instead of composing one' -r -F
+complete -c postie -l server -d 'Mail server to submit to, HOST or HOST:PORT ([IPv6]:PORT). Default port 587, or 465 with --tls implicit' -r
+complete -c postie -l tls -d 'Connection security [default: implicit on port 465, else starttls]' -r -f -a "starttls\t'Plain connection upgraded with STARTTLS; the upgrade is required'
+implicit\t'TLS from the first byte (SMTPS, port 465)'
+none\t'No TLS at all. AUTH then also needs --allow-plaintext-auth'"
+complete -c postie -l tls-ca -d 'Trust the CA certificates in FILE (PEM) as well as the built-in web roots' -r -F
+complete -c postie -l helo -d 'Name to give in EHLO/HELO [default: this host\'s name]' -r
+complete -c postie -l timeout -d 'Time limit in seconds for every step (connect, each reply, each data block)' -r
+complete -c postie -l user -d 'Log in as NAME (SMTP AUTH)' -r
+complete -c postie -l password-file -d 'Read the password from the first line of FILE' -r -F
+complete -c postie -l password-command -d 'Run CMD with sh -c and use the first line of its output as the password' -r
+complete -c postie -l auth -d 'Use this AUTH mechanism [default: the best one the server offers]' -r -f -a "PLAIN\t'RFC 4616: user and password in one base64 line'
+LOGIN\t'The legacy two-prompt exchange'"
+complete -c postie -l allow-plaintext-auth -d 'Allow AUTH over a connection that is not encrypted (the password travels in clear)'
+complete -c postie -s v -l verbose -d 'Print the SMTP transcript on stderr (-vv adds the message data). Secrets are masked'
+complete -c postie -l dry-run -d 'Print the envelope and the message that would be sent, and send nothing'
+complete -c postie -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c postie -s V -l version -d 'Print version'

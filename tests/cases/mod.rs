@@ -1,0 +1,3 @@
+mod generated;
+mod postfix;
+mod submission;
