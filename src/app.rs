@@ -16,7 +16,7 @@ use crate::message::{self, Message};
 use crate::net::{self, Connection};
 use crate::route;
 use crate::smtp;
-use crate::transcript::Transcript;
+use crate::transcript::{printable, Transcript};
 
 /// The program: parse, run, print at most one error line, exit with a sysexits code.
 pub fn main(argv: Vec<OsString>) -> ExitCode {
@@ -35,7 +35,7 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
     match run(args) {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(err) => {
-            eprintln!("postie: {err:#}");
+            eprintln!("postie: {}", printable(&format!("{err:#}")));
             ExitCode::from(exit_code(&err).code())
         }
     }

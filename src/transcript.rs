@@ -5,9 +5,26 @@
 //! words. Only [`crate::net::Connection`] calls `sent`/`received`, with commands already
 //! redacted, so no secret can reach this sink. `-vv` adds the message data lines.
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use crate::smtp::reply::Reply;
+
+/// Server text with control characters escaped, so a reply cannot drive the terminal.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && c != '\t') {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| match c {
+                '\t' => "\t".to_string(),
+                c if c.is_control() => c.escape_default().to_string(),
+                c => c.to_string(),
+            })
+            .collect(),
+    )
+}
 
 pub struct Transcript {
     level: u8,
@@ -35,7 +52,7 @@ impl Transcript {
     fn line(&mut self, min_level: u8, marker: &str, text: &str) {
         if self.level >= min_level {
             // A transcript that cannot be written must not stop the mail.
-            let _ = writeln!(self.out, "{marker}{text}");
+            let _ = writeln!(self.out, "{marker}{}", printable(text));
         }
     }
 
@@ -126,6 +143,13 @@ mod tests {
             out,
             "=== Connected\n -> EHLO me\n<-  250-mx.example\n<-  250 PIPELINING   [2xx positive completion]\n ~> EHLO me\n<~  250-mx.example\n<~  250 PIPELINING   [2xx positive completion]\n*** boom\n"
         );
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("plain text"), "plain text");
+        assert_eq!(printable("a\u{1b}[31mred\rx"), "a\\u{1b}[31mred\\rx");
+        assert_eq!(capture(1, |t| t.error("bell\u{7}")), "*** bell\\u{7}\n");
     }
 
     #[test]

@@ -187,9 +187,11 @@ impl Connection {
                 }
             }
             // A server trickling bytes must not stretch one phase past its limit.
-            if Instant::now() >= deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 return Err(Error::Timeout { phase, after }.into());
             }
+            let _ = self.stream.tcp().set_read_timeout(Some(left));
             let n = match self.stream.read(&mut chunk) {
                 Ok(0) => {
                     let e = io::Error::new(
