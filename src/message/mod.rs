@@ -132,23 +132,11 @@ fn compose(cfg: &Config, c: &Compose, mut stdin: Box<dyn Read>) -> Result<Messag
 
     let from = parse_mailbox(cfg.from.as_deref().unwrap_or(&cfg.default_sender))?;
     let mut b = MessageBuilder::new().from(address(&from));
-    let to: Vec<_> = cfg
-        .recipients
-        .to
-        .iter()
-        .map(|r| parse_mailbox(r))
-        .collect::<Result<_>>()?;
-    if !to.is_empty() {
-        b = b.to(Address::new_list(to.iter().map(address).collect()));
+    if let Some(to) = address_list(&cfg.recipients.to)? {
+        b = b.to(to);
     }
-    let cc: Vec<_> = cfg
-        .recipients
-        .cc
-        .iter()
-        .map(|r| parse_mailbox(r))
-        .collect::<Result<_>>()?;
-    if !cc.is_empty() {
-        b = b.cc(Address::new_list(cc.iter().map(address).collect()));
+    if let Some(cc) = address_list(&cfg.recipients.cc)? {
+        b = b.cc(cc);
     }
     if let Some(s) = &c.subject {
         b = b.subject(s.as_str());
@@ -208,6 +196,15 @@ fn canonical_header_name(name: &str) -> Result<String> {
 
 fn address(m: &crate::envelope::Mailbox) -> Address<'static> {
     Address::new_address(m.name.clone(), m.addr.clone())
+}
+
+/// A To:/Cc: header value from typed addresses; `None` for an empty list.
+fn address_list(raw: &[String]) -> Result<Option<Address<'static>>> {
+    let list = raw
+        .iter()
+        .map(|r| parse_mailbox(r).map(|m| address(&m)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((!list.is_empty()).then(|| Address::new_list(list)))
 }
 
 /// Read ahead the header block of a ready message, drop a leading mbox `From ` line, and
