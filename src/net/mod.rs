@@ -132,7 +132,13 @@ impl Connection {
                 }
             }
         }
-        Err(Error::Connect(format!("cannot connect to {host}: {}", failures.join("; "))).into())
+        // "cannot connect to 127.0.0.1:25: refused", or with a name, every address tried.
+        let why = failures.join("; ");
+        let msg = match addrs {
+            [only] if only.ip().to_string() == host => format!("cannot connect to {why}"),
+            _ => format!("cannot connect to {host}: {why}"),
+        };
+        Err(Error::Connect(msg).into())
     }
 
     pub fn is_tls(&self) -> bool {
