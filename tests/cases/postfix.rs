@@ -1,1 +1,644 @@
-// placeholder: being written
+//! Interop with a real Postfix (see `support::mta`): postie's exit codes, stderr and the
+//! bytes Postfix actually delivers, over clear text, STARTTLS (RFC 3207) and implicit TLS
+//! (RFC 8314), with AUTH PLAIN (RFC 4616) and LOGIN via Cyrus SASL.
+//!
+//! Each test skips itself (prints `skipping: ...`) when Postfix is not installed, unless
+//! `POSTIE_REQUIRE_POSTFIX=1` (CI) turns that into a failure. Every test uses its own
+//! recipient addresses, since all share one Postfix. Delivered messages come back with LF
+//! line endings and Postfix's `Received:` header on top: comparisons fold CRLF to LF and
+//! strip exactly those leading `Received:` headers; anything else must be byte-identical.
+//! Passwords go through `--password-file`, never argv.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+
+use crate::support::certs::pki;
+use crate::support::mta::Postfix;
+use crate::support::postie;
+
+const FROM: &str = "alice@example.test";
+/// Upper bound for one postie run (the 5 MB one included).
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+/// postie's own `--timeout` (per phase), well under RUN_TIMEOUT.
+const POSTIE_TIMEOUT: &str = "60";
+
+/// What one postie run left behind.
+struct Outcome {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Outcome {
+    fn describe(&self) -> String {
+        format!(
+            "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+
+    fn assert_code(&self, code: i32, what: &str) {
+        assert_eq!(self.code, Some(code), "{what}: {}", self.describe());
+    }
+
+    /// Exit 0 and silence, as promised for a successful send.
+    fn assert_quiet_success(&self, what: &str) {
+        self.assert_code(0, what);
+        assert!(
+            self.stdout.is_empty() && self.stderr.is_empty(),
+            "{what}: success must be silent: {}",
+            self.describe()
+        );
+    }
+
+    /// The commands postie sent, per the `-v` transcript (` -> ` clear, ` ~> ` in TLS).
+    fn sent_commands(&self) -> Vec<String> {
+        self.stderr
+            .lines()
+            .filter_map(|l| {
+                let l = l.trim_start();
+                l.strip_prefix("->").or_else(|| l.strip_prefix("~>"))
+            })
+            .map(|c| c.trim().to_owned())
+            .collect()
+    }
+}
+
+/// Runs postie with optional stdin, bounded by RUN_TIMEOUT.
+fn run(mut cmd: Command, stdin: Option<Vec<u8>>) -> Outcome {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    if stdin.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
+    let mut child = cmd.spawn().expect("spawn postie");
+    let writer = stdin.map(|bytes| {
+        let mut pipe = child.stdin.take().expect("stdin pipe");
+        // Postie may stop reading early when it fails; that is its exit code's business.
+        std::thread::spawn(move || drop(pipe.write_all(&bytes)))
+    });
+    let reader = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let out = reader(Box::new(child.stdout.take().expect("stdout pipe")));
+    let err = reader(Box::new(child.stderr.take().expect("stderr pipe")));
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for postie") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "postie still running after {RUN_TIMEOUT:?}; stderr so far:\n{}",
+                err.join().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
+    Outcome {
+        code: status.code(),
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    }
+}
+
+/// The ways postie reaches the test Postfix.
+#[derive(Clone, Copy, Debug)]
+enum Link {
+    /// plain_port, `--tls none --allow-plaintext-auth`.
+    Clear,
+    /// submission_port, `--tls starttls` with the test CA.
+    StartTls,
+    /// smtps_port, `--tls implicit` with the test CA.
+    Implicit,
+}
+
+/// postie aimed at `pf` over `link`, logged in as the test user, sender FROM.
+fn postie_to(pf: &Postfix, link: Link) -> Command {
+    postie_with_password_file(pf, link, &pf.password_file)
+}
+
+fn postie_with_password_file(pf: &Postfix, link: Link, password_file: &Path) -> Command {
+    let mut cmd = postie();
+    cmd.args(["--timeout", POSTIE_TIMEOUT]);
+    let (port, tls) = match link {
+        Link::Clear => (pf.plain_port, "none"),
+        Link::StartTls => (pf.submission_port, "starttls"),
+        Link::Implicit => (pf.smtps_port, "implicit"),
+    };
+    cmd.arg("--server")
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["--tls", tls]);
+    match link {
+        Link::Clear => {
+            cmd.arg("--allow-plaintext-auth");
+        }
+        Link::StartTls | Link::Implicit => {
+            cmd.arg("--tls-ca").arg(&pki().ca_pem);
+        }
+    }
+    cmd.args(["--user", &pf.user])
+        .arg("--password-file")
+        .arg(password_file)
+        .args(["-f", FROM]);
+    cmd
+}
+
+/// A complete message that Postfix has no reason to add headers to.
+fn ready_message(tag: &str, rcpt: &str, body: &str) -> String {
+    format!(
+        "Date: Mon, 23 Nov 2026 10:00:00 +0000\n\
+         Message-ID: <{tag}@postie.test>\n\
+         From: Alice <{FROM}>\n\
+         To: <{rcpt}>\n\
+         Subject: postie interop {tag}\n\
+         \n\
+         {body}"
+    )
+}
+
+fn temp_file(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).expect("write temp file");
+    path
+}
+
+fn lf(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
+            i += 1;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Splits a delivered message into the leading `Received:` headers Postfix prepended
+/// (continuation lines included) and the rest, which is what the client sent.
+fn strip_received(delivered: &[u8]) -> (Vec<String>, &[u8]) {
+    let mut received: Vec<String> = Vec::new();
+    let mut rest = delivered;
+    loop {
+        let line_end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |i| i + 1);
+        let line = &rest[..line_end];
+        let is_received = line.len() >= 9 && line[..9].eq_ignore_ascii_case(b"received:");
+        let is_continuation = !received.is_empty() && matches!(line.first(), Some(b' ' | b'\t'));
+        if is_received {
+            received.push(String::from_utf8_lossy(line).into_owned());
+        } else if is_continuation {
+            let last = received.last_mut().expect("a Received header");
+            last.push_str(&String::from_utf8_lossy(line));
+        } else {
+            return (received, rest);
+        }
+        rest = &rest[line_end..];
+    }
+}
+
+/// assert_eq for big byte strings: reports lengths and the first difference in context.
+fn assert_same_bytes(what: &str, expected: &[u8], actual: &[u8]) {
+    if expected == actual {
+        return;
+    }
+    let at = expected
+        .iter()
+        .zip(actual)
+        .position(|(a, b)| a != b)
+        .unwrap_or(expected.len().min(actual.len()));
+    let context = |b: &[u8]| {
+        let from = at.saturating_sub(60);
+        String::from_utf8_lossy(&b[from..(at + 60).min(b.len())]).into_owned()
+    };
+    panic!(
+        "{what}: delivered bytes differ from what was sent: expected {} bytes, got {}, first \
+         difference at offset {at}\n--- expected around it ---\n{:?}\n--- delivered around it \
+         ---\n{:?}",
+        expected.len(),
+        actual.len(),
+        context(expected),
+        context(actual)
+    );
+}
+
+/// Checks that `rcpt` received exactly `sent` (line endings folded) and returns the
+/// `Received:` headers Postfix added.
+fn assert_delivered_exact(pf: &Postfix, what: &str, rcpt: &str, sent: &[u8]) -> Vec<String> {
+    let delivered = pf.delivered(rcpt);
+    let (received, rest) = strip_received(&delivered);
+    assert_eq!(
+        received.len(),
+        1,
+        "{what}: expected one Received header: {received:?}"
+    );
+    assert_same_bytes(what, &lf(sent), rest);
+    received
+}
+
+/// The SASL mechanism Postfix logged for the message a `Received:` header names.
+fn sasl_method(pf: &Postfix, received: &str) -> Option<String> {
+    let id = received
+        .split_whitespace()
+        .skip_while(|w| *w != "id")
+        .nth(1)?
+        .trim_end_matches(';');
+    let needle = format!("{id}: client=");
+    let log = pf.log();
+    let line = log.lines().find(|l| l.contains(&needle))?;
+    let method = line.split("sasl_method=").nth(1)?;
+    Some(method.split(',').next()?.trim().to_owned())
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Sends a ready message over `link` and checks exit, silence, exact delivery, that the
+/// session was authenticated (Received says ESMTP[S]A) and which SASL mechanism was used.
+fn send_ready_message(link: Link, auth: Option<&str>, tag: &str, esmtp: &str) {
+    let Some(pf) = Postfix::get() else { return };
+    let rcpt = format!("{tag}@example.test");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let message = ready_message(
+        tag,
+        &rcpt,
+        &format!("Hello over {link:?}.\r\nSecond line.\r\n"),
+    );
+    let file = temp_file(&dir, "message.eml", message.as_bytes());
+    let mut cmd = postie_to(pf, link);
+    if let Some(mech) = auth {
+        cmd.args(["--auth", mech]);
+    }
+    cmd.arg("--message").arg(&file).arg(&rcpt);
+    run(cmd, None).assert_quiet_success(tag);
+
+    let received = assert_delivered_exact(pf, tag, &rcpt, message.as_bytes());
+    assert!(
+        received[0].contains(&format!(" with {esmtp} id ")),
+        "{tag}: Received should say the session was {esmtp}: {received:?}"
+    );
+    let method = sasl_method(pf, &received[0]);
+    assert!(
+        method.is_some(),
+        "{tag}: Postfix logged no SASL login:\n{}",
+        pf.log_tail(20)
+    );
+    if let Some(mech) = auth {
+        assert_eq!(
+            method.as_deref(),
+            Some(mech.to_ascii_uppercase().as_str()),
+            "{tag}"
+        );
+    }
+}
+
+#[test]
+fn cleartext_auth_when_allowed_delivers_exact() {
+    send_ready_message(Link::Clear, None, "pf-clear", "ESMTPA");
+}
+
+#[test]
+fn starttls_auth_plain_delivers_exact() {
+    send_ready_message(
+        Link::StartTls,
+        Some("plain"),
+        "pf-starttls-plain",
+        "ESMTPSA",
+    );
+}
+
+#[test]
+fn starttls_auth_login_delivers_exact() {
+    send_ready_message(
+        Link::StartTls,
+        Some("login"),
+        "pf-starttls-login",
+        "ESMTPSA",
+    );
+}
+
+#[test]
+fn implicit_tls_auth_delivers_exact() {
+    send_ready_message(Link::Implicit, None, "pf-implicit", "ESMTPSA");
+}
+
+#[test]
+fn wrong_password_is_exit_77_naming_the_reply() {
+    let Some(pf) = Postfix::get() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wrong = temp_file(&dir, "password", b"not-the-password");
+    let rcpt = "pf-wrong-password@example.test";
+    let mut cmd = postie_with_password_file(pf, Link::StartTls, &wrong);
+    cmd.args(["-s", "never", "--body", "never delivered\n", rcpt]);
+    let out = run(cmd, None);
+    out.assert_code(77, "AUTH refused");
+    assert!(
+        out.stderr.contains("535") && out.stderr.contains("authentication failed"),
+        "stderr should carry Postfix's 535 reply: {}",
+        out.describe()
+    );
+    assert!(
+        !out.stderr.contains("not-the-password"),
+        "{}",
+        out.describe()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        pf.try_delivered(rcpt).is_none(),
+        "delivered despite failed AUTH"
+    );
+}
+
+#[test]
+fn refused_recipients_map_to_67_and_75() {
+    let Some(pf) = Postfix::get() else { return };
+    // (recipients, exit code, text the stderr must carry)
+    let cases: &[(&[&str], i32, &[&str])] = &[
+        (
+            &["nosuchuser@example.test"],
+            67,
+            &["550", "5.1.1", "nosuchuser@example.test"],
+        ),
+        (
+            &["tempfail@example.test"],
+            75,
+            &["450", "4.2.0", "tempfail@example.test"],
+        ),
+        // Something retryable is left: 75 wins over the permanent code.
+        (
+            &["nosuchuser@example.test", "tempfail@example.test"],
+            75,
+            &["550", "450"],
+        ),
+    ];
+    for (rcpts, code, texts) in cases {
+        let mut cmd = postie_to(pf, Link::StartTls);
+        cmd.args(["-s", "refused", "--body", "nobody gets this\n"])
+            .args(*rcpts);
+        let out = run(cmd, None);
+        out.assert_code(*code, &format!("{rcpts:?}"));
+        for text in *texts {
+            assert!(
+                out.stderr.contains(text),
+                "{rcpts:?}: stderr lacks {text:?}: {}",
+                out.describe()
+            );
+        }
+    }
+}
+
+#[test]
+fn required_starttls_not_offered_is_69_before_auth_and_mail() {
+    let Some(pf) = Postfix::get() else { return };
+    let rcpt = "pf-no-starttls@example.test";
+    let mut cmd = postie();
+    cmd.args(["--timeout", POSTIE_TIMEOUT])
+        .arg("--server")
+        .arg(format!("127.0.0.1:{}", pf.plain_port))
+        .args(["--tls", "starttls", "--tls-ca"])
+        .arg(&pki().ca_pem)
+        .args(["--user", &pf.user])
+        .arg("--password-file")
+        .arg(&pf.password_file)
+        .args([
+            "-f",
+            FROM,
+            "-v",
+            "-s",
+            "no tls",
+            "--body",
+            "must not be sent\n",
+            rcpt,
+        ]);
+    let out = run(cmd, None);
+    out.assert_code(69, "STARTTLS required but not offered");
+    let sent = out.sent_commands();
+    assert!(
+        sent.iter()
+            .any(|c| c.to_ascii_uppercase().starts_with("EHLO")),
+        "the -v transcript should show EHLO: {}",
+        out.describe()
+    );
+    for forbidden in ["AUTH", "MAIL", "RCPT", "DATA", "STARTTLS"] {
+        assert!(
+            !sent
+                .iter()
+                .any(|c| c.to_ascii_uppercase().starts_with(forbidden)),
+            "{forbidden} must not be sent: {}",
+            out.describe()
+        );
+    }
+    assert!(!out.stderr.contains(&pf.password), "{}", out.describe());
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(pf.try_delivered(rcpt).is_none(), "delivered without TLS");
+}
+
+#[test]
+fn verbose_transcript_never_shows_credentials() {
+    let Some(pf) = Postfix::get() else { return };
+    let secrets = [
+        ("the password", pf.password.clone()),
+        (
+            "PLAIN's base64",
+            b64(format!("\0{}\0{}", pf.user, pf.password).as_bytes()),
+        ),
+        ("LOGIN's base64 password", b64(pf.password.as_bytes())),
+    ];
+    for mech in ["plain", "login"] {
+        let rcpt = format!("pf-verbose-{mech}@example.test");
+        let mut cmd = postie_to(pf, Link::StartTls);
+        cmd.args([
+            "--auth",
+            mech,
+            "-v",
+            "-s",
+            "verbose",
+            "--body",
+            "transcript\n",
+            &rcpt,
+        ]);
+        let out = run(cmd, None);
+        out.assert_code(0, mech);
+        let sent = out.sent_commands();
+        let auth = format!("AUTH {}", mech.to_ascii_uppercase());
+        assert!(
+            sent.iter()
+                .any(|c| c.to_ascii_uppercase().starts_with(&auth)),
+            "{mech}: the transcript should show {auth}: {}",
+            out.describe()
+        );
+        assert!(
+            out.stderr.contains("235"),
+            "{mech}: no 235 in the transcript: {}",
+            out.describe()
+        );
+        for (name, secret) in &secrets {
+            assert!(
+                !out.stderr.contains(secret.as_str()) && !out.stdout.contains(secret.as_str()),
+                "{mech}: {name} ({secret:?}) appears in the output: {}",
+                out.describe()
+            );
+        }
+        pf.delivered(&rcpt);
+    }
+}
+
+#[test]
+fn dot_lines_arrive_byte_identical() {
+    let Some(pf) = Postfix::get() else { return };
+    // Dot-stuffing (RFC 5321 §4.5.2) both ways: lone dots, leading dots, a dot line at the
+    // very start and at the very end of the body.
+    let body = ".\n..\n.leading dot\n...three dots\nmiddle line\n.\n . space first\n\
+                after a lone dot\n.\r\n.\n";
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (tag, crlf) in [("pf-dots-lf", false), ("pf-dots-crlf", true)] {
+        let rcpt = format!("{tag}@example.test");
+        let mut message = ready_message(tag, &rcpt, body).into_bytes();
+        if crlf {
+            message = lf(&message)
+                .split(|&b| b == b'\n')
+                .collect::<Vec<_>>()
+                .join(&b"\r\n"[..]);
+        }
+        let file = temp_file(&dir, &format!("{tag}.eml"), &message);
+        let mut cmd = postie_to(pf, Link::StartTls);
+        cmd.arg("--message").arg(&file).arg(&rcpt);
+        run(cmd, None).assert_quiet_success(tag);
+        assert_delivered_exact(pf, tag, &rcpt, &message);
+    }
+}
+
+/// A deterministic ~5 MiB body: printable lines of varying length, some starting with dots.
+fn big_body() -> Vec<u8> {
+    const SIZE: usize = 5 * 1024 * 1024;
+    let mut body = Vec::with_capacity(SIZE + 1024);
+    let mut state: u32 = 0x1234_5678;
+    let mut next = || {
+        // xorshift32
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        state
+    };
+    let mut line_no = 0u32;
+    while body.len() < SIZE {
+        line_no += 1;
+        if line_no % 37 == 0 {
+            body.push(b'.');
+        }
+        let len = next() % 200;
+        for _ in 0..len {
+            body.push(b' ' + (next() % 95) as u8);
+        }
+        body.push(b'\n');
+    }
+    body
+}
+
+#[test]
+fn five_megabyte_message_from_stdin_arrives_identical() {
+    let Some(pf) = Postfix::get() else { return };
+    let rcpt = "pf-big@example.test";
+    let mut message = ready_message("pf-big", rcpt, "").into_bytes();
+    message.extend_from_slice(&big_body());
+    let mut cmd = postie_to(pf, Link::StartTls);
+    cmd.args(["--message", "-", rcpt]);
+    run(cmd, Some(message.clone())).assert_quiet_success("5 MB via stdin");
+    assert_delivered_exact(pf, "5 MB via stdin", rcpt, &message);
+}
+
+/// The header section of a message (up to the first empty line), continuation lines
+/// unfolded, as (name, value) pairs.
+fn headers(message: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(message);
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in text.split('\n').map(|l| l.trim_end_matches('\r')) {
+        if line.is_empty() {
+            break;
+        }
+        if line.starts_with([' ', '\t']) {
+            if let Some(last) = out.last_mut() {
+                last.1.push_str(line);
+            }
+        } else if let Some((name, value)) = line.split_once(':') {
+            out.push((name.to_owned(), value.trim().to_owned()));
+        }
+    }
+    out
+}
+
+#[test]
+fn composed_message_encodes_subject_attaches_and_hides_bcc() {
+    let Some(pf) = Postfix::get() else { return };
+    let (to, bcc) = ("pf-compose-to@example.test", "pf-compose-bcc@example.test");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let attachment: Vec<u8> = (0..=255u8).cycle().take(1024).collect();
+    let file = temp_file(&dir, "report.bin", &attachment);
+    let mut cmd = postie_to(pf, Link::StartTls);
+    cmd.args(["-s", "Grüße", "--body", "Hallo Welt, viele Grüße.\n", "-a"])
+        .arg(&file)
+        .args(["--to", to, "-b", bcc]);
+    run(cmd, None).assert_quiet_success("composed");
+
+    let to_copy = pf.delivered(to);
+    let bcc_copy = pf.delivered(bcc);
+    let (_, to_rest) = strip_received(&to_copy);
+    let (_, bcc_rest) = strip_received(&bcc_copy);
+    assert_same_bytes("the Bcc recipient's copy", to_rest, bcc_rest);
+
+    let hdrs = headers(to_rest);
+    let names: Vec<&str> = hdrs.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(
+        !names.iter().any(|n| n.eq_ignore_ascii_case("bcc")),
+        "Bcc header delivered: {names:?}"
+    );
+    assert!(
+        !String::from_utf8_lossy(to_rest).contains(bcc),
+        "the Bcc address appears in the delivered message"
+    );
+    let subject = hdrs
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("subject"))
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("no Subject header: {names:?}"));
+    assert!(
+        subject.is_ascii() && subject.to_ascii_lowercase().contains("=?utf-8?"),
+        "Subject not RFC 2047-encoded: {subject:?}"
+    );
+    for name in ["From", "To", "Date", "Message-ID", "MIME-Version"] {
+        assert!(
+            names.iter().any(|n| n.eq_ignore_ascii_case(name)),
+            "no {name} header: {names:?}"
+        );
+    }
+
+    let parsed = mail_parser::MessageParser::default()
+        .parse(to_rest)
+        .expect("parse the delivered message");
+    assert_eq!(parsed.subject(), Some("Grüße"));
+    let body = parsed.body_text(0).expect("a text body");
+    assert!(body.contains("Hallo Welt, viele Grüße."), "body: {body:?}");
+    assert_eq!(parsed.attachment_count(), 1, "attachments");
+    let part = parsed.attachment(0).expect("the attachment");
+    use mail_parser::MimeHeaders as _;
+    assert_eq!(part.attachment_name(), Some("report.bin"));
+    assert_eq!(part.contents(), &attachment[..], "attachment bytes");
+}
