@@ -23,7 +23,7 @@ _postie() {
 
     case "${cmd}" in
         postie)
-            opts="-c -b -s -f -H -a -v -h -V --to --cc --bcc --subject --from --header --body --body-file --attach --message --server --tls --tls-ca --helo --timeout --user --password-file --password-command --auth --allow-plaintext-auth --verbose --dry-run --help --version"
+            opts="-c -b -s -f -H -a -C -A -v -h -V --to --cc --bcc --subject --from --header --body --body-file --attach --message --server --tls --tls-ca --helo --timeout --tls-no-verify --domain --aliases --skip-empty --config --account --show-config --user --password-file --password-command --auth --allow-plaintext-auth --verbose --dry-run --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -113,6 +113,30 @@ _postie() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --domain)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --aliases)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -C)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --account)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -A)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --user)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -126,7 +150,7 @@ _postie() {
                     return 0
                     ;;
                 --auth)
-                    COMPREPLY=($(compgen -W "PLAIN LOGIN" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "PLAIN LOGIN SCRAM-SHA-256 CRAM-MD5 XOAUTH2 OAUTHBEARER" -- "${cur}"))
                     return 0
                     ;;
                 *)

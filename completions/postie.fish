@@ -15,11 +15,22 @@ none\t'No TLS at all. AUTH then also needs --allow-plaintext-auth'"
 complete -c postie -l tls-ca -d 'Trust the CA certificates in FILE (PEM) as well as the built-in web roots' -r -F
 complete -c postie -l helo -d 'Name to give in EHLO/HELO [default: this host\'s name]' -r
 complete -c postie -l timeout -d 'Time limit in seconds for every step (connect, each reply, each data block)' -r
+complete -c postie -l domain -d 'Qualify bare local recipients (root, www-data) with this domain' -r
+complete -c postie -l aliases -d 'Map bare local recipients through this aliases(5)-style file ("root: ops@example.com", "default: admin@example.com")' -r -F
+complete -c postie -s C -l config -d 'Read settings from FILE (postie TOML or msmtprc syntax) instead of the default places' -r -F
+complete -c postie -s A -l account -d 'Use account NAME from the configuration file' -r
 complete -c postie -l user -d 'Log in as NAME (SMTP AUTH)' -r
 complete -c postie -l password-file -d 'Read the password from the first line of FILE' -r -F
 complete -c postie -l password-command -d 'Run CMD with sh -c and use the first line of its output as the password' -r
 complete -c postie -l auth -d 'Use this AUTH mechanism [default: the best one the server offers]' -r -f -a "PLAIN\t'RFC 4616: user and password in one base64 line'
-LOGIN\t'The legacy two-prompt exchange'"
+LOGIN\t'The legacy two-prompt exchange'
+SCRAM-SHA-256\t'RFC 7677: proves knowledge of the password without sending it, and checks that the server knows it too. Chosen first when the server offers it'
+CRAM-MD5\t'RFC 2195 challenge-response with HMAC-MD5. Weak; used only when named'
+XOAUTH2\t'Google\'s and Microsoft\'s OAuth 2.0 format: the password source gives the access token'
+OAUTHBEARER\t'RFC 7628 OAuth 2.0 bearer token: the password source gives the access token'"
+complete -c postie -l tls-no-verify -d 'Do not verify the server\'s TLS certificate. DANGEROUS: anyone on the path can read the mail and the password. For testing only; postie warns on every run'
+complete -c postie -l skip-empty -d 'Send nothing (and exit 0) when the body is empty (mailx -E)'
+complete -c postie -l show-config -d 'Print the resolved settings (password masked) and exit'
 complete -c postie -l allow-plaintext-auth -d 'Allow AUTH over a connection that is not encrypted (the password travels in clear)'
 complete -c postie -s v -l verbose -d 'Print the SMTP transcript on stderr (-vv adds the message data). Secrets are masked'
 complete -c postie -l dry-run -d 'Print the envelope and the message that would be sent, and send nothing'

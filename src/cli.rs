@@ -32,14 +32,27 @@ pub enum AuthMech {
     /// The legacy two-prompt exchange.
     #[value(alias = "login")]
     Login,
+    /// RFC 7677: proves knowledge of the password without sending it, and checks that the
+    /// server knows it too. Chosen first when the server offers it.
+    #[value(name = "SCRAM-SHA-256", alias = "scram-sha-256")]
+    ScramSha256,
+    /// RFC 2195 challenge-response with HMAC-MD5. Weak; used only when named.
+    #[value(name = "CRAM-MD5", alias = "cram-md5")]
+    CramMd5,
+    /// Google's and Microsoft's OAuth 2.0 format: the password source gives the access token.
+    #[value(name = "XOAUTH2", alias = "xoauth2")]
+    Xoauth2,
+    /// RFC 7628 OAuth 2.0 bearer token: the password source gives the access token.
+    #[value(name = "OAUTHBEARER", alias = "oauthbearer")]
+    Oauthbearer,
 }
 
 /// Send mail over SMTP: compose a message from arguments, or pipe a ready one.
 ///
 /// postie builds an RFC 5322 message from its arguments (or takes a ready message with
 /// --message) and submits it to a mail server over SMTP, with STARTTLS or implicit TLS and
-/// AUTH PLAIN or LOGIN. It prints nothing on success; on failure it prints one line naming the
-/// step that failed and the server's reply, and exits with a sysexits(3) code.
+/// SMTP AUTH (SCRAM-SHA-256, PLAIN, LOGIN, CRAM-MD5, XOAUTH2, OAUTHBEARER). It prints
+/// nothing on success; on failure it prints one line naming the step that failed and the server's reply, and exits with a sysexits(3) code.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "postie",
@@ -143,6 +156,41 @@ pub struct Args {
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86400), help_heading = "Connection")]
     pub timeout: Option<u64>,
 
+    /// Do not verify the server's TLS certificate. DANGEROUS: anyone on the path can read
+    /// the mail and the password. For testing only; postie warns on every run.
+    #[arg(long, help_heading = "Connection")]
+    pub tls_no_verify: bool,
+
+    /// Qualify bare local recipients (root, www-data) with this domain.
+    #[arg(long, value_name = "DOMAIN", help_heading = "Message")]
+    pub domain: Option<String>,
+
+    /// Map bare local recipients through this aliases(5)-style file ("root: ops@example.com",
+    /// "default: admin@example.com").
+    #[arg(long, value_name = "FILE", help_heading = "Message")]
+    pub aliases: Option<PathBuf>,
+
+    /// Send nothing (and exit 0) when the body is empty (mailx -E).
+    #[arg(long, help_heading = "Message")]
+    pub skip_empty: bool,
+
+    /// Read settings from FILE (postie TOML or msmtprc syntax) instead of the default places.
+    ///
+    /// Without it postie reads the first of $XDG_CONFIG_HOME/postie/config.toml,
+    /// /etc/postie.toml, ~/.msmtprc, $XDG_CONFIG_HOME/msmtp/config and /etc/msmtprc.
+    #[arg(short = 'C', long, value_name = "FILE", help_heading = "Configuration")]
+    pub config: Option<PathBuf>,
+
+    /// Use account NAME from the configuration file.
+    ///
+    /// Without it, the account whose "from" matches -f, else the default account.
+    #[arg(short = 'A', long, value_name = "NAME", help_heading = "Configuration")]
+    pub account: Option<String>,
+
+    /// Print the resolved settings (password masked) and exit.
+    #[arg(long, help_heading = "Configuration")]
+    pub show_config: bool,
+
     /// Log in as NAME (SMTP AUTH).
     #[arg(long, value_name = "NAME", help_heading = "Authentication")]
     pub user: Option<String>,
@@ -161,6 +209,10 @@ pub struct Args {
     pub password_command: Option<String>,
 
     /// Use this AUTH mechanism [default: the best one the server offers].
+    ///
+    /// Without it postie uses the first of SCRAM-SHA-256, PLAIN and LOGIN that the server
+    /// offers. CRAM-MD5, XOAUTH2 and OAUTHBEARER are used only when named here; for the two
+    /// OAuth mechanisms the password sources give the access token.
     #[arg(
         long,
         value_name = "MECH",
@@ -251,6 +303,26 @@ mod tests {
         assert_eq!(a.verbose, 2);
         let a = parse(&["--auth", "PLAIN", "x@y"]).unwrap();
         assert_eq!(a.auth, Some(AuthMech::Plain));
+        for (name, mech) in [
+            ("scram-sha-256", AuthMech::ScramSha256),
+            ("SCRAM-SHA-256", AuthMech::ScramSha256),
+            ("Scram-Sha-256", AuthMech::ScramSha256),
+            ("cram-md5", AuthMech::CramMd5),
+            ("CRAM-MD5", AuthMech::CramMd5),
+            ("xoauth2", AuthMech::Xoauth2),
+            ("XOAuth2", AuthMech::Xoauth2),
+            ("oauthbearer", AuthMech::Oauthbearer),
+            ("OAUTHBEARER", AuthMech::Oauthbearer),
+        ] {
+            assert_eq!(
+                parse(&["--auth", name, "x@y"]).unwrap().auth,
+                Some(mech),
+                "{name}"
+            );
+        }
+        for bad in ["scram", "scramsha256", "digest-md5", "xoauth"] {
+            assert!(parse(&["--auth", bad, "x@y"]).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -230,6 +230,10 @@ impl Config {
             auth: args.auth.map(|m| match m {
                 AuthMech::Plain => Mechanism::Plain,
                 AuthMech::Login => Mechanism::Login,
+                AuthMech::ScramSha256 => Mechanism::ScramSha256,
+                AuthMech::CramMd5 => Mechanism::CramMd5,
+                AuthMech::Xoauth2 => Mechanism::XOAuth2,
+                AuthMech::Oauthbearer => Mechanism::OAuthBearer,
             }),
             allow_plaintext_auth: args.allow_plaintext_auth,
             verbosity: args.verbose,

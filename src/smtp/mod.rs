@@ -5,7 +5,7 @@
 //!                              │
 //!              [STARTTLS ─► 220 ─► TLS handshake ─► EHLO again]   (capabilities re-learned)
 //!                              │
-//!              [AUTH PLAIN | AUTH LOGIN ─► 334 … ─► 235]          (never over plaintext
+//!              [AUTH MECH [ir] ─► (334 ─► answer)* ─► 235]       (never over plaintext
 //!                              │                                   unless allowed)
 //!              MAIL FROM ─► RCPT TO × n ─► DATA 354 ─► data . ─► 250
 //!                              │                 (no recipient accepted: RSET)
@@ -13,11 +13,13 @@
 //! ```
 //!
 //! `reply` parses server replies once into typed codes; `command` renders commands;
-//! `ehlo` reads capabilities; `auth` builds SASL payloads; `session` drives the dialogue
+//! `ehlo` reads capabilities; `auth` chooses and runs SASL mechanisms (`scram` holds
+//! SCRAM-SHA-256's arithmetic); `session` drives the dialogue
 //! over a [`crate::net::Connection`].
 
 pub mod auth;
 pub mod command;
 pub mod ehlo;
 pub mod reply;
+mod scram;
 pub mod session;

@@ -3,7 +3,9 @@
 //!
 //! It enforces the security policy — STARTTLS required means no AUTH and no MAIL without
 //! it; AUTH never crosses a plaintext link unless allowed — and returns the outcome per
-//! recipient. A reply decides what happens by its severity, never by comparing text.
+//! recipient. A reply decides what happens by its severity, never by comparing text. AUTH
+//! is driven generically: [`auth::Exchange`] says what to send for each 334 and judges the
+//! 235 (SCRAM's server signature); this module only moves the lines.
 
 use std::io::{self, Read, Write};
 use std::sync::Arc;
@@ -11,7 +13,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use rustls::ClientConfig;
 
-use crate::config::{Config, Credentials, Security};
+use crate::config::{Config, Security};
 use crate::envelope::Envelope;
 use crate::error::Error;
 use crate::message::wire::DotStuffer;
@@ -19,7 +21,7 @@ use crate::message::Message;
 use crate::net::timeout::Phase;
 use crate::net::Connection;
 use crate::report::{Recipient, Report};
-use crate::smtp::auth::{self, Mechanism};
+use crate::smtp::auth::{self, Exchange};
 use crate::smtp::command::Command;
 use crate::smtp::ehlo::Capabilities;
 use crate::smtp::reply::{Reply, Severity};
@@ -189,57 +191,64 @@ fn authenticate(conn: &mut Connection, cfg: &Config, caps: &Capabilities) -> Res
         .into());
     }
     let mech = auth::choose(&caps.auth, cfg.auth).map_err(Error::Unavailable)?;
-    match mech {
-        Mechanism::Plain => plain(conn, creds),
-        Mechanism::Login => login(conn, creds),
-    }
-}
-
-fn plain(conn: &mut Connection, creds: &Credentials) -> Result<()> {
-    let payload = auth::plain_initial_response(&creds.user, creds.password.expose());
+    // OAUTHBEARER names the server it talks to (RFC 7628 §3.1).
+    let (host, port) = match &cfg.server {
+        Some(server) => (server.host.clone(), server.port),
+        None => (conn.peer().ip().to_string(), conn.peer().port()),
+    };
+    let mut exchange = Exchange::new(mech, &creds.user, &creds.password, &host, port);
     let cmd = Command::Auth {
-        mechanism: Mechanism::Plain.name().to_string(),
-        initial_response: Some(payload.clone()),
+        mechanism: mech.name().to_string(),
+        initial_response: exchange.initial_response().map_err(Error::from)?,
     };
     conn.send(&cmd, Phase::Auth)?;
-    let mut reply = conn.read_reply(Phase::Auth)?;
-    if reply.code.severity == Severity::PositiveIntermediate {
-        // A server that ignores initial responses asks with an empty challenge.
-        conn.send(&Command::AuthResponse(payload), Phase::Auth)?;
-        reply = conn.read_reply(Phase::Auth)?;
+    // Ends: every mechanism refuses challenges past its last step, and each read is
+    // bounded by the phase's timeout.
+    loop {
+        let reply = conn.read_reply(Phase::Auth)?;
+        match reply.code.severity {
+            Severity::PositiveIntermediate => {
+                // "334 base64": the whole text is the challenge (enhanced codes do not
+                // apply to 3xx, and base64 has no spaces).
+                let challenge = reply.lines.concat();
+                match exchange.respond(&challenge) {
+                    Ok(line) => conn.send(&Command::AuthResponse(line), Phase::Auth)?,
+                    Err(e) => {
+                        cancel_auth(conn);
+                        return Err(Error::from(e).into());
+                    }
+                }
+            }
+            Severity::PositiveCompletion => {
+                return exchange
+                    .finish(Some(&reply.text()))
+                    .map_err(|e| Error::from(e).into());
+            }
+            Severity::TransientNegative | Severity::PermanentNegative => {
+                let what = match exchange.server_error() {
+                    Some(detail) => format!("AUTH {mech} (the server said: {detail})"),
+                    None => format!("AUTH {mech}"),
+                };
+                return Err(Error::Reply {
+                    phase: Phase::Auth,
+                    what,
+                    reply,
+                }
+                .into());
+            }
+        }
     }
-    expect(
-        reply,
-        Severity::PositiveCompletion,
-        Phase::Auth,
-        "AUTH PLAIN",
-    )
-    .map(drop)
 }
 
-fn login(conn: &mut Connection, creds: &Credentials) -> Result<()> {
-    let what = "AUTH LOGIN";
-    let cmd = Command::Auth {
-        mechanism: Mechanism::Login.name().to_string(),
-        initial_response: None,
-    };
-    command(
-        conn,
-        &cmd,
-        Phase::Auth,
-        Severity::PositiveIntermediate,
-        what,
-    )?;
-    let user = Command::AuthResponse(auth::login_username(&creds.user));
-    command(
-        conn,
-        &user,
-        Phase::Auth,
-        Severity::PositiveIntermediate,
-        what,
-    )?;
-    let pass = Command::AuthResponse(auth::login_password(creds.password.expose()));
-    command(conn, &pass, Phase::Auth, Severity::PositiveCompletion, what).map(drop)
+/// Abandon an AUTH exchange mid-way with "*" (RFC 4954 §4), so the server answers (501)
+/// and is ready for QUIT. Best effort: we are already failing.
+fn cancel_auth(conn: &mut Connection) {
+    if conn
+        .send(&Command::AuthResponse("*".into()), Phase::Auth)
+        .is_ok()
+    {
+        let _ = conn.read_reply(Phase::Auth);
+    }
 }
 
 fn mail_params(caps: &Capabilities, envelope: &Envelope, message: &Message) -> Result<Vec<String>> {

@@ -1,6 +1,7 @@
 //! Interop with a real Postfix (see `support::mta`): postie's exit codes, stderr and the
 //! bytes Postfix actually delivers, over clear text, STARTTLS (RFC 3207) and implicit TLS
-//! (RFC 8314), with AUTH PLAIN (RFC 4616) and LOGIN via Cyrus SASL.
+//! (RFC 8314), with AUTH PLAIN (RFC 4616), LOGIN, SCRAM-SHA-256 (RFC 7677) and CRAM-MD5
+//! (RFC 2195) via Cyrus SASL.
 //!
 //! Each test skips itself (prints `skipping: ...`) when Postfix is not installed, unless
 //! `POSTIE_REQUIRE_POSTFIX=1` (CI) turns that into a failure. Every test uses its own
@@ -641,4 +642,47 @@ fn composed_message_encodes_subject_attaches_and_hides_bcc() {
     use mail_parser::MimeHeaders as _;
     assert_eq!(part.attachment_name(), Some("report.bin"));
     assert_eq!(part.contents(), &attachment[..], "attachment bytes");
+}
+
+#[test]
+fn starttls_auth_scram_sha256_delivers_exact() {
+    send_ready_message(
+        Link::StartTls,
+        Some("scram-sha-256"),
+        "pf-starttls-scram",
+        "ESMTPSA",
+    );
+}
+
+#[test]
+fn starttls_auth_cram_md5_delivers_exact() {
+    send_ready_message(
+        Link::StartTls,
+        Some("cram-md5"),
+        "pf-starttls-cram",
+        "ESMTPSA",
+    );
+}
+
+/// Cyrus sends SCRAM's server-final in a 334 (answered with an empty line) before 235, and
+/// refuses a wrong proof with 535: exit 77 for both challenge-response mechanisms.
+#[test]
+fn wrong_password_with_scram_and_cram_md5_is_exit_77() {
+    let Some(pf) = Postfix::get() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wrong = temp_file(&dir, "password", b"not-the-password");
+    for mech in ["scram-sha-256", "cram-md5"] {
+        let rcpt = format!("pf-wrong-{mech}@example.test");
+        let mut cmd = postie_with_password_file(pf, Link::StartTls, &wrong);
+        cmd.args(["--auth", mech, "-s", "never", "--body", "never\n", &rcpt]);
+        let out = run(cmd, None);
+        out.assert_code(77, mech);
+        assert!(
+            out.stderr.contains("535") && !out.stderr.contains("not-the-password"),
+            "{mech}: {}",
+            out.describe()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(pf.try_delivered(&rcpt).is_none(), "{mech}: delivered");
+    }
 }

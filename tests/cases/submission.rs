@@ -4,9 +4,9 @@
 //! received, byte for byte where it matters.
 //!
 //! Owns: end-to-end behaviour of one submission over loopback — command order, STARTTLS and
-//! its security rules (design §5, RFC 3207 §4.2/§6), AUTH PLAIN/LOGIN (RFC 4954, RFC 4616),
-//! reply → exit-code mapping (RFC 5321 §4.2.1), DATA transparency (RFC 5321 §4.5.2),
-//! timeouts (RFC 5321 §4.5.3.2) and input validation.
+//! its security rules (design §5, RFC 3207 §4.2/§6), AUTH PLAIN/LOGIN/CRAM-MD5/XOAUTH2
+//! (RFC 4954, RFC 4616, RFC 2195), reply → exit-code mapping (RFC 5321 §4.2.1), DATA
+//! transparency (RFC 5321 §4.5.2), timeouts (RFC 5321 §4.5.3.2) and input validation.
 //! Must not: touch the network beyond 127.0.0.1, put a password on argv (it goes in
 //! `POSTIE_PASSWORD` on the `Command`), or wait unboundedly: every run of postie is killed
 //! after [`RUN_LIMIT`], and postie gets `--timeout 10` unless a test says otherwise.
@@ -547,6 +547,79 @@ fn auth_refused_535_exits_77_with_server_text_and_quits() {
     let session = server.finish_with(&run.to_string());
     assert_exit(&run, &[77]);
     assert_error_line(&run, &["535", "Authentication credentials invalid"]);
+    assert_not_seen(&session, &run, &["MAIL"]);
+}
+
+/// AUTH CRAM-MD5 (RFC 2195) only when named: the RFC's challenge, answered with
+/// "user " + HMAC-MD5(password, challenge) in hex.
+#[test]
+fn auth_cram_md5_when_forced() {
+    let script = [
+        tls_prelude(&["AUTH CRAM-MD5 PLAIN"]),
+        vec![
+            expect("AUTH CRAM-MD5"),
+            send("334 PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+\r\n"),
+            expect("dXNlciA2MjM5OWY3NzE3MTMyNDkzNzJjMzYwYTAzMWZjNDc1MA=="),
+            send("235 2.7.0 Authentication successful\r\n"),
+        ],
+        accepted_tail(&[TO]),
+    ]
+    .concat();
+    let server = FakeServer::start(script);
+    let run = run(auth_send(
+        &server,
+        &["--tls-ca", ca(), "--auth", "cram-md5"],
+    ));
+    server.finish_with(&run.to_string());
+    assert_silent_success(&run);
+}
+
+/// XOAUTH2 with a refused token: the server's JSON error challenge is answered with an empty
+/// line, and its 535 is exit 77 with the JSON in the error line.
+#[test]
+fn auth_xoauth2_refused_token_exits_77_with_the_server_error() {
+    let script = [
+        tls_prelude(&["AUTH PLAIN XOAUTH2"]),
+        vec![
+            expect("AUTH XOAUTH2 dXNlcj11c2VyAWF1dGg9QmVhcmVyIHMzY3IzdC1QYTU1AQE="),
+            send("334 eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIn0=\r\n"),
+            expect(""),
+            send("535 5.7.8 Username and Password not accepted\r\n"),
+        ],
+        quit(),
+    ]
+    .concat();
+    let server = FakeServer::start(script);
+    let run = run(auth_send(&server, &["--tls-ca", ca(), "--auth", "xoauth2"]));
+    let session = server.finish_with(&run.to_string());
+    assert_exit(&run, &[77]);
+    assert_error_line(&run, &["AUTH XOAUTH2", "535", r#"{\"status\":\"401\""#]);
+    assert_not_seen(&session, &run, &["MAIL"]);
+}
+
+/// A challenge that is not base64: the exchange is cancelled with "*" (RFC 4954 §4) and the
+/// server spoke nonsense (76); no password-bearing answer is sent.
+#[test]
+fn auth_malformed_challenge_is_cancelled_and_exits_76() {
+    let script = [
+        tls_prelude(&["AUTH CRAM-MD5"]),
+        vec![
+            expect("AUTH CRAM-MD5"),
+            send("334 this is not base64!\r\n"),
+            expect("*"),
+            send("501 5.5.2 AUTH aborted\r\n"),
+            Step::QuitOrClose,
+        ],
+    ]
+    .concat();
+    let server = FakeServer::start(script);
+    let run = run(auth_send(
+        &server,
+        &["--tls-ca", ca(), "--auth", "CRAM-MD5"],
+    ));
+    let session = server.finish_with(&run.to_string());
+    assert_exit(&run, &[76]);
+    assert_error_line(&run, &["AUTH CRAM-MD5", "malformed"]);
     assert_not_seen(&session, &run, &["MAIL"]);
 }
 

@@ -53,7 +53,7 @@ const WATCHDOG_SH: &str = include_str!("postfix/watchdog.sh");
 
 const ACCESS: &str = "tempfail@example.test 450 4.2.0 try later\n\
                       nosuchuser@example.test 550 5.1.1 no such user\n";
-const SASL_CONF: &str = "pwcheck_method: auxprop\nauxprop_plugin: sasldb\nmech_list: PLAIN LOGIN\n";
+const SASL_CONF: &str = "pwcheck_method: auxprop\nauxprop_plugin: sasldb\nmech_list: PLAIN LOGIN SCRAM-SHA-256 CRAM-MD5\n";
 
 /// How long `get` waits for the listeners, and `delivered` for a message.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
