@@ -28,5 +28,6 @@ pub mod net;
 pub mod report;
 pub mod route;
 pub mod secret;
+pub mod settings;
 pub mod smtp;
 pub mod transcript;
