@@ -1,6 +1,7 @@
 //! Wires the stages in order — args → config → message → envelope → route → connection →
 //! session → report — and turns the outcome into the exit status. No protocol knowledge
-//! lives here.
+//! lives here. The personas (`sendmail`, `mail`, `newaliases`, `mailq`) only change how the
+//! command line is read and which message fix-ups apply; they share this pipeline.
 
 use std::ffi::OsString;
 use std::io::{self, Write};
@@ -9,35 +10,62 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::cli::Args;
-use crate::config::{Config, Environment, Security};
+use crate::config::{Config, Dsn, Environment, Security, SendmailOptions};
 use crate::envelope::{self, Envelope};
 use crate::error::{exit_code, Error, Exit};
 use crate::message::{self, Message};
 use crate::net::{self, Connection};
+use crate::persona::sendmail::{self, Mode, SendmailArgs};
+use crate::persona::smtp_server::{self, Incoming, Verdict};
+use crate::persona::{self, mailx, Persona};
+use crate::report::Report;
 use crate::route;
 use crate::smtp;
 use crate::transcript::{printable, Transcript};
 
-/// The program: parse, run, print at most one error line, exit with a sysexits code.
+/// The program: pick the persona, run, print at most one error line, exit with a sysexits
+/// code.
 pub fn main(argv: Vec<OsString>) -> ExitCode {
-    let args = match Args::try_parse_argv(argv) {
-        Ok(a) => a,
-        Err(e) => {
-            use clap::error::ErrorKind;
-            let code = match e.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => Exit::Ok,
-                _ => Exit::Usage,
-            };
-            let _ = e.print();
-            return ExitCode::from(code.code());
+    let (persona, skip) = persona::detect(&argv);
+    let own = argv.get(skip..).unwrap_or_default();
+    let outcome = match persona {
+        Persona::Postie => {
+            // `postie sendmail ...` is handled above; plain postie gets its whole argv.
+            let mut full = vec![OsString::from("postie")];
+            full.extend(own.iter().cloned());
+            parse_postie(full).and_then(run)
+        }
+        Persona::Mailx => mailx::translate(own).and_then(|argv| parse_postie(argv).and_then(run)),
+        Persona::Sendmail => sendmail::parse(own).and_then(run_sendmail),
+        Persona::Newaliases => Ok(Exit::Ok),
+        Persona::Mailq => {
+            println!("Mail queue is empty (postie sends at once and keeps no queue)");
+            Ok(Exit::Ok)
         }
     };
-    match run(args) {
+    match outcome {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(err) => {
-            eprintln!("postie: {}", printable(&format!("{err:#}")));
+            if let Some(clap_err) = err.downcast_ref::<clap::Error>() {
+                let _ = clap_err.print();
+                return ExitCode::from(clap_exit(clap_err).code());
+            }
+            eprintln!("{}: {}", persona.program(), printable(&format!("{err:#}")));
             ExitCode::from(exit_code(&err).code())
         }
+    }
+}
+
+fn parse_postie(argv: Vec<OsString>) -> Result<Args> {
+    Ok(Args::try_parse_argv(argv)?)
+}
+
+/// --help and --version exit 0; every other command-line error is EX_USAGE.
+fn clap_exit(e: &clap::Error) -> Exit {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => Exit::Ok,
+        _ => Exit::Usage,
     }
 }
 
@@ -45,16 +73,38 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
 /// other failure comes back as an error.
 pub fn run(args: Args) -> Result<Exit> {
     let cfg = Config::resolve(args, &Environment::real())?;
-    let message = message::prepare(&cfg, Box::new(io::stdin()))?;
-    let envelope = envelope::build(&cfg, &message)?;
-    if cfg.dry_run {
-        return dry_run(&cfg, &envelope, message);
+    send(&cfg)
+}
+
+fn send(cfg: &Config) -> Result<Exit> {
+    if cfg.show_config {
+        return show_config(cfg);
     }
+    if !cfg.tls_verify {
+        eprintln!("postie: warning: TLS certificates are NOT verified (--tls-no-verify)");
+    }
+    let message = message::prepare(cfg, Box::new(io::stdin()))?;
+    if cfg.skip_empty && message.empty_body {
+        return Ok(Exit::Ok);
+    }
+    let envelope = envelope::build(cfg, &message)?;
+    if cfg.dry_run {
+        return dry_run(cfg, &envelope, message);
+    }
+    let report = deliver(cfg, &envelope, message)?;
+    for line in report.failure_lines() {
+        eprintln!("postie: {}", printable(&line));
+    }
+    Ok(report.exit())
+}
+
+/// Route, connect and run the SMTP session for one message.
+fn deliver(cfg: &Config, envelope: &Envelope, message: Message) -> Result<Report> {
     let Some(server) = &cfg.server else {
         return Err(Error::Config("no mail server given: use --server HOST[:PORT]".into()).into());
     };
     let route = route::submission(server, cfg.security)?;
-    let tls = net::tls::client_config(cfg.tls_ca.as_deref())?;
+    let tls = net::tls::Tls::new(cfg.tls_ca.as_deref(), cfg.tls_verify)?;
     let transcript = Transcript::stderr(cfg.verbosity);
     let implicit = (route.security == Security::Implicit).then_some(&tls);
     let conn = Connection::open(
@@ -64,15 +114,194 @@ pub fn run(args: Args) -> Result<Exit> {
         cfg.timeouts,
         transcript,
     )?;
-    let report = smtp::session::deliver(conn, &cfg, &tls, &envelope, message)?;
-    for line in report.failure_lines() {
-        eprintln!("postie: {line}");
+    smtp::session::deliver(conn, cfg, &tls, envelope, message)
+}
+
+/// The sendmail command line: the message comes from stdin (or, with -bs, over SMTP on
+/// stdin/stdout); the server and credentials from the configuration file.
+fn run_sendmail(sa: SendmailArgs) -> Result<Exit> {
+    match sa.mode {
+        Mode::InitAliases => return Ok(Exit::Ok),
+        Mode::PrintQueue => {
+            println!("Mail queue is empty (postie sends at once and keeps no queue)");
+            return Ok(Exit::Ok);
+        }
+        Mode::RunQueue => {
+            eprintln!("sendmail: nothing to run: postie keeps no queue");
+            return Ok(Exit::Ok);
+        }
+        Mode::Deliver | Mode::Smtp => {}
     }
-    Ok(report.exit())
+    let mut args = Args::try_parse_argv(vec![OsString::from("postie")])?;
+    args.config = sa.config.clone();
+    args.account = sa.account.clone();
+    args.verbose = sa.verbose;
+    args.from = sa.sender.clone();
+    args.recipients = sa.recipients.clone();
+    args.message = Some("-".into());
+    let mut cfg = Config::resolve(args, &Environment::real())?;
+    cfg.sendmail = SendmailOptions {
+        extract_recipients: sa.extract_recipients,
+        rewrite_headers: true,
+        full_name: sa.full_name.clone(),
+    };
+    cfg.dsn = Dsn {
+        notify: sa.dsn_notify.clone(),
+        ret: sa.dsn_return.clone(),
+        envid: sa.envid.clone(),
+    };
+    if cfg.verbosity > 0 && !sa.ignored.is_empty() {
+        eprintln!(
+            "=== sendmail options accepted and ignored: {}",
+            sa.ignored.join(" ")
+        );
+    }
+    match sa.mode {
+        Mode::Smtp => serve_smtp(&cfg),
+        _ => send(&cfg),
+    }
+}
+
+/// `sendmail -bs`: act as an SMTP server on stdin/stdout and submit each message received
+/// through the configured route, answering its end of data with the real outcome.
+fn serve_smtp(cfg: &Config) -> Result<Exit> {
+    let mut deliver_one = |incoming: Incoming| -> Verdict {
+        let result = (|| -> Result<Report> {
+            let mut paths = Vec::new();
+            for raw in &incoming.forward_paths {
+                for a in envelope::qualify(cfg, raw)? {
+                    if !paths.contains(&a) {
+                        paths.push(a);
+                    }
+                }
+            }
+            let reverse_path = if incoming.reverse_path.is_empty() {
+                String::new()
+            } else {
+                envelope::sender(cfg, &incoming.reverse_path)?
+            };
+            let envelope = Envelope {
+                reverse_path,
+                forward_paths: paths,
+            };
+            deliver(cfg, &envelope, Message::in_memory(incoming.data))
+        })();
+        match result {
+            Ok(report) => {
+                for line in report.failure_lines() {
+                    eprintln!("sendmail: {}", printable(&line));
+                }
+                match (report.exit(), &report.final_reply) {
+                    (_, Some(reply)) => Verdict::Accepted(reply.summary()),
+                    (Exit::TempFail, None) => Verdict::TempFail("all recipients deferred".into()),
+                    (_, None) => Verdict::PermFail("all recipients refused".into()),
+                }
+            }
+            Err(e) => {
+                let text = format!("{e:#}");
+                eprintln!("sendmail: {}", printable(&text));
+                if exit_code(&e) == Exit::TempFail {
+                    Verdict::TempFail(text)
+                } else {
+                    Verdict::PermFail(text)
+                }
+            }
+        }
+    };
+    let stdin = io::stdin().lock();
+    let stdout = io::stdout().lock();
+    smtp_server::serve(
+        stdin,
+        stdout,
+        &cfg.helo,
+        &smtp_server::Limits::default(),
+        &mut deliver_one,
+    )
+    .map_err(|e| Error::Io(format!("SMTP on stdin/stdout: {e}")))?;
+    Ok(Exit::Ok)
+}
+
+/// --show-config: the resolved settings, password masked, nothing sent.
+fn show_config(cfg: &Config) -> Result<Exit> {
+    let mut out = io::stdout().lock();
+    let or_none = |v: Option<String>| v.unwrap_or_else(|| "(none)".into());
+    let lines = [
+        (
+            "config file",
+            or_none(cfg.config_file.as_ref().map(|p| p.display().to_string())),
+        ),
+        (
+            "account",
+            cfg.account_name
+                .clone()
+                .unwrap_or_else(|| "(chosen automatically)".into()),
+        ),
+        (
+            "server",
+            or_none(
+                cfg.server
+                    .as_ref()
+                    .map(|s| format!("{}:{}", s.host, s.port)),
+            ),
+        ),
+        (
+            "tls",
+            match cfg.security {
+                Security::StartTlsRequired => "starttls (required)",
+                Security::Implicit => "implicit",
+                Security::Plain => "none",
+            }
+            .into(),
+        ),
+        (
+            "tls_ca",
+            or_none(cfg.tls_ca.as_ref().map(|p| p.display().to_string())),
+        ),
+        (
+            "tls_verify",
+            if cfg.tls_verify { "on" } else { "OFF" }.into(),
+        ),
+        ("user", or_none(cfg.user.clone())),
+        ("password", or_none(cfg.password_source.clone())),
+        (
+            "auth",
+            match (&cfg.auth, cfg.auth_off) {
+                (_, true) => "off".into(),
+                (Some(m), _) => m.name().to_string(),
+                (None, _) => "automatic".into(),
+            },
+        ),
+        ("from", or_none(cfg.from.clone())),
+        ("helo", cfg.helo.clone()),
+        ("domain", or_none(cfg.domain.clone())),
+        (
+            "aliases",
+            or_none(cfg.aliases_file.as_ref().map(|p| p.display().to_string())),
+        ),
+        (
+            "timeout",
+            cfg.timeouts
+                .uniform
+                .map_or("RFC 5321 defaults".into(), |d| format!("{} s", d.as_secs())),
+        ),
+    ];
+    let result = lines
+        .iter()
+        .try_for_each(|(k, v)| writeln!(out, "{k:<12} {}", printable(v)));
+    finish_stdout(result.and_then(|()| out.flush()))
+}
+
+/// A closed stdout (`| head`) is not an error.
+fn finish_stdout(result: io::Result<()>) -> Result<Exit> {
+    match result {
+        Ok(()) => Ok(Exit::Ok),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(Exit::Ok),
+        Err(e) => Err(Error::Io(format!("writing to stdout: {e}")).into()),
+    }
 }
 
 /// Print the envelope, the route and the message exactly as it would be sent, and send
-/// nothing. A closed stdout (`| head`) is not an error.
+/// nothing.
 fn dry_run(cfg: &Config, envelope: &Envelope, message: Message) -> Result<Exit> {
     let mut out = io::stdout().lock();
     let result = (|| -> io::Result<()> {
@@ -92,9 +321,5 @@ fn dry_run(cfg: &Config, envelope: &Envelope, message: Message) -> Result<Exit> 
         message.write_to(&mut out)?;
         out.flush()
     })();
-    match result {
-        Ok(()) => Ok(Exit::Ok),
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(Exit::Ok),
-        Err(e) => Err(Error::Io(format!("writing to stdout: {e}")).into()),
-    }
+    finish_stdout(result)
 }

@@ -18,10 +18,13 @@ use crate::cli::{Args, AuthMech, TlsMode};
 use crate::error::Error;
 use crate::net::timeout::Timeouts;
 use crate::secret::Secret;
+use crate::settings::{Account, AuthSetting, TlsSetting};
 use crate::smtp::auth::Mechanism;
 
 /// Environment variable holding the password.
 pub const PASSWORD_ENV: &str = "POSTIE_PASSWORD";
+/// Environment variable naming the directory of system-wide files instead of `/etc`.
+pub const SYSCONFDIR_ENV: &str = "POSTIE_SYSCONFDIR";
 /// Environment variable that fixes Date, Message-ID and the EHLO name (for tests).
 pub const TEST_MODE_ENV: &str = "POSTIE_TEST_MODE";
 
@@ -105,12 +108,23 @@ pub struct Config {
     pub security: Security,
     pub tls_ca: Option<PathBuf>,
     pub helo: String,
+    /// False only with --tls-no-verify or msmtp's `tls_certcheck off`.
+    pub tls_verify: bool,
     pub timeouts: Timeouts,
+    /// The login name, also when the password is not read (dry run, --show-config).
+    pub user: Option<String>,
     pub credentials: Option<Credentials>,
+    /// Where the password comes from, in words (for --show-config).
+    pub password_source: Option<String>,
     pub auth: Option<Mechanism>,
+    /// The configuration says `auth off`.
+    pub auth_off: bool,
     pub allow_plaintext_auth: bool,
     pub verbosity: u8,
     pub dry_run: bool,
+    pub show_config: bool,
+    /// mailx -E: an empty body means nothing to send.
+    pub skip_empty: bool,
     pub test_mode: bool,
     pub content: Content,
     pub recipients: Recipients,
@@ -119,6 +133,38 @@ pub struct Config {
     /// Sender when neither -f nor the message names one: --user if it is an address, else
     /// USER@HOSTNAME.
     pub default_sender: String,
+    /// Qualifies bare local recipients.
+    pub domain: Option<String>,
+    /// aliases(5)-style file for bare local recipients, and its contents.
+    pub aliases_file: Option<PathBuf>,
+    pub aliases: Option<crate::aliases::Aliases>,
+    /// The configuration file read, if any.
+    pub config_file: Option<PathBuf>,
+    /// The account asked for with -A.
+    pub account_name: Option<String>,
+    /// What the sendmail persona asked for.
+    pub sendmail: SendmailOptions,
+    /// Delivery status notification requests (RFC 3461), used when the server offers DSN.
+    pub dsn: Dsn,
+}
+
+/// Options only the sendmail command line sets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendmailOptions {
+    /// -t: recipients from the message's To/Cc/Bcc (or Resent-*) headers.
+    pub extract_recipients: bool,
+    /// Strip Bcc, qualify bare names in To/Cc/From, add missing From/Date/Message-ID.
+    pub rewrite_headers: bool,
+    /// -F: the sender's full name for an added From:.
+    pub full_name: Option<String>,
+}
+
+/// RFC 3461 parameters: NOTIFY per recipient, RET and ENVID on MAIL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dsn {
+    pub notify: Option<String>,
+    pub ret: Option<String>,
+    pub envid: Option<String>,
 }
 
 /// Looks up an environment variable.
@@ -131,6 +177,15 @@ pub struct Environment {
 }
 
 impl Environment {
+    /// Where system-wide configuration lives: `/etc`, or `POSTIE_SYSCONFDIR`.
+    pub fn system_dir(&self) -> PathBuf {
+        (self.var)(SYSCONFDIR_ENV)
+            .filter(|d| !d.is_empty())
+            .map_or_else(|| PathBuf::from("/etc"), PathBuf::from)
+    }
+}
+
+impl Environment {
     pub fn real() -> Self {
         Environment {
             var: Box::new(|k| std::env::var(k).ok()),
@@ -140,21 +195,50 @@ impl Environment {
 }
 
 impl Config {
-    /// Resolve arguments. Reads the password (file, command, env, prompt) unless this is a
-    /// dry run.
+    /// Resolve arguments over the configuration file's account (flags win). Reads the
+    /// password (file, command, env, config, prompt) unless this is a dry run or
+    /// --show-config.
     pub fn resolve(args: Args, env: &Environment) -> Result<Config> {
         let test_mode = (env.var)(TEST_MODE_ENV).is_some_and(|v| !v.is_empty() && v != "0");
+        let from_hint = match &args.from {
+            Some(f) => {
+                reject_line_breaks("--from", f)?;
+                Some(crate::envelope::parse_mailbox(f)?.addr)
+            }
+            None => None,
+        };
+        let (config_file, account) = load_account(&args, env, from_hint.as_deref())?;
+        let needs_server = !(args.dry_run || args.show_config);
 
-        let server = match &args.server {
-            Some(s) => Some(parse_server(s, args.tls)?),
-            None if args.dry_run => None,
-            None => {
-                return Err(
-                    Error::Config("no mail server given: use --server HOST[:PORT]".into()).into(),
-                )
+        let tls_mode = args.tls.or(account.tls.map(|t| match t {
+            TlsSetting::Starttls => TlsMode::Starttls,
+            TlsSetting::Implicit => TlsMode::Implicit,
+            TlsSetting::None => TlsMode::None,
+        }));
+        let server = match (&args.server, &account.server) {
+            (Some(s), _) => Some(parse_server(s, tls_mode)?),
+            (None, Some(host)) => {
+                let mut s = parse_server(host, tls_mode)?;
+                if let Some(port) = account.port {
+                    s.port = port;
+                }
+                Some(s)
+            }
+            (None, None) if !needs_server => None,
+            (None, None) => {
+                let looked: Vec<String> =
+                    crate::settings::candidates_in(&*env.var, &env.system_dir())
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect();
+                return Err(Error::Config(format!(
+                    "no mail server given: use --server HOST[:PORT], or a config file ({})",
+                    looked.join(", ")
+                ))
+                .into());
             }
         };
-        let security = match (args.tls, &server) {
+        let security = match (tls_mode, &server) {
             (Some(TlsMode::Starttls), _) => Security::StartTlsRequired,
             (Some(TlsMode::Implicit), _) => Security::Implicit,
             (Some(TlsMode::None), _) => Security::Plain,
@@ -167,7 +251,7 @@ impl Config {
         } else {
             env.hostname.trim().to_string()
         };
-        let helo = match &args.helo {
+        let helo = match args.helo.as_ref().or(account.helo.as_ref()) {
             Some(h) => {
                 if h.is_empty() || h.chars().any(|c| c.is_whitespace() || c.is_control()) {
                     return Err(Error::Usage(format!("--helo: not a host name: {h:?}")).into());
@@ -186,9 +270,9 @@ impl Config {
         if let Some(subject) = &args.subject {
             reject_line_breaks("subject", subject)?;
         }
-        if let Some(from) = &args.from {
-            reject_line_breaks("--from", from)?;
-        }
+        // An msmtprc `from` may be a pattern (`*@example.org`) that only chooses the account.
+        let account_from = account.from.clone().filter(|f| !f.contains(['*', '?']));
+        let from = args.from.clone().or(account_from);
 
         let recipients = Recipients {
             to: split_list(args.recipients.iter().chain(&args.to)),
@@ -196,54 +280,202 @@ impl Config {
             bcc: split_list(&args.bcc),
         };
 
-        let default_sender = match &args.user {
+        let user = args.user.clone().or(account.user.clone());
+        let default_sender = match &user {
             Some(u) if u.contains('@') => u.clone(),
             _ => {
-                let user = (env.var)("USER")
+                let login = (env.var)("USER")
                     .or_else(|| (env.var)("LOGNAME"))
                     .unwrap_or_else(|| "postie".into());
-                format!("{user}@{hostname}")
+                format!("{login}@{hostname}")
             }
         };
 
-        let credentials = match &args.user {
-            Some(user) if !args.dry_run => Some(Credentials {
-                user: user.clone(),
-                password: password(&args, user, env)?,
-            }),
-            _ => None,
-        };
         if args.user.is_none() && (args.password_file.is_some() || args.password_command.is_some())
         {
             return Err(Error::Usage("a password source was given without --user".into()).into());
         }
+        let auth_off = args.auth.is_none() && account.auth == Some(AuthSetting::Off);
+        let auth = match (args.auth, &account.auth) {
+            (Some(m), _) => Some(mechanism_of(m)),
+            (None, Some(AuthSetting::Mechanism(name))) => Some(
+                name.parse::<Mechanism>()
+                    .map_err(|e| Error::Config(format!("auth {name}: {e}")))?,
+            ),
+            (None, _) => None,
+        };
+        let source = password_source(&args, &account, env);
+        let (credentials, password_source) = match &user {
+            Some(_) if auth_off => (None, None),
+            Some(user) if args.dry_run || args.show_config => (None, Some(source.describe(user))),
+            Some(user) => {
+                let described = source.describe(user);
+                let password = source.read(user)?;
+                (
+                    Some(Credentials {
+                        user: user.clone(),
+                        password,
+                    }),
+                    Some(described),
+                )
+            }
+            None => (None, None),
+        };
 
         Ok(Config {
             server,
             security,
-            tls_ca: args.tls_ca.clone(),
+            tls_ca: args.tls_ca.clone().or(account.tls_ca.clone()),
+            tls_verify: !args.tls_no_verify && account.tls_verify.unwrap_or(true),
             helo,
             timeouts: Timeouts {
-                uniform: args.timeout.map(Duration::from_secs),
+                uniform: args.timeout.or(account.timeout).map(Duration::from_secs),
             },
+            user,
             credentials,
-            auth: args.auth.map(|m| match m {
-                AuthMech::Plain => Mechanism::Plain,
-                AuthMech::Login => Mechanism::Login,
-                AuthMech::ScramSha256 => Mechanism::ScramSha256,
-                AuthMech::CramMd5 => Mechanism::CramMd5,
-                AuthMech::Xoauth2 => Mechanism::XOAuth2,
-                AuthMech::Oauthbearer => Mechanism::OAuthBearer,
-            }),
+            password_source,
+            auth,
+            auth_off,
             allow_plaintext_auth: args.allow_plaintext_auth,
             verbosity: args.verbose,
             dry_run: args.dry_run,
+            show_config: args.show_config,
+            skip_empty: args.skip_empty,
             test_mode,
             content,
             recipients,
-            from: args.from.clone(),
+            from,
             default_sender,
+            domain: args.domain.clone().or(account.domain.clone()),
+            aliases: match args.aliases.as_ref().or(account.aliases.as_ref()) {
+                Some(path) => Some(crate::aliases::load(path)?),
+                None => None,
+            },
+            aliases_file: args.aliases.clone().or(account.aliases.clone()),
+            config_file,
+            account_name: args.account.clone(),
+            sendmail: SendmailOptions::default(),
+            dsn: Dsn::default(),
         })
+    }
+}
+
+/// The configuration file (from -C, or the first one found) and the chosen account with
+/// the file format's own defaults filled in.
+fn load_account(
+    args: &Args,
+    env: &Environment,
+    from: Option<&str>,
+) -> Result<(Option<PathBuf>, Account)> {
+    let path = match &args.config {
+        Some(p) => Some(p.clone()),
+        None => crate::settings::find_in(&*env.var, &env.system_dir()),
+    };
+    let Some(path) = path else {
+        if let Some(name) = &args.account {
+            return Err(
+                Error::Config(format!("--account {name}: no configuration file found")).into(),
+            );
+        }
+        return Ok((None, Account::default()));
+    };
+    let settings = crate::settings::load(&path)?;
+    let account = settings.account(args.account.as_deref(), from)?;
+    let account = account.clone().or(&settings.format_defaults(&account));
+    Ok((Some(path), account))
+}
+
+fn mechanism_of(m: AuthMech) -> Mechanism {
+    match m {
+        AuthMech::Plain => Mechanism::Plain,
+        AuthMech::Login => Mechanism::Login,
+        AuthMech::ScramSha256 => Mechanism::ScramSha256,
+        AuthMech::CramMd5 => Mechanism::CramMd5,
+        AuthMech::Xoauth2 => Mechanism::XOAuth2,
+        AuthMech::Oauthbearer => Mechanism::OAuthBearer,
+    }
+}
+
+/// Where the password comes from, in order of precedence: flags, the environment, the
+/// configuration file, a prompt on the terminal.
+enum PasswordSource {
+    File(PathBuf),
+    Command(String),
+    Env(String),
+    Literal(Secret),
+    Prompt,
+}
+
+fn password_source(args: &Args, account: &Account, env: &Environment) -> PasswordSource {
+    if let Some(p) = &args.password_file {
+        PasswordSource::File(p.clone())
+    } else if let Some(c) = &args.password_command {
+        PasswordSource::Command(c.clone())
+    } else if let Some(p) = (env.var)(PASSWORD_ENV) {
+        PasswordSource::Env(p)
+    } else if let Some(p) = &account.password {
+        PasswordSource::Literal(p.clone())
+    } else if let Some(c) = &account.password_command {
+        PasswordSource::Command(c.clone())
+    } else if let Some(p) = &account.password_file {
+        PasswordSource::File(p.clone())
+    } else {
+        PasswordSource::Prompt
+    }
+}
+
+impl PasswordSource {
+    /// For --show-config: where the password would come from, never the password.
+    fn describe(&self, user: &str) -> String {
+        match self {
+            PasswordSource::File(p) => format!("(from file {})", p.display()),
+            PasswordSource::Command(c) => format!("(from command {c:?})"),
+            PasswordSource::Env(_) => format!("(from {PASSWORD_ENV})"),
+            PasswordSource::Literal(_) => "(from the configuration file)".into(),
+            PasswordSource::Prompt => format!("(prompted for {user} on the terminal)"),
+        }
+    }
+
+    fn read(self, user: &str) -> Result<Secret> {
+        match self {
+            PasswordSource::File(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|source| Error::NoInput {
+                    what: "password file",
+                    path: path.clone(),
+                    source,
+                })?;
+                Ok(Secret::new(first_line(&text)))
+            }
+            PasswordSource::Command(cmd) => {
+                let out = Command::new("sh")
+                    .arg("-c")
+                    .arg(&cmd)
+                    .stdin(Stdio::null())
+                    .stderr(Stdio::inherit())
+                    .output()
+                    .context("running the password command")?;
+                if !out.status.success() {
+                    return Err(
+                        Error::Config(format!("password command failed ({})", out.status)).into(),
+                    );
+                }
+                Ok(Secret::new(first_line(&String::from_utf8_lossy(
+                    &out.stdout,
+                ))))
+            }
+            PasswordSource::Env(p) => Ok(Secret::new(p)),
+            PasswordSource::Literal(s) => Ok(s),
+            PasswordSource::Prompt => {
+                match rpassword::prompt_password(format!("postie: password for {user}: ")) {
+                    Ok(p) => Ok(Secret::new(p)),
+                    Err(_) => Err(Error::Config(format!(
+                        "no password for {user}: use --password-file, --password-command, \
+                         {PASSWORD_ENV} or a configuration file"
+                    ))
+                    .into()),
+                }
+            }
+        }
     }
 }
 
@@ -353,43 +585,6 @@ fn split_list<'a>(items: impl IntoIterator<Item = &'a String>) -> Vec<String> {
         .collect()
 }
 
-fn password(args: &Args, user: &str, env: &Environment) -> Result<Secret> {
-    if let Some(path) = &args.password_file {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::NoInput {
-            what: "password file",
-            path: path.clone(),
-            source,
-        })?;
-        return Ok(Secret::new(first_line(&text)));
-    }
-    if let Some(cmd) = &args.password_command {
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()
-            .context("running --password-command")?;
-        if !out.status.success() {
-            return Err(
-                Error::Config(format!("--password-command failed ({})", out.status)).into(),
-            );
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
-        return Ok(Secret::new(first_line(&text)));
-    }
-    if let Some(p) = (env.var)(PASSWORD_ENV) {
-        return Ok(Secret::new(p));
-    }
-    match rpassword::prompt_password(format!("postie: password for {user}: ")) {
-        Ok(p) => Ok(Secret::new(p)),
-        Err(_) => Err(Error::Config(format!(
-            "no password for {user}: use --password-file, --password-command or {PASSWORD_ENV}"
-        ))
-        .into()),
-    }
-}
-
 fn first_line(text: &str) -> String {
     text.lines()
         .next()
@@ -411,7 +606,10 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Environment {
-            var: Box::new(move |k| map.get(k).cloned()),
+            var: Box::new(move |k| match k {
+                SYSCONFDIR_ENV => Some("/nonexistent/postie-test-etc".into()),
+                _ => map.get(k).cloned(),
+            }),
             hostname: "box.example".into(),
         }
     }

@@ -19,6 +19,79 @@ pub struct Mailbox {
 
 /// Parse `addr`, `<addr>` or `Name <addr>` ("Name" may be quoted).
 pub fn parse_mailbox(input: &str) -> Result<Mailbox> {
+    let m = split_mailbox(input)?;
+    check_addr(input, &m.addr)?;
+    Ok(m)
+}
+
+/// Like [`parse_mailbox`], but a bare local name (`root`, `www-data`) is allowed too.
+fn parse_recipient(input: &str) -> Result<Mailbox> {
+    let m = split_mailbox(input)?;
+    if m.addr.contains('@') {
+        check_addr(input, &m.addr)?;
+    } else if m.addr.is_empty()
+        || !m
+            .addr
+            .chars()
+            .all(|c| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c))
+    {
+        return Err(bad_address(input, "not an address or a local user name"));
+    }
+    Ok(m)
+}
+
+/// The addresses a bare local name stands for: its aliases (targets without a domain get
+/// the configured one), else `name@domain`. Empty when neither is configured.
+pub fn qualify_local(cfg: &Config, name: &str) -> Vec<String> {
+    let with_domain = |n: &str| match (&cfg.domain, n.contains('@')) {
+        (_, true) => Some(n.to_string()),
+        (Some(d), false) => Some(format!("{n}@{d}")),
+        (None, false) => None,
+    };
+    match cfg.aliases.as_ref().and_then(|a| a.expand(name)) {
+        Some(targets) => targets.iter().filter_map(|t| with_domain(t)).collect(),
+        None => with_domain(name).into_iter().collect(),
+    }
+}
+
+/// A recipient as typed, as envelope addresses: an address as it is, a bare local name
+/// through [`qualify_local`].
+pub fn qualify(cfg: &Config, raw: &str) -> Result<Vec<String>> {
+    Ok(qualify_mailbox(cfg, raw)?
+        .into_iter()
+        .map(|m| m.addr)
+        .collect())
+}
+
+/// Like [`qualify`], keeping the display name where the recipient stays one address (for
+/// the To:/Cc: headers of a composed message).
+pub fn qualify_mailbox(cfg: &Config, raw: &str) -> Result<Vec<Mailbox>> {
+    let m = parse_recipient(raw)?;
+    if m.addr.contains('@') {
+        return Ok(vec![m]);
+    }
+    let addrs = qualify_local(cfg, &m.addr);
+    if addrs.is_empty() {
+        return Err(Error::Data(format!(
+            "bare recipient {:?}: set a domain (--domain, config domain) or an aliases file",
+            m.addr
+        ))
+        .into());
+    }
+    for a in &addrs {
+        check_addr(raw, a)?;
+    }
+    let name = if addrs.len() == 1 { m.name } else { None };
+    Ok(addrs
+        .into_iter()
+        .map(|addr| Mailbox {
+            name: name.clone(),
+            addr,
+        })
+        .collect())
+}
+
+fn split_mailbox(input: &str) -> Result<Mailbox> {
     let s = input.trim();
     if s.chars().any(char::is_control) {
         return Err(bad_address(input, "control character or line break in it"));
@@ -32,7 +105,6 @@ pub fn parse_mailbox(input: &str) -> Result<Mailbox> {
         (None, false) => (None, s),
         _ => return Err(bad_address(input, "unbalanced angle brackets")),
     };
-    check_addr(input, addr)?;
     Ok(Mailbox {
         name,
         addr: addr.to_string(),
@@ -86,16 +158,18 @@ impl Envelope {
 /// Recipients: to, cc and bcc, deduplicated (case-insensitively), in order.
 pub fn build(cfg: &Config, message: &Message) -> Result<Envelope> {
     let reverse_path = match (&cfg.from, &message.header_from) {
-        (Some(f), _) => parse_mailbox(f)?.addr,
+        (Some(f), _) => sender(cfg, f)?,
         (None, Some(h)) => h.clone(),
-        (None, None) => parse_mailbox(&cfg.default_sender)?.addr,
+        (None, None) => sender(cfg, &cfg.default_sender)?,
     };
     let mut forward_paths: Vec<String> = Vec::new();
     let r = &cfg.recipients;
-    for raw in r.to.iter().chain(&r.cc).chain(&r.bcc) {
-        let addr = parse_mailbox(raw)?.addr;
-        if !forward_paths.iter().any(|a| a.eq_ignore_ascii_case(&addr)) {
-            forward_paths.push(addr);
+    let typed = r.to.iter().chain(&r.cc).chain(&r.bcc);
+    for raw in typed.chain(&message.header_recipients) {
+        for addr in qualify(cfg, raw)? {
+            if !forward_paths.iter().any(|a| a.eq_ignore_ascii_case(&addr)) {
+                forward_paths.push(addr);
+            }
         }
     }
     if forward_paths.is_empty() {
@@ -108,6 +182,18 @@ pub fn build(cfg: &Config, message: &Message) -> Result<Envelope> {
         reverse_path,
         forward_paths,
     })
+}
+
+/// The envelope sender: an address, or a bare name qualified (first alias target).
+pub fn sender(cfg: &Config, raw: &str) -> Result<String> {
+    let m = parse_recipient(raw)?;
+    if m.addr.contains('@') {
+        return Ok(m.addr);
+    }
+    qualify(cfg, raw)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| bad_address(raw, "cannot qualify this sender"))
 }
 
 #[cfg(test)]

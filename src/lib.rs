@@ -18,6 +18,7 @@
 //! [`error`] maps every failure to one sysexits code, in one place.
 #![forbid(unsafe_code)]
 
+pub mod aliases;
 pub mod app;
 pub mod cli;
 pub mod config;
@@ -25,6 +26,7 @@ pub mod envelope;
 pub mod error;
 pub mod message;
 pub mod net;
+pub mod persona;
 pub mod report;
 pub mod route;
 pub mod secret;

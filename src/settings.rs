@@ -225,7 +225,8 @@ pub fn find(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
     find_in(env, Path::new("/etc"))
 }
 
-fn candidates_in(env: &dyn Fn(&str) -> Option<String>, etc: &Path) -> Vec<PathBuf> {
+/// [`candidates`] with another directory in place of `/etc`.
+pub fn candidates_in(env: &dyn Fn(&str) -> Option<String>, etc: &Path) -> Vec<PathBuf> {
     let home = env("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
     // XDG Base Directory: a relative or empty XDG_CONFIG_HOME is to be ignored.
     let xdg = env("XDG_CONFIG_HOME")
@@ -247,7 +248,8 @@ fn candidates_in(env: &dyn Fn(&str) -> Option<String>, etc: &Path) -> Vec<PathBu
     list
 }
 
-fn find_in(env: &dyn Fn(&str) -> Option<String>, etc: &Path) -> Option<PathBuf> {
+/// [`find`] with another directory in place of `/etc`.
+pub fn find_in(env: &dyn Fn(&str) -> Option<String>, etc: &Path) -> Option<PathBuf> {
     candidates_in(env, etc).into_iter().find(|p| p.is_file())
 }
 

@@ -5,6 +5,7 @@
 //! the envelope and drop a leading mbox `From ` line); the rest is read while sending, so a
 //! large message is never held in memory. Line endings and dot-stuffing are `wire`'s job.
 
+pub mod headers;
 pub mod wire;
 
 use std::fs::File;
@@ -38,6 +39,10 @@ pub struct Message {
     pub eight_bit: Option<bool>,
     /// The address in the message's From: header, if any.
     pub header_from: Option<String>,
+    /// Recipients named in the headers (sendmail -t), not yet qualified.
+    pub header_recipients: Vec<String>,
+    /// A composed message whose body is empty (mailx -E sends nothing then).
+    pub empty_body: bool,
 }
 
 impl std::fmt::Debug for Message {
@@ -79,6 +84,8 @@ impl Message {
             rest: None,
             eight_bit,
             header_from: None,
+            header_recipients: Vec::new(),
+            empty_body: false,
         }
     }
 }
@@ -88,7 +95,7 @@ impl Message {
 pub fn prepare(cfg: &Config, stdin: Box<dyn Read>) -> Result<Message> {
     match &cfg.content {
         Content::Compose(c) => compose(cfg, c, stdin),
-        Content::Ready(Source::Stdin) => ready(stdin, None),
+        Content::Ready(Source::Stdin) => sendmail_fixups(cfg, ready(stdin, None)?),
         Content::Ready(Source::File(path)) => {
             let file = File::open(path).map_err(|source| Error::NoInput {
                 what: "message file",
@@ -96,9 +103,56 @@ pub fn prepare(cfg: &Config, stdin: Box<dyn Read>) -> Result<Message> {
                 source,
             })?;
             let len = file.metadata().ok().map(|m| m.len());
-            ready(Box::new(file), len)
+            sendmail_fixups(cfg, ready(Box::new(file), len)?)
         }
     }
+}
+
+/// What the sendmail persona does to a ready message: -t takes the recipients from the
+/// headers; then Bcc goes, bare local names in To/Cc/From are qualified so the mail that
+/// arrives is readable, and a missing From, Date or Message-ID is added.
+fn sendmail_fixups(cfg: &Config, mut m: Message) -> Result<Message> {
+    let opts = &cfg.sendmail;
+    if opts.extract_recipients {
+        m.header_recipients = headers::recipients(&m.head);
+    }
+    if !opts.rewrite_headers {
+        return Ok(m);
+    }
+    let sender = crate::envelope::sender(cfg, cfg.from.as_deref().unwrap_or(&cfg.default_sender))?;
+    let add_from = match &opts.full_name {
+        Some(name) => format!("{name} <{sender}>"),
+        None => sender,
+    };
+    let qualify = |name: &str| crate::envelope::qualify_local(cfg, name);
+    let (date, id) = if cfg.test_mode {
+        (TEST_DATE, "postie-test@postie.test".to_string())
+    } else {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let id = format!(
+            "{:x}.{:x}.{}@{}",
+            now.as_secs(),
+            now.subsec_nanos(),
+            std::process::id(),
+            cfg.helo
+        );
+        (i64::try_from(now.as_secs()).unwrap_or(0), id)
+    };
+    let rewrite = headers::Rewrite {
+        strip_bcc: true,
+        qualify: Some(&qualify),
+        add_from: Some(add_from),
+        add_date: Some(date),
+        add_message_id: Some(id),
+    };
+    let before = m.head.len() as u64;
+    m.head = headers::rewrite(&m.head, &rewrite)?;
+    let after = m.head.len() as u64;
+    m.size = m.size.map(|s| (s + after).saturating_sub(before));
+    m.header_from = headers::from_address(&m.head);
+    Ok(m)
 }
 
 fn read_input(path: &Path, what: &'static str) -> Result<Vec<u8>> {
@@ -130,12 +184,13 @@ fn compose(cfg: &Config, c: &Compose, mut stdin: Box<dyn Read>) -> Result<Messag
         )
     })?;
 
+    let body_is_empty = body.trim().is_empty();
     let from = parse_mailbox(cfg.from.as_deref().unwrap_or(&cfg.default_sender))?;
     let mut b = MessageBuilder::new().from(address(&from));
-    if let Some(to) = address_list(&cfg.recipients.to)? {
+    if let Some(to) = address_list(cfg, &cfg.recipients.to)? {
         b = b.to(to);
     }
-    if let Some(cc) = address_list(&cfg.recipients.cc)? {
+    if let Some(cc) = address_list(cfg, &cfg.recipients.cc)? {
         b = b.cc(cc);
     }
     if let Some(s) = &c.subject {
@@ -172,6 +227,7 @@ fn compose(cfg: &Config, c: &Compose, mut stdin: Box<dyn Read>) -> Result<Messag
         .map_err(|e| Error::Io(format!("building the message: {e}")))?;
     let mut m = Message::in_memory(bytes);
     m.header_from = Some(from.addr);
+    m.empty_body = body_is_empty;
     Ok(m)
 }
 
@@ -198,12 +254,17 @@ fn address(m: &crate::envelope::Mailbox) -> Address<'static> {
     Address::new_address(m.name.clone(), m.addr.clone())
 }
 
-/// A To:/Cc: header value from typed addresses; `None` for an empty list.
-fn address_list(raw: &[String]) -> Result<Option<Address<'static>>> {
-    let list = raw
-        .iter()
-        .map(|r| parse_mailbox(r).map(|m| address(&m)))
-        .collect::<Result<Vec<_>>>()?;
+/// A To:/Cc: header value from typed recipients (bare local names qualified); `None` for
+/// an empty list.
+fn address_list(cfg: &Config, raw: &[String]) -> Result<Option<Address<'static>>> {
+    let mut list = Vec::new();
+    for r in raw {
+        list.extend(
+            crate::envelope::qualify_mailbox(cfg, r)?
+                .iter()
+                .map(address),
+        );
+    }
     Ok((!list.is_empty()).then(|| Address::new_list(list)))
 }
 
@@ -247,6 +308,8 @@ fn ready(mut input: Box<dyn Read>, len: Option<u64>) -> Result<Message> {
         head,
         rest: Some(input),
         header_from,
+        header_recipients: Vec::new(),
+        empty_body: false,
     })
 }
 

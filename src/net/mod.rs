@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use rustls::{ClientConfig, ClientConnection, StreamOwned};
+use rustls::{ClientConnection, StreamOwned};
 
 use crate::error::Error;
 use crate::smtp::command::Command;
@@ -87,7 +87,7 @@ impl Connection {
     pub fn open(
         host: &str,
         addrs: &[SocketAddr],
-        implicit_tls: Option<&Arc<ClientConfig>>,
+        implicit_tls: Option<&tls::Tls>,
         timeouts: Timeouts,
         mut transcript: Transcript,
     ) -> Result<Connection> {
@@ -216,7 +216,7 @@ impl Connection {
 
     /// Upgrade after the server's 220 to STARTTLS. Bytes already received after that reply
     /// were sent in plaintext before the handshake and may be an injection: refuse them.
-    pub fn starttls(self, config: &Arc<ClientConfig>) -> Result<Connection> {
+    pub fn starttls(self, config: &tls::Tls) -> Result<Connection> {
         if !self.buf.is_empty() {
             let msg = format!(
                 "{} sent {} bytes after its 220 reply to STARTTLS, before the TLS handshake \
@@ -231,10 +231,10 @@ impl Connection {
         self.handshake(config)
     }
 
-    fn handshake(mut self, config: &Arc<ClientConfig>) -> Result<Connection> {
+    fn handshake(mut self, tls: &tls::Tls) -> Result<Connection> {
         let after = self.set_timeouts(Phase::TlsHandshake);
         let name = tls::server_name(&self.host)?;
-        let mut conn = ClientConnection::new(Arc::clone(config), name)
+        let mut conn = ClientConnection::new(Arc::clone(&tls.config), name)
             .map_err(|e| tls::handshake_error(&self.host, &e))?;
         let Stream::Plain(mut tcp) = self.stream else {
             return Err(Error::Protocol("TLS requested on a TLS connection".into()).into());
@@ -249,10 +249,14 @@ impl Connection {
                 return Err(err.into());
             }
         }
+        let verified = if tls.verify {
+            format!("certificate verified for {}", self.host)
+        } else {
+            "certificate NOT verified: --tls-no-verify".to_string()
+        };
         self.transcript.info(&format!(
-            "TLS established: {} (certificate verified for {})",
-            tls::describe(&conn),
-            self.host
+            "TLS established: {} ({verified})",
+            tls::describe(&conn)
         ));
         Ok(Connection {
             stream: Stream::Tls(Box::new(StreamOwned::new(conn, tcp))),

@@ -15,8 +15,25 @@ use rustls::{ClientConfig, ClientConnection, RootCertStore};
 
 use crate::error::Error;
 
-/// Build the client configuration once per run.
-pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>> {
+/// The TLS client set-up for a run: rustls's configuration and whether it verifies.
+#[derive(Clone)]
+pub struct Tls {
+    pub config: Arc<ClientConfig>,
+    pub verify: bool,
+}
+
+impl Tls {
+    pub fn new(ca_file: Option<&Path>, verify: bool) -> Result<Tls> {
+        Ok(Tls {
+            config: client_config(ca_file, verify)?,
+            verify,
+        })
+    }
+}
+
+/// Build the client configuration once per run. `verify: false` (--tls-no-verify) accepts
+/// any certificate; the handshake signatures are still checked.
+pub fn client_config(ca_file: Option<&Path>, verify: bool) -> Result<Arc<ClientConfig>> {
     let mut roots = RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
@@ -51,12 +68,68 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>> {
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
+    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Config(format!("TLS set-up: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .map_err(|e| Error::Config(format!("TLS set-up: {e}")))?;
+    let config = if verify {
+        builder.with_root_certificates(roots).with_no_client_auth()
+    } else {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(UnverifiedCertificates(provider)))
+            .with_no_client_auth()
+    };
     Ok(Arc::new(config))
+}
+
+/// --tls-no-verify: accepts every certificate chain and name, but still checks that the
+/// server holds the key of the certificate it showed (handshake signatures).
+#[derive(Debug)]
+struct UnverifiedCertificates(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for UnverifiedCertificates {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// The name the certificate must match: a DNS name or an IP address.
@@ -111,7 +184,8 @@ mod tests {
 
     #[test]
     fn config_builds_with_web_roots_only() {
-        assert!(client_config(None).is_ok());
+        assert!(client_config(None, true).is_ok());
+        assert!(client_config(None, false).is_ok());
     }
 
     #[test]
@@ -119,9 +193,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let junk = dir.path().join("junk.pem");
         std::fs::write(&junk, "not a certificate\n").unwrap();
-        let err = client_config(Some(&junk)).unwrap_err();
+        let err = client_config(Some(&junk), true).unwrap_err();
         assert_eq!(crate::error::exit_code(&err), crate::error::Exit::Config);
-        let err = client_config(Some(&dir.path().join("missing.pem"))).unwrap_err();
+        let err = client_config(Some(&dir.path().join("missing.pem")), true).unwrap_err();
         assert_eq!(crate::error::exit_code(&err), crate::error::Exit::NoInput);
     }
 

@@ -8,10 +8,8 @@
 //! 235 (SCRAM's server signature); this module only moves the lines.
 
 use std::io::{self, Read, Write};
-use std::sync::Arc;
 
 use anyhow::Result;
-use rustls::ClientConfig;
 
 use crate::config::{Config, Security};
 use crate::envelope::Envelope;
@@ -19,6 +17,7 @@ use crate::error::Error;
 use crate::message::wire::DotStuffer;
 use crate::message::Message;
 use crate::net::timeout::Phase;
+use crate::net::tls::Tls;
 use crate::net::Connection;
 use crate::report::{Recipient, Report};
 use crate::smtp::auth::{self, Exchange};
@@ -30,7 +29,7 @@ use crate::smtp::reply::{Reply, Severity};
 pub fn deliver(
     conn: Connection,
     cfg: &Config,
-    tls: &Arc<ClientConfig>,
+    tls: &Tls,
     envelope: &Envelope,
     message: Message,
 ) -> Result<Report> {
@@ -142,7 +141,7 @@ fn ehlo(conn: &mut Connection, cfg: &Config) -> Result<Capabilities> {
 fn secure(
     mut conn: Connection,
     cfg: &Config,
-    tls: &Arc<ClientConfig>,
+    tls: &Tls,
     caps: Capabilities,
 ) -> Result<(Connection, Capabilities)> {
     if !caps.starttls {
@@ -279,12 +278,31 @@ fn mail_params(caps: &Capabilities, envelope: &Envelope, message: &Message) -> R
 
 fn transaction(
     conn: &mut Connection,
-    _cfg: &Config,
+    cfg: &Config,
     caps: &Capabilities,
     envelope: &Envelope,
     message: Message,
 ) -> Result<Report> {
-    let params = mail_params(caps, envelope, &message)?;
+    let mut params = mail_params(caps, envelope, &message)?;
+    let dsn = &cfg.dsn;
+    let wants_dsn = dsn.notify.is_some() || dsn.ret.is_some() || dsn.envid.is_some();
+    let use_dsn = wants_dsn && caps.dsn;
+    if wants_dsn && !caps.dsn {
+        conn.transcript()
+            .info("DSN requested but the server does not offer DSN: ignored");
+    }
+    if use_dsn {
+        if let Some(ret) = &dsn.ret {
+            params.push(format!("RET={ret}"));
+        }
+        if let Some(envid) = &dsn.envid {
+            params.push(format!("ENVID={}", xtext(envid)));
+        }
+    }
+    let rcpt_params: Vec<String> = match (&dsn.notify, use_dsn) {
+        (Some(notify), true) => vec![format!("NOTIFY={notify}")],
+        _ => Vec::new(),
+    };
     let from = &envelope.reverse_path;
     command(
         conn,
@@ -301,7 +319,7 @@ fn transaction(
     for rcpt in &envelope.forward_paths {
         let cmd = Command::Rcpt {
             forward_path: rcpt.clone(),
-            params: Vec::new(),
+            params: rcpt_params.clone(),
         };
         conn.send(&cmd, Phase::Rcpt)?;
         let reply = conn.read_reply(Phase::Rcpt)?;
@@ -342,6 +360,16 @@ fn transaction(
     })
 }
 
+/// RFC 3461 §4 xtext: '+', '=' and bytes outside '!'..='~' become "+HH".
+fn xtext(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'!'..=b'~' if b != b'+' && b != b'=' => (b as char).to_string(),
+            _ => format!("+{b:02X}"),
+        })
+        .collect()
+}
+
 /// Stream the message through the dot-stuffing codec. If reading the message fails, the
 /// end-of-data mark is never sent, so the server discards the partial message.
 fn send_data(conn: &mut Connection, message: Message) -> Result<()> {
@@ -369,5 +397,17 @@ fn send_data(conn: &mut Connection, message: Message) -> Result<()> {
     match stuffer.finish() {
         Ok(_) => Ok(()),
         Err(e) => Err(writer.failure(e).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xtext_encodes_plus_equals_and_non_graphic() {
+        assert_eq!(xtext("abc-123"), "abc-123");
+        assert_eq!(xtext("a+b=c d"), "a+2Bb+3Dc+20d");
+        assert_eq!(xtext("\u{e9}"), "+C3+A9");
     }
 }

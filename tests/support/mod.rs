@@ -12,7 +12,11 @@ use std::process::{Command, Stdio};
 /// Message-ID), no password in the environment, stdin empty.
 pub fn postie() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_postie"));
+    // No configuration file of the machine's or the user's may leak into a test.
     cmd.env("POSTIE_TEST_MODE", "1")
+        .env("POSTIE_SYSCONFDIR", "/nonexistent/postie-test-etc")
+        .env("HOME", "/nonexistent/postie-test-home")
+        .env_remove("XDG_CONFIG_HOME")
         .env_remove("POSTIE_PASSWORD")
         .stdin(Stdio::null());
     cmd
