@@ -1,3 +1,4 @@
 mod generated;
 mod postfix;
+mod sendmail;
 mod submission;
