@@ -170,9 +170,9 @@ pub fn rewrite(head: &[u8], r: &Rewrite) -> Result<Vec<u8>> {
             email: Cow::Owned(m.addr),
         };
         let mut value = Vec::new();
-        addr.write_header(&mut value, "From: ".len())?;
+        addr.write_header(&mut value, "From: ".len());
         added.extend_from_slice(b"From: ");
-        added.extend_from_slice(&with_eol(&value, block.crlf));
+        added.extend_from_slice(&with_eol(without_crlf(&value), block.crlf));
         added.extend_from_slice(eol);
     }
     if let (false, Some(t)) = (has_date, r.add_date) {
@@ -533,8 +533,7 @@ fn qualify_items(
 
 /// Render an address list after a field name of `name_len` bytes, CRLF-folded before 76
 /// columns where possible. mail-builder writes each mailbox and group (quoting and RFC 2047
-/// encoding); the list punctuation is written here because mail-builder 0.4's list writer
-/// leaves out the comma after a group.
+/// encoding); the list punctuation and folding between items are written here.
 fn render_list(items: &[Rendered], name_len: usize) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut col = name_len;
@@ -554,18 +553,24 @@ fn render_list(items: &[Rendered], name_len: usize) -> io::Result<Vec<u8>> {
             out.write_all(b" ")?;
             col += 1;
         }
+        let mut one = Vec::new();
         match item {
-            Rendered::Mailbox(m) => m.write_header(&mut out, col)?,
-            Rendered::Group(g) => g.write_header(&mut out, col)?,
+            Rendered::Mailbox(m) => m.write_header(&mut one, col),
+            Rendered::Group(g) => g.write_header(&mut one, col),
         };
-        // Count the column from what was written: mail-builder 0.4's group writer
-        // over-counts.
+        out.extend_from_slice(without_crlf(&one));
+        // Count the column from what was written, not from an estimate.
         col = match out.iter().rposition(|&b| b == b'\n') {
             Some(nl) => out.len() - nl - 1,
             None => name_len + out.len(),
         };
     }
     Ok(out)
+}
+
+/// mail-builder ends each header value with CRLF; the caller writes its own line end.
+fn without_crlf(rendered: &[u8]) -> &[u8] {
+    rendered.strip_suffix(b"\r\n").unwrap_or(rendered)
 }
 
 /// mail-builder folds with CRLF; turn that into LF for an LF head.
@@ -689,7 +694,7 @@ mod tests {
             (
                 "RFC 2047 display name decoded and re-encoded; unqualifiable name left as is",
                 b"To: =?utf-8?Q?J=C3=BCrgen?= <root>, nobody\nFrom: a@x\nDate: d\nMessage-ID: <m@x>\n\n",
-                b"To: \"=?utf-8?Q?J=C3=BCrgen?=\" <root@example.org>, <nobody>\n\
+                b"To: =?utf-8?Q?J=C3=BCrgen?= <root@example.org>, <nobody>\n\
                   From: a@x\nDate: d\nMessage-ID: <m@x>\n\n",
             ),
             (
@@ -753,7 +758,7 @@ mod tests {
         let got = rewrite(b"Subject: x\n\n", &r).unwrap();
         assert_eq!(
             show(&got),
-            "Subject: x\nFrom: \"=?utf-8?B?SsO8cmdlbiBNw7xsbGVy?=\" <j@example.org>\n\n"
+            "Subject: x\nFrom: =?utf-8?B?SsO8cmdlbiBNw7xsbGVy?= <j@example.org>\n\n"
         );
         let parsed = MessageParser::new().parse_headers(&got[..]).unwrap();
         let from = parsed.from().and_then(|a| a.first()).unwrap();

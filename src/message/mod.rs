@@ -242,6 +242,13 @@ fn canonical_header_name(name: &str) -> Result<String> {
         ))
         .into());
     }
+    // The MIME structure is the builder's; a second Content-Type would contradict it.
+    if lower.starts_with("content-") {
+        return Err(Error::Usage(format!(
+            "-H {name}: postie builds the MIME structure; send a ready message with --message for your own"
+        ))
+        .into());
+    }
     Ok(match lower.as_str() {
         "date" => "Date".into(),
         "message-id" => "Message-ID".into(),
@@ -366,6 +373,7 @@ mod tests {
     fn managed_headers_are_refused() {
         assert!(canonical_header_name("BCC").is_err());
         assert!(canonical_header_name("from").is_err());
+        assert!(canonical_header_name("Content-Type").is_err());
         assert_eq!(canonical_header_name("message-id").unwrap(), "Message-ID");
         assert_eq!(canonical_header_name("X-Thing").unwrap(), "X-Thing");
     }
