@@ -23,7 +23,7 @@ _postie() {
 
     case "${cmd}" in
         postie)
-            opts="-c -b -s -f -H -a -C -A -v -h -V --to --cc --bcc --subject --from --header --body --body-file --attach --message --server --tls --tls-ca --helo --timeout --tls-no-verify --domain --aliases --skip-empty --config --account --show-config --user --password-file --password-command --auth --allow-plaintext-auth --verbose --dry-run --help --version"
+            opts="-c -b -s -f -H -a -C -A -P -v -h -V --to --cc --bcc --subject --from --header --body --body-file --attach --message --server --tls --tls-ca --helo --timeout --tls-no-verify --domain --aliases --skip-empty --config --account --show-config --log --user --password-file --password-command --auth --allow-plaintext-auth --verbose --dry-run --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -134,6 +134,10 @@ _postie() {
                     return 0
                     ;;
                 -A)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -19,6 +19,7 @@ complete -c postie -l domain -d 'Qualify bare local recipients (root, www-data) 
 complete -c postie -l aliases -d 'Map bare local recipients through this aliases(5)-style file ("root: ops@example.com", "default: admin@example.com")' -r -F
 complete -c postie -s C -l config -d 'Read settings from FILE (postie TOML or msmtprc syntax) instead of the default places' -r -F
 complete -c postie -s A -l account -d 'Use account NAME from the configuration file' -r
+complete -c postie -l log -d 'Append one line per message to FILE (time, server, TLS, sender, recipients, size, the server\'s last reply, exit code); "-" for stdout. Never a secret' -r -F
 complete -c postie -l user -d 'Log in as NAME (SMTP AUTH)' -r
 complete -c postie -l password-file -d 'Read the password from the first line of FILE' -r -F
 complete -c postie -l password-command -d 'Run CMD with sh -c and use the first line of its output as the password' -r
@@ -30,7 +31,7 @@ XOAUTH2\t'Google\'s and Microsoft\'s OAuth 2.0 format: the password source gives
 OAUTHBEARER\t'RFC 7628 OAuth 2.0 bearer token: the password source gives the access token'"
 complete -c postie -l tls-no-verify -d 'Do not verify the server\'s TLS certificate. DANGEROUS: anyone on the path can read the mail and the password. For testing only; postie warns on every run'
 complete -c postie -l skip-empty -d 'Send nothing (and exit 0) when the body is empty (mailx -E)'
-complete -c postie -l show-config -d 'Print the resolved settings (password masked) and exit'
+complete -c postie -s P -l show-config -d 'Print the resolved settings (password masked) and exit (msmtp\'s -P)'
 complete -c postie -l allow-plaintext-auth -d 'Allow AUTH over a connection that is not encrypted (the password travels in clear)'
 complete -c postie -s v -l verbose -d 'Print the SMTP transcript on stderr (-vv adds the message data). Secrets are masked'
 complete -c postie -l dry-run -d 'Print the envelope and the message that would be sent, and send nothing'

@@ -91,7 +91,15 @@ fn send(cfg: &Config) -> Result<Exit> {
     if cfg.dry_run {
         return dry_run(cfg, &envelope, message);
     }
-    let report = deliver(cfg, &envelope, message)?;
+    let size = message.size;
+    let outcome = deliver(cfg, &envelope, message);
+    if let Some(path) = &cfg.log {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+        crate::log::append(path, &crate::log::line(now, cfg, &envelope, size, &outcome));
+    }
+    let report = outcome?;
     for line in report.failure_lines() {
         eprintln!("postie: {}", printable(&line));
     }

@@ -187,9 +187,14 @@ pub struct Args {
     #[arg(short = 'A', long, value_name = "NAME", help_heading = "Configuration")]
     pub account: Option<String>,
 
-    /// Print the resolved settings (password masked) and exit.
-    #[arg(long, help_heading = "Configuration")]
+    /// Print the resolved settings (password masked) and exit (msmtp's -P).
+    #[arg(long, short = 'P', help_heading = "Configuration")]
     pub show_config: bool,
+
+    /// Append one line per message to FILE (time, server, TLS, sender, recipients, size,
+    /// the server's last reply, exit code); "-" for stdout. Never a secret.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub log: Option<PathBuf>,
 
     /// Log in as NAME (SMTP AUTH).
     #[arg(long, value_name = "NAME", help_heading = "Authentication")]

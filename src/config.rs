@@ -140,6 +140,8 @@ pub struct Config {
     pub aliases: Option<crate::aliases::Aliases>,
     /// The configuration file read, if any.
     pub config_file: Option<PathBuf>,
+    /// --log FILE or the config's `log`/msmtp `logfile`: one line per message.
+    pub log: Option<PathBuf>,
     /// The account asked for with -A.
     pub account_name: Option<String>,
     /// What the sendmail persona asked for.
@@ -310,7 +312,12 @@ impl Config {
             Some(user) if args.dry_run || args.show_config => (None, Some(source.describe(user))),
             Some(user) => {
                 let described = source.describe(user);
-                let password = source.read(user)?;
+                let what = if auth.is_some_and(Mechanism::takes_token) {
+                    "OAuth token"
+                } else {
+                    "password"
+                };
+                let password = source.read(user, what)?;
                 (
                     Some(Credentials {
                         user: user.clone(),
@@ -353,6 +360,7 @@ impl Config {
             },
             aliases_file: args.aliases.clone().or(account.aliases.clone()),
             config_file,
+            log: args.log.clone().or(account.log.clone()),
             account_name: args.account.clone(),
             sendmail: SendmailOptions::default(),
             dsn: Dsn::default(),
@@ -436,7 +444,7 @@ impl PasswordSource {
         }
     }
 
-    fn read(self, user: &str) -> Result<Secret> {
+    fn read(self, user: &str, what: &str) -> Result<Secret> {
         match self {
             PasswordSource::File(path) => {
                 let text = std::fs::read_to_string(&path).map_err(|source| Error::NoInput {
@@ -466,10 +474,10 @@ impl PasswordSource {
             PasswordSource::Env(p) => Ok(Secret::new(p)),
             PasswordSource::Literal(s) => Ok(s),
             PasswordSource::Prompt => {
-                match rpassword::prompt_password(format!("postie: password for {user}: ")) {
+                match rpassword::prompt_password(format!("postie: {what} for {user}: ")) {
                     Ok(p) => Ok(Secret::new(p)),
                     Err(_) => Err(Error::Config(format!(
-                        "no password for {user}: use --password-file, --password-command, \
+                        "no {what} for {user}: use --password-file, --password-command, \
                          {PASSWORD_ENV} or a configuration file"
                     ))
                     .into()),

@@ -24,6 +24,7 @@ pub mod cli;
 pub mod config;
 pub mod envelope;
 pub mod error;
+pub mod log;
 pub mod message;
 pub mod net;
 pub mod persona;

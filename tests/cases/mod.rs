@@ -1,4 +1,5 @@
 mod generated;
+mod logging;
 mod postfix;
 mod sendmail;
 mod submission;

@@ -1,0 +1,127 @@
+//! `--log FILE` (msmtp's `logfile`): one line per message, appended, as `key=value` pairs
+//! that grep and awk can read. It records what happened — server, security, sender,
+//! recipients, size, the server's last reply, the exit code — and never a secret: the
+//! password is not in any value this module is given.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
+
+use crate::config::{Config, Security};
+use crate::envelope::Envelope;
+use crate::error::{exit_code, Error};
+use crate::report::Report;
+use crate::transcript::printable;
+
+/// A value, quoted when it holds spaces, quotes or `=`; control characters escaped.
+fn value(v: &str) -> String {
+    let v = printable(v);
+    if !v.is_empty() && !v.contains([' ', '"', '=', '\\'].as_slice()) {
+        return v.into_owned();
+    }
+    format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// The log line for one message.
+pub fn line(
+    unix_time: i64,
+    cfg: &Config,
+    envelope: &Envelope,
+    size: Option<u64>,
+    outcome: &anyhow::Result<Report>,
+) -> String {
+    let mut fields: Vec<(&str, String)> = vec![(
+        "time",
+        mail_builder::headers::date::Date::new(unix_time).to_rfc822(),
+    )];
+    if let Some(s) = &cfg.server {
+        fields.push(("host", s.host.clone()));
+        fields.push(("port", s.port.to_string()));
+    }
+    let tls = match cfg.security {
+        Security::StartTlsRequired => "starttls",
+        Security::Implicit => "implicit",
+        Security::Plain => "none",
+    };
+    fields.push(("tls", tls.into()));
+    fields.push((
+        "auth",
+        if cfg.credentials.is_some() {
+            "on"
+        } else {
+            "off"
+        }
+        .into(),
+    ));
+    if let Some(c) = &cfg.credentials {
+        fields.push(("user", c.user.clone()));
+    }
+    fields.push(("from", envelope.reverse_path.clone()));
+    fields.push(("recipients", envelope.forward_paths.join(",")));
+    if let Some(n) = size {
+        fields.push(("mailsize", n.to_string()));
+    }
+    let exit = match outcome {
+        Ok(report) => {
+            if let Some(reply) = &report.final_reply {
+                fields.push(("smtpstatus", reply.code.to_string()));
+                fields.push(("smtpmsg", reply.summary()));
+            }
+            let refused: Vec<String> = report
+                .recipients
+                .iter()
+                .filter(|r| !r.accepted())
+                .map(|r| format!("{} {}", r.address, r.reply.summary()))
+                .collect();
+            if !refused.is_empty() {
+                fields.push(("refused", refused.join("; ")));
+            }
+            report.exit()
+        }
+        Err(e) => {
+            if let Some(Error::Reply { reply, .. }) = e.downcast_ref::<Error>() {
+                fields.push(("smtpstatus", reply.code.to_string()));
+                fields.push(("smtpmsg", reply.summary()));
+            }
+            fields.push(("errormsg", format!("{e:#}")));
+            exit_code(e)
+        }
+    };
+    fields.push(("exitcode", exit.name().into()));
+    fields
+        .iter()
+        .map(|(k, v)| format!("{k}={}", value(v)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Append `line` to `path` ("-" is stdout). A log that cannot be written is reported on
+/// stderr and does not change the outcome: the mail was (or was not) sent either way.
+pub fn append(path: &Path, line: &str) {
+    let result = if path.as_os_str() == "-" {
+        writeln!(std::io::stdout(), "{line}")
+    } else {
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| writeln!(f, "{line}"))
+    };
+    if let Err(e) = result {
+        eprintln!("postie: warning: cannot write log {}: {e}", path.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_quoted_only_when_needed() {
+        assert_eq!(value("smtp.example.com"), "smtp.example.com");
+        assert_eq!(value("250 2.0.0 Ok"), "\"250 2.0.0 Ok\"");
+        assert_eq!(value("a\"b"), "\"a\\\"b\"");
+        assert_eq!(value(""), "\"\"");
+        assert_eq!(value("x\u{1b}y"), "x\\u{1b}y");
+    }
+}
