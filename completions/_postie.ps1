@@ -60,6 +60,7 @@ Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
             [CompletionResult]::new('--allow-plaintext-auth', '--allow-plaintext-auth', [CompletionResultType]::ParameterName, 'Allow AUTH over a connection that is not encrypted (the password travels in clear)')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print the SMTP transcript on stderr (-vv adds the message data). Secrets are masked')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print the SMTP transcript on stderr (-vv adds the message data). Secrets are masked')
+            [CompletionResult]::new('--show-time', '--show-time', [CompletionResultType]::ParameterName, 'With -v, show how long the server took to answer each command, and the total')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Print the envelope and the message that would be sent, and send nothing')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')

@@ -57,6 +57,7 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand --allow-plaintext-auth 'Allow AUTH over a connection that is not encrypted (the password travels in clear)'
             cand -v 'Print the SMTP transcript on stderr (-vv adds the message data). Secrets are masked'
             cand --verbose 'Print the SMTP transcript on stderr (-vv adds the message data). Secrets are masked'
+            cand --show-time 'With -v, show how long the server took to answer each command, and the total'
             cand --dry-run 'Print the envelope and the message that would be sent, and send nothing'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'

@@ -34,6 +34,7 @@ complete -c postie -l skip-empty -d 'Send nothing (and exit 0) when the body is 
 complete -c postie -s P -l show-config -d 'Print the resolved settings (password masked) and exit (msmtp\'s -P)'
 complete -c postie -l allow-plaintext-auth -d 'Allow AUTH over a connection that is not encrypted (the password travels in clear)'
 complete -c postie -s v -l verbose -d 'Print the SMTP transcript on stderr (-vv adds the message data). Secrets are masked'
+complete -c postie -l show-time -d 'With -v, show how long the server took to answer each command, and the total'
 complete -c postie -l dry-run -d 'Print the envelope and the message that would be sent, and send nothing'
 complete -c postie -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c postie -s V -l version -d 'Print version'

@@ -113,16 +113,27 @@ fn deliver(cfg: &Config, envelope: &Envelope, message: Message) -> Result<Report
     };
     let route = route::submission(server, cfg.security)?;
     let tls = net::tls::Tls::new(cfg.tls_ca.as_deref(), cfg.tls_verify)?;
-    let transcript = Transcript::stderr(cfg.verbosity);
+    let transcript = Transcript::stderr(cfg.verbosity).with_times(cfg.show_time);
+    let trace = transcript.trace().clone();
+    let started = std::time::Instant::now();
     let implicit = (route.security == Security::Implicit).then_some(&tls);
-    let conn = Connection::open(
+    let result = Connection::open(
         &route.host,
         &route.addrs,
         implicit,
         cfg.timeouts,
         transcript,
-    )?;
-    smtp::session::deliver(conn, cfg, &tls, envelope, message)
+    )
+    .and_then(|conn| smtp::session::deliver(conn, cfg, &tls, envelope, message));
+    if cfg.show_time && cfg.verbosity > 0 {
+        let waited: std::time::Duration = trace.snapshot().timings.iter().map(|t| t.elapsed).sum();
+        eprintln!(
+            "=== Total: {:.1} ms, of which {:.1} ms waiting for replies",
+            started.elapsed().as_secs_f64() * 1000.0,
+            waited.as_secs_f64() * 1000.0
+        );
+    }
+    result
 }
 
 /// The sendmail command line: the message comes from stdin (or, with -bs, over SMTP on

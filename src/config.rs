@@ -121,6 +121,8 @@ pub struct Config {
     pub auth_off: bool,
     pub allow_plaintext_auth: bool,
     pub verbosity: u8,
+    /// --show-time: reply latencies in the transcript.
+    pub show_time: bool,
     pub dry_run: bool,
     pub show_config: bool,
     /// mailx -E: an empty body means nothing to send.
@@ -345,6 +347,7 @@ impl Config {
             auth_off,
             allow_plaintext_auth: args.allow_plaintext_auth,
             verbosity: args.verbose,
+            show_time: args.show_time,
             dry_run: args.dry_run,
             show_config: args.show_config,
             skip_empty: args.skip_empty,

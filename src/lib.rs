@@ -33,4 +33,5 @@ pub mod route;
 pub mod secret;
 pub mod settings;
 pub mod smtp;
+pub mod trace;
 pub mod transcript;

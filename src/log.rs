@@ -122,6 +122,7 @@ mod tests {
         assert_eq!(value("250 2.0.0 Ok"), "\"250 2.0.0 Ok\"");
         assert_eq!(value("a\"b"), "\"a\\\"b\"");
         assert_eq!(value(""), "\"\"");
-        assert_eq!(value("x\u{1b}y"), "x\\u{1b}y");
+        // The escape's backslash makes it quoted, with the backslash doubled.
+        assert_eq!(value("x\u{1b}y"), "\"x\\\\u{1b}y\"");
     }
 }

@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use std::io::Write;
 
 use crate::smtp::reply::Reply;
+use crate::trace::SharedTrace;
 
 /// Server text with control characters escaped, so a reply cannot drive the terminal.
 pub fn printable(text: &str) -> Cow<'_, str> {
@@ -29,11 +30,30 @@ pub fn printable(text: &str) -> Cow<'_, str> {
 pub struct Transcript {
     level: u8,
     out: Box<dyn Write + Send>,
+    /// --show-time: each reply's latency after its category.
+    show_time: bool,
+    trace: SharedTrace,
 }
 
 impl Transcript {
     pub fn new(level: u8, out: Box<dyn Write + Send>) -> Self {
-        Transcript { level, out }
+        Transcript {
+            level,
+            out,
+            show_time: false,
+            trace: SharedTrace::default(),
+        }
+    }
+
+    /// Show each reply's latency (--show-time).
+    pub fn with_times(mut self, show: bool) -> Self {
+        self.show_time = show;
+        self
+    }
+
+    /// What the run observed; the caller keeps a clone to read it afterwards.
+    pub fn trace(&self) -> &SharedTrace {
+        &self.trace
     }
 
     pub fn stderr(level: u8) -> Self {
@@ -69,7 +89,8 @@ impl Transcript {
         self.line(1, if tls { " ~> " } else { " -> " }, line);
     }
 
-    pub fn received(&mut self, reply: &Reply, tls: bool) {
+    /// A reply as received, `elapsed` after the command it answers.
+    pub fn received(&mut self, reply: &Reply, tls: bool, elapsed: Option<std::time::Duration>) {
         if self.level == 0 {
             return;
         }
@@ -78,11 +99,14 @@ impl Transcript {
         let last = lines.len().saturating_sub(1);
         for (i, l) in lines.iter().enumerate() {
             if i == last {
-                let category = format!(
+                let mut category = format!(
                     "{l}   [{}xx {}]",
                     reply.code.severity as u8,
                     reply.code.severity.describe()
                 );
+                if let (true, Some(d)) = (self.show_time, elapsed) {
+                    category.push_str(&format!(" ({:.1} ms)", d.as_secs_f64() * 1000.0));
+                }
                 self.line(1, marker, &category);
             } else {
                 self.line(1, marker, l);
@@ -133,9 +157,9 @@ mod tests {
         let out = capture(1, |t| {
             t.info("Connected");
             t.sent("EHLO me", false);
-            t.received(&reply, false);
+            t.received(&reply, false, None);
             t.sent("EHLO me", true);
-            t.received(&reply, true);
+            t.received(&reply, true, None);
             t.error("boom");
             t.data_line(b"Subject: x", true);
         });

@@ -21,6 +21,7 @@ use rustls::{ClientConnection, StreamOwned};
 use crate::error::Error;
 use crate::smtp::command::Command;
 use crate::smtp::reply::{self, Reply};
+use crate::trace;
 use crate::transcript::Transcript;
 use timeout::{Phase, Timeouts};
 
@@ -71,6 +72,8 @@ pub struct Connection {
     peer: SocketAddr,
     timeouts: Timeouts,
     transcript: Transcript,
+    /// When the last command went out (or the connection opened), for reply latency.
+    last_sent: Instant,
 }
 
 /// A read or write error in a phase, as a typed error.
@@ -106,6 +109,13 @@ impl Connection {
             match TcpStream::connect_timeout(addr, share) {
                 Ok(tcp) => {
                     transcript.info(&format!("Connected to {addr}"));
+                    transcript.trace().record(|t| {
+                        t.attempts.push(trace::Attempt {
+                            addr: *addr,
+                            error: None,
+                        });
+                        t.peer = Some(*addr);
+                    });
                     let _ = tcp.set_nodelay(true);
                     let conn = Connection {
                         stream: Stream::Plain(tcp),
@@ -114,6 +124,7 @@ impl Connection {
                         peer: *addr,
                         timeouts,
                         transcript,
+                        last_sent: Instant::now(),
                     };
                     return match implicit_tls {
                         Some(config) => conn.handshake(config),
@@ -128,6 +139,12 @@ impl Connection {
                         _ => e.to_string(),
                     };
                     transcript.error(&format!("{addr}: {why}"));
+                    transcript.trace().record(|t| {
+                        t.attempts.push(trace::Attempt {
+                            addr: *addr,
+                            error: Some(why.clone()),
+                        })
+                    });
                     failures.push(format!("{addr}: {why}"));
                 }
             }
@@ -166,6 +183,7 @@ impl Connection {
         let tls = self.is_tls();
         self.transcript.sent(&cmd.redacted(), tls);
         let after = self.set_timeouts(phase);
+        self.last_sent = Instant::now();
         self.stream
             .write_all(&cmd.to_wire())
             .and_then(|()| self.stream.flush())
@@ -182,7 +200,15 @@ impl Connection {
                 Ok(Some((reply, used))) => {
                     self.buf.drain(..used);
                     let tls = self.is_tls();
-                    self.transcript.received(&reply, tls);
+                    let elapsed = self.last_sent.elapsed();
+                    self.transcript.received(&reply, tls, Some(elapsed));
+                    self.transcript.trace().record(|t| {
+                        t.timings.push(trace::Timing { phase, elapsed });
+                        if phase == Phase::Greeting {
+                            t.greeting = Some(reply.clone());
+                        }
+                        t.last_reply = Some(reply.clone());
+                    });
                     return Ok(reply);
                 }
                 Ok(None) => {}
@@ -258,6 +284,8 @@ impl Connection {
             "TLS established: {} ({verified})",
             tls::describe(&conn)
         ));
+        let info = tls::info(&conn, tls.verify);
+        self.transcript.trace().record(|t| t.tls = Some(info));
         Ok(Connection {
             stream: Stream::Tls(Box::new(StreamOwned::new(conn, tcp))),
             buf: Vec::new(),

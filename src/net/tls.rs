@@ -152,6 +152,30 @@ pub fn describe(conn: &ClientConnection) -> String {
     format!("{version}, {suite}")
 }
 
+/// The negotiated session, for the trace.
+pub fn info(conn: &ClientConnection, verified: bool) -> crate::trace::TlsInfo {
+    crate::trace::TlsInfo {
+        version: conn
+            .protocol_version()
+            .and_then(|v| v.as_str())
+            .unwrap_or("TLS")
+            .replace('_', "."),
+        cipher: conn
+            .negotiated_cipher_suite()
+            .and_then(|s| s.suite().as_str())
+            .unwrap_or("unknown")
+            .to_string(),
+        group: conn
+            .negotiated_key_exchange_group()
+            .map(|g| format!("{:?}", g.name())),
+        verified,
+        peer_certificate: conn
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.as_ref().to_vec()),
+    }
+}
+
 /// A handshake failure in words, as an EX_UNAVAILABLE error.
 pub fn handshake_error(host: &str, err: &rustls::Error) -> Error {
     match err {

@@ -112,6 +112,16 @@ fn greet(conn: &mut Connection, cfg: &Config) -> Result<Capabilities> {
 }
 
 fn ehlo(conn: &mut Connection, cfg: &Config) -> Result<Capabilities> {
+    let caps = ehlo_or_helo(conn, cfg)?;
+    let tls = conn.is_tls();
+    let copy = caps.clone();
+    conn.transcript()
+        .trace()
+        .record(|t| t.ehlo.push((tls, copy)));
+    Ok(caps)
+}
+
+fn ehlo_or_helo(conn: &mut Connection, cfg: &Config) -> Result<Capabilities> {
     conn.send(&Command::Ehlo(cfg.helo.clone()), Phase::Ehlo)?;
     let reply = conn.read_reply(Phase::Ehlo)?;
     match reply.code.severity {
@@ -190,6 +200,7 @@ fn authenticate(conn: &mut Connection, cfg: &Config, caps: &Capabilities) -> Res
         .into());
     }
     let mech = auth::choose(&caps.auth, cfg.auth).map_err(Error::Unavailable)?;
+    conn.transcript().trace().record(|t| t.auth = Some(mech));
     // OAUTHBEARER names the server it talks to (RFC 7628 §3.1).
     let (host, port) = match &cfg.server {
         Some(server) => (server.host.clone(), server.port),
