@@ -93,11 +93,18 @@ fn send(cfg: &Config) -> Result<Exit> {
     }
     let size = message.size;
     let outcome = deliver(cfg, &envelope, message);
-    if let Some(path) = &cfg.log {
+    if cfg.log.is_some() || cfg.syslog {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
-        crate::log::append(path, &crate::log::line(now, cfg, &envelope, size, &outcome));
+        let line = crate::log::line(now, cfg, &envelope, size, &outcome);
+        if let Some(path) = &cfg.log {
+            crate::log::append(path, &line);
+        }
+        if cfg.syslog {
+            let failed = outcome.as_ref().map_or(true, |r| r.exit() != Exit::Ok);
+            crate::log::syslog(&line, failed);
+        }
     }
     let report = outcome?;
     for line in report.failure_lines() {

@@ -235,12 +235,16 @@ pub struct Args {
     #[arg(short = 'v', long, action = ArgAction::Count, help_heading = "Output")]
     pub verbose: u8,
 
+    /// Send the --log line to syslog as well (facility mail), even without --log.
+    #[arg(long, help_heading = "Output")]
+    pub syslog: bool,
+
     /// With -v, show how long the server took to answer each command, and the total.
     #[arg(long, help_heading = "Output")]
     pub show_time: bool,
 
     /// Print the envelope and the message that would be sent, and send nothing.
-    #[arg(long, help_heading = "Output")]
+    #[arg(long, visible_alias = "print-message", help_heading = "Output")]
     pub dry_run: bool,
 }
 

@@ -121,6 +121,8 @@ pub struct Config {
     pub auth_off: bool,
     pub allow_plaintext_auth: bool,
     pub verbosity: u8,
+    /// --syslog: the log line goes to syslog too.
+    pub syslog: bool,
     /// --show-time: reply latencies in the transcript.
     pub show_time: bool,
     pub dry_run: bool,
@@ -348,6 +350,7 @@ impl Config {
             allow_plaintext_auth: args.allow_plaintext_auth,
             verbosity: args.verbose,
             show_time: args.show_time,
+            syslog: args.syslog,
             dry_run: args.dry_run,
             show_config: args.show_config,
             skip_empty: args.skip_empty,

@@ -112,6 +112,28 @@ pub fn append(path: &Path, line: &str) {
     }
 }
 
+/// Environment variable naming the syslog socket instead of `/dev/log`.
+pub const SYSLOG_SOCKET_ENV: &str = "POSTIE_SYSLOG_SOCKET";
+
+/// Send `line` to the local syslog daemon (facility mail, severity info, or err when the
+/// exit code is not 0), as an RFC 3164 datagram on `/dev/log`. Failure only warns.
+pub fn syslog(line: &str, failed: bool) {
+    let path = std::env::var_os(SYSLOG_SOCKET_ENV)
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "/dev/log".into());
+    // facility mail (2) * 8 + severity info (6) or err (3)
+    let priority = if failed { 2 * 8 + 3 } else { 2 * 8 + 6 };
+    let datagram = format!("<{priority}>postie[{}]: {line}", std::process::id());
+    let result = std::os::unix::net::UnixDatagram::unbound()
+        .and_then(|s| s.send_to(datagram.as_bytes(), &path));
+    if let Err(e) = result {
+        eprintln!(
+            "postie: warning: cannot write to syslog at {}: {e}",
+            std::path::Path::new(&path).display()
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

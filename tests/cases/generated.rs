@@ -24,8 +24,13 @@ fn man_page() -> Vec<u8> {
     man.render_synopsis_section(&mut out).unwrap();
     man.render_description_section(&mut out).unwrap();
     man.render_options_section(&mut out).unwrap();
-    man.render_extra_section(&mut out).unwrap();
-    for section in ["sendmail.roff", "exit-status.roff", "environment.roff"] {
+    // after_long_help's examples are for --help; the man page has its own EXAMPLES section.
+    for section in [
+        "examples.roff",
+        "sendmail.roff",
+        "exit-status.roff",
+        "environment.roff",
+    ] {
         let path = root().join("man/sections").join(section);
         out.extend(std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())));
     }

@@ -80,3 +80,49 @@ fn log_line_for_a_refused_sender_appends_and_names_the_error() {
         assert!(l.contains(want), "{want} missing in {l}");
     }
 }
+
+#[test]
+fn syslog_gets_the_same_line_with_facility_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("log.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut script = vec![greeting()];
+    script.extend(ehlo(&[]));
+    script.extend(envelope("a@example.test", &["b@example.test"]));
+    script.extend(data("250 2.0.0 Ok: queued as 77\r\n"));
+    script.extend(quit());
+    let server = FakeServer::start(script);
+    let out = postie()
+        .args([
+            "--server",
+            &server.addr(),
+            "--tls",
+            "none",
+            "--timeout",
+            "10",
+        ])
+        .args([
+            "-f",
+            "a@example.test",
+            "--body",
+            "hi",
+            "--syslog",
+            "b@example.test",
+        ])
+        .env("POSTIE_SYSLOG_SOCKET", &sock_path)
+        .output()
+        .unwrap();
+    server.finish();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let mut buf = [0u8; 4096];
+    let n = sock.recv(&mut buf).expect("a syslog datagram");
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("<22>postie["), "{text}");
+    assert!(text.contains("exitcode=EX_OK"), "{text}");
+    assert!(
+        text.contains("smtpmsg=\"250 2.0.0 Ok: queued as 77\""),
+        "{text}"
+    );
+}
