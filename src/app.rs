@@ -33,9 +33,10 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
             // `postie sendmail ...` is handled above; plain postie gets its whole argv.
             let mut full = vec![OsString::from("postie")];
             full.extend(own.iter().cloned());
-            parse_postie(full).and_then(run)
+            parse_postie(full).and_then(|a| run_as(a, persona))
         }
-        Persona::Mailx => mailx::translate(own).and_then(|argv| parse_postie(argv).and_then(run)),
+        Persona::Mailx => mailx::translate(own)
+            .and_then(|argv| parse_postie(argv).and_then(|a| run_as(a, persona))),
         Persona::Sendmail => sendmail::parse(own).and_then(run_sendmail),
         Persona::Newaliases => Ok(Exit::Ok),
         Persona::Mailq => {
@@ -72,16 +73,22 @@ fn clap_exit(e: &clap::Error) -> Exit {
 /// Send (or, with --dry-run, show) one message. Refused recipients are reported here; every
 /// other failure comes back as an error.
 pub fn run(args: Args) -> Result<Exit> {
-    let cfg = Config::resolve(args, &Environment::real())?;
-    send(&cfg)
+    run_as(args, Persona::Postie)
 }
 
-fn send(cfg: &Config) -> Result<Exit> {
+/// [`run`], with messages named after the persona (`mail: ...`).
+fn run_as(args: Args, persona: Persona) -> Result<Exit> {
+    let cfg = Config::resolve(args, &Environment::real())?;
+    send(&cfg, persona.program())
+}
+
+/// `program` starts each stderr line (`postie`, `sendmail`, `mail`).
+fn send(cfg: &Config, program: &str) -> Result<Exit> {
     if cfg.show_config {
         return show_config(cfg);
     }
     if !cfg.tls_verify {
-        eprintln!("postie: warning: TLS certificates are NOT verified (--tls-no-verify)");
+        eprintln!("{program}: warning: TLS certificates are NOT verified (--tls-no-verify)");
     }
     let message = message::prepare(cfg, Box::new(io::stdin()))?;
     if cfg.skip_empty && message.empty_body {
@@ -108,7 +115,7 @@ fn send(cfg: &Config) -> Result<Exit> {
     }
     let report = outcome?;
     for line in report.failure_lines() {
-        eprintln!("postie: {}", printable(&line));
+        eprintln!("{program}: {}", printable(&line));
     }
     Ok(report.exit())
 }
@@ -184,7 +191,7 @@ fn run_sendmail(sa: SendmailArgs) -> Result<Exit> {
     }
     match sa.mode {
         Mode::Smtp => serve_smtp(&cfg),
-        _ => send(&cfg),
+        _ => send(&cfg, Persona::Sendmail.program()),
     }
 }
 
