@@ -10,16 +10,16 @@
 //! strip exactly those leading `Received:` headers; anything else must be byte-identical.
 //! Passwords go through `--password-file`, never argv.
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use base64::Engine as _;
 
 use crate::support::certs::pki;
 use crate::support::mta::Postfix;
 use crate::support::postie;
+use crate::support::run::{strip_received, Outcome};
 
 const FROM: &str = "alice@example.test";
 /// Upper bound for one postie run (the 5 MB one included).
@@ -27,92 +27,9 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 /// postie's own `--timeout` (per phase), well under RUN_TIMEOUT.
 const POSTIE_TIMEOUT: &str = "60";
 
-/// What one postie run left behind.
-struct Outcome {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Outcome {
-    fn describe(&self) -> String {
-        format!(
-            "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-
-    fn assert_code(&self, code: i32, what: &str) {
-        assert_eq!(self.code, Some(code), "{what}: {}", self.describe());
-    }
-
-    /// Exit 0 and silence, as promised for a successful send.
-    fn assert_quiet_success(&self, what: &str) {
-        self.assert_code(0, what);
-        assert!(
-            self.stdout.is_empty() && self.stderr.is_empty(),
-            "{what}: success must be silent: {}",
-            self.describe()
-        );
-    }
-
-    /// The commands postie sent, per the `-v` transcript (` -> ` clear, ` ~> ` in TLS).
-    fn sent_commands(&self) -> Vec<String> {
-        self.stderr
-            .lines()
-            .filter_map(|l| {
-                let l = l.trim_start();
-                l.strip_prefix("->").or_else(|| l.strip_prefix("~>"))
-            })
-            .map(|c| c.trim().to_owned())
-            .collect()
-    }
-}
-
 /// Runs postie with optional stdin, bounded by RUN_TIMEOUT.
-fn run(mut cmd: Command, stdin: Option<Vec<u8>>) -> Outcome {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    if stdin.is_some() {
-        cmd.stdin(Stdio::piped());
-    }
-    let mut child = cmd.spawn().expect("spawn postie");
-    let writer = stdin.map(|bytes| {
-        let mut pipe = child.stdin.take().expect("stdin pipe");
-        // Postie may stop reading early when it fails; that is its exit code's business.
-        std::thread::spawn(move || drop(pipe.write_all(&bytes)))
-    });
-    let reader = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = r.read_to_end(&mut buf);
-            String::from_utf8_lossy(&buf).into_owned()
-        })
-    };
-    let out = reader(Box::new(child.stdout.take().expect("stdout pipe")));
-    let err = reader(Box::new(child.stderr.take().expect("stderr pipe")));
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for postie") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "postie still running after {RUN_TIMEOUT:?}; stderr so far:\n{}",
-                err.join().unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    if let Some(w) = writer {
-        let _ = w.join();
-    }
-    Outcome {
-        code: status.code(),
-        stdout: out.join().expect("stdout reader"),
-        stderr: err.join().expect("stderr reader"),
-    }
+fn run(cmd: Command, stdin: Option<Vec<u8>>) -> Outcome {
+    crate::support::run::run(cmd, stdin.as_deref(), RUN_TIMEOUT)
 }
 
 /// The ways postie reaches the test Postfix.
@@ -188,31 +105,6 @@ fn lf(bytes: &[u8]) -> Vec<u8> {
         i += 1;
     }
     out
-}
-
-/// Splits a delivered message into the leading `Received:` headers Postfix prepended
-/// (continuation lines included) and the rest, which is what the client sent.
-fn strip_received(delivered: &[u8]) -> (Vec<String>, &[u8]) {
-    let mut received: Vec<String> = Vec::new();
-    let mut rest = delivered;
-    loop {
-        let line_end = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(rest.len(), |i| i + 1);
-        let line = &rest[..line_end];
-        let is_received = line.len() >= 9 && line[..9].eq_ignore_ascii_case(b"received:");
-        let is_continuation = !received.is_empty() && matches!(line.first(), Some(b' ' | b'\t'));
-        if is_received {
-            received.push(String::from_utf8_lossy(line).into_owned());
-        } else if is_continuation {
-            let last = received.last_mut().expect("a Received header");
-            last.push_str(&String::from_utf8_lossy(line));
-        } else {
-            return (received, rest);
-        }
-        rest = &rest[line_end..];
-    }
 }
 
 /// assert_eq for big byte strings: reports lengths and the first difference in context.

@@ -18,7 +18,7 @@
 //! `postfix.rs`; the queue, aliases and show-config tests need no server. Every postie run
 //! is killed after RUN_TIMEOUT.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -27,108 +27,16 @@ use std::time::{Duration, Instant};
 use crate::support::certs::pki;
 use crate::support::mta::Postfix;
 use crate::support::postie;
+use crate::support::run::{drain, strip_received, wait_bounded, Outcome};
 
 /// Upper bound for one postie run, and for each read of the `-bs` dialogue.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 /// The `from` every postie config here sets.
 const SYSTEM_FROM: &str = "system@example.test";
 
-/// What one run left behind.
-struct Outcome {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Outcome {
-    fn describe(&self) -> String {
-        format!(
-            "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-
-    fn assert_code(&self, code: i32, what: &str) {
-        assert_eq!(self.code, Some(code), "{what}: {}", self.describe());
-    }
-
-    /// Exit 0 and silence, as the issue asks of a successful send.
-    fn assert_quiet_success(&self, what: &str) {
-        self.assert_code(0, what);
-        assert!(
-            self.stdout.is_empty() && self.stderr.is_empty(),
-            "{what}: success must be silent: {}",
-            self.describe()
-        );
-    }
-
-    /// Exactly one stderr line, starting with `prefix` and containing each of `texts`.
-    fn assert_one_error_line(&self, prefix: &str, texts: &[&str], what: &str) {
-        let lines: Vec<&str> = self.stderr.lines().collect();
-        assert!(
-            lines.len() == 1 && lines[0].starts_with(prefix),
-            "{what}: expected one stderr line starting {prefix:?}: {}",
-            self.describe()
-        );
-        for text in texts {
-            assert!(
-                lines[0].contains(text),
-                "{what}: the stderr line lacks {text:?}: {}",
-                self.describe()
-            );
-        }
-    }
-}
-
-/// Reads a pipe to its end on a thread.
-fn drain(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = r.read_to_end(&mut buf);
-        String::from_utf8_lossy(&buf).into_owned()
-    })
-}
-
-/// Waits for `child` until `deadline`; kills it (and panics) after that.
-fn wait_bounded(child: &mut Child, deadline: Instant, what: &str) -> Option<i32> {
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for postie") {
-            return status.code();
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what}: postie still running after {RUN_TIMEOUT:?}; killed");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Runs `cmd` with `stdin` (or none), bounded by RUN_TIMEOUT.
-fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Outcome {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    if stdin.is_some() {
-        cmd.stdin(Stdio::piped());
-    }
-    let what = format!("{cmd:?}");
-    let mut child = cmd.spawn().expect("spawn postie");
-    let writer = stdin.map(|bytes| {
-        let mut pipe = child.stdin.take().expect("stdin pipe");
-        let bytes = bytes.to_vec();
-        // postie may stop reading early when it fails; its exit code says so.
-        std::thread::spawn(move || drop(pipe.write_all(&bytes)))
-    });
-    let out = drain(child.stdout.take().expect("stdout pipe"));
-    let err = drain(child.stderr.take().expect("stderr pipe"));
-    let code = wait_bounded(&mut child, Instant::now() + RUN_TIMEOUT, &what);
-    if let Some(w) = writer {
-        let _ = w.join();
-    }
-    Outcome {
-        code,
-        stdout: out.join().expect("stdout reader"),
-        stderr: err.join().expect("stderr reader"),
-    }
+fn run(cmd: Command, stdin: Option<&[u8]>) -> Outcome {
+    crate::support::run::run(cmd, stdin, RUN_TIMEOUT)
 }
 
 /// A private installation of postie: `bin/` with the persona symlinks, a home directory
@@ -233,29 +141,6 @@ fn postie_toml(pf: &Postfix, extra: &str) -> String {
 /// `path = '...'` for a TOML file.
 fn toml_path(key: &str, path: &Path) -> String {
     format!("{key} = '{}'\n", path.display())
-}
-
-/// Splits a delivered message into the leading `Received:` headers Postfix prepended
-/// and the rest, which is what postie sent (LF line endings).
-fn strip_received(delivered: &[u8]) -> (Vec<String>, &[u8]) {
-    let mut received: Vec<String> = Vec::new();
-    let mut rest = delivered;
-    loop {
-        let end = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(rest.len(), |i| i + 1);
-        let line = &rest[..end];
-        if line.len() >= 9 && line[..9].eq_ignore_ascii_case(b"received:") {
-            received.push(String::from_utf8_lossy(line).into_owned());
-        } else if !received.is_empty() && matches!(line.first(), Some(b' ' | b'\t')) {
-            let last = received.last_mut().expect("a Received header");
-            last.push_str(&String::from_utf8_lossy(line));
-        } else {
-            return (received, rest);
-        }
-        rest = &rest[end..];
-    }
 }
 
 /// What arrived for one recipient, split up.
@@ -998,11 +883,7 @@ impl BsClient {
     /// Closes stdin and waits (bounded) for the exit.
     fn finish(mut self) -> Outcome {
         drop(self.stdin.take());
-        let code = wait_bounded(
-            &mut self.child,
-            Instant::now() + RUN_TIMEOUT,
-            "sendmail -bs",
-        );
+        let code = wait_bounded(&mut self.child, RUN_TIMEOUT, "sendmail -bs");
         let stderr = self
             .stderr
             .take()

@@ -5,6 +5,7 @@
 pub mod certs;
 pub mod fake_server;
 pub mod mta;
+pub mod run;
 
 use std::process::{Command, Stdio};
 
