@@ -42,6 +42,7 @@ Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
             [CompletionResult]::new('--tls-ca', '--tls-ca', [CompletionResultType]::ParameterName, 'Trust the CA certificates in FILE (PEM) as well as the built-in web roots')
             [CompletionResult]::new('--helo', '--helo', [CompletionResultType]::ParameterName, 'Name to give in EHLO/HELO [default: this host''s name]')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Time limit in seconds for every step (connect, each reply, each data block)')
+            [CompletionResult]::new('--resolver', '--resolver', [CompletionResultType]::ParameterName, 'Ask this DNS server, IP or IP:PORT (port 53), for MX and address records instead of the system''s resolvers. Also POSTIE_RESOLVER')
             [CompletionResult]::new('--domain', '--domain', [CompletionResultType]::ParameterName, 'Qualify bare local recipients (root, www-data) with this domain')
             [CompletionResult]::new('--aliases', '--aliases', [CompletionResultType]::ParameterName, 'Map bare local recipients through this aliases(5)-style file ("root: ops@example.com", "default: admin@example.com")')
             [CompletionResult]::new('-C', '-C ', [CompletionResultType]::ParameterName, 'Read settings from FILE (postie TOML or msmtprc syntax) instead of the default places')

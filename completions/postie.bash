@@ -23,7 +23,7 @@ _postie() {
 
     case "${cmd}" in
         postie)
-            opts="-c -b -s -f -H -a -C -A -P -v -h -V --to --cc --bcc --subject --from --header --body --body-file --attach --message --server --tls --tls-ca --helo --timeout --tls-no-verify --domain --aliases --skip-empty --config --account --show-config --log --user --password-file --password-command --auth --allow-plaintext-auth --verbose --syslog --show-time --print-message --dry-run --help --version"
+            opts="-c -b -s -f -H -a -C -A -P -v -h -V --to --cc --bcc --subject --from --header --body --body-file --attach --message --server --tls --tls-ca --helo --timeout --tls-no-verify --resolver --domain --aliases --skip-empty --config --account --show-config --log --user --password-file --password-command --auth --allow-plaintext-auth --verbose --syslog --show-time --print-message --dry-run --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -110,6 +110,10 @@ _postie() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --resolver)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -39,6 +39,7 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand --tls-ca 'Trust the CA certificates in FILE (PEM) as well as the built-in web roots'
             cand --helo 'Name to give in EHLO/HELO [default: this host''s name]'
             cand --timeout 'Time limit in seconds for every step (connect, each reply, each data block)'
+            cand --resolver 'Ask this DNS server, IP or IP:PORT (port 53), for MX and address records instead of the system''s resolvers. Also POSTIE_RESOLVER'
             cand --domain 'Qualify bare local recipients (root, www-data) with this domain'
             cand --aliases 'Map bare local recipients through this aliases(5)-style file ("root: ops@example.com", "default: admin@example.com")'
             cand -C 'Read settings from FILE (postie TOML or msmtprc syntax) instead of the default places'

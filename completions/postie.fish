@@ -15,6 +15,7 @@ none\t'No TLS at all. AUTH then also needs --allow-plaintext-auth'"
 complete -c postie -l tls-ca -d 'Trust the CA certificates in FILE (PEM) as well as the built-in web roots' -r -F
 complete -c postie -l helo -d 'Name to give in EHLO/HELO [default: this host\'s name]' -r
 complete -c postie -l timeout -d 'Time limit in seconds for every step (connect, each reply, each data block)' -r
+complete -c postie -l resolver -d 'Ask this DNS server, IP or IP:PORT (port 53), for MX and address records instead of the system\'s resolvers. Also POSTIE_RESOLVER' -r
 complete -c postie -l domain -d 'Qualify bare local recipients (root, www-data) with this domain' -r
 complete -c postie -l aliases -d 'Map bare local recipients through this aliases(5)-style file ("root: ops@example.com", "default: admin@example.com")' -r -F
 complete -c postie -s C -l config -d 'Read settings from FILE (postie TOML or msmtprc syntax) instead of the default places' -r -F

@@ -125,7 +125,8 @@ fn deliver(cfg: &Config, envelope: &Envelope, message: Message) -> Result<Report
     let Some(server) = &cfg.server else {
         return Err(Error::Config("no mail server given: use --server HOST[:PORT]".into()).into());
     };
-    let route = route::submission(server, cfg.security)?;
+    let dns_timeout = cfg.timeouts.for_phase(crate::net::timeout::Phase::Connect);
+    let route = route::submission(server, cfg.security, cfg.resolver, dns_timeout)?;
     let tls = net::tls::Tls::new(cfg.tls_ca.as_deref(), cfg.tls_verify)?;
     let transcript = Transcript::stderr(cfg.verbosity).with_times(cfg.show_time);
     let trace = transcript.trace().clone();
@@ -306,6 +307,10 @@ fn show_config(cfg: &Config) -> Result<Exit> {
         ),
         ("from", or_none(cfg.from.clone())),
         ("helo", cfg.helo.clone()),
+        (
+            "resolver",
+            cfg.resolver.map_or("system".into(), |r| r.to_string()),
+        ),
         ("domain", or_none(cfg.domain.clone())),
         (
             "aliases",

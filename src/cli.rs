@@ -161,6 +161,14 @@ pub struct Args {
     #[arg(long, help_heading = "Connection")]
     pub tls_no_verify: bool,
 
+    /// Ask this DNS server, IP or IP:PORT (port 53), for MX and address records instead of
+    /// the system's resolvers. Also POSTIE_RESOLVER.
+    ///
+    /// Only this server is asked (over UDP, and TCP for long answers), and /etc/hosts is not
+    /// read: useful for testing mail routing against a DNS server of your own.
+    #[arg(long, value_name = "IP[:PORT]", help_heading = "Connection")]
+    pub resolver: Option<String>,
+
     /// Qualify bare local recipients (root, www-data) with this domain.
     #[arg(long, value_name = "DOMAIN", help_heading = "Message")]
     pub domain: Option<String>,
@@ -350,5 +358,12 @@ mod tests {
         assert!(parse(&["--tls", "maybe"]).is_err());
         assert!(parse(&["--timeout", "0"]).is_err());
         assert!(parse(&["--password", "x"]).is_err());
+        assert_eq!(
+            parse(&["--resolver", "127.0.0.1:5353", "x@y"])
+                .unwrap()
+                .resolver
+                .as_deref(),
+            Some("127.0.0.1:5353")
+        );
     }
 }

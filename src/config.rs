@@ -8,6 +8,7 @@
 //! Security defaults (design.md §5): port 465 means implicit TLS; anything else means
 //! STARTTLS, and STARTTLS is required, not opportunistic.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -27,6 +28,8 @@ pub const PASSWORD_ENV: &str = "POSTIE_PASSWORD";
 pub const SYSCONFDIR_ENV: &str = "POSTIE_SYSCONFDIR";
 /// Environment variable that fixes Date, Message-ID and the EHLO name (for tests).
 pub const TEST_MODE_ENV: &str = "POSTIE_TEST_MODE";
+/// Environment variable naming the DNS server to ask, like --resolver (which wins).
+pub const RESOLVER_ENV: &str = "POSTIE_RESOLVER";
 
 pub const SUBMISSION_PORT: u16 = 587;
 pub const SUBMISSIONS_PORT: u16 = 465;
@@ -148,6 +151,8 @@ pub struct Config {
     pub log: Option<PathBuf>,
     /// The account asked for with -A.
     pub account_name: Option<String>,
+    /// --resolver or POSTIE_RESOLVER: the only DNS server to ask; None = the system's.
+    pub resolver: Option<SocketAddr>,
     /// What the sendmail persona asked for.
     pub sendmail: SendmailOptions,
     /// Delivery status notification requests (RFC 3461), used when the server offers DSN.
@@ -368,9 +373,26 @@ impl Config {
             config_file,
             log: args.log.clone().or(account.log.clone()),
             account_name: args.account.clone(),
+            resolver: resolver(&args, env)?,
             sendmail: SendmailOptions::default(),
             dsn: Dsn::default(),
         })
+    }
+}
+
+/// --resolver, else a non-empty POSTIE_RESOLVER; a bad flag is a usage error, a bad
+/// variable a configuration error.
+fn resolver(args: &Args, env: &Environment) -> Result<Option<SocketAddr>> {
+    if let Some(s) = &args.resolver {
+        return crate::dns::parse_resolver(s)
+            .map(Some)
+            .map_err(|e| Error::Usage(format!("--resolver: {e}")).into());
+    }
+    match (env.var)(RESOLVER_ENV).filter(|v| !v.trim().is_empty()) {
+        Some(s) => crate::dns::parse_resolver(&s)
+            .map(Some)
+            .map_err(|e| Error::Config(format!("{RESOLVER_ENV}: {e}")).into()),
+        None => Ok(None),
     }
 }
 
@@ -741,6 +763,42 @@ mod tests {
             panic!("not compose")
         };
         assert_eq!(c.headers, [("X-Prio".to_string(), "high".to_string())]);
+    }
+
+    #[test]
+    fn resolver_from_flag_then_environment() {
+        // (flags, environment, resolver wanted)
+        type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], Option<&'a str>);
+        let cases: &[Case] = &[
+            (&[], &[], None),
+            (&[], &[(RESOLVER_ENV, "")], None),
+            (
+                &[],
+                &[(RESOLVER_ENV, "127.0.0.1:5353")],
+                Some("127.0.0.1:5353"),
+            ),
+            (&[], &[(RESOLVER_ENV, "::1")], Some("[::1]:53")),
+            (&["--resolver", "192.0.2.53"], &[], Some("192.0.2.53:53")),
+            (
+                &["--resolver", "[::1]:5300"],
+                &[(RESOLVER_ENV, "127.0.0.1")],
+                Some("[::1]:5300"),
+            ),
+        ];
+        for (flags, vars, want) in cases {
+            let args: Vec<&str> = ["--server", "h"]
+                .iter()
+                .chain(flags.iter())
+                .chain(["x@y"].iter())
+                .copied()
+                .collect();
+            let got = resolve(&args, vars).unwrap().resolver;
+            assert_eq!(got, want.map(|w| w.parse().unwrap()), "{flags:?} {vars:?}");
+        }
+        let err = resolve(&["--server", "h", "--resolver", "dns.example", "x@y"], &[]).unwrap_err();
+        assert_eq!(exit_code(&err), crate::error::Exit::Usage);
+        let err = resolve(&["--server", "h", "x@y"], &[(RESOLVER_ENV, "nope")]).unwrap_err();
+        assert_eq!(exit_code(&err), crate::error::Exit::Config);
     }
 
     #[test]

@@ -100,6 +100,9 @@ pub enum Error {
     Connect(String),
     /// The host name does not resolve (EX_NOHOST).
     NoHost(String),
+    /// A DNS lookup failed in a way that may pass: SERVFAIL, REFUSED, no answer in time,
+    /// the resolver unreachable (EX_TEMPFAIL).
+    DnsTemporary(String),
     /// The connection broke while waiting in a phase.
     Lost {
         phase: Phase,
@@ -122,7 +125,10 @@ impl Error {
             Error::NoInput { .. } => Exit::NoInput,
             Error::Config(_) => Exit::Config,
             Error::Reply { phase, reply, .. } => reply_exit(*phase, reply),
-            Error::Timeout { .. } | Error::Connect(_) | Error::Lost { .. } => Exit::TempFail,
+            Error::Timeout { .. }
+            | Error::Connect(_)
+            | Error::Lost { .. }
+            | Error::DnsTemporary(_) => Exit::TempFail,
             Error::NoHost(_) => Exit::NoHost,
             Error::Protocol(_) => Exit::Protocol,
             Error::Unavailable(_) => Exit::Unavailable,
@@ -154,6 +160,7 @@ impl fmt::Display for Error {
             | Error::Config(m)
             | Error::Connect(m)
             | Error::NoHost(m)
+            | Error::DnsTemporary(m)
             | Error::Protocol(m)
             | Error::Unavailable(m)
             | Error::Io(m) => f.write_str(m),

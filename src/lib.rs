@@ -10,7 +10,8 @@
 //! * [`config`] resolves them: defaults, ports, the TLS policy, the password;
 //! * [`message`] builds the RFC 5322 message (mail-builder) or opens a ready one;
 //! * [`envelope`] fixes the SMTP reverse-path and forward-paths;
-//! * [`route`] turns the server name into socket addresses;
+//! * [`route`] turns the server name into socket addresses ([`dns`] answers MX and address
+//!   questions, the crate's only async code, behind blocking calls);
 //! * [`net`] is the only place bytes cross the wire, and where the transcript is written;
 //! * [`smtp`] parses replies and runs the dialogue;
 //! * [`report`] prints what happened per recipient and picks the exit code.
@@ -22,6 +23,7 @@ pub mod aliases;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod dns;
 pub mod envelope;
 pub mod error;
 pub mod log;

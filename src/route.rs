@@ -17,11 +17,20 @@ pub struct Route {
     pub addrs: Vec<SocketAddr>,
 }
 
-/// Resolve the server. An IP address is used as it is.
-pub fn submission(server: &Server, security: Security) -> Result<Route> {
-    let addrs = match server.host.parse::<IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, server.port)],
-        Err(_) => (server.host.as_str(), server.port)
+/// Resolve the server. An IP address is used as it is; with `resolver` (--resolver) the
+/// name is looked up there, else with the system's resolver.
+pub fn submission(
+    server: &Server,
+    security: Security,
+    resolver: Option<SocketAddr>,
+    timeout: std::time::Duration,
+) -> Result<Route> {
+    let addrs = match (server.host.parse::<IpAddr>(), resolver) {
+        (Ok(ip), _) => vec![SocketAddr::new(ip, server.port)],
+        (Err(_), Some(dns)) => {
+            crate::dns::Resolver::new(Some(dns), timeout)?.addrs(&server.host, server.port)?
+        }
+        (Err(_), None) => (server.host.as_str(), server.port)
             .to_socket_addrs()
             .map_err(|e| Error::NoHost(format!("cannot resolve {}: {e}", server.host)))?
             .collect(),
@@ -49,6 +58,8 @@ mod tests {
                 port: 2525,
             },
             Security::Plain,
+            None,
+            std::time::Duration::from_secs(5),
         )
         .unwrap();
         assert_eq!(r.addrs, ["[::1]:2525".parse::<SocketAddr>().unwrap()]);
@@ -62,6 +73,8 @@ mod tests {
                 port: 25,
             },
             Security::Plain,
+            None,
+            std::time::Duration::from_secs(5),
         )
         .unwrap();
         assert!(

@@ -344,7 +344,7 @@ mod tests {
                 2 => b"\r",
                 _ => b"\r\n",
             };
-            if line % 7 == 0 {
+            if line.is_multiple_of(7) {
                 body.push(b'.');
             }
             body.extend_from_slice(format!("line {line} of the body").as_bytes());

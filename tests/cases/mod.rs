@@ -1,3 +1,4 @@
+mod dns;
 mod generated;
 mod logging;
 mod postfix;

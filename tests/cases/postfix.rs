@@ -434,7 +434,7 @@ fn big_body() -> Vec<u8> {
     let mut line_no = 0u32;
     while body.len() < SIZE {
         line_no += 1;
-        if line_no % 37 == 0 {
+        if line_no.is_multiple_of(37) {
             body.push(b'.');
         }
         let len = next() % 200;

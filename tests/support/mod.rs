@@ -1,8 +1,9 @@
 //! Shared test support: the binary under test, test certificates, the scripted fake
-//! server and the real-Postfix harness.
+//! server, the test DNS server and the real-Postfix harness.
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod dns_server;
 pub mod fake_server;
 pub mod mta;
 pub mod run;
@@ -19,6 +20,7 @@ pub fn postie() -> Command {
         .env("HOME", "/nonexistent/postie-test-home")
         .env_remove("XDG_CONFIG_HOME")
         .env_remove("POSTIE_PASSWORD")
+        .env_remove("POSTIE_RESOLVER")
         .stdin(Stdio::null());
     cmd
 }

@@ -1,0 +1,251 @@
+//! A tiny authoritative DNS server for tests, so that no test touches real DNS.
+//!
+//! It answers UDP queries on 127.0.0.1 (a free port) from a table built with [`Zone`]:
+//! MX, A and AAAA records per name, or a name that is NXDOMAIN, SERVFAIL, or never answered
+//! at all. A name not in the table is NXDOMAIN; a name in it without records of the type
+//! asked for gets an empty NOERROR answer (NODATA). Messages are encoded and decoded with
+//! hickory-proto; nothing here writes DNS wire format by hand. There is no TCP listener:
+//! the answers are small enough never to be truncated.
+//!
+//! The server runs in a thread that checks a stop flag between reads (read timeout 20 ms)
+//! and is joined when the [`DnsServer`] is dropped, so it ends with the test.
+
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::rdata::{A, AAAA, MX};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+const TTL: u32 = 300;
+
+#[derive(Debug, Clone)]
+enum Entry {
+    Records {
+        mx: Vec<(u16, String)>,
+        a: Vec<Ipv4Addr>,
+        aaaa: Vec<Ipv6Addr>,
+    },
+    NxDomain,
+    ServFail,
+    /// Queries are read and never answered.
+    Silent,
+}
+
+/// The table a [`DnsServer`] answers from. Names are case-insensitive, with or without the
+/// final dot.
+#[derive(Debug, Default, Clone)]
+pub struct Zone {
+    entries: HashMap<String, Entry>,
+}
+
+fn key(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+impl Zone {
+    pub fn new() -> Zone {
+        Zone::default()
+    }
+
+    fn records(
+        &mut self,
+        name: &str,
+    ) -> (
+        &mut Vec<(u16, String)>,
+        &mut Vec<Ipv4Addr>,
+        &mut Vec<Ipv6Addr>,
+    ) {
+        let entry = self.entries.entry(key(name)).or_insert(Entry::Records {
+            mx: Vec::new(),
+            a: Vec::new(),
+            aaaa: Vec::new(),
+        });
+        if !matches!(entry, Entry::Records { .. }) {
+            *entry = Entry::Records {
+                mx: Vec::new(),
+                a: Vec::new(),
+                aaaa: Vec::new(),
+            };
+        }
+        match entry {
+            Entry::Records { mx, a, aaaa } => (mx, a, aaaa),
+            _ => unreachable!(),
+        }
+    }
+
+    /// MX records of `domain`; an exchange of "." is the root (a null MX when alone).
+    pub fn mx(mut self, domain: &str, list: &[(u16, &str)]) -> Zone {
+        let (mx, _, _) = self.records(domain);
+        mx.extend(list.iter().map(|(p, h)| (*p, h.to_string())));
+        self
+    }
+
+    /// `MX 0 .` (RFC 7505).
+    pub fn null_mx(self, domain: &str) -> Zone {
+        self.mx(domain, &[(0, ".")])
+    }
+
+    pub fn a(mut self, host: &str, ip: &str) -> Zone {
+        let (_, a, _) = self.records(host);
+        a.push(ip.parse().expect("IPv4 address"));
+        self
+    }
+
+    pub fn aaaa(mut self, host: &str, ip: &str) -> Zone {
+        let (_, _, aaaa) = self.records(host);
+        aaaa.push(ip.parse().expect("IPv6 address"));
+        self
+    }
+
+    /// A name that exists but has no records at all (every query gets NODATA).
+    pub fn empty(mut self, name: &str) -> Zone {
+        self.records(name);
+        self
+    }
+
+    pub fn nxdomain(mut self, name: &str) -> Zone {
+        self.entries.insert(key(name), Entry::NxDomain);
+        self
+    }
+
+    pub fn servfail(mut self, name: &str) -> Zone {
+        self.entries.insert(key(name), Entry::ServFail);
+        self
+    }
+
+    /// Queries for `name` are never answered.
+    pub fn silent(mut self, name: &str) -> Zone {
+        self.entries.insert(key(name), Entry::Silent);
+        self
+    }
+
+    pub fn start(self) -> DnsServer {
+        DnsServer::start(self)
+    }
+}
+
+/// A running server; stopped and joined on drop.
+pub struct DnsServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    queries: Arc<Mutex<Vec<(String, RecordType)>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl DnsServer {
+    fn start(zone: Zone) -> DnsServer {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind test DNS server");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .expect("read timeout");
+        let addr = socket.local_addr().expect("local addr");
+        let stop = Arc::new(AtomicBool::new(false));
+        let queries = Arc::new(Mutex::new(Vec::new()));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            let queries = Arc::clone(&queries);
+            std::thread::spawn(move || serve(&socket, &zone, &stop, &queries))
+        };
+        DnsServer {
+            addr,
+            stop,
+            queries,
+            thread: Some(thread),
+        }
+    }
+
+    /// Where to point `--resolver` / `POSTIE_RESOLVER`.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Every question received so far: (name in lower case without the final dot, type).
+    pub fn queries(&self) -> Vec<(String, RecordType)> {
+        self.queries.lock().expect("query log").clone()
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve(
+    socket: &UdpSocket,
+    zone: &Zone,
+    stop: &AtomicBool,
+    queries: &Mutex<Vec<(String, RecordType)>>,
+) {
+    let mut buf = [0u8; 4096];
+    while !stop.load(Ordering::SeqCst) {
+        let (n, peer) = match socket.recv_from(&mut buf) {
+            Ok(got) => got,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
+            Err(_) => break,
+        };
+        let Ok(request) = Message::from_vec(&buf[..n]) else {
+            continue;
+        };
+        if let Some(q) = request.queries.first() {
+            queries
+                .lock()
+                .expect("query log")
+                .push((key(&q.name().to_ascii()), q.query_type()));
+        }
+        if let Some(reply) = answer(zone, &request) {
+            let bytes = reply.to_vec().expect("encode DNS reply");
+            let _ = socket.send_to(&bytes, peer);
+        }
+    }
+}
+
+/// The reply to one query, or None to stay silent.
+fn answer(zone: &Zone, request: &Message) -> Option<Message> {
+    let mut reply = Message::response(request.metadata.id, request.metadata.op_code);
+    reply.metadata.authoritative = true;
+    reply.metadata.recursion_desired = request.metadata.recursion_desired;
+    reply.metadata.recursion_available = true;
+    let Some(query) = request.queries.first() else {
+        reply.metadata.response_code = ResponseCode::FormErr;
+        return Some(reply);
+    };
+    reply.add_query(query.clone());
+    let name = query.name().clone();
+    match zone.entries.get(&key(&name.to_ascii())) {
+        None | Some(Entry::NxDomain) => reply.metadata.response_code = ResponseCode::NXDomain,
+        Some(Entry::ServFail) => reply.metadata.response_code = ResponseCode::ServFail,
+        Some(Entry::Silent) => return None,
+        Some(Entry::Records { mx, a, aaaa }) => {
+            let records: Vec<RData> = match query.query_type() {
+                RecordType::MX => mx
+                    .iter()
+                    .map(|(pref, host)| {
+                        let exchange = if host == "." {
+                            Name::root()
+                        } else {
+                            Name::from_ascii(format!("{}.", key(host))).expect("MX host name")
+                        };
+                        RData::MX(MX::new(*pref, exchange))
+                    })
+                    .collect(),
+                RecordType::A => a.iter().map(|ip| RData::A(A(*ip))).collect(),
+                RecordType::AAAA => aaaa.iter().map(|ip| RData::AAAA(AAAA(*ip))).collect(),
+                _ => Vec::new(),
+            };
+            for data in records {
+                reply.add_answer(Record::from_rdata(name.clone(), TTL, data));
+            }
+        }
+    }
+    Some(reply)
+}
