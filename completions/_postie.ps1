@@ -54,6 +54,7 @@ Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
             [CompletionResult]::new('--password-file', '--password-file', [CompletionResultType]::ParameterName, 'Read the password from the first line of FILE')
             [CompletionResult]::new('--password-command', '--password-command', [CompletionResultType]::ParameterName, 'Run CMD with sh -c and use the first line of its output as the password')
             [CompletionResult]::new('--auth', '--auth', [CompletionResultType]::ParameterName, 'Use this AUTH mechanism [default: the best one the server offers]')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour the -v transcript: auto (only on a terminal, and not when NO_COLOR is set), always or never')
             [CompletionResult]::new('--tls-no-verify', '--tls-no-verify', [CompletionResultType]::ParameterName, 'Do not verify the server''s TLS certificate. DANGEROUS: anyone on the path can read the mail and the password. For testing only; postie warns on every run')
             [CompletionResult]::new('--skip-empty', '--skip-empty', [CompletionResultType]::ParameterName, 'Send nothing (and exit 0) when the body is empty (mailx -E)')
             [CompletionResult]::new('-P', '-P ', [CompletionResultType]::ParameterName, 'Print the resolved settings (password masked) and exit (msmtp''s -P)')

@@ -23,7 +23,7 @@ _postie() {
 
     case "${cmd}" in
         postie)
-            opts="-c -b -s -f -H -a -C -A -P -v -h -V --to --cc --bcc --subject --from --header --body --body-file --attach --message --server --tls --tls-ca --helo --timeout --tls-no-verify --resolver --domain --aliases --skip-empty --config --account --show-config --log --user --password-file --password-command --auth --allow-plaintext-auth --verbose --syslog --show-time --print-message --dry-run --help --version"
+            opts="-c -b -s -f -H -a -C -A -P -v -h -V --to --cc --bcc --subject --from --header --body --body-file --attach --message --server --tls --tls-ca --helo --timeout --tls-no-verify --resolver --domain --aliases --skip-empty --config --account --show-config --log --user --password-file --password-command --auth --allow-plaintext-auth --verbose --syslog --color --show-time --print-message --dry-run --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -159,6 +159,10 @@ _postie() {
                     ;;
                 --auth)
                     COMPREPLY=($(compgen -W "PLAIN LOGIN SCRAM-SHA-256 CRAM-MD5 XOAUTH2 OAUTHBEARER" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
                 *)

@@ -51,6 +51,7 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand --password-file 'Read the password from the first line of FILE'
             cand --password-command 'Run CMD with sh -c and use the first line of its output as the password'
             cand --auth 'Use this AUTH mechanism [default: the best one the server offers]'
+            cand --color 'Colour the -v transcript: auto (only on a terminal, and not when NO_COLOR is set), always or never'
             cand --tls-no-verify 'Do not verify the server''s TLS certificate. DANGEROUS: anyone on the path can read the mail and the password. For testing only; postie warns on every run'
             cand --skip-empty 'Send nothing (and exit 0) when the body is empty (mailx -E)'
             cand -P 'Print the resolved settings (password masked) and exit (msmtp''s -P)'

@@ -30,6 +30,9 @@ SCRAM-SHA-256\t'RFC 7677: proves knowledge of the password without sending it, a
 CRAM-MD5\t'RFC 2195 challenge-response with HMAC-MD5. Weak; used only when named'
 XOAUTH2\t'Google\'s and Microsoft\'s OAuth 2.0 format: the password source gives the access token'
 OAUTHBEARER\t'RFC 7628 OAuth 2.0 bearer token: the password source gives the access token'"
+complete -c postie -l color -d 'Colour the -v transcript: auto (only on a terminal, and not when NO_COLOR is set), always or never' -r -f -a "auto\t'When stderr is a terminal and NO_COLOR is not set'
+always\t'Always, even into a pipe or with NO_COLOR set'
+never\t'Never'"
 complete -c postie -l tls-no-verify -d 'Do not verify the server\'s TLS certificate. DANGEROUS: anyone on the path can read the mail and the password. For testing only; postie warns on every run'
 complete -c postie -l skip-empty -d 'Send nothing (and exit 0) when the body is empty (mailx -E)'
 complete -c postie -s P -l show-config -d 'Print the resolved settings (password masked) and exit (msmtp\'s -P)'

@@ -128,7 +128,7 @@ fn deliver(cfg: &Config, envelope: &Envelope, message: Message) -> Result<Report
     let dns_timeout = cfg.timeouts.for_phase(crate::net::timeout::Phase::Connect);
     let route = route::submission(server, cfg.security, cfg.resolver, dns_timeout)?;
     let tls = net::tls::Tls::new(cfg.tls_ca.as_deref(), cfg.tls_verify)?;
-    let transcript = Transcript::stderr(cfg.verbosity).with_times(cfg.show_time);
+    let transcript = Transcript::for_config(cfg);
     let trace = transcript.trace().clone();
     let started = std::time::Instant::now();
     let implicit = (route.security == Security::Implicit).then_some(&tls);
@@ -140,14 +140,8 @@ fn deliver(cfg: &Config, envelope: &Envelope, message: Message) -> Result<Report
         transcript,
     )
     .and_then(|conn| smtp::session::deliver(conn, cfg, &tls, envelope, message));
-    if cfg.show_time && cfg.verbosity > 0 {
-        let waited: std::time::Duration = trace.snapshot().timings.iter().map(|t| t.elapsed).sum();
-        eprintln!(
-            "=== Total: {:.1} ms, of which {:.1} ms waiting for replies",
-            started.elapsed().as_secs_f64() * 1000.0,
-            waited.as_secs_f64() * 1000.0
-        );
-    }
+    let waited = trace.snapshot().timings.iter().map(|t| t.elapsed).sum();
+    Transcript::for_config(cfg).total(started.elapsed(), waited);
     result
 }
 

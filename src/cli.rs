@@ -22,6 +22,18 @@ pub enum TlsMode {
     None,
 }
 
+/// When to colour the -v transcript.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum ColorWhen {
+    /// When stderr is a terminal and NO_COLOR is not set.
+    #[default]
+    Auto,
+    /// Always, even into a pipe or with NO_COLOR set.
+    Always,
+    /// Never.
+    Never,
+}
+
 /// SASL mechanisms postie can use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 #[value(rename_all = "UPPER")]
@@ -247,6 +259,17 @@ pub struct Args {
     #[arg(long, help_heading = "Output")]
     pub syslog: bool,
 
+    /// Colour the -v transcript: auto (only on a terminal, and not when NO_COLOR is set),
+    /// always or never.
+    #[arg(
+        long,
+        value_name = "WHEN",
+        value_enum,
+        default_value_t = ColorWhen::Auto,
+        help_heading = "Output"
+    )]
+    pub color: ColorWhen,
+
     /// With -v, show how long the server took to answer each command, and the total.
     #[arg(long, help_heading = "Output")]
     pub show_time: bool,
@@ -365,5 +388,18 @@ mod tests {
                 .as_deref(),
             Some("127.0.0.1:5353")
         );
+        assert!(parse(&["--color", "sometimes"]).is_err());
+    }
+
+    #[test]
+    fn color_defaults_to_auto() {
+        assert_eq!(parse(&["x@y"]).unwrap().color, ColorWhen::Auto);
+        for (word, when) in [
+            ("auto", ColorWhen::Auto),
+            ("always", ColorWhen::Always),
+            ("never", ColorWhen::Never),
+        ] {
+            assert_eq!(parse(&["--color", word, "x@y"]).unwrap().color, when);
+        }
     }
 }

@@ -8,6 +8,7 @@
 //! Security defaults (design.md §5): port 465 means implicit TLS; anything else means
 //! STARTTLS, and STARTTLS is required, not opportunistic.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -30,6 +31,9 @@ pub const SYSCONFDIR_ENV: &str = "POSTIE_SYSCONFDIR";
 pub const TEST_MODE_ENV: &str = "POSTIE_TEST_MODE";
 /// Environment variable naming the DNS server to ask, like --resolver (which wins).
 pub const RESOLVER_ENV: &str = "POSTIE_RESOLVER";
+/// Environment variable that turns the transcript's colour off, whatever its value
+/// (<https://no-color.org>); `--color always` still wins.
+pub const NO_COLOR_ENV: &str = "NO_COLOR";
 
 pub const SUBMISSION_PORT: u16 = 587;
 pub const SUBMISSIONS_PORT: u16 = 465;
@@ -128,6 +132,8 @@ pub struct Config {
     pub syslog: bool,
     /// --show-time: reply latencies in the transcript.
     pub show_time: bool,
+    /// Colour the transcript: --color, NO_COLOR, TERM and whether stderr is a terminal.
+    pub color: bool,
     pub dry_run: bool,
     pub show_config: bool,
     /// mailx -E: an empty body means nothing to send.
@@ -355,6 +361,12 @@ impl Config {
             allow_plaintext_auth: args.allow_plaintext_auth,
             verbosity: args.verbose,
             show_time: args.show_time,
+            color: crate::transcript::use_colour(
+                args.color,
+                (env.var)(NO_COLOR_ENV).as_deref(),
+                (env.var)("TERM").as_deref(),
+                std::io::stderr().is_terminal(),
+            ),
             syslog: args.syslog,
             dry_run: args.dry_run,
             show_config: args.show_config,
@@ -687,6 +699,21 @@ mod tests {
             "a b",
         ] {
             assert!(parse_server(bad, None).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn colour_follows_the_flag_and_no_color() {
+        let colour = |a: &[&str], v: &[(&str, &str)]| resolve(a, v).unwrap().color;
+        assert!(colour(&["--dry-run", "--color", "always", "x@y"], &[]));
+        assert!(colour(
+            &["--dry-run", "--color", "always", "x@y"],
+            &[("NO_COLOR", "1")]
+        ));
+        assert!(!colour(&["--dry-run", "--color", "never", "x@y"], &[]));
+        // auto: NO_COLOR (any value) and TERM=dumb turn it off whatever stderr is.
+        for vars in [[("NO_COLOR", "1")], [("NO_COLOR", "")], [("TERM", "dumb")]] {
+            assert!(!colour(&["--dry-run", "x@y"], &vars), "{vars:?}");
         }
     }
 

@@ -7,6 +7,7 @@
 //! STARTTLS upgrades the connection by value ([`Connection::starttls`]) and refuses
 //! plaintext the server sent after its 220 (RFC 3207 §6).
 
+pub mod certinfo;
 pub mod timeout;
 pub mod tls;
 
@@ -265,27 +266,20 @@ impl Connection {
         let Stream::Plain(mut tcp) = self.stream else {
             return Err(Error::Protocol("TLS requested on a TLS connection".into()).into());
         };
+        // A certificate recorded by an earlier handshake is not this one's.
+        let _ = tls.take_certificate();
         while conn.is_handshaking() {
             if let Err(e) = conn.complete_io(&mut tcp) {
                 let err = match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                    Some(tls_err) => tls::handshake_error(&self.host, tls_err),
+                    Some(tls_err) => tls.handshake_error(&self.host, tls_err),
                     None => io_failure(Phase::TlsHandshake, after, e),
                 };
-                self.transcript.error(&err.to_string());
+                let text = err.to_string();
+                tls::report_failure(&conn, tls, &self.host, &text, &mut self.transcript);
                 return Err(err.into());
             }
         }
-        let verified = if tls.verify {
-            format!("certificate verified for {}", self.host)
-        } else {
-            "certificate NOT verified: --tls-no-verify".to_string()
-        };
-        self.transcript.info(&format!(
-            "TLS established: {} ({verified})",
-            tls::describe(&conn)
-        ));
-        let info = tls::info(&conn, tls.verify);
-        self.transcript.trace().record(|t| t.tls = Some(info));
+        tls::report_established(&conn, tls, &self.host, &mut self.transcript);
         Ok(Connection {
             stream: Stream::Tls(Box::new(StreamOwned::new(conn, tcp))),
             buf: Vec::new(),

@@ -12,7 +12,8 @@
 //!                             QUIT                (on every path where the server still talks)
 //! ```
 //!
-//! `reply` parses server replies once into typed codes; `command` renders commands;
+//! `reply` parses server replies once into typed codes (`enhanced` says what RFC 3463
+//! codes mean, for people); `command` renders commands;
 //! `ehlo` reads capabilities; `auth` chooses and runs SASL mechanisms (`scram` holds
 //! SCRAM-SHA-256's arithmetic); `session` drives the dialogue
 //! over a [`crate::net::Connection`].
@@ -20,6 +21,7 @@
 pub mod auth;
 pub mod command;
 pub mod ehlo;
+pub mod enhanced;
 pub mod reply;
 mod scram;
 pub mod session;

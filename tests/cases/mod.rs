@@ -4,3 +4,4 @@ mod logging;
 mod postfix;
 mod sendmail;
 mod submission;
+mod transcript;
