@@ -33,6 +33,17 @@ OAUTHBEARER\t'RFC 7628 OAuth 2.0 bearer token: the password source gives the acc
 complete -c postie -l color -d 'Colour the -v transcript: auto (only on a terminal, and not when NO_COLOR is set), always or never' -r -f -a "auto\t'When stderr is a terminal and NO_COLOR is not set'
 always\t'Always, even into a pipe or with NO_COLOR set'
 never\t'Never'"
+complete -c postie -l quit-after -d 'Stop cleanly after PHASE (QUIT) and exit 0 if everything up to it succeeded: test a server without sending mail' -r -f -a "connect\t'Close as soon as the connection is up (with implicit TLS: after the handshake)'
+greeting\t'After the server\'s greeting'
+ehlo\t'After the first EHLO (or HELO)'
+starttls\t'After the 220 to STARTTLS and the TLS handshake (needs --tls starttls)'
+tls\t'After TLS is up and EHLO has been repeated inside it (implicit TLS: after EHLO)'
+auth\t'After a successful AUTH (needs --user)'
+mail\t'After MAIL FROM is accepted'
+rcpt\t'After every RCPT TO is answered (needs a recipient)'
+data\t'After DATA\'s 354: the connection is closed without the end-of-data mark, so nothing is delivered'"
+complete -c postie -l mx -d 'With --probe: probe every MX host of DOMAIN in preference order, instead of --server' -r
+complete -c postie -l port -d 'With --mx: the port to probe on each MX host [default: 25]' -r
 complete -c postie -l tls-no-verify -d 'Do not verify the server\'s TLS certificate. DANGEROUS: anyone on the path can read the mail and the password. For testing only; postie warns on every run'
 complete -c postie -l skip-empty -d 'Send nothing (and exit 0) when the body is empty (mailx -E)'
 complete -c postie -s P -l show-config -d 'Print the resolved settings (password masked) and exit (msmtp\'s -P)'
@@ -41,5 +52,6 @@ complete -c postie -s v -l verbose -d 'Print the SMTP transcript on stderr (-vv 
 complete -c postie -l syslog -d 'Send the --log line to syslog as well (facility mail), even without --log'
 complete -c postie -l show-time -d 'With -v, show how long the server took to answer each command, and the total'
 complete -c postie -l dry-run -l print-message -d 'Print the envelope and the message that would be sent, and send nothing'
+complete -c postie -l probe -d 'Report what the server offers, and send nothing (msmtp\'s --serverinfo)'
 complete -c postie -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c postie -s V -l version -d 'Print version'

@@ -1,6 +1,7 @@
 //! Wires the stages in order — args → config → message → envelope → route → connection →
 //! session → report — and turns the outcome into the exit status. No protocol knowledge
-//! lives here. The personas (`sendmail`, `mail`, `newaliases`, `mailq`) only change how the
+//! lives here. `--probe` hands over to [`crate::probe`]; `--quit-after` before DATA skips
+//! the message stage (stdin is never read) and runs the dialogue only up to its phase. The personas (`sendmail`, `mail`, `newaliases`, `mailq`) only change how the
 //! command line is read and which message fix-ups apply; they share this pipeline.
 
 use std::ffi::OsString;
@@ -21,6 +22,7 @@ use crate::persona::{self, mailx, Persona};
 use crate::report::Report;
 use crate::route;
 use crate::smtp;
+use crate::smtp::session::Milestone;
 use crate::transcript::{printable, Transcript};
 
 /// The program: pick the persona, run, print at most one error line, exit with a sysexits
@@ -90,6 +92,12 @@ fn send(cfg: &Config, program: &str) -> Result<Exit> {
     if !cfg.tls_verify {
         eprintln!("{program}: warning: TLS certificates are NOT verified (--tls-no-verify)");
     }
+    if cfg.probe.is_some() {
+        return crate::probe::run(cfg);
+    }
+    if let Some(stop) = cfg.quit_after.filter(|m| *m < Milestone::Data) {
+        return rehearse(cfg, stop, program);
+    }
     let message = message::prepare(cfg, Box::new(io::stdin()))?;
     if cfg.skip_empty && message.empty_body {
         return Ok(Exit::Ok);
@@ -100,7 +108,8 @@ fn send(cfg: &Config, program: &str) -> Result<Exit> {
     }
     let size = message.size;
     let outcome = deliver(cfg, &envelope, message);
-    if cfg.log.is_some() || cfg.syslog {
+    // --quit-after data sends no message, so there is nothing to log.
+    if (cfg.log.is_some() || cfg.syslog) && cfg.quit_after.is_none() {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
@@ -120,8 +129,35 @@ fn send(cfg: &Config, program: &str) -> Result<Exit> {
     Ok(report.exit())
 }
 
+/// --quit-after before DATA: no message; the envelope only from `mail` on. Refused
+/// recipients (`rcpt`) are reported and decide the exit code as usual.
+fn rehearse(cfg: &Config, stop: Milestone, program: &str) -> Result<Exit> {
+    let envelope = match stop {
+        Milestone::Mail | Milestone::Rcpt => Some(envelope::without_message(cfg)?),
+        _ => None,
+    };
+    let report = over_connection(cfg, |conn, tls| {
+        smtp::session::rehearse(conn, cfg, tls, envelope.as_ref(), stop)
+    })?;
+    for line in report.failure_lines() {
+        eprintln!("{program}: {}", printable(&line));
+    }
+    Ok(report.exit())
+}
+
 /// Route, connect and run the SMTP session for one message.
 fn deliver(cfg: &Config, envelope: &Envelope, message: Message) -> Result<Report> {
+    over_connection(cfg, |conn, tls| {
+        smtp::session::deliver(conn, cfg, tls, envelope, message)
+    })
+}
+
+/// Route, connect (with the -v transcript) and run `session` over the connection; with
+/// --show-time and -v, the total time at the end.
+fn over_connection<T>(
+    cfg: &Config,
+    session: impl FnOnce(Connection, &net::tls::Tls) -> Result<T>,
+) -> Result<T> {
     let Some(server) = &cfg.server else {
         return Err(Error::Config("no mail server given: use --server HOST[:PORT]".into()).into());
     };
@@ -139,7 +175,7 @@ fn deliver(cfg: &Config, envelope: &Envelope, message: Message) -> Result<Report
         cfg.timeouts,
         transcript,
     )
-    .and_then(|conn| smtp::session::deliver(conn, cfg, &tls, envelope, message));
+    .and_then(|conn| session(conn, &tls));
     let waited = trace.snapshot().timings.iter().map(|t| t.elapsed).sum();
     Transcript::for_config(cfg).total(started.elapsed(), waited);
     result

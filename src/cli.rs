@@ -59,6 +59,30 @@ pub enum AuthMech {
     Oauthbearer,
 }
 
+/// Where `--quit-after` stops the dialogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QuitAfter {
+    /// Close as soon as the connection is up (with implicit TLS: after the handshake).
+    Connect,
+    /// After the server's greeting.
+    Greeting,
+    /// After the first EHLO (or HELO).
+    Ehlo,
+    /// After the 220 to STARTTLS and the TLS handshake (needs --tls starttls).
+    Starttls,
+    /// After TLS is up and EHLO has been repeated inside it (implicit TLS: after EHLO).
+    Tls,
+    /// After a successful AUTH (needs --user).
+    Auth,
+    /// After MAIL FROM is accepted.
+    Mail,
+    /// After every RCPT TO is answered (needs a recipient).
+    Rcpt,
+    /// After DATA's 354: the connection is closed without the end-of-data mark, so
+    /// nothing is delivered.
+    Data,
+}
+
 /// Send mail over SMTP: compose a message from arguments, or pipe a ready one.
 ///
 /// postie builds an RFC 5322 message from its arguments (or takes a ready message with
@@ -277,6 +301,58 @@ pub struct Args {
     /// Print the envelope and the message that would be sent, and send nothing.
     #[arg(long, visible_alias = "print-message", help_heading = "Output")]
     pub dry_run: bool,
+
+    /// Stop cleanly after PHASE (QUIT) and exit 0 if everything up to it succeeded: test a
+    /// server without sending mail.
+    ///
+    /// Phases in order: connect, greeting, ehlo, starttls, tls, auth, mail, rcpt, data.
+    /// Before mail no sender or recipient is needed, and before data no message is read
+    /// (stdin is left alone); mail uses -f (or the default sender), rcpt needs at least one
+    /// recipient. With data the message is prepared as usual (for SIZE), but after the
+    /// server's 354 postie closes the connection without sending it or the end-of-data
+    /// mark, so nothing is delivered. Failures before PHASE keep their usual exit codes.
+    #[arg(
+        long,
+        value_name = "PHASE",
+        value_enum,
+        conflicts_with_all = ["dry_run", "probe"],
+        help_heading = "Debugging"
+    )]
+    pub quit_after: Option<QuitAfter>,
+
+    /// Report what the server offers, and send nothing (msmtp's --serverinfo).
+    ///
+    /// Connects, reads the greeting, sends EHLO, upgrades with STARTTLS when the server
+    /// offers it (unless --tls none), sends EHLO again and QUITs; then prints on stdout the
+    /// greeting, every extension before and after TLS (SIZE in human units, AUTH mechanisms,
+    /// PIPELINING, CHUNKING, 8BITMIME, SMTPUTF8, DSN, ENHANCEDSTATUSCODES, REQUIRETLS), the
+    /// TLS session and certificate, and warnings: AUTH offered before TLS, certificate
+    /// untrusted, not valid for the name or expiring within 30 days, TLS 1.0/1.1, no
+    /// STARTTLS (on port 25 and 587 even with --tls none). When the certificate fails
+    /// verification, postie says why and connects once more without verification to show
+    /// it. Exits 0 when the probe completed, whatever the warnings.
+    #[arg(long, conflicts_with = "dry_run", help_heading = "Debugging")]
+    pub probe: bool,
+
+    /// With --probe: probe every MX host of DOMAIN in preference order, instead of --server.
+    #[arg(
+        long,
+        value_name = "DOMAIN",
+        requires = "probe",
+        conflicts_with = "server",
+        help_heading = "Debugging"
+    )]
+    pub mx: Option<String>,
+
+    /// With --mx: the port to probe on each MX host [default: 25].
+    #[arg(
+        long,
+        value_name = "PORT",
+        requires = "mx",
+        value_parser = clap::value_parser!(u16).range(1..),
+        help_heading = "Debugging"
+    )]
+    pub port: Option<u16>,
 }
 
 const EXAMPLES: &str = "\
@@ -294,6 +370,11 @@ Examples:
 
   Watch the dialogue with a server:
     postie -v --dry-run ... ; postie -v --server 127.0.0.1:2525 --tls none ...
+
+  Try a login without sending anything; see what a server offers:
+    postie -v --quit-after auth --server smtp.example.com --user me
+    postie --probe --server smtp.example.com
+    postie --probe --mx example.com
 
 Exit status: 0 sent; 64 usage; 65 bad message or address; 66 input file unreadable;
 67 recipient refused; 69 unavailable (TLS/AUTH impossible); 75 temporary failure, retry;
@@ -374,6 +455,43 @@ mod tests {
         assert!(parse(&["--message", "m.eml", "-s", "x", "a@b"]).is_err());
         assert!(parse(&["--message", "-", "--body", "x", "a@b"]).is_err());
         assert!(parse(&["--message", "-", "-c", "c@d", "a@b"]).is_ok());
+    }
+
+    #[test]
+    fn quit_after_probe_and_mx() {
+        let phases = [
+            ("connect", QuitAfter::Connect),
+            ("greeting", QuitAfter::Greeting),
+            ("ehlo", QuitAfter::Ehlo),
+            ("starttls", QuitAfter::Starttls),
+            ("tls", QuitAfter::Tls),
+            ("auth", QuitAfter::Auth),
+            ("mail", QuitAfter::Mail),
+            ("rcpt", QuitAfter::Rcpt),
+            ("data", QuitAfter::Data),
+        ];
+        for (name, phase) in phases {
+            assert_eq!(
+                parse(&["--quit-after", name]).unwrap().quit_after,
+                Some(phase)
+            );
+        }
+        let bad: &[&[&str]] = &[
+            &["--quit-after", "banner"],
+            &["--quit-after", "rcpt", "--dry-run"],
+            &["--quit-after", "rcpt", "--probe"],
+            &["--probe", "--dry-run"],
+            &["--mx", "example.com"],
+            &["--probe", "--port", "25"],
+            &["--probe", "--mx", "example.com", "--server", "h"],
+            &["--probe", "--mx", "example.com", "--port", "0"],
+        ];
+        for args in bad {
+            assert!(parse(args).is_err(), "{args:?}");
+        }
+        let a = parse(&["--probe", "--mx", "example.com", "--port", "587"]).unwrap();
+        assert!(a.probe);
+        assert_eq!((a.mx.as_deref(), a.port), (Some("example.com"), Some(587)));
     }
 
     #[test]

@@ -16,12 +16,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::cli::{Args, AuthMech, TlsMode};
+use crate::cli::{Args, AuthMech, QuitAfter, TlsMode};
 use crate::error::Error;
 use crate::net::timeout::Timeouts;
 use crate::secret::Secret;
 use crate::settings::{Account, AuthSetting, TlsSetting};
 use crate::smtp::auth::Mechanism;
+use crate::smtp::session::Milestone;
 
 /// Environment variable holding the password.
 pub const PASSWORD_ENV: &str = "POSTIE_PASSWORD";
@@ -35,6 +36,7 @@ pub const RESOLVER_ENV: &str = "POSTIE_RESOLVER";
 /// (<https://no-color.org>); `--color always` still wins.
 pub const NO_COLOR_ENV: &str = "NO_COLOR";
 
+pub const SMTP_PORT: u16 = 25;
 pub const SUBMISSION_PORT: u16 = 587;
 pub const SUBMISSIONS_PORT: u16 = 465;
 
@@ -97,6 +99,15 @@ pub enum Source {
 pub enum Content {
     Compose(Compose),
     Ready(Source),
+}
+
+/// What `--probe` looks at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// The server of `--server` or the account.
+    Server,
+    /// Every MX host of a domain (`--mx DOMAIN`), on `port` (`--port`, default 25).
+    Mx { domain: String, port: u16 },
 }
 
 /// Recipients as given (comma lists split, not yet validated).
@@ -163,6 +174,10 @@ pub struct Config {
     pub sendmail: SendmailOptions,
     /// Delivery status notification requests (RFC 3461), used when the server offers DSN.
     pub dsn: Dsn,
+    /// --quit-after: where the dialogue stops; nothing is delivered.
+    pub quit_after: Option<Milestone>,
+    /// --probe: report what the server offers instead of sending.
+    pub probe: Option<Probe>,
 }
 
 /// Options only the sendmail command line sets.
@@ -225,7 +240,15 @@ impl Config {
             None => None,
         };
         let (config_file, account) = load_account(&args, env, from_hint.as_deref())?;
-        let needs_server = !(args.dry_run || args.show_config);
+        let needs_server = !(args.dry_run || args.show_config || args.mx.is_some());
+        let probe = match (&args.mx, args.probe) {
+            (Some(domain), _) => Some(Probe::Mx {
+                domain: domain.clone(),
+                port: args.port.unwrap_or(SMTP_PORT),
+            }),
+            (None, true) => Some(Probe::Server),
+            (None, false) => None,
+        };
 
         let tls_mode = args.tls.or(account.tls.map(|t| match t {
             TlsSetting::Starttls => TlsMode::Starttls,
@@ -255,11 +278,15 @@ impl Config {
                 .into());
             }
         };
-        let security = match (tls_mode, &server) {
+        let port = match &probe {
+            Some(Probe::Mx { port, .. }) => Some(*port),
+            _ => server.as_ref().map(|s| s.port),
+        };
+        let security = match (tls_mode, port) {
             (Some(TlsMode::Starttls), _) => Security::StartTlsRequired,
             (Some(TlsMode::Implicit), _) => Security::Implicit,
             (Some(TlsMode::None), _) => Security::Plain,
-            (None, Some(s)) if s.port == SUBMISSIONS_PORT => Security::Implicit,
+            (None, Some(SUBMISSIONS_PORT)) => Security::Implicit,
             (None, _) => Security::StartTlsRequired,
         };
 
@@ -321,10 +348,22 @@ impl Config {
             ),
             (None, _) => None,
         };
+        let quit_after = args.quit_after.map(milestone_of);
+        check_quit_after(
+            quit_after,
+            security,
+            user.is_some() && !auth_off,
+            &recipients,
+        )?;
+        // No password is read for runs that never get to AUTH.
+        let no_login = args.dry_run
+            || args.show_config
+            || probe.is_some()
+            || quit_after.is_some_and(|m| m < Milestone::Auth);
         let source = password_source(&args, &account, env);
         let (credentials, password_source) = match &user {
             Some(_) if auth_off => (None, None),
-            Some(user) if args.dry_run || args.show_config => (None, Some(source.describe(user))),
+            Some(user) if no_login => (None, Some(source.describe(user))),
             Some(user) => {
                 let described = source.describe(user);
                 let what = if auth.is_some_and(Mechanism::takes_token) {
@@ -388,6 +427,8 @@ impl Config {
             resolver: resolver(&args, env)?,
             sendmail: SendmailOptions::default(),
             dsn: Dsn::default(),
+            quit_after,
+            probe,
         })
     }
 }
@@ -431,6 +472,50 @@ fn load_account(
     let account = settings.account(args.account.as_deref(), from)?;
     let account = account.clone().or(&settings.format_defaults(&account));
     Ok((Some(path), account))
+}
+
+fn milestone_of(q: QuitAfter) -> Milestone {
+    match q {
+        QuitAfter::Connect => Milestone::Connect,
+        QuitAfter::Greeting => Milestone::Greeting,
+        QuitAfter::Ehlo => Milestone::Ehlo,
+        QuitAfter::Starttls => Milestone::StartTls,
+        QuitAfter::Tls => Milestone::Tls,
+        QuitAfter::Auth => Milestone::Auth,
+        QuitAfter::Mail => Milestone::Mail,
+        QuitAfter::Rcpt => Milestone::Rcpt,
+        QuitAfter::Data => Milestone::Data,
+    }
+}
+
+/// --quit-after must name a step this run will take.
+fn check_quit_after(
+    stop: Option<Milestone>,
+    security: Security,
+    login: bool,
+    recipients: &Recipients,
+) -> Result<()> {
+    let problem = match stop {
+        Some(Milestone::StartTls) if security != Security::StartTlsRequired => {
+            "--quit-after starttls: this connection uses no STARTTLS (--tls starttls; with \
+             implicit TLS use --quit-after tls)"
+        }
+        Some(Milestone::Tls) if security == Security::Plain => {
+            "--quit-after tls: TLS is off (--tls none)"
+        }
+        Some(Milestone::Auth) if !login => {
+            "--quit-after auth: no login to try (--user, or an account with a user)"
+        }
+        Some(Milestone::Rcpt)
+            if recipients.to.is_empty()
+                && recipients.cc.is_empty()
+                && recipients.bcc.is_empty() =>
+        {
+            "--quit-after rcpt: name at least one recipient (RECIPIENT, --to, -c or -b)"
+        }
+        _ => return Ok(()),
+    };
+    Err(Error::Usage(problem.into()).into())
 }
 
 fn mechanism_of(m: AuthMech) -> Mechanism {
@@ -844,6 +929,112 @@ mod tests {
         let err = resolve(&["x@y"], &[]).unwrap_err();
         assert_eq!(exit_code(&err), crate::error::Exit::Config);
         assert!(resolve(&["--dry-run", "x@y"], &[]).is_ok());
+    }
+
+    #[test]
+    fn quit_after_needs_its_step() {
+        let usage = crate::error::Exit::Usage;
+        let refused: &[&[&str]] = &[
+            &["--server", "h", "--tls", "none", "--quit-after", "starttls"],
+            &["--server", "h:465", "--quit-after", "starttls"],
+            &["--server", "h", "--tls", "none", "--quit-after", "tls"],
+            &["--server", "h", "--quit-after", "auth", "x@y"],
+            &["--server", "h", "--quit-after", "rcpt"],
+        ];
+        for args in refused {
+            let err = resolve(args, &[]).unwrap_err();
+            assert_eq!(exit_code(&err), usage, "{args:?}");
+        }
+        let fine: &[(&[&str], Milestone)] = &[
+            (
+                &["--server", "h", "--quit-after", "connect"],
+                Milestone::Connect,
+            ),
+            (
+                &["--server", "h", "--quit-after", "starttls"],
+                Milestone::StartTls,
+            ),
+            (
+                &["--server", "h:465", "--quit-after", "tls"],
+                Milestone::Tls,
+            ),
+            (&["--server", "h", "--quit-after", "mail"], Milestone::Mail),
+            (
+                &["--server", "h", "--quit-after", "rcpt", "-b", "x@y"],
+                Milestone::Rcpt,
+            ),
+            (&["--server", "h", "--quit-after", "data"], Milestone::Data),
+        ];
+        for (args, want) in fine {
+            assert_eq!(
+                resolve(args, &[]).unwrap().quit_after,
+                Some(*want),
+                "{args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_password_is_read_before_auth() {
+        // A password command that fails would stop resolve() if it were run.
+        let base = [
+            "--server",
+            "h",
+            "--user",
+            "u",
+            "--password-command",
+            "exit 3",
+        ];
+        let with = |extra: &[&'static str]| -> Vec<&str> {
+            base.iter().copied().chain(extra.iter().copied()).collect()
+        };
+        for extra in [
+            &["--quit-after", "ehlo"][..],
+            &["--quit-after", "tls"],
+            &["--probe"],
+        ] {
+            let c = resolve(&with(extra), &[]).unwrap();
+            assert!(c.credentials.is_none(), "{extra:?}");
+            assert_eq!(c.user.as_deref(), Some("u"));
+        }
+        for extra in [&["--quit-after", "auth"][..], &["--quit-after", "mail"]] {
+            let err = resolve(&with(extra), &[]).unwrap_err();
+            assert_eq!(exit_code(&err), crate::error::Exit::Config, "{extra:?}");
+        }
+    }
+
+    #[test]
+    fn probe_targets_and_their_security() {
+        let c = resolve(&["--server", "h", "--probe"], &[]).unwrap();
+        assert_eq!(c.probe, Some(Probe::Server));
+        let cases: &[(&[&str], u16, Security)] = &[
+            (
+                &["--probe", "--mx", "example.com"],
+                25,
+                Security::StartTlsRequired,
+            ),
+            (
+                &["--probe", "--mx", "example.com", "--port", "465"],
+                465,
+                Security::Implicit,
+            ),
+            (
+                &["--probe", "--mx", "example.com", "--tls", "none"],
+                25,
+                Security::Plain,
+            ),
+        ];
+        for (args, port, security) in cases {
+            let c = resolve(args, &[]).unwrap();
+            let want = Probe::Mx {
+                domain: "example.com".into(),
+                port: *port,
+            };
+            assert_eq!((c.probe, c.security), (Some(want), *security), "{args:?}");
+        }
+        // --probe alone still needs a server.
+        let err = resolve(&["--probe"], &[]).unwrap_err();
+        assert_eq!(exit_code(&err), crate::error::Exit::Config);
     }
 
     #[test]

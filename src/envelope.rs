@@ -162,16 +162,9 @@ pub fn build(cfg: &Config, message: &Message) -> Result<Envelope> {
         (None, Some(h)) => h.clone(),
         (None, None) => sender(cfg, &cfg.default_sender)?,
     };
-    let mut forward_paths: Vec<String> = Vec::new();
     let r = &cfg.recipients;
     let typed = r.to.iter().chain(&r.cc).chain(&r.bcc);
-    for raw in typed.chain(&message.header_recipients) {
-        for addr in qualify(cfg, raw)? {
-            if !forward_paths.iter().any(|a| a.eq_ignore_ascii_case(&addr)) {
-                forward_paths.push(addr);
-            }
-        }
-    }
+    let forward_paths = forward_paths(cfg, typed.chain(&message.header_recipients))?;
     if forward_paths.is_empty() {
         return Err(Error::Data(
             "no recipients: name at least one (RECIPIENT, --to, -c or -b)".into(),
@@ -182,6 +175,35 @@ pub fn build(cfg: &Config, message: &Message) -> Result<Envelope> {
         reverse_path,
         forward_paths,
     })
+}
+
+/// The envelope from the command line alone, for runs that send no message
+/// (`--quit-after mail|rcpt`): -f or the default sender (there is no From: to fall back
+/// on), and the recipients as typed, which may be none.
+pub fn without_message(cfg: &Config) -> Result<Envelope> {
+    let reverse_path = sender(cfg, cfg.from.as_deref().unwrap_or(&cfg.default_sender))?;
+    let r = &cfg.recipients;
+    let forward_paths = forward_paths(cfg, r.to.iter().chain(&r.cc).chain(&r.bcc))?;
+    Ok(Envelope {
+        reverse_path,
+        forward_paths,
+    })
+}
+
+/// Recipients qualified and deduplicated (case-insensitively), in order.
+fn forward_paths<'a>(
+    cfg: &Config,
+    raw: impl IntoIterator<Item = &'a String>,
+) -> Result<Vec<String>> {
+    let mut paths: Vec<String> = Vec::new();
+    for raw in raw {
+        for addr in qualify(cfg, raw)? {
+            if !paths.iter().any(|a| a.eq_ignore_ascii_case(&addr)) {
+                paths.push(addr);
+            }
+        }
+    }
+    Ok(paths)
 }
 
 /// The envelope sender: an address, or a bare name qualified (first alias target).
@@ -254,6 +276,56 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    fn config(args: &[&str]) -> Config {
+        use clap::Parser;
+        let args =
+            crate::cli::Args::try_parse_from(std::iter::once("postie").chain(args.iter().copied()))
+                .unwrap();
+        let env = crate::config::Environment {
+            var: Box::new(|k| match k {
+                crate::config::SYSCONFDIR_ENV => Some("/nonexistent/postie-test-etc".into()),
+                "USER" => Some("ops".into()),
+                _ => None,
+            }),
+            hostname: "box.example".into(),
+        };
+        Config::resolve(args, &env).unwrap()
+    }
+
+    #[test]
+    fn envelope_without_a_message() {
+        let cases: &[(&[&str], &str, &[&str])] = &[
+            (&["--server", "h"], "ops@box.example", &[]),
+            (
+                &["--server", "h", "-f", "Me <me@x.example>"],
+                "me@x.example",
+                &[],
+            ),
+            (
+                &[
+                    "--server",
+                    "h",
+                    "a@x.example",
+                    "-c",
+                    "B@x.example",
+                    "-b",
+                    "b@x.example,root",
+                ],
+                "ops@box.example",
+                &["a@x.example", "B@x.example", "root@d.example"],
+            ),
+        ];
+        for (args, from, rcpts) in cases {
+            let mut args = args.to_vec();
+            args.extend(["--domain", "d.example"]);
+            let e = without_message(&config(&args)).unwrap();
+            assert_eq!(e.reverse_path, *from, "{args:?}");
+            assert_eq!(e.forward_paths, *rcpts, "{args:?}");
+        }
+        let err = without_message(&config(&["--server", "h", "root"])).unwrap_err();
+        assert_eq!(crate::error::exit_code(&err), crate::error::Exit::DataErr);
     }
 
     #[test]

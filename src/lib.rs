@@ -16,7 +16,8 @@
 //! * [`smtp`] parses replies and runs the dialogue;
 //! * [`report`] prints what happened per recipient and picks the exit code.
 //!
-//! [`error`] maps every failure to one sysexits code, in one place.
+//! [`error`] maps every failure to one sysexits code, in one place. [`probe`] (`--probe`)
+//! runs a short dialogue of its own and reports what a server offers instead of sending.
 #![forbid(unsafe_code)]
 
 pub mod aliases;
@@ -30,6 +31,7 @@ pub mod log;
 pub mod message;
 pub mod net;
 pub mod persona;
+pub mod probe;
 pub mod report;
 pub mod route;
 pub mod secret;

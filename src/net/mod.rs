@@ -12,7 +12,7 @@ pub mod timeout;
 pub mod tls;
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -285,6 +285,28 @@ impl Connection {
             buf: Vec::new(),
             ..self
         })
+    }
+
+    /// Close without QUIT (`--quit-after connect`, or inside DATA, where QUIT would be
+    /// message text and a close is what keeps the message from being delivered): TLS
+    /// sends its close_notify, then the TCP connection is shut down. Best effort.
+    pub fn close(self) {
+        let Connection {
+            stream,
+            mut transcript,
+            ..
+        } = self;
+        transcript.info("Closing the connection");
+        match stream {
+            Stream::Plain(tcp) => {
+                let _ = tcp.shutdown(Shutdown::Both);
+            }
+            Stream::Tls(mut tls) => {
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+                let _ = tls.sock.shutdown(Shutdown::Both);
+            }
+        }
     }
 
     /// A writer for the DATA phase's payload (already dot-stuffed by the caller).

@@ -1,13 +1,14 @@
 //! Capabilities from an EHLO reply (RFC 5321 §4.1.1.1 and §2.2.2: one keyword per line
 //! after the first, keywords case-insensitive; RFC 1870 SIZE, RFC 2920 PIPELINING,
 //! RFC 3207 STARTTLS, RFC 6152 8BITMIME, RFC 6531 SMTPUTF8, RFC 3030 CHUNKING, RFC 3461
-//! DSN, RFC 2034 ENHANCEDSTATUSCODES, RFC 4954 AUTH).
+//! DSN, RFC 2034 ENHANCEDSTATUSCODES, RFC 4954 AUTH, RFC 8689 REQUIRETLS).
 //!
 //! This module owns turning the lines of a 250 EHLO reply into [`Capabilities`]. It reads
 //! a parsed [`Reply`] only (no I/O) and does not check the reply code or decide policy:
-//! the session does both. Server text is untrusted: empty or whitespace-only lines,
-//! unknown keywords and garbage parameters are skipped, never a panic. The old
-//! `AUTH=PLAIN LOGIN` form some servers still send is merged with `AUTH ...`.
+//! the session does both. Server text is untrusted: empty or whitespace-only lines are
+//! skipped, unknown keywords and garbage parameters only listed (`extensions`, as sent,
+//! for reports to print escaped), never a panic. The old `AUTH=PLAIN LOGIN` form some
+//! servers still send is merged with `AUTH ...`.
 
 use crate::smtp::reply::Reply;
 
@@ -27,8 +28,13 @@ pub struct Capabilities {
     pub chunking: bool,
     pub dsn: bool,
     pub enhanced_status_codes: bool,
+    pub requiretls: bool,
     /// Upper-case mechanism names, in the order offered, no duplicates.
     pub auth: Vec<String>,
+    /// Every extension line after the first, in order, as (keyword upper-cased, its
+    /// parameters joined by single spaces), known or not, for reports that show them all
+    /// (`--probe`). The old `AUTH=PLAIN LOGIN` form appears as ("AUTH=PLAIN", "LOGIN").
+    pub extensions: Vec<(String, String)>,
 }
 
 impl Capabilities {
@@ -49,6 +55,8 @@ impl Capabilities {
                 continue;
             };
             let keyword = keyword.to_ascii_uppercase();
+            let params: Vec<&str> = words.clone().collect();
+            caps.extensions.push((keyword.clone(), params.join(" ")));
             // "AUTH=PLAIN LOGIN" (pre-RFC 4954 servers): mechanisms start after the '='.
             if let Some(first_mechanism) = keyword.strip_prefix("AUTH=") {
                 caps.add_auth(std::iter::once(first_mechanism).chain(words));
@@ -72,6 +80,7 @@ impl Capabilities {
                 "CHUNKING" => caps.chunking = true,
                 "DSN" => caps.dsn = true,
                 "ENHANCEDSTATUSCODES" => caps.enhanced_status_codes = true,
+                "REQUIRETLS" => caps.requiretls = true,
                 _ => {}
             }
         }
@@ -124,6 +133,7 @@ mod tests {
              250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n\
              250 CHUNKING\r\n",
         );
+        let ext = |k: &str, p: &str| (k.to_string(), p.to_string());
         let expected = Capabilities {
             domain: "mail.example.test".into(),
             size: Some(10_240_000),
@@ -134,7 +144,22 @@ mod tests {
             chunking: true,
             dsn: true,
             enhanced_status_codes: true,
+            requiretls: false,
             auth: auth(&["PLAIN", "LOGIN"]),
+            extensions: vec![
+                ext("PIPELINING", ""),
+                ext("SIZE", "10240000"),
+                ext("VRFY", ""),
+                ext("ETRN", ""),
+                ext("STARTTLS", ""),
+                ext("AUTH", "PLAIN LOGIN"),
+                ext("AUTH=PLAIN", "LOGIN"),
+                ext("ENHANCEDSTATUSCODES", ""),
+                ext("8BITMIME", ""),
+                ext("DSN", ""),
+                ext("SMTPUTF8", ""),
+                ext("CHUNKING", ""),
+            ],
         };
         assert_eq!(got, expected);
     }
@@ -207,6 +232,27 @@ mod tests {
     }
 
     #[test]
+    fn requiretls_and_every_extension_kept_in_order() {
+        let got = caps(
+            "250-h\r\n250-requiretls\r\n250-XCLIENT  NAME   ADDR\r\n250-Size 0\r\n\
+             250 auth=login\r\n",
+        );
+        assert!(got.requiretls);
+        assert!(!caps("250-h\r\n250 REQUIRETLSX\r\n").requiretls);
+        let want: Vec<(String, String)> = [
+            ("REQUIRETLS", ""),
+            ("XCLIENT", "NAME ADDR"),
+            ("SIZE", "0"),
+            ("AUTH=LOGIN", ""),
+        ]
+        .iter()
+        .map(|(k, p)| (k.to_string(), p.to_string()))
+        .collect();
+        assert_eq!(got.extensions, want);
+        assert!(caps("250 h.example\r\n").extensions.is_empty());
+    }
+
+    #[test]
     fn empty_and_odd_lines_are_skipped() {
         let got = caps(
             "250-\r\n250-   \r\n250-\t\r\n250- \r\n250-X-UNKNOWN foo\r\n250-STARTTLS\r\n250 \r\n",
@@ -215,6 +261,10 @@ mod tests {
             got,
             Capabilities {
                 starttls: true,
+                extensions: vec![
+                    ("X-UNKNOWN".into(), "foo".into()),
+                    ("STARTTLS".into(), String::new()),
+                ],
                 ..Capabilities::default()
             }
         );

@@ -6,6 +6,12 @@
 //! recipient. A reply decides what happens by its severity, never by comparing text. AUTH
 //! is driven generically: [`auth::Exchange`] says what to send for each 334 and judges the
 //! 235 (SCRAM's server signature); this module only moves the lines.
+//!
+//! `--quit-after` ([`Milestone`]) ends the same dialogue early: QUIT right after the named
+//! step, or, after DATA's 354, a close without the end-of-data mark so that nothing is
+//! delivered (RFC 5321 §4.1.1.4: the server has no message until CRLF.CRLF). [`explore`]
+//! is the dialogue of `--probe`: greeting, EHLO, STARTTLS where offered, EHLO, QUIT, with
+//! everything learned left in the trace.
 
 use std::io::{self, Read, Write};
 
@@ -25,7 +31,54 @@ use crate::smtp::command::Command;
 use crate::smtp::ehlo::Capabilities;
 use crate::smtp::reply::{Reply, Severity};
 
-/// Run the whole dialogue and return what the server did with each recipient.
+/// The steps `--quit-after` can stop after, in dialogue order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Milestone {
+    /// The TCP connection (and, with implicit TLS, its handshake) is up: close it.
+    Connect,
+    /// The server's 220 greeting.
+    Greeting,
+    /// The first EHLO (or HELO) reply.
+    Ehlo,
+    /// The 220 to STARTTLS and the TLS handshake, before EHLO is repeated.
+    StartTls,
+    /// TLS is up and EHLO has been repeated inside it (implicit TLS: the first EHLO).
+    Tls,
+    /// AUTH succeeded.
+    Auth,
+    /// MAIL FROM accepted.
+    Mail,
+    /// Every RCPT TO answered.
+    Rcpt,
+    /// DATA answered 354: close without the message, so nothing is delivered.
+    Data,
+}
+
+impl Milestone {
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Milestone::Connect => "connect",
+            Milestone::Greeting => "greeting",
+            Milestone::Ehlo => "ehlo",
+            Milestone::StartTls => "starttls",
+            Milestone::Tls => "tls",
+            Milestone::Auth => "auth",
+            Milestone::Mail => "mail",
+            Milestone::Rcpt => "rcpt",
+            Milestone::Data => "data",
+        }
+    }
+}
+
+impl std::fmt::Display for Milestone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Run the whole dialogue and return what the server did with each recipient. With
+/// `cfg.quit_after` it stops after that milestone instead (the message is then never sent).
 pub fn deliver(
     conn: Connection,
     cfg: &Config,
@@ -33,24 +86,175 @@ pub fn deliver(
     envelope: &Envelope,
     message: Message,
 ) -> Result<Report> {
-    let mut conn = conn;
-    let caps = match greet(&mut conn, cfg) {
+    dialogue(
+        conn,
+        cfg,
+        tls,
+        Some(envelope),
+        Some(message),
+        cfg.quit_after,
+    )
+}
+
+/// `--quit-after` before DATA: the dialogue up to `stop`, then QUIT (after `connect`, just a
+/// close). No message is needed; `envelope` is, from `mail` on (MAIL FROM then carries no
+/// SIZE or BODY parameter). The report lists the RCPT replies when `stop` is `rcpt`.
+pub fn rehearse(
+    conn: Connection,
+    cfg: &Config,
+    tls: &Tls,
+    envelope: Option<&Envelope>,
+    stop: Milestone,
+) -> Result<Report> {
+    dialogue(conn, cfg, tls, envelope, None, Some(stop))
+}
+
+/// How a dialogue that went well ends.
+enum End {
+    /// QUIT and its reply.
+    Quit,
+    /// Close the connection without a word (inside DATA, QUIT would be message text).
+    Close,
+}
+
+fn dialogue(
+    mut conn: Connection,
+    cfg: &Config,
+    tls: &Tls,
+    envelope: Option<&Envelope>,
+    message: Option<Message>,
+    stop: Option<Milestone>,
+) -> Result<Report> {
+    // At or past the milestone asked for: a configuration that skips a step (no STARTTLS
+    // with --tls none) still stops at the next check, never later.
+    let stops = |m: Milestone| stop.is_some_and(|s| s <= m);
+    if stops(Milestone::Connect) {
+        conn.transcript()
+            .info("--quit-after connect: closing the connection");
+        conn.close();
+        return Ok(no_report());
+    }
+    if let Err(e) = greeting(&mut conn) {
+        return Err(quit_after(&mut conn, e));
+    }
+    if stops(Milestone::Greeting) {
+        return Ok(stop_here(&mut conn, Milestone::Greeting));
+    }
+    let caps = match ehlo(&mut conn, cfg) {
         Ok(c) => c,
         Err(e) => return Err(quit_after(&mut conn, e)),
     };
+    if stops(Milestone::Ehlo) {
+        return Ok(stop_here(&mut conn, Milestone::Ehlo));
+    }
     let (mut conn, caps) = match cfg.security {
-        Security::StartTlsRequired => secure(conn, cfg, tls, caps)?,
+        Security::StartTlsRequired => {
+            let mut conn = secure(conn, cfg, tls, &caps)?;
+            if stops(Milestone::StartTls) {
+                return Ok(stop_here(&mut conn, Milestone::StartTls));
+            }
+            match ehlo(&mut conn, cfg) {
+                Ok(caps) => (conn, caps),
+                Err(e) => return Err(quit_after(&mut conn, e)),
+            }
+        }
         Security::Implicit | Security::Plain => (conn, caps),
     };
-    let result = authenticate(&mut conn, cfg, &caps)
-        .and_then(|()| transaction(&mut conn, cfg, &caps, envelope, message));
-    match result {
-        Ok(report) => {
+    if stops(Milestone::Tls) {
+        return Ok(stop_here(&mut conn, Milestone::Tls));
+    }
+    if let Err(e) = authenticate(&mut conn, cfg, &caps) {
+        return Err(quit_after(&mut conn, e));
+    }
+    if stops(Milestone::Auth) {
+        return Ok(stop_here(&mut conn, Milestone::Auth));
+    }
+    let Some(envelope) = envelope else {
+        quit(&mut conn);
+        return Err(anyhow::anyhow!("no envelope for MAIL FROM (a bug)"));
+    };
+    match transaction(&mut conn, cfg, &caps, envelope, message, stop) {
+        Ok((report, End::Quit)) => {
             quit(&mut conn);
+            Ok(report)
+        }
+        Ok((report, End::Close)) => {
+            conn.close();
             Ok(report)
         }
         Err(e) => Err(quit_after(&mut conn, e)),
     }
+}
+
+/// The report of a dialogue that stopped before RCPT: no recipients, no final reply.
+fn no_report() -> Report {
+    Report {
+        recipients: Vec::new(),
+        final_reply: None,
+    }
+}
+
+/// --quit-after reached: say so in the transcript and QUIT.
+fn stop_here(conn: &mut Connection, at: Milestone) -> Report {
+    conn.transcript()
+        .info(&format!("--quit-after {at}: quitting"));
+    quit(conn);
+    no_report()
+}
+
+/// What `--probe` does with one server: greeting, EHLO, STARTTLS when the server offers it
+/// and `starttls` allows, EHLO again inside TLS, QUIT. No AUTH, no mail. Everything learned
+/// (greeting, each EHLO, the TLS session) is in the connection's trace.
+///
+/// A failed STARTTLS (refused, or the handshake failed) is not an error here: it comes
+/// back as [`Explored::TlsFailed`], since it is one of the things a probe finds out.
+/// Everything else that stops the dialogue is an error, as in [`deliver`].
+pub fn explore(conn: Connection, cfg: &Config, tls: &Tls, starttls: bool) -> Result<Explored> {
+    let mut conn = conn;
+    if let Err(e) = greeting(&mut conn) {
+        return Err(quit_after(&mut conn, e));
+    }
+    let caps = match ehlo(&mut conn, cfg) {
+        Ok(c) => c,
+        Err(e) => return Err(quit_after(&mut conn, e)),
+    };
+    if !(starttls && caps.starttls && !conn.is_tls()) {
+        quit(&mut conn);
+        return Ok(Explored::Done);
+    }
+    if let Err(e) = command(
+        &mut conn,
+        &Command::StartTls,
+        Phase::StartTls,
+        Severity::PositiveCompletion,
+        "STARTTLS",
+    ) {
+        // A refused STARTTLS leaves a server that still talks.
+        let polite = matches!(e.downcast_ref::<Error>(), Some(Error::Reply { .. }));
+        if polite {
+            quit(&mut conn);
+            return Ok(Explored::TlsFailed(e));
+        }
+        return Err(e);
+    }
+    let mut conn = match conn.starttls(tls) {
+        Ok(c) => c,
+        Err(e) => return Ok(Explored::TlsFailed(e)),
+    };
+    if let Err(e) = ehlo(&mut conn, cfg) {
+        return Err(quit_after(&mut conn, e));
+    }
+    quit(&mut conn);
+    Ok(Explored::Done)
+}
+
+/// How [`explore`] ended.
+#[derive(Debug)]
+pub enum Explored {
+    /// The dialogue ran to QUIT.
+    Done,
+    /// STARTTLS was refused, or its handshake failed (then the connection is gone).
+    TlsFailed(anyhow::Error),
 }
 
 /// Send QUIT when the server is still in a state to hear it (it replied, negatively), then
@@ -99,8 +303,8 @@ fn command(
     expect(reply, want, phase, what)
 }
 
-/// Greeting, then EHLO, falling back to HELO when EHLO is refused permanently.
-fn greet(conn: &mut Connection, cfg: &Config) -> Result<Capabilities> {
+/// The server's greeting must be positive.
+fn greeting(conn: &mut Connection) -> Result<()> {
     let greeting = conn.read_reply(Phase::Greeting)?;
     expect(
         greeting,
@@ -108,9 +312,10 @@ fn greet(conn: &mut Connection, cfg: &Config) -> Result<Capabilities> {
         Phase::Greeting,
         "the server's greeting",
     )?;
-    ehlo(conn, cfg)
+    Ok(())
 }
 
+/// EHLO, falling back to HELO when EHLO is refused permanently.
 fn ehlo(conn: &mut Connection, cfg: &Config) -> Result<Capabilities> {
     let caps = ehlo_or_helo(conn, cfg)?;
     let tls = conn.is_tls();
@@ -146,14 +351,14 @@ fn ehlo_or_helo(conn: &mut Connection, cfg: &Config) -> Result<Capabilities> {
     }
 }
 
-/// STARTTLS is required: the server must offer it; then the capabilities are learned again
-/// inside TLS and the old ones thrown away (RFC 3207 §4.2).
+/// STARTTLS is required: the server must offer it. The caller then learns the capabilities
+/// again inside TLS and throws the old ones away (RFC 3207 §4.2).
 fn secure(
     mut conn: Connection,
     cfg: &Config,
     tls: &Tls,
-    caps: Capabilities,
-) -> Result<(Connection, Capabilities)> {
+    caps: &Capabilities,
+) -> Result<Connection> {
     if !caps.starttls {
         let err = Error::Unavailable(format!(
             "{} does not offer STARTTLS, which is required (use --tls implicit for port 465, \
@@ -174,11 +379,7 @@ fn secure(
     ) {
         return Err(quit_after(&mut conn, e));
     }
-    let mut conn = conn.starttls(tls)?;
-    match ehlo(&mut conn, cfg) {
-        Ok(caps) => Ok((conn, caps)),
-        Err(e) => Err(quit_after(&mut conn, e)),
-    }
+    conn.starttls(tls)
 }
 
 fn authenticate(conn: &mut Connection, cfg: &Config, caps: &Capabilities) -> Result<()> {
@@ -261,9 +462,15 @@ fn cancel_auth(conn: &mut Connection) {
     }
 }
 
-fn mail_params(caps: &Capabilities, envelope: &Envelope, message: &Message) -> Result<Vec<String>> {
+/// MAIL FROM parameters. Without a message (--quit-after mail/rcpt) there is no SIZE or
+/// BODY to declare.
+fn mail_params(
+    caps: &Capabilities,
+    envelope: &Envelope,
+    message: Option<&Message>,
+) -> Result<Vec<String>> {
     let mut params = Vec::new();
-    if let (Some(limit), Some(size)) = (caps.size, message.size) {
+    if let (Some(limit), Some(size)) = (caps.size, message.and_then(|m| m.size)) {
         if limit > 0 && size > limit {
             return Err(Error::Data(format!(
                 "the message is {size} bytes but the server accepts at most {limit}"
@@ -272,7 +479,7 @@ fn mail_params(caps: &Capabilities, envelope: &Envelope, message: &Message) -> R
         }
         params.push(format!("SIZE={size}"));
     }
-    if caps.eightbitmime && message.eight_bit != Some(false) {
+    if caps.eightbitmime && message.is_some_and(|m| m.eight_bit != Some(false)) {
         params.push("BODY=8BITMIME".into());
     }
     if envelope.needs_smtputf8() {
@@ -287,14 +494,16 @@ fn mail_params(caps: &Capabilities, envelope: &Envelope, message: &Message) -> R
     Ok(params)
 }
 
+/// MAIL, RCPT for each recipient, DATA and the message; or less, as `stop` says.
 fn transaction(
     conn: &mut Connection,
     cfg: &Config,
     caps: &Capabilities,
     envelope: &Envelope,
-    message: Message,
-) -> Result<Report> {
-    let mut params = mail_params(caps, envelope, &message)?;
+    message: Option<Message>,
+    stop: Option<Milestone>,
+) -> Result<(Report, End)> {
+    let mut params = mail_params(caps, envelope, message.as_ref())?;
     let dsn = &cfg.dsn;
     let wants_dsn = dsn.notify.is_some() || dsn.ret.is_some() || dsn.envid.is_some();
     let use_dsn = wants_dsn && caps.dsn;
@@ -325,6 +534,10 @@ fn transaction(
         Severity::PositiveCompletion,
         format!("MAIL FROM <{from}>"),
     )?;
+    if stop == Some(Milestone::Mail) {
+        conn.transcript().info("--quit-after mail: quitting");
+        return Ok((no_report(), End::Quit));
+    }
 
     let mut recipients = Vec::new();
     for rcpt in &envelope.forward_paths {
@@ -344,10 +557,23 @@ fn transaction(
         // Nothing to send: abandon the transaction (RFC 5321 §4.1.1.5).
         conn.send(&Command::Rset, Phase::Rset)?;
         let _ = conn.read_reply(Phase::Rset)?;
-        return Ok(Report {
-            recipients,
-            final_reply: None,
-        });
+        return Ok((
+            Report {
+                recipients,
+                final_reply: None,
+            },
+            End::Quit,
+        ));
+    }
+    if stop == Some(Milestone::Rcpt) {
+        conn.transcript().info("--quit-after rcpt: quitting");
+        return Ok((
+            Report {
+                recipients,
+                final_reply: None,
+            },
+            End::Quit,
+        ));
     }
 
     command(
@@ -357,6 +583,23 @@ fn transaction(
         Severity::PositiveIntermediate,
         "DATA",
     )?;
+    let message = match (stop, message) {
+        (Some(_), _) => {
+            conn.transcript().info(
+                "--quit-after data: closing without sending the message or the end-of-data \
+                 mark (nothing is delivered)",
+            );
+            return Ok((
+                Report {
+                    recipients,
+                    final_reply: None,
+                },
+                End::Close,
+            ));
+        }
+        (None, Some(m)) => m,
+        (None, None) => return Err(anyhow::anyhow!("no message to send (a bug)")),
+    };
     send_data(conn, message)?;
     let reply = conn.read_reply(Phase::DataEnd)?;
     let reply = expect(
@@ -365,10 +608,13 @@ fn transaction(
         Phase::DataEnd,
         "the message (end of data)",
     )?;
-    Ok(Report {
-        recipients,
-        final_reply: Some(reply),
-    })
+    Ok((
+        Report {
+            recipients,
+            final_reply: Some(reply),
+        },
+        End::Quit,
+    ))
 }
 
 /// RFC 3461 §4 xtext: '+', '=' and bytes outside '!'..='~' become "+HH".

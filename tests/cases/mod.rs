@@ -2,6 +2,7 @@ mod dns;
 mod generated;
 mod logging;
 mod postfix;
+mod probe;
 mod sendmail;
 mod submission;
 mod transcript;
