@@ -70,6 +70,7 @@ Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Print the envelope and the message that would be sent, and send nothing')
             [CompletionResult]::new('--print-message', '--print-message', [CompletionResultType]::ParameterName, 'Print the envelope and the message that would be sent, and send nothing')
             [CompletionResult]::new('--probe', '--probe', [CompletionResultType]::ParameterName, 'Report what the server offers, and send nothing (msmtp''s --serverinfo)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'When done, print one JSON object on stdout describing the run, even when it failed')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')

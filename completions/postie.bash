@@ -23,7 +23,7 @@ _postie() {
 
     case "${cmd}" in
         postie)
-            opts="-c -b -s -f -H -a -C -A -P -v -h -V --to --cc --bcc --subject --from --header --body --body-file --attach --message --server --tls --tls-ca --helo --timeout --tls-no-verify --resolver --domain --aliases --skip-empty --config --account --show-config --log --user --password-file --password-command --auth --allow-plaintext-auth --verbose --syslog --color --show-time --print-message --dry-run --quit-after --probe --mx --port --help --version"
+            opts="-c -b -s -f -H -a -C -A -P -v -h -V --to --cc --bcc --subject --from --header --body --body-file --attach --message --server --tls --tls-ca --helo --timeout --tls-no-verify --resolver --domain --aliases --skip-empty --config --account --show-config --log --user --password-file --password-command --auth --allow-plaintext-auth --verbose --syslog --color --show-time --print-message --dry-run --quit-after --probe --mx --port --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

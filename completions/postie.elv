@@ -67,6 +67,7 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand --dry-run 'Print the envelope and the message that would be sent, and send nothing'
             cand --print-message 'Print the envelope and the message that would be sent, and send nothing'
             cand --probe 'Report what the server offers, and send nothing (msmtp''s --serverinfo)'
+            cand --json 'When done, print one JSON object on stdout describing the run, even when it failed'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'

@@ -53,5 +53,6 @@ complete -c postie -l syslog -d 'Send the --log line to syslog as well (facility
 complete -c postie -l show-time -d 'With -v, show how long the server took to answer each command, and the total'
 complete -c postie -l dry-run -l print-message -d 'Print the envelope and the message that would be sent, and send nothing'
 complete -c postie -l probe -d 'Report what the server offers, and send nothing (msmtp\'s --serverinfo)'
+complete -c postie -l json -d 'When done, print one JSON object on stdout describing the run, even when it failed'
 complete -c postie -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c postie -s V -l version -d 'Print version'

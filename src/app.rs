@@ -14,6 +14,7 @@ use crate::cli::Args;
 use crate::config::{Config, Dsn, Environment, Security, SendmailOptions};
 use crate::envelope::{self, Envelope};
 use crate::error::{exit_code, Error, Exit};
+use crate::json::{self, Facts, JsonResult, Step};
 use crate::message::{self, Message};
 use crate::net::{self, Connection};
 use crate::persona::sendmail::{self, Mode, SendmailArgs};
@@ -51,7 +52,12 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
         Err(err) => {
             if let Some(clap_err) = err.downcast_ref::<clap::Error>() {
                 let _ = clap_err.print();
-                return ExitCode::from(clap_exit(clap_err).code());
+                let exit = clap_exit(clap_err);
+                if exit != Exit::Ok && json::requested(&argv) {
+                    let usage = Error::Usage(clap_summary(clap_err)).into();
+                    json::print(&JsonResult::new(&Facts::default(), &Err(usage)));
+                }
+                return ExitCode::from(exit.code());
             }
             eprintln!("{}: {}", persona.program(), printable(&format!("{err:#}")));
             ExitCode::from(exit_code(&err).code())
@@ -61,6 +67,13 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
 
 fn parse_postie(argv: Vec<OsString>) -> Result<Args> {
     Ok(Args::try_parse_argv(argv)?)
+}
+
+/// The first line of clap's error, without its "error: " label.
+fn clap_summary(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or_default();
+    first.strip_prefix("error: ").unwrap_or(first).to_string()
 }
 
 /// --help and --version exit 0; every other command-line error is EX_USAGE.
@@ -78,14 +91,23 @@ pub fn run(args: Args) -> Result<Exit> {
     run_as(args, Persona::Postie)
 }
 
-/// [`run`], with messages named after the persona (`mail: ...`).
+/// [`run`], with messages named after the persona (`mail: ...`). With --json, the result
+/// goes to stdout however the run ends.
 fn run_as(args: Args, persona: Persona) -> Result<Exit> {
-    let cfg = Config::resolve(args, &Environment::real())?;
-    send(&cfg, persona.program())
+    let json = args.json;
+    let mut facts = Facts::default();
+    let outcome = Config::resolve(args, &Environment::real())
+        .and_then(|cfg| send(&cfg, persona.program(), &mut facts));
+    if json {
+        json::print(&JsonResult::new(&facts, &outcome));
+    }
+    outcome
 }
 
-/// `program` starts each stderr line (`postie`, `sendmail`, `mail`).
-fn send(cfg: &Config, program: &str) -> Result<Exit> {
+/// `program` starts each stderr line (`postie`, `sendmail`, `mail`); `facts` collects what
+/// --json reports, as far as the run gets.
+fn send(cfg: &Config, program: &str, facts: &mut Facts) -> Result<Exit> {
+    facts.note_config(cfg);
     if cfg.show_config {
         return show_config(cfg);
     }
@@ -96,18 +118,22 @@ fn send(cfg: &Config, program: &str) -> Result<Exit> {
         return crate::probe::run(cfg);
     }
     if let Some(stop) = cfg.quit_after.filter(|m| *m < Milestone::Data) {
-        return rehearse(cfg, stop, program);
+        return rehearse(cfg, stop, program, facts);
     }
     let message = message::prepare(cfg, Box::new(io::stdin()))?;
     if cfg.skip_empty && message.empty_body {
         return Ok(Exit::Ok);
     }
     let envelope = envelope::build(cfg, &message)?;
+    facts.envelope = Some(envelope.clone());
     if cfg.dry_run {
         return dry_run(cfg, &envelope, message);
     }
     let size = message.size;
-    let outcome = deliver(cfg, &envelope, message);
+    let outcome = deliver(cfg, &envelope, message, facts);
+    if let Ok(report) = &outcome {
+        facts.report = Some(report.clone());
+    }
     // --quit-after data sends no message, so there is nothing to log.
     if (cfg.log.is_some() || cfg.syslog) && cfg.quit_after.is_none() {
         let now = std::time::SystemTime::now()
@@ -131,14 +157,16 @@ fn send(cfg: &Config, program: &str) -> Result<Exit> {
 
 /// --quit-after before DATA: no message; the envelope only from `mail` on. Refused
 /// recipients (`rcpt`) are reported and decide the exit code as usual.
-fn rehearse(cfg: &Config, stop: Milestone, program: &str) -> Result<Exit> {
+fn rehearse(cfg: &Config, stop: Milestone, program: &str, facts: &mut Facts) -> Result<Exit> {
     let envelope = match stop {
         Milestone::Mail | Milestone::Rcpt => Some(envelope::without_message(cfg)?),
         _ => None,
     };
-    let report = over_connection(cfg, |conn, tls| {
+    facts.envelope.clone_from(&envelope);
+    let report = over_connection(cfg, facts, |conn, tls| {
         smtp::session::rehearse(conn, cfg, tls, envelope.as_ref(), stop)
     })?;
+    facts.report = Some(report.clone());
     for line in report.failure_lines() {
         eprintln!("{program}: {}", printable(&line));
     }
@@ -146,18 +174,25 @@ fn rehearse(cfg: &Config, stop: Milestone, program: &str) -> Result<Exit> {
 }
 
 /// Route, connect and run the SMTP session for one message.
-fn deliver(cfg: &Config, envelope: &Envelope, message: Message) -> Result<Report> {
-    over_connection(cfg, |conn, tls| {
+fn deliver(
+    cfg: &Config,
+    envelope: &Envelope,
+    message: Message,
+    facts: &mut Facts,
+) -> Result<Report> {
+    over_connection(cfg, facts, |conn, tls| {
         smtp::session::deliver(conn, cfg, tls, envelope, message)
     })
 }
 
 /// Route, connect (with the -v transcript) and run `session` over the connection; with
-/// --show-time and -v, the total time at the end.
+/// --show-time and -v, the total time at the end. `facts` gets what the wire showed.
 fn over_connection<T>(
     cfg: &Config,
+    facts: &mut Facts,
     session: impl FnOnce(Connection, &net::tls::Tls) -> Result<T>,
 ) -> Result<T> {
+    facts.stage = Some(Step::Resolve);
     let Some(server) = &cfg.server else {
         return Err(Error::Config("no mail server given: use --server HOST[:PORT]".into()).into());
     };
@@ -176,6 +211,8 @@ fn over_connection<T>(
         transcript,
     )
     .and_then(|conn| session(conn, &tls));
+    facts.trace = Some(trace.snapshot());
+    facts.elapsed = Some(started.elapsed());
     let waited = trace.snapshot().timings.iter().map(|t| t.elapsed).sum();
     Transcript::for_config(cfg).total(started.elapsed(), waited);
     result
@@ -222,7 +259,7 @@ fn run_sendmail(sa: SendmailArgs) -> Result<Exit> {
     }
     match sa.mode {
         Mode::Smtp => serve_smtp(&cfg),
-        _ => send(&cfg, Persona::Sendmail.program()),
+        _ => send(&cfg, Persona::Sendmail.program(), &mut Facts::default()),
     }
 }
 
@@ -248,7 +285,12 @@ fn serve_smtp(cfg: &Config) -> Result<Exit> {
                 reverse_path,
                 forward_paths: paths,
             };
-            deliver(cfg, &envelope, Message::in_memory(incoming.data))
+            deliver(
+                cfg,
+                &envelope,
+                Message::in_memory(incoming.data),
+                &mut Facts::default(),
+            )
         })();
         match result {
             Ok(report) => {

@@ -353,6 +353,20 @@ pub struct Args {
         help_heading = "Debugging"
     )]
     pub port: Option<u16>,
+
+    /// When done, print one JSON object on stdout describing the run, even when it failed.
+    ///
+    /// The object names the route, the connection attempts, TLS (version, cipher,
+    /// certificate), the AUTH mechanism, the envelope, each recipient's outcome, the final
+    /// reply and the queue id in it, timings per phase, the exit code and the error. Its
+    /// fields are documented by the JSON Schema schema/postie-result.schema.json. Error
+    /// lines still go to stderr. Never a secret.
+    #[arg(
+        long,
+        conflicts_with_all = ["dry_run", "show_config", "probe"],
+        help_heading = "Output"
+    )]
+    pub json: bool,
 }
 
 const EXAMPLES: &str = "\

@@ -422,7 +422,17 @@ impl Config {
             },
             aliases_file: args.aliases.clone().or(account.aliases.clone()),
             config_file,
-            log: args.log.clone().or(account.log.clone()),
+            log: {
+                let log = args.log.clone().or(account.log.clone());
+                // stdout carries the one JSON object; a log line there would break it.
+                if args.json && log.as_deref().is_some_and(|p| p.as_os_str() == "-") {
+                    return Err(Error::Usage(
+                        "--json prints to stdout, so the log cannot go there too (--log -)".into(),
+                    )
+                    .into());
+                }
+                log
+            },
             account_name: args.account.clone(),
             resolver: resolver(&args, env)?,
             sendmail: SendmailOptions::default(),

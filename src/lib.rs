@@ -27,6 +27,7 @@ pub mod config;
 pub mod dns;
 pub mod envelope;
 pub mod error;
+pub mod json;
 pub mod log;
 pub mod message;
 pub mod net;

@@ -53,6 +53,9 @@ pub struct Trace {
     pub timings: Vec<Timing>,
     /// The last reply received, whatever it was.
     pub last_reply: Option<Reply>,
+    /// The phase of the last wire operation other than QUIT: where a failure that carries no
+    /// phase of its own happened (a refused certificate, a malformed reply).
+    pub phase: Option<Phase>,
 }
 
 /// A handle the connection, the session and the caller share.

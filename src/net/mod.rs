@@ -172,6 +172,10 @@ impl Connection {
     }
 
     fn set_timeouts(&self, phase: Phase) -> Duration {
+        // QUIT after a failure must not hide the phase the failure happened in.
+        if phase != Phase::Quit {
+            self.transcript.trace().record(|t| t.phase = Some(phase));
+        }
         let t = self.timeouts.for_phase(phase);
         // Setting a timeout only fails for a zero duration, which Timeouts never gives.
         let _ = self.stream.tcp().set_read_timeout(Some(t));

@@ -1,5 +1,6 @@
 mod dns;
 mod generated;
+mod json;
 mod logging;
 mod postfix;
 mod probe;
