@@ -81,3 +81,48 @@ fn completions_are_fresh() {
 fn cli_definition_is_consistent() {
     postie::cli::command().debug_assert();
 }
+
+/// `man ./man/postie.1` renders without warnings (skipped, with a reason, where man-db is
+/// not installed).
+#[test]
+fn man_page_renders_without_warnings() {
+    let page = root().join("man/postie.1");
+    let out = match std::process::Command::new("man")
+        .args(["--warnings", "-l"])
+        .arg(&page)
+        .env("MANWIDTH", "100")
+        .env("MAN_KEEP_FORMATTING", "0")
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("skipping: man is not installed ({e})");
+            return;
+        }
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "man failed: {stderr}");
+    assert!(stderr.trim().is_empty(), "man warns: {stderr}");
+    // man may embolden with overstrikes ("E\x08E"): keep only what is finally shown.
+    let mut text = String::new();
+    for c in String::from_utf8_lossy(&out.stdout).chars() {
+        if c == '\u{8}' {
+            text.pop();
+        } else {
+            text.push(c);
+        }
+    }
+    for section in [
+        "EXAMPLES",
+        "EXIT STATUS",
+        "TRANSCRIPT FORMAT",
+        "SENDMAIL COMPATIBILITY",
+        "FILES",
+        "ENVIRONMENT",
+    ] {
+        assert!(
+            text.lines().any(|l| l.trim_end() == section),
+            "no {section} section"
+        );
+    }
+}

@@ -686,10 +686,12 @@ fn postfix_submission(pf: &Postfix) -> Command {
 }
 
 #[test]
-fn postfix_quit_after_ehlo_tls_auth_rcpt_data() {
+fn postfix_quit_after_every_phase() {
     let Some(pf) = Postfix::get() else { return };
     let cases: &[(&str, &[&str])] = &[
+        ("greeting", &["QUIT"]),
         ("ehlo", &["EHLO postie.test", "QUIT"]),
+        ("starttls", &["EHLO postie.test", "STARTTLS", "QUIT"]),
         (
             "tls",
             &["EHLO postie.test", "STARTTLS", "EHLO postie.test", "QUIT"],
@@ -701,6 +703,17 @@ fn postfix_quit_after_ehlo_tls_auth_rcpt_data() {
                 "STARTTLS",
                 "EHLO postie.test",
                 "AUTH PLAIN ********",
+                "QUIT",
+            ],
+        ),
+        (
+            "mail",
+            &[
+                "EHLO postie.test",
+                "STARTTLS",
+                "EHLO postie.test",
+                "AUTH PLAIN ********",
+                "MAIL FROM:<alice@example.test>",
                 "QUIT",
             ],
         ),
@@ -729,6 +742,22 @@ fn postfix_quit_after_ehlo_tls_auth_rcpt_data() {
             run.describe()
         );
     }
+
+    // connect: the TCP connection is made and closed again; nothing is said.
+    let mut cmd = postfix_submission(pf);
+    cmd.args(["--quit-after", "connect", "qa-rcpt@example.test"]);
+    let connected = run(cmd, Input::HeldOpen);
+    connected.assert_code(0, "connect");
+    assert!(
+        connected.sent_commands().is_empty(),
+        "{}",
+        connected.describe()
+    );
+    assert!(
+        connected.stderr.contains("=== Connected to"),
+        "{}",
+        connected.describe()
+    );
 
     // data: DATA answered 354, then the connection is closed: nothing is delivered.
     let rcpt = "qa-data@example.test";
