@@ -42,8 +42,7 @@ auth\t'After a successful AUTH (needs --user)'
 mail\t'After MAIL FROM is accepted'
 rcpt\t'After every RCPT TO is answered (needs a recipient)'
 data\t'After DATA\'s 354: the connection is closed without the end-of-data mark, so nothing is delivered'"
-complete -c postie -l mx -d 'With --probe: probe every MX host of DOMAIN in preference order, instead of --server' -r
-complete -c postie -l port -d 'With --mx: the port to probe on each MX host [default: 25]' -r
+complete -c postie -l port -d 'With --mx (or no server configured): the port to use on each MX host [default: 25]' -r
 complete -c postie -l tls-no-verify -d 'Do not verify the server\'s TLS certificate. DANGEROUS: anyone on the path can read the mail and the password. For testing only; postie warns on every run'
 complete -c postie -l skip-empty -d 'Send nothing (and exit 0) when the body is empty (mailx -E)'
 complete -c postie -s P -l show-config -d 'Print the resolved settings (password masked) and exit (msmtp\'s -P)'
@@ -53,6 +52,9 @@ complete -c postie -l syslog -d 'Send the --log line to syslog as well (facility
 complete -c postie -l show-time -d 'With -v, show how long the server took to answer each command, and the total'
 complete -c postie -l dry-run -l print-message -d 'Print the envelope and the message that would be sent, and send nothing'
 complete -c postie -l probe -d 'Report what the server offers, and send nothing (msmtp\'s --serverinfo)'
+complete -c postie -l mx -d 'Deliver straight to each recipient domain\'s mail exchangers (MX), on port 25'
+complete -c postie -s 4 -l ipv4 -d 'Connect over IPv4 only'
+complete -c postie -s 6 -l ipv6 -d 'Connect over IPv6 only'
 complete -c postie -l json -d 'When done, print one JSON object on stdout describing the run, even when it failed'
 complete -c postie -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c postie -s V -l version -d 'Print version'

@@ -130,7 +130,20 @@ fn send(cfg: &Config, program: &str, facts: &mut Facts) -> Result<Exit> {
         return dry_run(cfg, &envelope, message);
     }
     let size = message.size;
-    let outcome = deliver(cfg, &envelope, message, facts);
+    let mut direct = None;
+    let outcome = if cfg.mx_port.is_some() {
+        facts.stage = Some(Step::Resolve);
+        let started = std::time::Instant::now();
+        let delivery = crate::deliver::run(cfg, &envelope, Some(message), cfg.quit_after)?;
+        facts.elapsed = Some(started.elapsed());
+        facts.domains.clone_from(&delivery.domains);
+        let result = delivery.as_result();
+        facts.report = Some(delivery.report());
+        direct = Some(delivery);
+        result
+    } else {
+        deliver(cfg, &envelope, message, facts)
+    };
     if let Ok(report) = &outcome {
         facts.report = Some(report.clone());
     }
@@ -148,6 +161,12 @@ fn send(cfg: &Config, program: &str, facts: &mut Facts) -> Result<Exit> {
             crate::log::syslog(&line, failed);
         }
     }
+    if let Some(delivery) = direct {
+        for line in delivery.failure_lines() {
+            eprintln!("{program}: {}", printable(&line));
+        }
+        return Ok(delivery.exit());
+    }
     let report = outcome?;
     for line in report.failure_lines() {
         eprintln!("{program}: {}", printable(&line));
@@ -158,6 +177,18 @@ fn send(cfg: &Config, program: &str, facts: &mut Facts) -> Result<Exit> {
 /// --quit-after before DATA: no message; the envelope only from `mail` on. Refused
 /// recipients (`rcpt`) are reported and decide the exit code as usual.
 fn rehearse(cfg: &Config, stop: Milestone, program: &str, facts: &mut Facts) -> Result<Exit> {
+    if cfg.mx_port.is_some() {
+        // The recipients' domains decide where to go, so the envelope is needed at once.
+        let envelope = envelope::without_message(cfg)?;
+        facts.envelope = Some(envelope.clone());
+        let delivery = crate::deliver::run(cfg, &envelope, None, Some(stop))?;
+        facts.domains.clone_from(&delivery.domains);
+        facts.report = Some(delivery.report());
+        for line in delivery.failure_lines() {
+            eprintln!("{program}: {}", printable(&line));
+        }
+        return Ok(delivery.exit());
+    }
     let envelope = match stop {
         Milestone::Mail | Milestone::Rcpt => Some(envelope::without_message(cfg)?),
         _ => None,
@@ -197,7 +228,15 @@ fn over_connection<T>(
         return Err(Error::Config("no mail server given: use --server HOST[:PORT]".into()).into());
     };
     let dns_timeout = cfg.timeouts.for_phase(crate::net::timeout::Phase::Connect);
-    let route = route::submission(server, cfg.security, cfg.resolver, dns_timeout)?;
+    let mut route = route::submission(server, cfg.security, cfg.resolver, dns_timeout)?;
+    route.addrs = route::only(route.addrs, cfg.family);
+    if route.addrs.is_empty() {
+        return Err(Error::NoHost(format!(
+            "{} has no address of the family asked for (-4/-6)",
+            server.host
+        ))
+        .into());
+    }
     let tls = net::tls::Tls::new(cfg.tls_ca.as_deref(), cfg.tls_verify)?;
     let transcript = Transcript::for_config(cfg);
     let trace = transcript.trace().clone();
@@ -344,11 +383,11 @@ fn show_config(cfg: &Config) -> Result<Exit> {
         ),
         (
             "server",
-            or_none(
-                cfg.server
-                    .as_ref()
-                    .map(|s| format!("{}:{}", s.host, s.port)),
-            ),
+            match (&cfg.server, cfg.mx_port) {
+                (Some(s), _) => format!("{}:{}", s.host, s.port),
+                (None, Some(port)) => format!("(each recipient domain's MX, port {port})"),
+                (None, None) => "(none)".into(),
+            },
         ),
         (
             "tls",
@@ -356,6 +395,7 @@ fn show_config(cfg: &Config) -> Result<Exit> {
                 Security::StartTlsRequired => "starttls (required)",
                 Security::Implicit => "implicit",
                 Security::Plain => "none",
+                Security::Opportunistic => "starttls (opportunistic)",
             }
             .into(),
         ),
@@ -415,13 +455,19 @@ fn finish_stdout(result: io::Result<()>) -> Result<Exit> {
 fn dry_run(cfg: &Config, envelope: &Envelope, message: Message) -> Result<Exit> {
     let mut out = io::stdout().lock();
     let result = (|| -> io::Result<()> {
-        if let Some(s) = &cfg.server {
-            let security = match cfg.security {
-                Security::StartTlsRequired => "starttls",
-                Security::Implicit => "implicit TLS",
-                Security::Plain => "no TLS",
-            };
-            writeln!(out, "# server: {}:{} ({security})", s.host, s.port)?;
+        let security = match cfg.security {
+            Security::StartTlsRequired => "starttls",
+            Security::Implicit => "implicit TLS",
+            Security::Plain => "no TLS",
+            Security::Opportunistic => "opportunistic STARTTLS",
+        };
+        match (&cfg.server, cfg.mx_port) {
+            (Some(s), _) => writeln!(out, "# server: {}:{} ({security})", s.host, s.port)?,
+            (None, Some(port)) => writeln!(
+                out,
+                "# server: each recipient domain's MX, port {port} ({security})"
+            )?,
+            (None, None) => {}
         }
         writeln!(out, "MAIL FROM:<{}>", envelope.reverse_path)?;
         for r in &envelope.forward_paths {

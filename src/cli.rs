@@ -334,25 +334,38 @@ pub struct Args {
     #[arg(long, conflicts_with = "dry_run", help_heading = "Debugging")]
     pub probe: bool,
 
-    /// With --probe: probe every MX host of DOMAIN in preference order, instead of --server.
-    #[arg(
-        long,
-        value_name = "DOMAIN",
-        requires = "probe",
-        conflicts_with = "server",
-        help_heading = "Debugging"
-    )]
-    pub mx: Option<String>,
+    /// Deliver straight to each recipient domain's mail exchangers (MX), on port 25.
+    ///
+    /// One SMTP transaction per recipient domain. MX hosts are tried by preference (on a
+    /// refused connection, or a 4xx greeting, EHLO or MAIL); a domain without MX records
+    /// gets its own address. STARTTLS is used when offered (opportunistic, RFC 7435);
+    /// --tls starttls makes it required, --tls none turns it off. This is also what postie
+    /// does when no server is configured anywhere. With --probe, the positional arguments
+    /// are the domains whose MX hosts are probed.
+    #[arg(long, conflicts_with = "server", help_heading = "Connection")]
+    pub mx: bool,
 
-    /// With --mx: the port to probe on each MX host [default: 25].
+    /// With --mx (or no server configured): the port to use on each MX host [default: 25].
     #[arg(
         long,
         value_name = "PORT",
-        requires = "mx",
         value_parser = clap::value_parser!(u16).range(1..),
-        help_heading = "Debugging"
+        help_heading = "Connection"
     )]
     pub port: Option<u16>,
+
+    /// Connect over IPv4 only.
+    #[arg(
+        short = '4',
+        long,
+        conflicts_with = "ipv6",
+        help_heading = "Connection"
+    )]
+    pub ipv4: bool,
+
+    /// Connect over IPv6 only.
+    #[arg(short = '6', long, help_heading = "Connection")]
+    pub ipv6: bool,
 
     /// When done, print one JSON object on stdout describing the run, even when it failed.
     ///
@@ -495,17 +508,23 @@ mod tests {
             &["--quit-after", "rcpt", "--dry-run"],
             &["--quit-after", "rcpt", "--probe"],
             &["--probe", "--dry-run"],
-            &["--mx", "example.com"],
-            &["--probe", "--port", "25"],
+            &["--mx", "--server", "h", "x@y"],
             &["--probe", "--mx", "example.com", "--server", "h"],
             &["--probe", "--mx", "example.com", "--port", "0"],
+            &["-4", "-6", "x@y"],
         ];
         for args in bad {
             assert!(parse(args).is_err(), "{args:?}");
         }
         let a = parse(&["--probe", "--mx", "example.com", "--port", "587"]).unwrap();
-        assert!(a.probe);
-        assert_eq!((a.mx.as_deref(), a.port), (Some("example.com"), Some(587)));
+        assert!(a.probe && a.mx);
+        assert_eq!(
+            (a.recipients.as_slice(), a.port),
+            (&["example.com".to_string()][..], Some(587))
+        );
+        let a = parse(&["--mx", "-4", "--port", "2525", "x@y"]).unwrap();
+        assert!(a.mx && a.ipv4 && !a.ipv6);
+        assert!(parse(&["-6", "x@y"]).unwrap().ipv6);
     }
 
     #[test]

@@ -6,7 +6,10 @@
 //! the terminal — never from a plain command-line flag. Only `Config` travels past `app`.
 //!
 //! Security defaults (design.md §5): port 465 means implicit TLS; anything else means
-//! STARTTLS, and STARTTLS is required, not opportunistic.
+//! STARTTLS, and STARTTLS is required, not opportunistic. Direct delivery to the recipient
+//! domains' MX hosts (`--mx`, or no server configured anywhere) is the exception: there
+//! STARTTLS is opportunistic (RFC 7435) unless `--tls` says otherwise, and no account
+//! setting applies (neither its TLS mode nor its login: AUTH only with `--user`).
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -49,6 +52,40 @@ pub enum Security {
     Implicit,
     /// No TLS.
     Plain,
+    /// Direct MX delivery: STARTTLS when the server offers it, plain text when it does not
+    /// (RFC 7435); a failed handshake is retried on that host without TLS.
+    Opportunistic,
+}
+
+impl Security {
+    /// How the policy is named in reports: "none", "opportunistic", "required" (STARTTLS
+    /// required or implicit TLS).
+    pub fn policy(self) -> &'static str {
+        match self {
+            Security::Plain => "none",
+            Security::Opportunistic => "opportunistic",
+            Security::StartTlsRequired | Security::Implicit => "required",
+        }
+    }
+}
+
+/// Which address families connections may use (-4, -6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Family {
+    #[default]
+    Any,
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn allows(self, ip: std::net::IpAddr) -> bool {
+        match self {
+            Family::Any => true,
+            Family::V4 => ip.is_ipv4(),
+            Family::V6 => ip.is_ipv6(),
+        }
+    }
 }
 
 /// Where to submit.
@@ -106,8 +143,9 @@ pub enum Content {
 pub enum Probe {
     /// The server of `--server` or the account.
     Server,
-    /// Every MX host of a domain (`--mx DOMAIN`), on `port` (`--port`, default 25).
-    Mx { domain: String, port: u16 },
+    /// Every MX host of each domain (`--probe --mx DOMAIN...`), on `port` (`--port`,
+    /// default 25).
+    Mx { domains: Vec<String>, port: u16 },
 }
 
 /// Recipients as given (comma lists split, not yet validated).
@@ -121,9 +159,14 @@ pub struct Recipients {
 /// Everything the later stages need, resolved.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `None` only with --dry-run.
+    /// `None` with --dry-run, and for direct MX delivery.
     pub server: Option<Server>,
     pub security: Security,
+    /// Direct delivery to each recipient domain's MX hosts on this port: `--mx`, or no
+    /// server configured anywhere. `None` = submission to `server`.
+    pub mx_port: Option<u16>,
+    /// -4 / -6.
+    pub family: Family,
     pub tls_ca: Option<PathBuf>,
     pub helo: String,
     /// False only with --tls-no-verify or msmtp's `tls_certcheck off`.
@@ -240,15 +283,38 @@ impl Config {
             None => None,
         };
         let (config_file, account) = load_account(&args, env, from_hint.as_deref())?;
-        let needs_server = !(args.dry_run || args.show_config || args.mx.is_some());
-        let probe = match (&args.mx, args.probe) {
-            (Some(domain), _) => Some(Probe::Mx {
-                domain: domain.clone(),
-                port: args.port.unwrap_or(SMTP_PORT),
-            }),
-            (None, true) => Some(Probe::Server),
-            (None, false) => None,
+        let probe = match (args.mx, args.probe) {
+            (true, true) => {
+                if args.recipients.is_empty() {
+                    return Err(Error::Usage(
+                        "--probe --mx: name the domain(s) to probe (postie --probe --mx DOMAIN)"
+                            .into(),
+                    )
+                    .into());
+                }
+                Some(Probe::Mx {
+                    domains: args.recipients.clone(),
+                    port: args.port.unwrap_or(SMTP_PORT),
+                })
+            }
+            (false, true) => Some(Probe::Server),
+            (_, false) => None,
         };
+        // Direct MX delivery: asked for, or nothing else configured (a probe needs a server).
+        let direct =
+            !args.probe && (args.mx || (args.server.is_none() && account.server.is_none()));
+        let mx_port = direct.then(|| args.port.unwrap_or(SMTP_PORT));
+        if args.port.is_some() && !direct && !matches!(probe, Some(Probe::Mx { .. })) {
+            return Err(Error::Usage(
+                "--port is for direct MX delivery (--mx); give the server's port as \
+                 --server HOST:PORT"
+                    .into(),
+            )
+            .into());
+        }
+        let needs_server = !(args.dry_run || args.show_config || args.mx || direct);
+        // The account's TLS mode and login are for its server, not for MX hosts.
+        let account = if direct { Account::default() } else { account };
 
         let tls_mode = args.tls.or(account.tls.map(|t| match t {
             TlsSetting::Starttls => TlsMode::Starttls,
@@ -280,13 +346,14 @@ impl Config {
         };
         let port = match &probe {
             Some(Probe::Mx { port, .. }) => Some(*port),
-            _ => server.as_ref().map(|s| s.port),
+            _ => mx_port.or(server.as_ref().map(|s| s.port)),
         };
         let security = match (tls_mode, port) {
             (Some(TlsMode::Starttls), _) => Security::StartTlsRequired,
             (Some(TlsMode::Implicit), _) => Security::Implicit,
             (Some(TlsMode::None), _) => Security::Plain,
             (None, Some(SUBMISSIONS_PORT)) => Security::Implicit,
+            (None, _) if direct => Security::Opportunistic,
             (None, _) => Security::StartTlsRequired,
         };
 
@@ -384,8 +451,14 @@ impl Config {
         };
 
         Ok(Config {
-            server,
+            server: if direct { None } else { server },
             security,
+            mx_port,
+            family: match (args.ipv4, args.ipv6) {
+                (true, _) => Family::V4,
+                (_, true) => Family::V6,
+                _ => Family::Any,
+            },
             tls_ca: args.tls_ca.clone().or(account.tls_ca.clone()),
             tls_verify: !args.tls_no_verify && account.tls_verify.unwrap_or(true),
             helo,
@@ -936,8 +1009,9 @@ mod tests {
         assert_eq!(c.helo, "postie.test");
         let c = resolve(&["--server", "h", "x@y"], &[]).unwrap();
         assert_eq!(c.helo, "box.example");
-        let err = resolve(&["x@y"], &[]).unwrap_err();
-        assert_eq!(exit_code(&err), crate::error::Exit::Config);
+        // No server anywhere: direct delivery to the recipients' MX hosts.
+        let c = resolve(&["x@y"], &[]).unwrap();
+        assert_eq!((c.server, c.mx_port), (None, Some(SMTP_PORT)));
         assert!(resolve(&["--dry-run", "x@y"], &[]).is_ok());
     }
 
@@ -1037,14 +1111,94 @@ mod tests {
         for (args, port, security) in cases {
             let c = resolve(args, &[]).unwrap();
             let want = Probe::Mx {
-                domain: "example.com".into(),
+                domains: vec!["example.com".into()],
                 port: *port,
             };
             assert_eq!((c.probe, c.security), (Some(want), *security), "{args:?}");
         }
-        // --probe alone still needs a server.
+        // --probe alone still needs a server; --probe --mx needs a domain.
         let err = resolve(&["--probe"], &[]).unwrap_err();
         assert_eq!(exit_code(&err), crate::error::Exit::Config);
+        let err = resolve(&["--probe", "--mx"], &[]).unwrap_err();
+        assert_eq!(exit_code(&err), crate::error::Exit::Usage);
+        let c = resolve(&["--probe", "--mx", "a.example", "b.example"], &[]).unwrap();
+        assert_eq!(
+            c.probe,
+            Some(Probe::Mx {
+                domains: vec!["a.example".into(), "b.example".into()],
+                port: 25
+            })
+        );
+        assert_eq!(c.mx_port, None);
+    }
+
+    #[test]
+    fn direct_delivery_when_asked_or_when_no_server_is_configured() {
+        // (args, mx_port, security, family)
+        let cases: &[(&[&str], Option<u16>, Security, Family)] = &[
+            (&["x@y"], Some(25), Security::Opportunistic, Family::Any),
+            (
+                &["--mx", "x@y"],
+                Some(25),
+                Security::Opportunistic,
+                Family::Any,
+            ),
+            (
+                &["--mx", "--port", "2525", "-4", "x@y"],
+                Some(2525),
+                Security::Opportunistic,
+                Family::V4,
+            ),
+            (
+                &["--mx", "--tls", "starttls", "-6", "x@y"],
+                Some(25),
+                Security::StartTlsRequired,
+                Family::V6,
+            ),
+            (
+                &["--tls", "none", "x@y"],
+                Some(25),
+                Security::Plain,
+                Family::Any,
+            ),
+            (
+                &["--server", "h", "x@y"],
+                None,
+                Security::StartTlsRequired,
+                Family::Any,
+            ),
+        ];
+        for (args, port, security, family) in cases {
+            let c = resolve(args, &[]).unwrap();
+            assert_eq!(
+                (c.mx_port, c.security, c.family),
+                (*port, *security, *family),
+                "{args:?}"
+            );
+            assert_eq!(c.server.is_some(), port.is_none(), "{args:?}");
+        }
+        // --port only means something for MX delivery.
+        let err = resolve(&["--server", "h", "--port", "25", "x@y"], &[]).unwrap_err();
+        assert_eq!(exit_code(&err), crate::error::Exit::Usage);
+        let err = resolve(&["--server", "h", "--probe", "--port", "25"], &[]).unwrap_err();
+        assert_eq!(exit_code(&err), crate::error::Exit::Usage);
+    }
+
+    #[test]
+    fn policy_names() {
+        let cases = [
+            (Security::Plain, "none"),
+            (Security::Opportunistic, "opportunistic"),
+            (Security::StartTlsRequired, "required"),
+            (Security::Implicit, "required"),
+        ];
+        for (s, want) in cases {
+            assert_eq!(s.policy(), want);
+        }
+        assert!(Family::V4.allows("127.0.0.1".parse().unwrap()));
+        assert!(!Family::V4.allows("::1".parse().unwrap()));
+        assert!(Family::V6.allows("::1".parse().unwrap()));
+        assert!(Family::Any.allows("::1".parse().unwrap()));
     }
 
     #[test]

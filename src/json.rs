@@ -43,8 +43,11 @@ pub struct Facts {
     pub envelope: Option<Envelope>,
     /// What the connection and the session observed.
     pub trace: Option<Trace>,
-    /// Per-recipient replies, when the transaction got that far.
+    /// Per-recipient replies, when the transaction got that far (for direct MX delivery,
+    /// every domain's in one report).
     pub report: Option<Report>,
+    /// Direct MX delivery: each recipient domain's outcome.
+    pub domains: Vec<crate::deliver::DomainOutcome>,
     /// From the first connection attempt to the end of the session.
     pub elapsed: Option<Duration>,
     /// The step the run entered last before any connection (e.g. resolving the server):
@@ -77,6 +80,81 @@ pub struct JsonResult {
     pub timings: TimingsJson,
     pub exit: ExitJson,
     pub error: Option<ErrorJson>,
+    /// Direct MX delivery: one entry per recipient domain; empty for submission.
+    pub domains: Vec<DomainJson>,
+}
+
+/// One recipient domain of a direct delivery.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DomainJson {
+    pub domain: String,
+    /// Every recipient of the domain, as in the envelope.
+    pub recipients: Vec<String>,
+    /// The MX host that answered (or ended the transaction), its preference and the
+    /// address connected to.
+    pub mx: Option<String>,
+    pub preference: Option<u16>,
+    pub address: Option<String>,
+    pub port: Option<u16>,
+    pub tls: Option<DomainTlsJson>,
+    /// "none", "opportunistic", "required" (MTA-STS and DANE add theirs).
+    pub policy: String,
+    /// MX hosts given up on first, each with why.
+    pub tried: Vec<String>,
+    /// The answer to each RCPT TO, when the transaction got that far.
+    pub replies: Vec<RecipientJson>,
+    pub final_reply: Option<ReplyJson>,
+    pub exit: ExitJson,
+    /// What stopped the domain before its recipients were answered.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DomainTlsJson {
+    pub version: String,
+    pub cipher: String,
+    pub verified: bool,
+}
+
+impl From<&crate::deliver::DomainOutcome> for DomainJson {
+    fn from(d: &crate::deliver::DomainOutcome) -> DomainJson {
+        DomainJson {
+            domain: d.domain.clone(),
+            recipients: d.recipients.clone(),
+            mx: d.mx.clone(),
+            preference: d.preference,
+            address: d.address.map(|a| a.ip().to_string()),
+            port: d.address.map(|a| a.port()),
+            tls: d.tls.as_ref().map(|t| DomainTlsJson {
+                version: t.version.clone(),
+                cipher: t.cipher.clone(),
+                verified: t.verified,
+            }),
+            policy: d.policy.clone(),
+            tried: d.tried.clone(),
+            replies: d.report.as_ref().map_or_else(Vec::new, recipient_replies),
+            final_reply: d
+                .report
+                .as_ref()
+                .and_then(|r| r.final_reply.as_ref())
+                .map(ReplyJson::from),
+            exit: d.exit().into(),
+            error: d.error.as_ref().map(|e| format!("{e:#}")),
+        }
+    }
+}
+
+fn recipient_replies(r: &Report) -> Vec<RecipientJson> {
+    r.recipients
+        .iter()
+        .map(|rcpt| RecipientJson {
+            address: rcpt.address.clone(),
+            status: status(&rcpt.reply),
+            code: rcpt.reply.code.as_u16(),
+            enhanced_code: rcpt.reply.enhanced.map(|e| e.to_string()),
+            text: rcpt.reply.text(),
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -103,7 +181,7 @@ impl From<Security> for Protocol {
         match s {
             Security::Plain => Protocol::Smtp,
             Security::Implicit => Protocol::Smtps,
-            Security::StartTlsRequired => Protocol::SmtpStartTls,
+            Security::StartTlsRequired | Security::Opportunistic => Protocol::SmtpStartTls,
         }
     }
 }
@@ -379,18 +457,7 @@ impl JsonResult {
             recipients: e.forward_paths.clone(),
         });
         let report = facts.report.as_ref();
-        let recipients = report.map_or_else(Vec::new, |r| {
-            r.recipients
-                .iter()
-                .map(|rcpt| RecipientJson {
-                    address: rcpt.address.clone(),
-                    status: status(&rcpt.reply),
-                    code: rcpt.reply.code.as_u16(),
-                    enhanced_code: rcpt.reply.enhanced.map(|e| e.to_string()),
-                    text: rcpt.reply.text(),
-                })
-                .collect()
-        });
+        let recipients = report.map_or_else(Vec::new, recipient_replies);
         let final_reply = report.and_then(|r| r.final_reply.as_ref());
         let queue_id = final_reply
             .filter(|r| r.code.is_positive())
@@ -405,6 +472,17 @@ impl JsonResult {
                 }),
             }),
             Ok(Exit::Ok) => None,
+            // Direct delivery: each failed domain or refused recipient.
+            Ok(_) if !facts.domains.is_empty() => Some(ErrorJson {
+                message: facts
+                    .domains
+                    .iter()
+                    .flat_map(crate::deliver::DomainOutcome::failure_lines)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                phase: None,
+                reply: None,
+            }),
             // Refused recipients: the run itself went through.
             Ok(other) => Some(match report {
                 Some(r) => ErrorJson {
@@ -435,6 +513,7 @@ impl JsonResult {
             },
             exit: exit.into(),
             error,
+            domains: facts.domains.iter().map(DomainJson::from).collect(),
         }
     }
 
@@ -693,7 +772,81 @@ mod tests {
             }),
             elapsed: Some(Duration::from_millis(12)),
             stage: Some(Step::Resolve),
+            domains: Vec::new(),
         }
+    }
+
+    #[test]
+    fn direct_delivery_lists_each_domain() {
+        use crate::deliver::DomainOutcome;
+        use std::sync::Arc;
+        let accepted = DomainOutcome {
+            domain: "a.test".into(),
+            recipients: vec!["u@a.test".into()],
+            mx: Some("mx1.a.test".into()),
+            preference: Some(10),
+            address: Some(addr("127.0.0.2:2525")),
+            tls: Some(TlsInfo {
+                version: "TLSv1.3".into(),
+                cipher: "TLS13_AES_128_GCM_SHA256".into(),
+                verified: true,
+                ..TlsInfo::default()
+            }),
+            policy: "opportunistic".into(),
+            tried: vec!["mx0.a.test: cannot connect".into()],
+            report: Some(Report {
+                recipients: vec![Recipient {
+                    address: "u@a.test".into(),
+                    reply: reply("250 2.1.5 Ok\r\n"),
+                }],
+                final_reply: Some(reply("250 2.0.0 Ok: queued as Q1\r\n")),
+            }),
+            error: None,
+        };
+        let failed = DomainOutcome {
+            domain: "b.test".into(),
+            recipients: vec!["v@b.test".into()],
+            mx: None,
+            preference: None,
+            address: None,
+            tls: None,
+            policy: "opportunistic".into(),
+            tried: Vec::new(),
+            report: None,
+            error: Some(Arc::new(
+                Error::DnsTemporary("b.test: the DNS server answered SERVFAIL".into()).into(),
+            )),
+        };
+        let facts = Facts {
+            domains: vec![accepted, failed],
+            ..Facts::default()
+        };
+        let v = json_of(&facts, Ok(Exit::TempFail));
+        assert_eq!(
+            v["domains"],
+            serde_json::json!([
+                {"domain": "a.test", "recipients": ["u@a.test"], "mx": "mx1.a.test",
+                 "preference": 10, "address": "127.0.0.2", "port": 2525,
+                 "tls": {"version": "TLSv1.3", "cipher": "TLS13_AES_128_GCM_SHA256",
+                         "verified": true},
+                 "policy": "opportunistic", "tried": ["mx0.a.test: cannot connect"],
+                 "replies": [{"address": "u@a.test", "status": "accepted", "code": 250,
+                              "enhanced_code": "2.1.5", "text": "Ok"}],
+                 "final_reply": {"code": 250, "enhanced_code": "2.0.0",
+                                 "text": "Ok: queued as Q1"},
+                 "exit": {"code": 0, "name": "EX_OK"}, "error": null},
+                {"domain": "b.test", "recipients": ["v@b.test"], "mx": null,
+                 "preference": null, "address": null, "port": null, "tls": null,
+                 "policy": "opportunistic", "tried": [], "replies": [], "final_reply": null,
+                 "exit": {"code": 75, "name": "EX_TEMPFAIL"},
+                 "error": "b.test: the DNS server answered SERVFAIL"}
+            ])
+        );
+        assert_eq!(
+            v["error"],
+            serde_json::json!({"message": "b.test: the DNS server answered SERVFAIL",
+                               "phase": null, "reply": null})
+        );
     }
 
     fn json_of(facts: &Facts, outcome: anyhow::Result<Exit>) -> serde_json::Value {
@@ -737,7 +890,8 @@ mod tests {
                     message accepted for 1 of 2 recipients: 250 2.0.0 Ok: queued as 4F3AB12",
                 "phase": "rcpt",
                 "reply": null
-            }
+            },
+            "domains": []
         });
         assert_eq!(v, want);
         // Phases keep the order in which they first occurred.

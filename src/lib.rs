@@ -24,6 +24,7 @@ pub mod aliases;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod deliver;
 pub mod dns;
 pub mod envelope;
 pub mod error;

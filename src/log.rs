@@ -42,6 +42,7 @@ pub fn line(
         Security::StartTlsRequired => "starttls",
         Security::Implicit => "implicit",
         Security::Plain => "none",
+        Security::Opportunistic => "opportunistic",
     };
     fields.push(("tls", tls.into()));
     fields.push((

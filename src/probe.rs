@@ -174,7 +174,25 @@ pub fn run(cfg: &Config) -> Result<Exit> {
         retry: cfg.tls_verify.then_some(&unverified),
     };
     match &cfg.probe {
-        Some(Probe::Mx { domain, port }) => probe_mx(cfg, &tls, domain, *port),
+        Some(Probe::Mx { domains, port }) => {
+            let mut exit = Exit::Ok;
+            for (i, domain) in domains.iter().enumerate() {
+                if i > 0 {
+                    print("\n")?;
+                }
+                let outcome = match probe_mx(cfg, &tls, domain, *port) {
+                    Ok(e) => e,
+                    // One domain's DNS failure does not hide the others' reports.
+                    Err(e) if domains.len() > 1 => {
+                        eprintln!("postie: {}", printable(&format!("{e:#}")));
+                        exit_code(&e)
+                    }
+                    Err(e) => return Err(e),
+                };
+                exit = exit.most_urgent(outcome);
+            }
+            Ok(exit)
+        }
         Some(Probe::Server) | None => {
             let Some(server) = &cfg.server else {
                 return Err(Error::Config(
@@ -241,6 +259,7 @@ fn probe_one(cfg: &Config, tls: &Looks<'_>, target: Target) -> (Findings, Result
         Security::StartTlsRequired => TlsMode::StartTls,
         Security::Implicit => TlsMode::Implicit,
         Security::Plain => TlsMode::Off,
+        Security::Opportunistic => TlsMode::StartTls,
     };
     let mut f = Findings::new(target, mode);
     let result = probe_into(cfg, tls, &mut f);
@@ -321,7 +340,10 @@ fn look(
     }
     let trace = transcript.trace().clone();
     let implicit = (route.security == Security::Implicit).then_some(tls);
-    let starttls = route.security == Security::StartTlsRequired;
+    let starttls = matches!(
+        route.security,
+        Security::StartTlsRequired | Security::Opportunistic
+    );
     let outcome = Connection::open(
         &route.host,
         &route.addrs,

@@ -12,6 +12,12 @@
 //! delivered (RFC 5321 §4.1.1.4: the server has no message until CRLF.CRLF). [`explore`]
 //! is the dialogue of `--probe`: greeting, EHLO, STARTTLS where offered, EHLO, QUIT, with
 //! everything learned left in the trace.
+//!
+//! Opportunistic STARTTLS (direct MX delivery, RFC 7435): STARTTLS is used when the server
+//! offers it; when it is not offered, or refused with a reply, the dialogue goes on in plain
+//! text on the same connection. When the handshake itself fails the connection is gone: the
+//! error carries [`StartTlsFailed`], and the caller (`deliver`) may retry that host without
+//! TLS, which is what RFC 7435 §6.1 ("fall back to cleartext") and Postfix's `may` level do.
 
 use std::io::{self, Read, Write};
 
@@ -86,14 +92,31 @@ pub fn deliver(
     envelope: &Envelope,
     message: Message,
 ) -> Result<Report> {
-    dialogue(
-        conn,
-        cfg,
-        tls,
-        Some(envelope),
-        Some(message),
-        cfg.quit_after,
-    )
+    deliver_keeping(conn, cfg, tls, envelope, &mut Some(message))
+}
+
+/// [`deliver`], taking the message out of `message` only when the server is ready for it
+/// (after DATA's 354): a dialogue that fails before that leaves it there, to be offered to
+/// the next MX host.
+pub fn deliver_keeping(
+    conn: Connection,
+    cfg: &Config,
+    tls: &Tls,
+    envelope: &Envelope,
+    message: &mut Option<Message>,
+) -> Result<Report> {
+    dialogue(conn, cfg, tls, Some(envelope), message, cfg.quit_after)
+}
+
+/// Marks an error whose cause is a failed TLS handshake after an opportunistic STARTTLS:
+/// the connection is gone, and the host may be tried again without TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartTlsFailed;
+
+impl std::fmt::Display for StartTlsFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("opportunistic STARTTLS failed")
+    }
 }
 
 /// `--quit-after` before DATA: the dialogue up to `stop`, then QUIT (after `connect`, just a
@@ -106,7 +129,7 @@ pub fn rehearse(
     envelope: Option<&Envelope>,
     stop: Milestone,
 ) -> Result<Report> {
-    dialogue(conn, cfg, tls, envelope, None, Some(stop))
+    dialogue(conn, cfg, tls, envelope, &mut None, Some(stop))
 }
 
 /// How a dialogue that went well ends.
@@ -122,7 +145,7 @@ fn dialogue(
     cfg: &Config,
     tls: &Tls,
     envelope: Option<&Envelope>,
-    message: Option<Message>,
+    message: &mut Option<Message>,
     stop: Option<Milestone>,
 ) -> Result<Report> {
     // At or past the milestone asked for: a configuration that skips a step (no STARTTLS
@@ -158,7 +181,16 @@ fn dialogue(
                 Err(e) => return Err(quit_after(&mut conn, e)),
             }
         }
-        Security::Implicit | Security::Plain => (conn, caps),
+        Security::Opportunistic if caps.starttls && !conn.is_tls() => {
+            match opportunistic(conn, tls)? {
+                (mut conn, true) => match ehlo(&mut conn, cfg) {
+                    Ok(caps) => (conn, caps),
+                    Err(e) => return Err(quit_after(&mut conn, e)),
+                },
+                (conn, false) => (conn, caps),
+            }
+        }
+        Security::Implicit | Security::Plain | Security::Opportunistic => (conn, caps),
     };
     if stops(Milestone::Tls) {
         return Ok(stop_here(&mut conn, Milestone::Tls));
@@ -382,6 +414,31 @@ fn secure(
     conn.starttls(tls)
 }
 
+/// STARTTLS offered and opportunistic: try it. `(conn, true)` inside TLS; `(conn, false)`
+/// when the server refused STARTTLS with a reply (still talking, in plain text). A failed
+/// handshake is an error marked [`StartTlsFailed`].
+fn opportunistic(mut conn: Connection, tls: &Tls) -> Result<(Connection, bool)> {
+    match command(
+        &mut conn,
+        &Command::StartTls,
+        Phase::StartTls,
+        Severity::PositiveCompletion,
+        "STARTTLS",
+    ) {
+        Ok(_) => {}
+        Err(e) if matches!(e.downcast_ref::<Error>(), Some(Error::Reply { .. })) => {
+            conn.transcript()
+                .info("STARTTLS refused; going on without TLS (opportunistic, RFC 7435)");
+            return Ok((conn, false));
+        }
+        Err(e) => return Err(e),
+    }
+    match conn.starttls(tls) {
+        Ok(conn) => Ok((conn, true)),
+        Err(e) => Err(e.context(StartTlsFailed)),
+    }
+}
+
 fn authenticate(conn: &mut Connection, cfg: &Config, caps: &Capabilities) -> Result<()> {
     let Some(creds) = &cfg.credentials else {
         return Ok(());
@@ -500,7 +557,7 @@ fn transaction(
     cfg: &Config,
     caps: &Capabilities,
     envelope: &Envelope,
-    message: Option<Message>,
+    message: &mut Option<Message>,
     stop: Option<Milestone>,
 ) -> Result<(Report, End)> {
     let mut params = mail_params(caps, envelope, message.as_ref())?;
@@ -583,7 +640,7 @@ fn transaction(
         Severity::PositiveIntermediate,
         "DATA",
     )?;
-    let message = match (stop, message) {
+    let message = match (stop, message.take()) {
         (Some(_), _) => {
             conn.transcript().info(
                 "--quit-after data: closing without sending the message or the end-of-data \

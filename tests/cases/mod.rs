@@ -2,6 +2,7 @@ mod dns;
 mod generated;
 mod json;
 mod logging;
+mod mx;
 mod postfix;
 mod probe;
 mod sendmail;

@@ -636,13 +636,19 @@ fn sendmail_exit_codes_for_refused_recipients_and_missing_config() {
         out.assert_one_error_line("sendmail:", texts, rcpt);
     }
 
-    // No config file anywhere: EX_CONFIG, and nothing sent.
+    // No config file anywhere: direct delivery to the recipient domain's MX hosts; here
+    // (the test DNS server) the domain does not exist: EX_NOHOST, and nothing sent.
     let bare = Install::new();
     let rcpt = "sm-no-config@example.test";
     let msg = format!("To: {rcpt}\nSubject: x\n\nx\n");
-    let out = run(bare.sendmail(&["-t"]), Some(msg.as_bytes()));
-    out.assert_code(78, "no config");
-    out.assert_one_error_line("sendmail:", &[], "no config");
+    let dns = crate::support::dns_server::Zone::new()
+        .nxdomain("example.test")
+        .start();
+    let mut cmd = bare.sendmail(&["-t"]);
+    cmd.env("POSTIE_RESOLVER", dns.addr().to_string());
+    let out = run(cmd, Some(msg.as_bytes()));
+    out.assert_code(68, "no config");
+    out.assert_one_error_line("sendmail:", &["NXDOMAIN"], "no config");
     assert_nothing_for(pf, rcpt, "no config");
 }
 

@@ -18,7 +18,7 @@
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::thread;
@@ -178,8 +178,11 @@ fn starts_with_ci(line: &str, prefix: &str) -> bool {
 /// A running fake server. Call [`FakeServer::finish`] (or [`FakeServer::finish_if_connected`])
 /// after the client has exited; dropping it unfinished is a test bug and panics.
 pub struct FakeServer {
-    /// The port on 127.0.0.1 the server listens on.
+    /// The port the server listens on (on [`FakeServer::ip`]).
     pub port: u16,
+    /// The loopback address it listens on: 127.0.0.1 unless started with
+    /// [`FakeServer::start_on`].
+    pub ip: IpAddr,
     state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
     done: Option<mpsc::Receiver<()>>,
@@ -210,8 +213,26 @@ impl State {
 impl FakeServer {
     /// Bind 127.0.0.1:0 and play `script` on the first connection, on a new thread.
     pub fn start(script: Vec<Step>) -> FakeServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let port = listener.local_addr().expect("local_addr").port();
+        FakeServer::start_on(IpAddr::V4(Ipv4Addr::LOCALHOST), 0, script)
+    }
+
+    /// Bind `ip:port` (port 0: any free one) and play `script` there. `ip` must be a
+    /// loopback address (127.0.0.2, 127.0.0.3 ... are all loopback): several servers on
+    /// different addresses with the same port stand for several MX hosts. Panics if the
+    /// address is taken; see [`FakeServer::try_start_on`].
+    pub fn start_on(ip: IpAddr, port: u16, script: Vec<Step>) -> FakeServer {
+        FakeServer::try_start_on(ip, port, script)
+            .unwrap_or_else(|e| panic!("bind {}: {e}", SocketAddr::new(ip, port)))
+    }
+
+    /// [`FakeServer::start_on`], returning the bind error instead of panicking.
+    pub fn try_start_on(ip: IpAddr, port: u16, script: Vec<Step>) -> io::Result<FakeServer> {
+        assert!(
+            ip.is_loopback(),
+            "fake servers listen on loopback only, not {ip}"
+        );
+        let listener = TcpListener::bind(SocketAddr::new(ip, port))?;
+        let port = listener.local_addr()?.port();
         let state = Arc::new(Mutex::new(State::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel();
@@ -227,19 +248,20 @@ impl FakeServer {
                 })
                 .expect("spawn fake server thread")
         };
-        FakeServer {
+        Ok(FakeServer {
             port,
+            ip,
             state,
             stop,
             done: Some(rx),
             thread: Some(thread),
             script: described,
-        }
+        })
     }
 
-    /// `"127.0.0.1:PORT"`, for `--server`.
+    /// `"IP:PORT"` (`"127.0.0.1:PORT"` for [`FakeServer::start`]), for `--server`.
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        SocketAddr::new(self.ip, self.port).to_string()
     }
 
     /// Wait (bounded) for the script to end and return what the client did. Panics with a
@@ -252,10 +274,12 @@ impl FakeServer {
     /// [`FakeServer::finish`], adding `context` (e.g. the client's exit status and stderr)
     /// to the panic message.
     pub fn finish_with(self, context: &str) -> Session {
+        let ip = self.ip;
         match self.wait(context) {
             Some(session) => session,
             None => panic!(
-                "fake SMTP server: the client never connected to 127.0.0.1\n{}",
+                "fake SMTP server: the client never connected to {}\n{}",
+                ip,
                 context_block(context)
             ),
         }

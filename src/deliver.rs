@@ -1,0 +1,658 @@
+//! Direct delivery: one SMTP transaction per recipient domain, straight to that domain's
+//! mail exchangers (RFC 5321 §5.1), and the per-domain outcome.
+//!
+//! For each domain (recipients grouped by `route::by_domain`), the MX hosts are tried in
+//! preference order; each host's addresses share one connect budget
+//! ([`Connection::open`]). The next host is tried when a host cannot be reached, loses the
+//! connection before its greeting, or answers the greeting, EHLO or MAIL with a 4xx reply;
+//! never after a 5xx, and never once MAIL was accepted (the transaction then has an
+//! outcome). With opportunistic STARTTLS (RFC 7435) a failed handshake is retried once on
+//! the same host in plain text (RFC 7435 §6.1; Postfix's `may` level does the same). AUTH
+//! happens only when the user gave `--user` (`config` drops an account's login for MX
+//! delivery). The MTA-STS and DANE checks are meant to plug in per domain: they set
+//! [`DomainOutcome::policy`] and may restrict the hosts and the TLS demanded.
+//!
+//! The message must be sendable once per domain, and kept when a host fails before DATA:
+//! the session takes it only after DATA's 354 (`session::deliver_keeping`). With one
+//! domain the message is sent as it is. With several, a composed message is copied from
+//! memory; a ready message from a FILE is opened again for each domain; a ready message
+//! from STDIN is first copied once into a private temporary file (so its size is bounded by
+//! the disk, not by memory), which is opened for each domain and removed at the end.
+//!
+//! This module decides nothing about exit codes beyond combining the domains' with
+//! [`Exit::most_urgent`]: 75 if any domain may be retried, else the permanent code, else 0.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use crate::config::{Config, Content, Security, SendmailOptions, Source};
+use crate::dns::Resolver;
+use crate::envelope::Envelope;
+use crate::error::{exit_code, Error, Exit};
+use crate::message::{self, Message};
+use crate::net::timeout::Phase;
+use crate::net::tls::Tls;
+use crate::net::Connection;
+use crate::report::Report;
+use crate::route::{self, Domain};
+use crate::smtp;
+use crate::smtp::reply::Severity;
+use crate::smtp::session::{Milestone, StartTlsFailed};
+use crate::trace::TlsInfo;
+use crate::transcript::Transcript;
+
+/// What happened to one recipient domain.
+#[derive(Debug, Clone)]
+pub struct DomainOutcome {
+    /// The domain as written in the envelope.
+    pub domain: String,
+    pub recipients: Vec<String>,
+    /// The MX host that took the transaction (or ended it), and its preference.
+    pub mx: Option<String>,
+    pub preference: Option<u16>,
+    /// The address connected to.
+    pub address: Option<SocketAddr>,
+    /// The TLS session, when there was one.
+    pub tls: Option<TlsInfo>,
+    /// "none" | "opportunistic" | "required"; MTA-STS and DANE add their own.
+    pub policy: String,
+    /// Hosts given up on before the one that answered, with why.
+    pub tried: Vec<String>,
+    /// The per-recipient replies, when the transaction got that far.
+    pub report: Option<Report>,
+    /// What stopped the domain before (or instead of) a per-recipient outcome.
+    pub error: Option<Arc<anyhow::Error>>,
+}
+
+impl DomainOutcome {
+    fn new(domain: &Domain, policy: &str) -> DomainOutcome {
+        DomainOutcome {
+            domain: domain.name.clone(),
+            recipients: domain.recipients.clone(),
+            mx: None,
+            preference: None,
+            address: None,
+            tls: None,
+            policy: policy.to_string(),
+            tried: Vec::new(),
+            report: None,
+            error: None,
+        }
+    }
+
+    pub fn exit(&self) -> Exit {
+        match (&self.error, &self.report) {
+            (Some(e), _) => exit_code(e),
+            (None, Some(r)) => r.exit(),
+            (None, None) => Exit::Ok,
+        }
+    }
+
+    /// One line for a failed domain, or one per refused recipient.
+    pub fn failure_lines(&self) -> Vec<String> {
+        if let Some(e) = &self.error {
+            let msg = format!("{e:#}");
+            let line = if !self.domain.is_empty() && msg.starts_with(self.domain.as_str()) {
+                msg
+            } else {
+                format!("{}: {msg}", self.domain)
+            };
+            return vec![line];
+        }
+        self.report
+            .as_ref()
+            .map_or_else(Vec::new, Report::failure_lines)
+    }
+}
+
+/// A domain's failure as an error, for callers that want one (the log line): its message
+/// names the domain, and its exit code is the original error's.
+#[derive(Debug)]
+pub struct DomainFailed {
+    pub domain: String,
+    pub error: Arc<anyhow::Error>,
+}
+
+impl std::fmt::Display for DomainFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.domain)
+    }
+}
+
+impl std::error::Error for DomainFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        let inner: &(dyn std::error::Error + Send + Sync + 'static) = (*self.error).as_ref();
+        Some(inner)
+    }
+}
+
+/// Every domain's outcome, in envelope order.
+#[derive(Debug, Clone, Default)]
+pub struct Delivery {
+    pub domains: Vec<DomainOutcome>,
+}
+
+impl Delivery {
+    /// The most urgent of the domains' exit codes.
+    pub fn exit(&self) -> Exit {
+        self.domains
+            .iter()
+            .map(DomainOutcome::exit)
+            .fold(Exit::Ok, Exit::most_urgent)
+    }
+
+    pub fn failure_lines(&self) -> Vec<String> {
+        self.domains
+            .iter()
+            .flat_map(DomainOutcome::failure_lines)
+            .collect()
+    }
+
+    /// All domains' recipient replies in one report; the final reply is the last domain's
+    /// that has one.
+    pub fn report(&self) -> Report {
+        let reports = self.domains.iter().filter_map(|d| d.report.as_ref());
+        Report {
+            recipients: reports
+                .clone()
+                .flat_map(|r| r.recipients.iter().cloned())
+                .collect(),
+            final_reply: reports.filter_map(|r| r.final_reply.clone()).next_back(),
+        }
+    }
+
+    /// The outcome as one result (for the log line): the combined report, or, when a
+    /// domain failed before its recipients were answered, the most urgent such failure.
+    pub fn as_result(&self) -> Result<Report> {
+        let failed = self
+            .domains
+            .iter()
+            .filter(|d| d.error.is_some())
+            .reduce(|a, b| {
+                if a.exit().most_urgent(b.exit()) == a.exit() {
+                    a
+                } else {
+                    b
+                }
+            });
+        match failed.and_then(|d| d.error.clone().map(|e| (d.domain.clone(), e))) {
+            Some((domain, error)) => Err(DomainFailed { domain, error }.into()),
+            None => Ok(self.report()),
+        }
+    }
+}
+
+/// Deliver (or, with `stop` before DATA, rehearse) to every recipient domain of `envelope`.
+/// `message` is None only for a rehearsal. Errors are only those that stop everything
+/// (the TLS set-up, the resolver, spooling the message); a domain's failure is in its
+/// [`DomainOutcome`].
+pub fn run(
+    cfg: &Config,
+    envelope: &Envelope,
+    message: Option<Message>,
+    stop: Option<Milestone>,
+) -> Result<Delivery> {
+    let port = cfg.mx_port.unwrap_or(crate::config::SMTP_PORT);
+    let domains = route::by_domain(&envelope.forward_paths);
+    if domains.is_empty() {
+        return Err(Error::Data("no recipients".into()).into());
+    }
+    // Opportunistic TLS is unauthenticated (RFC 7435 §1, as MTAs do by default): a
+    // certificate that does not verify must not push the mail back to plain text, so it is
+    // checked and recorded but not enforced, and the report says "verified": false.
+    // --tls starttls (required) verifies as configured.
+    let verify = cfg.tls_verify && cfg.security != Security::Opportunistic;
+    let tls = Tls::new(cfg.tls_ca.as_deref(), verify)?;
+    let resolver = Resolver::new(cfg.resolver, cfg.timeouts.for_phase(Phase::Connect))?;
+    let (mut copies, _spool) = Copies::new(cfg, message, domains.len())?;
+    let mut delivery = Delivery::default();
+    for domain in &domains {
+        let outcome = deliver_domain(
+            cfg,
+            &resolver,
+            &tls,
+            port,
+            domain,
+            envelope,
+            &mut copies,
+            stop,
+        );
+        delivery.domains.push(outcome);
+    }
+    Ok(delivery)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn deliver_domain(
+    cfg: &Config,
+    resolver: &Resolver,
+    tls: &Tls,
+    port: u16,
+    domain: &Domain,
+    envelope: &Envelope,
+    copies: &mut Copies,
+    stop: Option<Milestone>,
+) -> DomainOutcome {
+    let mut out = DomainOutcome::new(domain, cfg.security.policy());
+    let mut note = Transcript::for_config(cfg);
+    let hosts = match route::mx_hosts(resolver, &domain.name) {
+        Ok(h) => h,
+        Err(e) => {
+            note.error(&format!("{}: {e:#}", domain.name));
+            out.error = Some(Arc::new(e));
+            return out;
+        }
+    };
+    let listed: Vec<String> = hosts
+        .iter()
+        .map(|h| format!("{} {}", h.preference, h.host))
+        .collect();
+    note.info(&format!(
+        "Delivering to {}: MX {}",
+        domain.name,
+        listed.join(", ")
+    ));
+    let mut message = match copies.next() {
+        Ok(m) => m,
+        Err(e) => {
+            out.error = Some(Arc::new(e));
+            return out;
+        }
+    };
+    let env = Envelope {
+        reverse_path: envelope.reverse_path.clone(),
+        forward_paths: domain.recipients.clone(),
+    };
+    let mut last: Option<anyhow::Error> = None;
+    for host in hosts {
+        let addrs = match route::host_addrs(resolver, &host.host, port, cfg.family) {
+            Ok(a) => a,
+            Err(e) => {
+                note.error(&format!("{e:#}"));
+                out.tried.push(format!("{}: {e:#}", host.host));
+                last = Some(e);
+                continue;
+            }
+        };
+        let mut security = cfg.security;
+        loop {
+            let plain;
+            let attempt_cfg = if security == cfg.security {
+                cfg
+            } else {
+                plain = Config {
+                    security,
+                    ..cfg.clone()
+                };
+                &plain
+            };
+            let transcript = Transcript::for_config(cfg);
+            let trace = transcript.trace().clone();
+            let implicit = (security == Security::Implicit).then_some(tls);
+            let result = Connection::open(&host.host, &addrs, implicit, cfg.timeouts, transcript)
+                .and_then(|conn| match stop {
+                    Some(s) if s < Milestone::Data => {
+                        smtp::session::rehearse(conn, attempt_cfg, tls, Some(&env), s)
+                    }
+                    _ => smtp::session::deliver_keeping(conn, attempt_cfg, tls, &env, &mut message),
+                });
+            let seen = trace.snapshot();
+            match result {
+                Err(e)
+                    if security == Security::Opportunistic
+                        && e.downcast_ref::<StartTlsFailed>().is_some() =>
+                {
+                    note.error(&format!(
+                        "{}: {e:#}; trying it again without TLS",
+                        host.host
+                    ));
+                    out.tried
+                        .push(format!("{}: {e:#} (retried without TLS)", host.host));
+                    security = Security::Plain;
+                }
+                Err(e) if try_next(&e) => {
+                    out.tried.push(format!("{}: {e:#}", host.host));
+                    last = Some(e);
+                    break;
+                }
+                result => {
+                    out.mx = Some(host.host.clone());
+                    out.preference = Some(host.preference);
+                    out.address = seen.peer;
+                    out.tls = seen.tls;
+                    match result {
+                        Ok(report) => out.report = Some(report),
+                        Err(e) => out.error = Some(Arc::new(e)),
+                    }
+                    return out;
+                }
+            }
+        }
+    }
+    let err = last
+        .unwrap_or_else(|| Error::NoHost(format!("{}: no mail server to try", domain.name)).into());
+    out.error = Some(Arc::new(err));
+    out
+}
+
+/// Whether a failure with one MX host means the next one should be tried: the host could
+/// not be reached or dropped the connection before greeting, or it answered the greeting,
+/// EHLO or MAIL with a transient (4xx) reply. Never after a 5xx.
+fn try_next(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| match c.downcast_ref::<Error>() {
+        Some(Error::Connect(_)) => true,
+        Some(Error::Lost {
+            phase: Phase::Greeting,
+            ..
+        }) => true,
+        Some(Error::Reply {
+            phase: Phase::Greeting | Phase::Ehlo | Phase::Mail,
+            reply,
+            ..
+        }) => reply.code.severity == Severity::TransientNegative,
+        _ => false,
+    })
+}
+
+/// The message, once per domain.
+enum Copies {
+    /// A rehearsal: no message.
+    Nothing,
+    /// One domain: the message itself.
+    One(Option<Message>),
+    /// A composed message, copied from memory.
+    Memory(Vec<u8>),
+    /// A ready message opened again for each domain: its own file, or the spool.
+    Reopen(Box<Config>),
+}
+
+/// The temporary copy of a message from stdin; removed when dropped.
+struct Spool {
+    path: PathBuf,
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Copies {
+    fn new(
+        cfg: &Config,
+        message: Option<Message>,
+        domains: usize,
+    ) -> Result<(Copies, Option<Spool>)> {
+        let Some(message) = message else {
+            return Ok((Copies::Nothing, None));
+        };
+        if domains <= 1 {
+            return Ok((Copies::One(Some(message)), None));
+        }
+        match &cfg.content {
+            Content::Compose(_) => {
+                let mut bytes = Vec::new();
+                message
+                    .write_to(&mut bytes)
+                    .map_err(|e| Error::Io(format!("copying the message: {e}")))?;
+                Ok((Copies::Memory(bytes), None))
+            }
+            Content::Ready(Source::File(_)) => Ok((Copies::Reopen(Box::new(cfg.clone())), None)),
+            Content::Ready(Source::Stdin) => {
+                let (spool, mut file) = spool_file()?;
+                message
+                    .write_to(&mut file)
+                    .and_then(|_| file.sync_all())
+                    .map_err(|e| {
+                        Error::Io(format!(
+                            "copying the message to {}: {e}",
+                            spool.path.display()
+                        ))
+                    })?;
+                // The copy already has the sendmail fix-ups: open it as it is.
+                let mut again = cfg.clone();
+                again.content = Content::Ready(Source::File(spool.path.clone()));
+                again.sendmail = SendmailOptions::default();
+                Ok((Copies::Reopen(Box::new(again)), Some(spool)))
+            }
+        }
+    }
+
+    fn next(&mut self) -> Result<Option<Message>> {
+        match self {
+            Copies::Nothing => Ok(None),
+            Copies::One(m) => Ok(m.take()),
+            Copies::Memory(bytes) => Ok(Some(Message::in_memory(bytes.clone()))),
+            Copies::Reopen(cfg) => message::prepare(cfg, Box::new(io::empty())).map(Some),
+        }
+    }
+}
+
+/// A new private file in the temporary directory (mode 0600, never an existing file).
+fn spool_file() -> Result<(Spool, File)> {
+    let dir = std::env::temp_dir();
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut last = None;
+    for n in 0..16u32 {
+        let path = dir.join(format!("postie-{}-{stamp:x}-{n}.eml", std::process::id()));
+        let mut opts = OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        match opts.open(&path) {
+            Ok(file) => return Ok((Spool { path }, file)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => {
+                return Err(Error::Io(format!(
+                    "cannot create a temporary copy of the message in {}: {e}",
+                    dir.display()
+                ))
+                .into())
+            }
+        }
+    }
+    Err(Error::Io(format!(
+        "cannot create a temporary copy of the message in {}: {}",
+        dir.display(),
+        last.map_or_else(String::new, |e| e.to_string())
+    ))
+    .into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Recipient;
+    use crate::smtp::reply::parse;
+
+    fn reply(text: &str) -> crate::smtp::reply::Reply {
+        parse(format!("{text}\r\n").as_bytes()).unwrap().unwrap().0
+    }
+
+    #[test]
+    fn which_failures_move_on_to_the_next_mx() {
+        let refused = |phase, text: &str| -> anyhow::Error {
+            Error::Reply {
+                phase,
+                what: "x".into(),
+                reply: reply(text),
+            }
+            .into()
+        };
+        let cases: Vec<(anyhow::Error, bool)> = vec![
+            (Error::Connect("refused".into()).into(), true),
+            (refused(Phase::Greeting, "421 busy"), true),
+            (refused(Phase::Greeting, "554 go away"), false),
+            (refused(Phase::Ehlo, "451 later"), true),
+            (refused(Phase::Mail, "452 full"), true),
+            (refused(Phase::Mail, "550 no"), false),
+            (refused(Phase::DataEnd, "451 later"), false),
+            (refused(Phase::Rcpt, "450 later"), false),
+            (
+                Error::Lost {
+                    phase: Phase::Greeting,
+                    source: io::Error::other("reset"),
+                }
+                .into(),
+                true,
+            ),
+            (
+                Error::Lost {
+                    phase: Phase::DataEnd,
+                    source: io::Error::other("reset"),
+                }
+                .into(),
+                false,
+            ),
+            (Error::NoHost("x".into()).into(), false),
+            (
+                anyhow::Error::from(Error::Connect("x".into())).context("with context"),
+                true,
+            ),
+        ];
+        for (err, want) in cases {
+            assert_eq!(try_next(&err), want, "{err:#}");
+        }
+    }
+
+    fn outcome(
+        domain: &str,
+        report: Option<Report>,
+        error: Option<anyhow::Error>,
+    ) -> DomainOutcome {
+        let mut d = DomainOutcome::new(
+            &Domain {
+                name: domain.into(),
+                recipients: vec![format!("u@{domain}")],
+            },
+            "opportunistic",
+        );
+        d.report = report;
+        d.error = error.map(Arc::new);
+        d
+    }
+
+    fn report(rcpt: &str, text: &str) -> Report {
+        let r = Recipient {
+            address: rcpt.into(),
+            reply: reply(text),
+        };
+        let accepted = r.accepted();
+        Report {
+            recipients: vec![r],
+            final_reply: accepted.then(|| reply("250 2.0.0 queued as Q1")),
+        }
+    }
+
+    #[test]
+    fn exit_is_the_most_urgent_over_domains() {
+        let ok = || outcome("a.test", Some(report("u@a.test", "250 ok")), None);
+        let temp = || outcome("b.test", Some(report("u@b.test", "451 later")), None);
+        let perm = || outcome("c.test", Some(report("u@c.test", "550 no")), None);
+        let nohost = || {
+            outcome(
+                "d.test",
+                None,
+                Some(Error::NoHost("d.test accepts no mail (null MX, RFC 7505)".into()).into()),
+            )
+        };
+        let cases: Vec<(Vec<DomainOutcome>, Exit)> = vec![
+            (vec![ok()], Exit::Ok),
+            (vec![ok(), temp()], Exit::TempFail),
+            (vec![ok(), perm()], Exit::NoUser),
+            (vec![nohost(), ok()], Exit::NoHost),
+            (vec![nohost(), temp(), perm()], Exit::TempFail),
+            (vec![], Exit::Ok),
+        ];
+        for (domains, want) in cases {
+            let d = Delivery { domains };
+            assert_eq!(d.exit(), want);
+            let logged = d.as_result().map_or_else(|e| exit_code(&e), |r| r.exit());
+            // The log's view agrees, except that a failed domain outranks refused
+            // recipients only when it is at least as urgent.
+            if want == Exit::NoHost {
+                assert_eq!(logged, Exit::NoHost);
+            }
+        }
+    }
+
+    #[test]
+    fn failure_lines_name_the_domain_once() {
+        let d = Delivery {
+            domains: vec![
+                outcome("a.test", Some(report("u@a.test", "250 ok")), None),
+                outcome(
+                    "d.test",
+                    None,
+                    Some(Error::NoHost("d.test: no such domain (NXDOMAIN)".into()).into()),
+                ),
+                outcome(
+                    "e.test",
+                    None,
+                    Some(Error::Connect("cannot connect to mx.e.test: refused".into()).into()),
+                ),
+                outcome("b.test", Some(report("u@b.test", "451 4.3.0 later")), None),
+            ],
+        };
+        assert_eq!(
+            d.failure_lines(),
+            [
+                "d.test: no such domain (NXDOMAIN)",
+                "e.test: cannot connect to mx.e.test: refused",
+                "RCPT TO <u@b.test> refused: 451 4.3.0 later (transient negative completion)",
+            ]
+        );
+        let combined = d.report();
+        assert_eq!(combined.recipients.len(), 2);
+        assert!(combined.final_reply.is_some());
+        let err = d.as_result().unwrap_err();
+        assert_eq!(exit_code(&err), Exit::TempFail);
+        assert!(
+            format!("{err:#}").starts_with("e.test: cannot connect"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn copies_give_the_same_bytes_each_time() {
+        let bytes = b"Subject: hi\r\n\r\nbody\r\n".to_vec();
+        let read = |m: Option<Message>| {
+            let mut out = Vec::new();
+            m.unwrap().write_to(&mut out).unwrap();
+            out
+        };
+        let mut memory = Copies::Memory(bytes.clone());
+        assert_eq!(read(memory.next().unwrap()), bytes);
+        assert_eq!(read(memory.next().unwrap()), bytes);
+        let mut one = Copies::One(Some(Message::in_memory(bytes.clone())));
+        assert_eq!(read(one.next().unwrap()), bytes);
+        assert!(one.next().unwrap().is_none());
+        assert!(Copies::Nothing.next().unwrap().is_none());
+    }
+
+    #[test]
+    fn spool_files_are_private_and_removed() {
+        let (spool, file) = spool_file().unwrap();
+        let path = spool.path.clone();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = file.metadata().unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        drop(file);
+        assert!(path.exists());
+        drop(spool);
+        assert!(!path.exists());
+    }
+}
