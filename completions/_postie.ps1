@@ -38,6 +38,8 @@ Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
             [CompletionResult]::new('--attach', '--attach', [CompletionResultType]::ParameterName, 'Attach FILE (repeatable). The content type is guessed from the file name; append ";type=MIME/TYPE" to set it, e.g. -a ''dump.bin;type=application/x-core''')
             [CompletionResult]::new('--message', '--message', [CompletionResultType]::ParameterName, 'Send a ready RFC 5322 message from FILE ("-" for stdin) instead of composing one')
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Mail server to submit to, HOST or HOST:PORT ([IPv6]:PORT). Default port 587, or 465 with --tls implicit')
+            [CompletionResult]::new('--socket', '--socket', [CompletionResultType]::ParameterName, 'Connect to the unix domain socket PATH instead of a TCP server, e.g. /run/dovecot/lmtp with --protocol lmtp')
+            [CompletionResult]::new('--protocol', '--protocol', [CompletionResultType]::ParameterName, 'Speak PROTOCOL: smtp, or lmtp (RFC 2033) to hand mail to a local delivery agent')
             [CompletionResult]::new('--tls', '--tls', [CompletionResultType]::ParameterName, 'Connection security [default: implicit on port 465, else starttls]')
             [CompletionResult]::new('--tls-ca', '--tls-ca', [CompletionResultType]::ParameterName, 'Trust the CA certificates in FILE (PEM) as well as the built-in web roots')
             [CompletionResult]::new('--helo', '--helo', [CompletionResultType]::ParameterName, 'Name to give in EHLO/HELO [default: this host''s name]')

@@ -35,6 +35,8 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand --attach 'Attach FILE (repeatable). The content type is guessed from the file name; append ";type=MIME/TYPE" to set it, e.g. -a ''dump.bin;type=application/x-core'''
             cand --message 'Send a ready RFC 5322 message from FILE ("-" for stdin) instead of composing one'
             cand --server 'Mail server to submit to, HOST or HOST:PORT ([IPv6]:PORT). Default port 587, or 465 with --tls implicit'
+            cand --socket 'Connect to the unix domain socket PATH instead of a TCP server, e.g. /run/dovecot/lmtp with --protocol lmtp'
+            cand --protocol 'Speak PROTOCOL: smtp, or lmtp (RFC 2033) to hand mail to a local delivery agent'
             cand --tls 'Connection security [default: implicit on port 465, else starttls]'
             cand --tls-ca 'Trust the CA certificates in FILE (PEM) as well as the built-in web roots'
             cand --helo 'Name to give in EHLO/HELO [default: this host''s name]'

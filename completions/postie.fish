@@ -9,6 +9,9 @@ complete -c postie -l body-file -d 'Read the message body from FILE' -r -F
 complete -c postie -s a -l attach -d 'Attach FILE (repeatable). The content type is guessed from the file name; append ";type=MIME/TYPE" to set it, e.g. -a \'dump.bin;type=application/x-core\'' -r
 complete -c postie -l message -d 'Send a ready RFC 5322 message from FILE ("-" for stdin) instead of composing one' -r -F
 complete -c postie -l server -d 'Mail server to submit to, HOST or HOST:PORT ([IPv6]:PORT). Default port 587, or 465 with --tls implicit' -r
+complete -c postie -l socket -d 'Connect to the unix domain socket PATH instead of a TCP server, e.g. /run/dovecot/lmtp with --protocol lmtp' -r -F
+complete -c postie -l protocol -d 'Speak PROTOCOL: smtp, or lmtp (RFC 2033) to hand mail to a local delivery agent' -r -f -a "smtp\t'SMTP (RFC 5321): EHLO, one reply to the end of data for all recipients'
+lmtp\t'LMTP (RFC 2033), for handing mail to a delivery agent such as Dovecot or Cyrus: LHLO, and one reply per accepted recipient after the end of data'"
 complete -c postie -l tls -d 'Connection security [default: implicit on port 465, else starttls]' -r -f -a "starttls\t'Plain connection upgraded with STARTTLS; the upgrade is required'
 implicit\t'TLS from the first byte (SMTPS, port 465)'
 none\t'No TLS at all. AUTH then also needs --allow-plaintext-auth'"

@@ -224,32 +224,47 @@ fn over_connection<T>(
     session: impl FnOnce(Connection, &net::tls::Tls) -> Result<T>,
 ) -> Result<T> {
     facts.stage = Some(Step::Resolve);
-    let Some(server) = &cfg.server else {
-        return Err(Error::Config("no mail server given: use --server HOST[:PORT]".into()).into());
+    // --socket: nothing to resolve, and never TLS (config refused it).
+    let route = match (&cfg.socket, &cfg.server) {
+        (Some(_), _) => None,
+        (None, Some(server)) => {
+            let dns_timeout = cfg.timeouts.for_phase(crate::net::timeout::Phase::Connect);
+            let mut route = route::submission(server, cfg.security, cfg.resolver, dns_timeout)?;
+            route.addrs = route::only(route.addrs, cfg.family);
+            if route.addrs.is_empty() {
+                return Err(Error::NoHost(format!(
+                    "{} has no address of the family asked for (-4/-6)",
+                    server.host
+                ))
+                .into());
+            }
+            Some(route)
+        }
+        (None, None) => {
+            return Err(
+                Error::Config("no mail server given: use --server HOST[:PORT]".into()).into(),
+            )
+        }
     };
-    let dns_timeout = cfg.timeouts.for_phase(crate::net::timeout::Phase::Connect);
-    let mut route = route::submission(server, cfg.security, cfg.resolver, dns_timeout)?;
-    route.addrs = route::only(route.addrs, cfg.family);
-    if route.addrs.is_empty() {
-        return Err(Error::NoHost(format!(
-            "{} has no address of the family asked for (-4/-6)",
-            server.host
-        ))
-        .into());
-    }
     let tls = net::tls::Tls::new(cfg.tls_ca.as_deref(), cfg.tls_verify)?;
     let transcript = Transcript::for_config(cfg);
     let trace = transcript.trace().clone();
     let started = std::time::Instant::now();
-    let implicit = (route.security == Security::Implicit).then_some(&tls);
-    let result = Connection::open(
-        &route.host,
-        &route.addrs,
-        implicit,
-        cfg.timeouts,
-        transcript,
-    )
-    .and_then(|conn| session(conn, &tls));
+    let opened = match (&cfg.socket, &route) {
+        (_, Some(route)) => {
+            let implicit = (route.security == Security::Implicit).then_some(&tls);
+            Connection::open(
+                &route.host,
+                &route.addrs,
+                implicit,
+                cfg.timeouts,
+                transcript,
+            )
+        }
+        (Some(path), None) => Connection::open_unix(path, cfg.timeouts, transcript),
+        (None, None) => Err(anyhow::anyhow!("no route and no socket (a bug)")),
+    };
+    let result = opened.and_then(|conn| session(conn, &tls));
     facts.trace = Some(trace.snapshot());
     facts.elapsed = Some(started.elapsed());
     let waited = trace.snapshot().timings.iter().map(|t| t.elapsed).sum();
@@ -468,6 +483,9 @@ fn dry_run(cfg: &Config, envelope: &Envelope, message: Message) -> Result<Exit> 
                 "# server: each recipient domain's MX, port {port} ({security})"
             )?,
             (None, None) => {}
+        }
+        if let Some(path) = &cfg.socket {
+            writeln!(out, "# socket: {}", path.display())?;
         }
         writeln!(out, "MAIL FROM:<{}>", envelope.reverse_path)?;
         for r in &envelope.forward_paths {

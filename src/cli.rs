@@ -22,6 +22,17 @@ pub enum TlsMode {
     None,
 }
 
+/// The mail protocol spoken over the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Protocol {
+    /// SMTP (RFC 5321): EHLO, one reply to the end of data for all recipients.
+    #[default]
+    Smtp,
+    /// LMTP (RFC 2033), for handing mail to a delivery agent such as Dovecot or Cyrus:
+    /// LHLO, and one reply per accepted recipient after the end of data.
+    Lmtp,
+}
+
 /// When to colour the -v transcript.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum ColorWhen {
@@ -169,6 +180,33 @@ pub struct Args {
     /// with --tls implicit.
     #[arg(long, value_name = "HOST[:PORT]", help_heading = "Connection")]
     pub server: Option<String>,
+
+    /// Connect to the unix domain socket PATH instead of a TCP server, e.g.
+    /// /run/dovecot/lmtp with --protocol lmtp.
+    ///
+    /// A local socket needs no TLS: --tls defaults to none, and starttls or implicit are
+    /// refused. --server is not needed (and not allowed) then.
+    #[arg(
+        long,
+        value_name = "PATH",
+        conflicts_with_all = ["server", "probe"],
+        help_heading = "Connection"
+    )]
+    pub socket: Option<PathBuf>,
+
+    /// Speak PROTOCOL: smtp, or lmtp (RFC 2033) to hand mail to a local delivery agent.
+    ///
+    /// With lmtp postie says LHLO instead of EHLO, and after the message the server
+    /// answers once per accepted recipient, so each recipient has its own outcome. LMTP
+    /// works over --socket or over TCP (--server HOST:24).
+    #[arg(
+        long,
+        value_name = "PROTOCOL",
+        value_enum,
+        default_value_t = Protocol::Smtp,
+        help_heading = "Connection"
+    )]
+    pub protocol: Protocol,
 
     /// Connection security [default: implicit on port 465, else starttls].
     ///
@@ -540,6 +578,31 @@ mod tests {
             Some("127.0.0.1:5353")
         );
         assert!(parse(&["--color", "sometimes"]).is_err());
+    }
+
+    #[test]
+    fn protocol_and_socket() {
+        assert_eq!(parse(&["x@y"]).unwrap().protocol, Protocol::Smtp);
+        for (word, protocol) in [("smtp", Protocol::Smtp), ("lmtp", Protocol::Lmtp)] {
+            assert_eq!(
+                parse(&["--protocol", word, "x@y"]).unwrap().protocol,
+                protocol
+            );
+        }
+        let a = parse(&["--socket", "/run/dovecot/lmtp", "--protocol", "lmtp", "x@y"]).unwrap();
+        assert_eq!(
+            a.socket.as_deref(),
+            Some(std::path::Path::new("/run/dovecot/lmtp"))
+        );
+        let bad: &[&[&str]] = &[
+            &["--protocol", "esmtp", "x@y"],
+            &["--socket", "/s", "--server", "h", "x@y"],
+            &["--socket", "/s", "--probe"],
+            &["--socket"],
+        ];
+        for args in bad {
+            assert!(parse(args).is_err(), "{args:?}");
+        }
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! domains' MX hosts (`--mx`, or no server configured anywhere) is the exception: there
 //! STARTTLS is opportunistic (RFC 7435) unless `--tls` says otherwise, and no account
 //! setting applies (neither its TLS mode nor its login: AUTH only with `--user`).
+//! A unix domain socket (`--socket`) is local: no TLS, and asking for it there is a
+//! usage error.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -19,6 +21,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+pub use crate::cli::Protocol;
 use crate::cli::{Args, AuthMech, QuitAfter, TlsMode};
 use crate::error::Error;
 use crate::net::timeout::Timeouts;
@@ -159,8 +162,12 @@ pub struct Recipients {
 /// Everything the later stages need, resolved.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `None` with --dry-run, and for direct MX delivery.
+    /// `None` with --dry-run, --socket, and for direct MX delivery.
     pub server: Option<Server>,
+    /// --socket: a unix domain socket to connect to instead of `server`.
+    pub socket: Option<PathBuf>,
+    /// --protocol: SMTP, or LMTP (RFC 2033).
+    pub protocol: Protocol,
     pub security: Security,
     /// Direct delivery to each recipient domain's MX hosts on this port: `--mx`, or no
     /// server configured anywhere. `None` = submission to `server`.
@@ -301,8 +308,9 @@ impl Config {
             (_, false) => None,
         };
         // Direct MX delivery: asked for, or nothing else configured (a probe needs a server).
-        let direct =
-            !args.probe && (args.mx || (args.server.is_none() && account.server.is_none()));
+        let direct = !args.probe
+            && args.socket.is_none()
+            && (args.mx || (args.server.is_none() && account.server.is_none()));
         let mx_port = direct.then(|| args.port.unwrap_or(SMTP_PORT));
         if args.port.is_some() && !direct && !matches!(probe, Some(Probe::Mx { .. })) {
             return Err(Error::Usage(
@@ -322,6 +330,8 @@ impl Config {
             TlsSetting::None => TlsMode::None,
         }));
         let server = match (&args.server, &account.server) {
+            // --socket replaces the account's server (clap keeps it from --server).
+            _ if args.socket.is_some() => None,
             (Some(s), _) => Some(parse_server(s, tls_mode)?),
             (None, Some(host)) => {
                 let mut s = parse_server(host, tls_mode)?;
@@ -349,6 +359,23 @@ impl Config {
             _ => mx_port.or(server.as_ref().map(|s| s.port)),
         };
         let security = match (tls_mode, port) {
+            // A local socket: TLS is neither needed nor supported; only the flag is an error
+            // (an account's tls setting is about its TCP server).
+            _ if args.socket.is_some() => match args.tls {
+                Some(mode @ (TlsMode::Starttls | TlsMode::Implicit)) => {
+                    let mode = if mode == TlsMode::Starttls {
+                        "starttls"
+                    } else {
+                        "implicit"
+                    };
+                    return Err(Error::Usage(format!(
+                        "--tls {mode}: TLS over a unix domain socket (--socket) is not \
+                         supported; the socket is local"
+                    ))
+                    .into());
+                }
+                _ => Security::Plain,
+            },
             (Some(TlsMode::Starttls), _) => Security::StartTlsRequired,
             (Some(TlsMode::Implicit), _) => Security::Implicit,
             (Some(TlsMode::None), _) => Security::Plain,
@@ -452,6 +479,8 @@ impl Config {
 
         Ok(Config {
             server: if direct { None } else { server },
+            socket: args.socket.clone(),
+            protocol: args.protocol,
             security,
             mx_port,
             family: match (args.ipv4, args.ipv6) {
@@ -901,6 +930,28 @@ mod tests {
         assert_eq!(
             sec(&["--server", "h", "--tls", "implicit", "x@y"]),
             Security::Implicit
+        );
+    }
+
+    #[test]
+    fn a_socket_needs_no_server_and_no_tls() {
+        let c = resolve(&["--socket", "/run/lmtp", "--protocol", "lmtp", "x@y"], &[]).unwrap();
+        assert_eq!(c.socket.as_deref(), Some(std::path::Path::new("/run/lmtp")));
+        assert_eq!(c.server, None);
+        assert_eq!(c.security, Security::Plain);
+        assert_eq!(c.protocol, Protocol::Lmtp);
+        let c = resolve(&["--socket", "/run/lmtp", "--tls", "none", "x@y"], &[]).unwrap();
+        assert_eq!((c.security, c.protocol), (Security::Plain, Protocol::Smtp));
+        for mode in ["starttls", "implicit"] {
+            let e = resolve(&["--socket", "/run/lmtp", "--tls", mode, "x@y"], &[]).unwrap_err();
+            assert_eq!(exit_code(&e), crate::error::Exit::Usage, "{mode}");
+            assert!(e.to_string().contains(mode), "{e}");
+        }
+        // LMTP over TCP keeps the TCP defaults.
+        let c = resolve(&["--server", "h:24", "--protocol", "lmtp", "x@y"], &[]).unwrap();
+        assert_eq!(
+            (c.security, c.socket, c.protocol),
+            (Security::StartTlsRequired, None, Protocol::Lmtp)
         );
     }
 

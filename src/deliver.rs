@@ -546,6 +546,7 @@ mod tests {
         let r = Recipient {
             address: rcpt.into(),
             reply: reply(text),
+            data_reply: None,
         };
         let accepted = r.accepted();
         Report {

@@ -24,7 +24,7 @@ use std::time::Duration;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use crate::config::{Config, Security, Server};
+use crate::config::{self, Config, Security, Server};
 use crate::envelope::Envelope;
 use crate::error::{exit_code, Error, Exit};
 use crate::net::certinfo::CertInfo;
@@ -36,8 +36,11 @@ use crate::trace::Trace;
 /// What a run learnt, stage by stage; whatever a failed run never reached stays `None`.
 #[derive(Debug, Clone, Default)]
 pub struct Facts {
-    /// The server named by the configuration, and how it is secured.
+    /// The server named by the configuration, and how it is secured. For --socket, the
+    /// socket's path as the host and port 0.
     pub server: Option<(Server, Security)>,
+    /// The run spoke LMTP (RFC 2033) rather than SMTP.
+    pub lmtp: bool,
     /// The login name for AUTH, when credentials were configured (never the password).
     pub user: Option<String>,
     pub envelope: Option<Envelope>,
@@ -58,7 +61,15 @@ pub struct Facts {
 impl Facts {
     /// Take what the document needs from the resolved configuration, and nothing secret.
     pub fn note_config(&mut self, cfg: &Config) {
-        self.server = cfg.server.clone().map(|s| (s, cfg.security));
+        let server = match &cfg.socket {
+            Some(path) => Some(Server {
+                host: path.display().to_string(),
+                port: 0,
+            }),
+            None => cfg.server.clone(),
+        };
+        self.server = server.map(|s| (s, cfg.security));
+        self.lmtp = cfg.protocol == config::Protocol::Lmtp;
         self.user = cfg.credentials.as_ref().map(|c| c.user.clone());
     }
 }
@@ -147,12 +158,13 @@ impl From<&crate::deliver::DomainOutcome> for DomainJson {
 fn recipient_replies(r: &Report) -> Vec<RecipientJson> {
     r.recipients
         .iter()
+        // Under LMTP, the recipient's own reply to the end of data decides it.
         .map(|rcpt| RecipientJson {
             address: rcpt.address.clone(),
-            status: status(&rcpt.reply),
-            code: rcpt.reply.code.as_u16(),
-            enhanced_code: rcpt.reply.enhanced.map(|e| e.to_string()),
-            text: rcpt.reply.text(),
+            status: status(rcpt.outcome()),
+            code: rcpt.outcome().code.as_u16(),
+            enhanced_code: rcpt.outcome().enhanced.map(|e| e.to_string()),
+            text: rcpt.outcome().text(),
         })
         .collect()
 }
@@ -174,6 +186,13 @@ pub enum Protocol {
     Smtps,
     #[serde(rename = "smtp+starttls")]
     SmtpStartTls,
+    /// LMTP (RFC 2033), over TCP or a unix domain socket.
+    #[serde(rename = "lmtp")]
+    Lmtp,
+    #[serde(rename = "lmtps")]
+    Lmtps,
+    #[serde(rename = "lmtp+starttls")]
+    LmtpStartTls,
 }
 
 impl From<Security> for Protocol {
@@ -182,6 +201,18 @@ impl From<Security> for Protocol {
             Security::Plain => Protocol::Smtp,
             Security::Implicit => Protocol::Smtps,
             Security::StartTlsRequired | Security::Opportunistic => Protocol::SmtpStartTls,
+        }
+    }
+}
+
+impl Protocol {
+    /// The name for `security` under SMTP (`lmtp` false) or LMTP.
+    fn of(security: Security, lmtp: bool) -> Protocol {
+        match (security, lmtp) {
+            (s, false) => s.into(),
+            (Security::Plain, true) => Protocol::Lmtp,
+            (Security::Implicit, true) => Protocol::Lmtps,
+            (Security::StartTlsRequired | Security::Opportunistic, true) => Protocol::LmtpStartTls,
         }
     }
 }
@@ -418,7 +449,7 @@ impl JsonResult {
             host: server.host.clone(),
             address: trace.and_then(|t| t.peer).map(|a| a.ip().to_string()),
             port: server.port,
-            protocol: (*security).into(),
+            protocol: Protocol::of(*security, facts.lmtp),
         });
         let attempts = trace.map_or_else(Vec::new, |t| {
             t.attempts
@@ -711,6 +742,7 @@ mod tests {
                 },
                 Security::StartTlsRequired,
             )),
+            lmtp: false,
             user: Some("alice".into()),
             envelope: Some(Envelope {
                 reverse_path: "alice@example.test".into(),
@@ -759,14 +791,11 @@ mod tests {
             }),
             report: Some(Report {
                 recipients: vec![
-                    Recipient {
-                        address: "bob@example.test".into(),
-                        reply: reply("250 2.1.5 Ok\r\n"),
-                    },
-                    Recipient {
-                        address: "carol@example.test".into(),
-                        reply: reply("550 5.1.1 <carol@example.test>: unknown\r\n"),
-                    },
+                    Recipient::at_rcpt("bob@example.test".into(), reply("250 2.1.5 Ok\r\n")),
+                    Recipient::at_rcpt(
+                        "carol@example.test".into(),
+                        reply("550 5.1.1 <carol@example.test>: unknown\r\n"),
+                    ),
                 ],
                 final_reply: Some(reply("250 2.0.0 Ok: queued as 4F3AB12\r\n")),
             }),
@@ -798,6 +827,7 @@ mod tests {
                 recipients: vec![Recipient {
                     address: "u@a.test".into(),
                     reply: reply("250 2.1.5 Ok\r\n"),
+                    data_reply: None,
                 }],
                 final_reply: Some(reply("250 2.0.0 Ok: queued as Q1\r\n")),
             }),
@@ -1087,10 +1117,13 @@ mod tests {
         let v = json_of(&facts, Ok(Exit::Ok));
         assert_eq!(v["error"], serde_json::Value::Null);
         assert_eq!(v["exit"], serde_json::json!({"code": 0, "name": "EX_OK"}));
-        for (security, want) in [
-            (Security::Plain, "smtp"),
-            (Security::Implicit, "smtps"),
-            (Security::StartTlsRequired, "smtp+starttls"),
+        for (security, lmtp, want) in [
+            (Security::Plain, false, "smtp"),
+            (Security::Implicit, false, "smtps"),
+            (Security::StartTlsRequired, false, "smtp+starttls"),
+            (Security::Plain, true, "lmtp"),
+            (Security::Implicit, true, "lmtps"),
+            (Security::StartTlsRequired, true, "lmtp+starttls"),
         ] {
             facts.server = Some((
                 Server {
@@ -1099,8 +1132,58 @@ mod tests {
                 },
                 security,
             ));
-            assert_eq!(json_of(&facts, Ok(Exit::Ok))["route"]["protocol"], want);
+            facts.lmtp = lmtp;
+            let doc = json_of(&facts, Ok(Exit::Ok));
+            assert_eq!(doc["route"]["protocol"], want);
+            assert_valid(&doc);
         }
+    }
+
+    #[test]
+    fn lmtp_recipients_show_their_own_end_of_data_reply() {
+        let mut facts = delivered();
+        facts.lmtp = true;
+        let lmtp = |addr: &str, data: &str| Recipient {
+            data_reply: Some(reply(data)),
+            ..Recipient::at_rcpt(addr.into(), reply("250 2.1.5 Ok\r\n"))
+        };
+        facts.report = Some(Report {
+            recipients: vec![
+                lmtp("bob@example.test", "250 2.0.0 <bob@example.test> saved\r\n"),
+                lmtp(
+                    "carol@example.test",
+                    "452 4.2.2 <carol@example.test> full\r\n",
+                ),
+            ],
+            final_reply: Some(reply("250 2.0.0 <bob@example.test> saved\r\n")),
+        });
+        let exit = facts.report.as_ref().unwrap().exit();
+        assert_eq!(exit, Exit::TempFail);
+        let doc = json_of(&facts, Ok(exit));
+        assert_valid(&doc);
+        let got: Vec<(String, u64)> = doc["recipients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["status"].as_str().unwrap().to_string(),
+                    r["code"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("accepted".to_string(), 250),
+                ("transient".to_string(), 452)
+            ]
+        );
+        assert_eq!(doc["route"]["protocol"], "lmtp+starttls");
+        assert!(doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("<carol@example.test> refused at end of data"));
     }
 
     /// A self-signed certificate for json.test, valid until 2099-01-02.
@@ -1337,7 +1420,7 @@ mod tests {
         let edits: [(&str, serde_json::Value); 6] = [
             ("/recipients/0/status", "delivered".into()),
             ("/exit/name", "EX_WHATEVER".into()),
-            ("/route/protocol", "lmtp".into()),
+            ("/route/protocol", "smtp+ssl".into()),
             ("/error", serde_json::json!({"message": "x"})),
             ("/queue_id", 42.into()),
             ("/password", "s3cr3t".into()),

@@ -72,7 +72,7 @@ pub fn line(
                 .recipients
                 .iter()
                 .filter(|r| !r.accepted())
-                .map(|r| format!("{} {}", r.address, r.reply.summary()))
+                .map(|r| format!("{} {}", r.address, r.outcome().summary()))
                 .collect();
             if !refused.is_empty() {
                 fields.push(("refused", refused.join("; ")));

@@ -2,6 +2,10 @@
 //!
 //! Silent on success. On failure, one stderr line per refused recipient, naming the
 //! server's reply and its category in words.
+//!
+//! Under LMTP (RFC 2033 §4.2) each recipient accepted at RCPT also gets its own reply to
+//! the end of data; a recipient refused there counts exactly like one refused at RCPT,
+//! with that reply (4xx → 75, 5xx → 67).
 
 use crate::error::{reply_exit, Exit};
 use crate::net::timeout::Phase;
@@ -12,11 +16,31 @@ use crate::smtp::reply::{Reply, Severity};
 pub struct Recipient {
     pub address: String,
     pub reply: Reply,
+    /// LMTP only: this recipient's own reply to the end of data (RFC 2033 §4.2); `None`
+    /// under SMTP, and for a recipient refused at RCPT.
+    pub data_reply: Option<Reply>,
 }
 
 impl Recipient {
+    /// A recipient as answered at RCPT (no end-of-data reply of its own yet).
+    pub fn at_rcpt(address: String, reply: Reply) -> Recipient {
+        Recipient {
+            address,
+            reply,
+            data_reply: None,
+        }
+    }
+
+    /// Accepted at RCPT and, under LMTP, at the end of data too.
     pub fn accepted(&self) -> bool {
-        self.reply.code.severity == Severity::PositiveCompletion
+        let positive = |r: &Reply| r.code.severity == Severity::PositiveCompletion;
+        positive(&self.reply) && self.data_reply.as_ref().is_none_or(positive)
+    }
+
+    /// The reply that decided this recipient: its end-of-data reply under LMTP, else the
+    /// reply to RCPT.
+    pub fn outcome(&self) -> &Reply {
+        self.data_reply.as_ref().unwrap_or(&self.reply)
     }
 }
 
@@ -24,7 +48,8 @@ impl Recipient {
 #[derive(Debug, Clone)]
 pub struct Report {
     pub recipients: Vec<Recipient>,
-    /// The reply to the end of data; `None` when no recipient was accepted.
+    /// The reply to the end of data; `None` when no recipient was accepted. Under LMTP,
+    /// the first positive per-recipient reply (`None` when every recipient was refused).
     pub final_reply: Option<Reply>,
 }
 
@@ -35,31 +60,42 @@ impl Report {
         self.recipients
             .iter()
             .filter(|r| !r.accepted())
-            .map(|r| match r.reply.code.severity {
-                // A positive intermediate reply to RCPT is nonsense.
+            .map(|r| match r.outcome().code.severity {
+                // A positive intermediate reply to RCPT (or to LMTP's end of data) is nonsense.
                 Severity::PositiveIntermediate => Exit::Protocol,
-                _ => reply_exit(Phase::Rcpt, &r.reply),
+                _ => reply_exit(Phase::Rcpt, r.outcome()),
             })
             .fold(Exit::Ok, Exit::most_urgent)
     }
 
-    /// Lines for stderr: one per refused recipient, and the partial-delivery note.
+    /// Lines for stderr: one per refused recipient, and (SMTP) the partial-delivery note.
+    /// Under LMTP every recipient's line already carries its own final reply, so there is
+    /// no note.
     pub fn failure_lines(&self) -> Vec<String> {
         let mut lines: Vec<String> = self
             .recipients
             .iter()
             .filter(|r| !r.accepted())
             .map(|r| {
+                let (what, reply) = match &r.data_reply {
+                    Some(reply) => (format!("delivery to <{}>", r.address), reply),
+                    None => (format!("RCPT TO <{}>", r.address), &r.reply),
+                };
+                let when = if r.data_reply.is_some() {
+                    " at end of data"
+                } else {
+                    ""
+                };
                 format!(
-                    "RCPT TO <{}> refused: {} ({})",
-                    r.address,
-                    r.reply.summary(),
-                    r.reply.code.severity.describe()
+                    "{what} refused{when}: {} ({})",
+                    reply.summary(),
+                    reply.code.severity.describe()
                 )
             })
             .collect();
         let accepted = self.recipients.iter().filter(|r| r.accepted()).count();
-        if let (Some(reply), true) = (&self.final_reply, !lines.is_empty()) {
+        let lmtp = self.recipients.iter().any(|r| r.data_reply.is_some());
+        if let (Some(reply), true) = (&self.final_reply, !lines.is_empty() && !lmtp) {
             lines.push(format!(
                 "message accepted for {accepted} of {} recipients: {}",
                 self.recipients.len(),
@@ -76,9 +112,14 @@ mod tests {
     use crate::smtp::reply::parse;
 
     fn rcpt(addr: &str, reply: &str) -> Recipient {
+        Recipient::at_rcpt(addr.into(), parse(reply.as_bytes()).unwrap().unwrap().0)
+    }
+
+    /// Accepted at RCPT, then `data` at LMTP's end of data.
+    fn lmtp(addr: &str, data: &str) -> Recipient {
         Recipient {
-            address: addr.into(),
-            reply: parse(reply.as_bytes()).unwrap().unwrap().0,
+            data_reply: Some(parse(data.as_bytes()).unwrap().unwrap().0),
+            ..rcpt(addr, "250 2.1.5 Ok\r\n")
         }
     }
 
@@ -119,6 +160,53 @@ mod tests {
             ]
         );
         assert!(report(vec![rcpt("a@x", "250 Ok\r\n")])
+            .failure_lines()
+            .is_empty());
+    }
+
+    #[test]
+    fn lmtp_end_of_data_refusals_count_like_rcpt_refusals() {
+        let ok = || lmtp("a@x", "250 2.0.0 <a@x> saved\r\n");
+        let full = || lmtp("b@x", "452 4.2.2 <b@x> mailbox full\r\n");
+        let gone = || lmtp("c@x", "550 5.1.1 <c@x> no such user\r\n");
+        let odd = || lmtp("d@x", "354 go on\r\n");
+        let cases: Vec<(Vec<Recipient>, Exit)> = vec![
+            (vec![ok(), ok()], Exit::Ok),
+            (vec![ok(), full()], Exit::TempFail),
+            (vec![ok(), gone()], Exit::NoUser),
+            (vec![gone(), full()], Exit::TempFail),
+            (vec![ok(), odd()], Exit::Protocol),
+            (
+                vec![rcpt("e@x", "550 5.1.1 unknown\r\n"), ok()],
+                Exit::NoUser,
+            ),
+        ];
+        for (rcpts, want) in cases {
+            let r = report(rcpts);
+            assert_eq!(r.exit(), want, "{:?}", r.failure_lines());
+        }
+        assert!(ok().accepted());
+        assert!(!full().accepted());
+        assert_eq!(full().outcome().code.as_u16(), 452);
+        assert_eq!(rcpt("e@x", "550 no\r\n").outcome().code.as_u16(), 550);
+    }
+
+    #[test]
+    fn lmtp_failure_lines_name_each_refused_recipient_and_no_note() {
+        let r = report(vec![
+            lmtp("a@x", "250 2.0.0 <a@x> saved\r\n"),
+            lmtp("b@x", "452 4.2.2 <b@x> mailbox full\r\n"),
+            rcpt("c@x", "550 5.1.1 unknown\r\n"),
+        ]);
+        assert_eq!(
+            r.failure_lines(),
+            [
+                "delivery to <b@x> refused at end of data: 452 4.2.2 <b@x> mailbox full \
+                 (transient negative completion)",
+                "RCPT TO <c@x> refused: 550 5.1.1 unknown (permanent negative completion)",
+            ]
+        );
+        assert!(report(vec![lmtp("a@x", "250 2.0.0 saved\r\n")])
             .failure_lines()
             .is_empty());
     }

@@ -6,6 +6,9 @@
 //! of its [`Phase`], and a timeout or a broken connection is reported with that phase.
 //! STARTTLS upgrades the connection by value ([`Connection::starttls`]) and refuses
 //! plaintext the server sent after its 220 (RFC 3207 §6).
+//!
+//! The connection is TCP, or a unix domain socket ([`Connection::open_unix`], for LMTP
+//! delivery agents, RFC 2033 §1): same dialogue and timeouts, no TLS, no IP peer.
 
 pub mod certinfo;
 pub mod timeout;
@@ -13,6 +16,8 @@ pub mod tls;
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,14 +34,26 @@ use timeout::{Phase, Timeouts};
 enum Stream {
     Plain(TcpStream),
     Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+    /// A local unix domain socket; never TLS.
+    Unix(UnixStream),
 }
 
 impl Stream {
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            Stream::Plain(s) => s,
-            Stream::Tls(s) => &s.sock,
-        }
+    /// Set the socket's read timeout. Only a zero duration fails, which callers never give.
+    fn set_read_timeout(&self, t: Duration) {
+        let _ = match self {
+            Stream::Plain(s) => s.set_read_timeout(Some(t)),
+            Stream::Tls(s) => s.sock.set_read_timeout(Some(t)),
+            Stream::Unix(s) => s.set_read_timeout(Some(t)),
+        };
+    }
+
+    fn set_write_timeout(&self, t: Duration) {
+        let _ = match self {
+            Stream::Plain(s) => s.set_write_timeout(Some(t)),
+            Stream::Tls(s) => s.sock.set_write_timeout(Some(t)),
+            Stream::Unix(s) => s.set_write_timeout(Some(t)),
+        };
     }
 }
 
@@ -45,6 +62,7 @@ impl Read for Stream {
         match self {
             Stream::Plain(s) => s.read(buf),
             Stream::Tls(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
         }
     }
 }
@@ -54,12 +72,14 @@ impl Write for Stream {
         match self {
             Stream::Plain(s) => s.write(buf),
             Stream::Tls(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Stream::Plain(s) => s.flush(),
             Stream::Tls(s) => s.flush(),
+            Stream::Unix(s) => s.flush(),
         }
     }
 }
@@ -70,7 +90,8 @@ pub struct Connection {
     /// Bytes received but not yet parsed into a reply.
     buf: Vec<u8>,
     host: String,
-    peer: SocketAddr,
+    /// The address connected to; `None` for a unix domain socket.
+    peer: Option<SocketAddr>,
     timeouts: Timeouts,
     transcript: Transcript,
     /// When the last command went out (or the connection opened), for reply latency.
@@ -122,7 +143,7 @@ impl Connection {
                         stream: Stream::Plain(tcp),
                         buf: Vec::new(),
                         host: host.to_string(),
-                        peer: *addr,
+                        peer: Some(*addr),
                         timeouts,
                         transcript,
                         last_sent: Instant::now(),
@@ -159,11 +180,46 @@ impl Connection {
         Err(Error::Connect(msg).into())
     }
 
+    /// Connect to the unix domain socket at `path` (no TLS: the socket is local). The
+    /// transcript and error messages name the path; a missing socket or one nobody listens
+    /// on is a connection failure like a refused TCP connect (exit 75, retry later: the
+    /// delivery agent is probably not running yet).
+    pub fn open_unix(
+        path: &Path,
+        timeouts: Timeouts,
+        mut transcript: Transcript,
+    ) -> Result<Connection> {
+        let shown = path.display().to_string();
+        transcript.info(&format!("Trying unix socket {shown}..."));
+        // std has no connect timeout for unix sockets; a local connect does not wait for a
+        // network, and every later read and write is bounded by its phase's timeout.
+        match UnixStream::connect(path) {
+            Ok(stream) => {
+                transcript.info(&format!("Connected to {shown}"));
+                Ok(Connection {
+                    stream: Stream::Unix(stream),
+                    buf: Vec::new(),
+                    host: shown,
+                    peer: None,
+                    timeouts,
+                    transcript,
+                    last_sent: Instant::now(),
+                })
+            }
+            Err(e) => {
+                let why = format!("cannot connect to unix socket {shown}: {e}");
+                transcript.error(&why);
+                Err(Error::Connect(why).into())
+            }
+        }
+    }
+
     pub fn is_tls(&self) -> bool {
         matches!(self.stream, Stream::Tls(_))
     }
 
-    pub fn peer(&self) -> SocketAddr {
+    /// The IP address and port connected to; `None` over a unix domain socket.
+    pub fn peer(&self) -> Option<SocketAddr> {
         self.peer
     }
 
@@ -178,8 +234,8 @@ impl Connection {
         }
         let t = self.timeouts.for_phase(phase);
         // Setting a timeout only fails for a zero duration, which Timeouts never gives.
-        let _ = self.stream.tcp().set_read_timeout(Some(t));
-        let _ = self.stream.tcp().set_write_timeout(Some(t));
+        self.stream.set_read_timeout(t);
+        self.stream.set_write_timeout(t);
         t
     }
 
@@ -228,7 +284,7 @@ impl Connection {
             if left.is_zero() {
                 return Err(Error::Timeout { phase, after }.into());
             }
-            let _ = self.stream.tcp().set_read_timeout(Some(left));
+            self.stream.set_read_timeout(left);
             let n = match self.stream.read(&mut chunk) {
                 Ok(0) => {
                     let e = io::Error::new(
@@ -263,12 +319,21 @@ impl Connection {
     }
 
     fn handshake(mut self, tls: &tls::Tls) -> Result<Connection> {
+        if matches!(self.stream, Stream::Unix(_)) {
+            return Err(Error::Unavailable(
+                "TLS over a unix domain socket is not supported".into(),
+            )
+            .into());
+        }
         let after = self.set_timeouts(Phase::TlsHandshake);
         let name = tls::server_name(&self.host)?;
         let mut conn = ClientConnection::new(Arc::clone(&tls.config), name)
             .map_err(|e| tls::handshake_error(&self.host, &e))?;
-        let Stream::Plain(mut tcp) = self.stream else {
-            return Err(Error::Protocol("TLS requested on a TLS connection".into()).into());
+        let mut tcp = match self.stream {
+            Stream::Plain(tcp) => tcp,
+            Stream::Tls(_) | Stream::Unix(_) => {
+                return Err(Error::Protocol("TLS requested on a TLS connection".into()).into())
+            }
         };
         // A certificate recorded by an earlier handshake is not this one's.
         let _ = tls.take_certificate();
@@ -309,6 +374,9 @@ impl Connection {
                 tls.conn.send_close_notify();
                 let _ = tls.flush();
                 let _ = tls.sock.shutdown(Shutdown::Both);
+            }
+            Stream::Unix(unix) => {
+                let _ = unix.shutdown(Shutdown::Both);
             }
         }
     }
@@ -355,5 +423,65 @@ impl Write for DataWriter<'_> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.conn.stream.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{exit_code, Exit};
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::net::UnixListener;
+
+    fn timeouts() -> Timeouts {
+        Timeouts {
+            uniform: Some(Duration::from_secs(5)),
+        }
+    }
+
+    #[test]
+    fn unix_socket_carries_the_dialogue_without_tls_or_ip_peer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lmtp");
+        let listener = UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.write_all(b"220 local LMTP\r\n").unwrap();
+            let mut line = String::new();
+            BufReader::new(s.try_clone().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            s.write_all(b"221 bye\r\n").unwrap();
+            line
+        });
+        let mut conn = Connection::open_unix(&path, timeouts(), Transcript::silent()).unwrap();
+        assert!(!conn.is_tls());
+        assert_eq!(conn.peer(), None);
+        assert_eq!(conn.read_reply(Phase::Greeting).unwrap().code.as_u16(), 220);
+        conn.send(&Command::Lhlo("client.test".into()), Phase::Ehlo)
+            .unwrap();
+        assert_eq!(conn.read_reply(Phase::Ehlo).unwrap().code.as_u16(), 221);
+        assert_eq!(server.join().unwrap(), "LHLO client.test\r\n");
+        // A unix socket cannot be upgraded: refused, not attempted.
+        let tls = tls::Tls::new(None, true).unwrap();
+        let err = conn.starttls(&tls).err().unwrap();
+        assert_eq!(exit_code(&err), Exit::Unavailable, "{err:#}");
+    }
+
+    #[test]
+    fn unix_socket_connect_failures_are_temporary_and_name_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        // Missing, and a socket file nobody listens on any more (a stopped daemon).
+        let missing = dir.path().join("missing");
+        let stale = dir.path().join("stale");
+        drop(UnixListener::bind(&stale).unwrap());
+        for path in [missing, stale] {
+            let err = Connection::open_unix(&path, timeouts(), Transcript::silent())
+                .err()
+                .unwrap();
+            assert_eq!(exit_code(&err), Exit::TempFail, "{err:#}");
+            let text = err.to_string();
+            assert!(text.contains(&path.display().to_string()), "{text}");
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! SMTP commands as types; `Display` is the exact wire form without CRLF (RFC 5321
-//! §4.1.1 command syntax, §4.1.2 paths; RFC 3207 STARTTLS; RFC 4954 AUTH).
+//! §4.1.1 command syntax, §4.1.2 paths; RFC 3207 STARTTLS; RFC 4954 AUTH; RFC 2033 §4.1
+//! LHLO, LMTP's EHLO).
 //!
 //! This module owns the spelling of every command postie sends and how each one may
 //! appear in a transcript ([`Command::redacted`]). It does no I/O and no validation of
@@ -18,6 +19,8 @@ const MASK: &str = "********";
 pub enum Command {
     Ehlo(String),
     Helo(String),
+    /// LMTP's greeting in place of EHLO (RFC 2033 §4.1); same syntax, same reply.
+    Lhlo(String),
     StartTls,
     /// `initial_response` is base64 already; `Some("")` is sent as "=" (RFC 4954 §4).
     Auth {
@@ -70,6 +73,7 @@ impl fmt::Display for Command {
         match self {
             Command::Ehlo(domain) => write!(f, "EHLO {}", OneLine(domain)),
             Command::Helo(domain) => write!(f, "HELO {}", OneLine(domain)),
+            Command::Lhlo(domain) => write!(f, "LHLO {}", OneLine(domain)),
             Command::StartTls => f.write_str("STARTTLS"),
             Command::Auth {
                 mechanism,
@@ -142,6 +146,7 @@ impl Command {
         match self {
             Command::Ehlo(_) => "EHLO",
             Command::Helo(_) => "HELO",
+            Command::Lhlo(_) => "LHLO",
             Command::StartTls => "STARTTLS",
             Command::Auth { .. } | Command::AuthResponse(_) => "AUTH",
             Command::Mail { .. } => "MAIL",
@@ -199,6 +204,11 @@ mod tests {
                 Command::Helo("client.example.test".into()),
                 b"HELO client.example.test\r\n",
                 "HELO",
+            ),
+            (
+                Command::Lhlo("client.example.test".into()),
+                b"LHLO client.example.test\r\n",
+                "LHLO",
             ),
             (Command::StartTls, b"STARTTLS\r\n", "STARTTLS"),
             (
@@ -271,6 +281,7 @@ mod tests {
                 "MAIL FROM:<a@b> SIZE=1 DATA",
             ),
             (Command::Ehlo("h\r".into()), "EHLO h "),
+            (Command::Lhlo("h\nQUIT".into()), "LHLO h QUIT"),
             (Command::AuthResponse("abc\r\nQUIT".into()), "abc  QUIT"),
             (auth("PLAIN\n", Some("x\ry")), "AUTH PLAIN  x y"),
         ];

@@ -18,12 +18,16 @@
 //! text on the same connection. When the handshake itself fails the connection is gone: the
 //! error carries [`StartTlsFailed`], and the caller (`deliver`) may retry that host without
 //! TLS, which is what RFC 7435 §6.1 ("fall back to cleartext") and Postfix's `may` level do.
+//!
+//! LMTP (RFC 2033, `cfg.protocol`) is the same dialogue with LHLO for EHLO (no HELO
+//! fallback) and, after the end of data, one reply per recipient accepted at RCPT, in RCPT
+//! order (§4.2); each lands in that recipient's entry of the [`Report`].
 
 use std::io::{self, Read, Write};
 
 use anyhow::Result;
 
-use crate::config::{Config, Security};
+use crate::config::{Config, Protocol, Security};
 use crate::envelope::Envelope;
 use crate::error::Error;
 use crate::message::wire::DotStuffer;
@@ -359,6 +363,17 @@ fn ehlo(conn: &mut Connection, cfg: &Config) -> Result<Capabilities> {
 }
 
 fn ehlo_or_helo(conn: &mut Connection, cfg: &Config) -> Result<Capabilities> {
+    if cfg.protocol == Protocol::Lmtp {
+        // RFC 2033 §4.1: LHLO replaces EHLO, and there is no HELO to fall back to.
+        let reply = command(
+            conn,
+            &Command::Lhlo(cfg.helo.clone()),
+            Phase::Ehlo,
+            Severity::PositiveCompletion,
+            "LHLO",
+        )?;
+        return Ok(Capabilities::from_ehlo(&reply));
+    }
     conn.send(&Command::Ehlo(cfg.helo.clone()), Phase::Ehlo)?;
     let reply = conn.read_reply(Phase::Ehlo)?;
     match reply.code.severity {
@@ -460,9 +475,11 @@ fn authenticate(conn: &mut Connection, cfg: &Config, caps: &Capabilities) -> Res
     let mech = auth::choose(&caps.auth, cfg.auth).map_err(Error::Unavailable)?;
     conn.transcript().trace().record(|t| t.auth = Some(mech));
     // OAUTHBEARER names the server it talks to (RFC 7628 §3.1).
-    let (host, port) = match &cfg.server {
-        Some(server) => (server.host.clone(), server.port),
-        None => (conn.peer().ip().to_string(), conn.peer().port()),
+    let (host, port) = match (&cfg.server, conn.peer()) {
+        (Some(server), _) => (server.host.clone(), server.port),
+        (None, Some(peer)) => (peer.ip().to_string(), peer.port()),
+        // A unix domain socket: the local host, no port.
+        (None, None) => ("localhost".to_string(), 0),
     };
     let mut exchange = Exchange::new(mech, &creds.user, &creds.password, &host, port);
     let cmd = Command::Auth {
@@ -604,10 +621,7 @@ fn transaction(
         };
         conn.send(&cmd, Phase::Rcpt)?;
         let reply = conn.read_reply(Phase::Rcpt)?;
-        recipients.push(Recipient {
-            address: rcpt.clone(),
-            reply,
-        });
+        recipients.push(Recipient::at_rcpt(rcpt.clone(), reply));
     }
     let accepted = recipients.iter().filter(|r| r.accepted()).count();
     if accepted == 0 {
@@ -658,6 +672,16 @@ fn transaction(
         (None, None) => return Err(anyhow::anyhow!("no message to send (a bug)")),
     };
     send_data(conn, message)?;
+    if cfg.protocol == Protocol::Lmtp {
+        let final_reply = lmtp_replies(conn, &mut recipients)?;
+        return Ok((
+            Report {
+                recipients,
+                final_reply,
+            },
+            End::Quit,
+        ));
+    }
     let reply = conn.read_reply(Phase::DataEnd)?;
     let reply = expect(
         reply,
@@ -672,6 +696,23 @@ fn transaction(
         },
         End::Quit,
     ))
+}
+
+/// LMTP's end of data (RFC 2033 §4.2): one reply per recipient accepted at RCPT, in RCPT
+/// order, each stored with its recipient. Returns the first positive one (the report's
+/// final reply, for the queue id and the log), or `None` when every recipient was refused.
+/// A reply missing (the connection lost or timed out part-way) fails the whole run: the
+/// recipients already answered may have their copy, the rest are unknown, so retry (75).
+fn lmtp_replies(conn: &mut Connection, recipients: &mut [Recipient]) -> Result<Option<Reply>> {
+    let mut first_positive = None;
+    for rcpt in recipients.iter_mut().filter(|r| r.accepted()) {
+        let reply = conn.read_reply(Phase::DataEnd)?;
+        if first_positive.is_none() && reply.code.severity == Severity::PositiveCompletion {
+            first_positive = Some(reply.clone());
+        }
+        rcpt.data_reply = Some(reply);
+    }
+    Ok(first_positive)
 }
 
 /// RFC 3461 §4 xtext: '+', '=' and bytes outside '!'..='~' become "+HH".
@@ -717,6 +758,99 @@ fn send_data(conn: &mut Connection, message: Message) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::timeout::Timeouts;
+    use crate::smtp::reply::parse;
+    use crate::transcript::Transcript;
+    use std::os::unix::net::UnixListener;
+    use std::time::Duration;
+
+    fn reply(text: &str) -> Reply {
+        parse(text.as_bytes()).unwrap().unwrap().0
+    }
+
+    /// A connection over a unix socket to a thread that sends `bytes` and closes.
+    fn serving(bytes: &'static str) -> (Connection, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lmtp");
+        let listener = UnixListener::bind(&path).unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.write_all(bytes.as_bytes()).unwrap();
+        });
+        let timeouts = Timeouts {
+            uniform: Some(Duration::from_secs(5)),
+        };
+        let conn = Connection::open_unix(&path, timeouts, Transcript::silent()).unwrap();
+        (conn, dir)
+    }
+
+    /// RCPT replies, what the server sends after the end of data, each recipient's data
+    /// reply code, the final reply's code.
+    type LmtpCase = (
+        &'static [&'static str],
+        &'static str,
+        &'static [Option<u16>],
+        Option<u16>,
+    );
+
+    #[test]
+    fn lmtp_reads_one_reply_per_accepted_recipient_in_order() {
+        const OK: &str = "250 2.1.5 ok\r\n";
+        const NO: &str = "550 5.1.1 unknown\r\n";
+        let cases: &[LmtpCase] = &[
+            (
+                &[OK, OK],
+                "250 2.0.0 <a> saved\r\n452 4.2.2 <b> full\r\n",
+                &[Some(250), Some(452)],
+                Some(250),
+            ),
+            (
+                &[OK, OK],
+                "550 5.1.1 <a> gone\r\n250 2.0.0 <b> saved\r\n",
+                &[Some(550), Some(250)],
+                Some(250),
+            ),
+            // A recipient refused at RCPT gets no reply at the end of data.
+            (
+                &[NO, OK, OK],
+                "452 4.2.2 <b> full\r\n250-2.0.0 <c>\r\n250 2.0.0 saved\r\n",
+                &[None, Some(452), Some(250)],
+                Some(250),
+            ),
+            (&[OK], "451 4.3.0 <a> later\r\n", &[Some(451)], None),
+        ];
+        for (rcpts, script, want, want_final) in cases {
+            let (mut conn, _dir) = serving(script);
+            let mut recipients: Vec<Recipient> = rcpts
+                .iter()
+                .enumerate()
+                .map(|(i, r)| Recipient::at_rcpt(format!("r{i}@x"), reply(r)))
+                .collect();
+            let final_reply = lmtp_replies(&mut conn, &mut recipients).unwrap();
+            let got: Vec<Option<u16>> = recipients
+                .iter()
+                .map(|r| r.data_reply.as_ref().map(|d| d.code.as_u16()))
+                .collect();
+            assert_eq!(&got, want, "{script:?}");
+            assert_eq!(final_reply.map(|r| r.code.as_u16()), *want_final);
+        }
+    }
+
+    #[test]
+    fn lmtp_replies_cut_short_are_a_lost_connection() {
+        let ok = "250 2.1.5 ok\r\n";
+        let (mut conn, _dir) = serving("250 2.0.0 <a> saved\r\n");
+        let mut recipients = vec![
+            Recipient::at_rcpt("a@x".into(), reply(ok)),
+            Recipient::at_rcpt("b@x".into(), reply(ok)),
+        ];
+        let err = lmtp_replies(&mut conn, &mut recipients).unwrap_err();
+        assert_eq!(
+            crate::error::exit_code(&err),
+            crate::error::Exit::TempFail,
+            "{err:#}"
+        );
+    }
 
     #[test]
     fn xtext_encodes_plus_equals_and_non_graphic() {

@@ -1,6 +1,7 @@
 mod dns;
 mod generated;
 mod json;
+mod lmtp;
 mod logging;
 mod mx;
 mod postfix;

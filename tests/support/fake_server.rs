@@ -3,6 +3,9 @@
 //! send these bytes, expect that line, read the DATA payload, upgrade to TLS (rustls, with the
 //! test PKI of [`super::certs`]), sleep, close.
 //!
+//! [`FakeServer::start_unix`] plays the same steps on a unix domain socket (for LMTP, RFC
+//! 2033), without TLS.
+//!
 //! Owns: the server side of one SMTP session and the record of what the client sent.
 //! Must not: be clever. It never answers on its own except in [`Step::QuitOrClose`]; it
 //! never reorders or pipelines; it only listens on loopback. Every socket read and write has
@@ -19,6 +22,8 @@ use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::thread;
@@ -178,11 +183,13 @@ fn starts_with_ci(line: &str, prefix: &str) -> bool {
 /// A running fake server. Call [`FakeServer::finish`] (or [`FakeServer::finish_if_connected`])
 /// after the client has exited; dropping it unfinished is a test bug and panics.
 pub struct FakeServer {
-    /// The port the server listens on (on [`FakeServer::ip`]).
+    /// The port the server listens on (on [`FakeServer::ip`]; 0 for a unix socket).
     pub port: u16,
     /// The loopback address it listens on: 127.0.0.1 unless started with
     /// [`FakeServer::start_on`].
     pub ip: IpAddr,
+    /// The unix socket the server listens on, for [`FakeServer::start_unix`].
+    pub socket: Option<PathBuf>,
     state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
     done: Option<mpsc::Receiver<()>>,
@@ -233,6 +240,35 @@ impl FakeServer {
         );
         let listener = TcpListener::bind(SocketAddr::new(ip, port))?;
         let port = listener.local_addr()?.port();
+        Ok(FakeServer::spawn(
+            Listener::Tcp(listener),
+            ip,
+            port,
+            None,
+            script,
+        ))
+    }
+
+    /// Bind a unix domain socket at `path` (which must not exist yet; put it in a temporary
+    /// directory) and play `script` on the first connection, on a new thread. No TLS.
+    pub fn start_unix(path: &Path, script: Vec<Step>) -> FakeServer {
+        let listener = UnixListener::bind(path).expect("bind the unix socket");
+        FakeServer::spawn(
+            Listener::Unix(listener),
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            0,
+            Some(path.to_path_buf()),
+            script,
+        )
+    }
+
+    fn spawn(
+        listener: Listener,
+        ip: IpAddr,
+        port: u16,
+        socket: Option<PathBuf>,
+        script: Vec<Step>,
+    ) -> FakeServer {
         let state = Arc::new(Mutex::new(State::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel();
@@ -248,15 +284,16 @@ impl FakeServer {
                 })
                 .expect("spawn fake server thread")
         };
-        Ok(FakeServer {
+        FakeServer {
             port,
             ip,
+            socket,
             state,
             stop,
             done: Some(rx),
             thread: Some(thread),
             script: described,
-        })
+        }
     }
 
     /// `"IP:PORT"` (`"127.0.0.1:PORT"` for [`FakeServer::start`]), for `--server`.
@@ -386,13 +423,50 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
     state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn serve(listener: TcpListener, script: Vec<Step>, state: &Mutex<State>, stop: &AtomicBool) {
-    let Some(stream) = accept(&listener, state, stop) else {
+/// What the server listens on.
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl Listener {
+    fn set_nonblocking(&self) -> io::Result<()> {
+        match self {
+            Listener::Tcp(l) => l.set_nonblocking(true),
+            Listener::Unix(l) => l.set_nonblocking(true),
+        }
+    }
+
+    /// One connection, blocking with the I/O timeouts set, and who it came from.
+    fn accept(&self) -> io::Result<(Conn, String)> {
+        match self {
+            Listener::Tcp(l) => {
+                let (stream, peer) = l.accept()?;
+                stream
+                    .set_nonblocking(false)
+                    .and_then(|()| stream.set_read_timeout(Some(IO_TIMEOUT)))
+                    .and_then(|()| stream.set_write_timeout(Some(IO_TIMEOUT)))?;
+                Ok((Conn::Plain(stream), peer.to_string()))
+            }
+            Listener::Unix(l) => {
+                let (stream, _) = l.accept()?;
+                stream
+                    .set_nonblocking(false)
+                    .and_then(|()| stream.set_read_timeout(Some(IO_TIMEOUT)))
+                    .and_then(|()| stream.set_write_timeout(Some(IO_TIMEOUT)))?;
+                Ok((Conn::Unix(stream), "a unix socket client".into()))
+            }
+        }
+    }
+}
+
+fn serve(listener: Listener, script: Vec<Step>, state: &Mutex<State>, stop: &AtomicBool) {
+    let Some(conn) = accept(&listener, state, stop) else {
         return;
     };
     drop(listener);
     let mut server = Server {
-        conn: Some(Conn::Plain(stream)),
+        conn: Some(conn),
         buf: Vec::new(),
         state,
     };
@@ -414,27 +488,19 @@ fn serve(listener: TcpListener, script: Vec<Step>, state: &Mutex<State>, stop: &
     st.completed = true;
 }
 
-fn accept(listener: &TcpListener, state: &Mutex<State>, stop: &AtomicBool) -> Option<TcpStream> {
+fn accept(listener: &Listener, state: &Mutex<State>, stop: &AtomicBool) -> Option<Conn> {
     let deadline = Instant::now() + ACCEPT_TIMEOUT;
-    if let Err(e) = listener.set_nonblocking(true) {
+    if let Err(e) = listener.set_nonblocking() {
         lock(state).fail(format!("set_nonblocking: {e}"));
         return None;
     }
     loop {
         match listener.accept() {
-            Ok((stream, peer)) => {
-                let setup = stream
-                    .set_nonblocking(false)
-                    .and_then(|()| stream.set_read_timeout(Some(IO_TIMEOUT)))
-                    .and_then(|()| stream.set_write_timeout(Some(IO_TIMEOUT)));
+            Ok((conn, peer)) => {
                 let mut st = lock(state);
                 st.connected = true;
                 st.log.push(format!("== connection from {peer}"));
-                if let Err(e) = setup {
-                    st.fail(format!("socket setup: {e}"));
-                    return None;
-                }
-                return Some(stream);
+                return Some(conn);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if stop.load(Ordering::SeqCst) {
@@ -459,6 +525,7 @@ fn accept(listener: &TcpListener, state: &Mutex<State>, stop: &AtomicBool) -> Op
 enum Conn {
     Plain(TcpStream),
     Tls(Box<StreamOwned<ServerConnection, TcpStream>>),
+    Unix(UnixStream),
 }
 
 impl Conn {
@@ -472,6 +539,7 @@ impl Read for Conn {
         match self {
             Conn::Plain(s) => s.read(buf),
             Conn::Tls(s) => s.read(buf),
+            Conn::Unix(s) => s.read(buf),
         }
     }
 }
@@ -481,12 +549,14 @@ impl Write for Conn {
         match self {
             Conn::Plain(s) => s.write(buf),
             Conn::Tls(s) => s.write(buf),
+            Conn::Unix(s) => s.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Conn::Plain(s) => s.flush(),
             Conn::Tls(s) => s.flush(),
+            Conn::Unix(s) => s.flush(),
         }
     }
 }
@@ -715,6 +785,10 @@ impl Server<'_> {
                 self.conn = Some(tls);
                 return Err("TLS is already active".into());
             }
+            Some(unix @ Conn::Unix(_)) => {
+                self.conn = Some(unix);
+                return Err("the fake does no TLS over a unix socket".into());
+            }
             None => return Err("the connection is already closed".into()),
         };
         let mut tcp = tcp;
@@ -819,6 +893,9 @@ impl Server<'_> {
                 s.conn.send_close_notify();
                 let _ = s.flush();
                 let _ = s.sock.shutdown(Shutdown::Both);
+            }
+            Some(Conn::Unix(s)) => {
+                let _ = s.shutdown(Shutdown::Both);
             }
             None => {}
         }
@@ -935,6 +1012,43 @@ mod tests {
         assert_eq!(session.tls_from, None);
         assert!(session.saw("rcpt to:"));
         assert!(!session.saw("AUTH"));
+    }
+
+    #[test]
+    fn unix_socket_plays_the_same_steps_and_refuses_tls() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lmtp.sock");
+        let server = FakeServer::start_unix(
+            &path,
+            vec![
+                greeting(),
+                expect("LHLO postie.test"),
+                send("250 fake.test\r\n"),
+                Step::ExpectClose,
+            ],
+        );
+        assert_eq!(
+            (server.port, server.socket.as_deref()),
+            (0, Some(path.as_path()))
+        );
+        let mut s = UnixStream::connect(&path).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        assert_eq!(read_reply(&mut r), "220 fake.test ESMTP postie-fake\r\n");
+        s.write_all(b"LHLO postie.test\r\n").unwrap();
+        assert_eq!(read_reply(&mut r), "250 fake.test\r\n");
+        drop(r);
+        drop(s);
+        assert_eq!(server.finish().received, ["LHLO postie.test"]);
+
+        let path = dir.path().join("tls.sock");
+        let server = FakeServer::start_unix(&path, vec![greeting(), Step::StartTls]);
+        let s = UnixStream::connect(&path).unwrap();
+        let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| server.finish()));
+        drop(s);
+        let msg = failed.unwrap_err();
+        let msg = msg.downcast_ref::<String>().map_or("", String::as_str);
+        assert!(msg.contains("no TLS over a unix socket"), "{msg}");
     }
 
     #[test]
