@@ -11,7 +11,8 @@
 //! * [`message`] builds the RFC 5322 message (mail-builder) or opens a ready one;
 //! * [`envelope`] fixes the SMTP reverse-path and forward-paths;
 //! * [`route`] turns the server name into socket addresses ([`dns`] answers MX and address
-//!   questions, the crate's only async code, behind blocking calls);
+//!   questions, the crate's only async code, behind blocking calls; [`dane`] asks a
+//!   validating resolver for TLSA records and checks certificates against them);
 //! * [`net`] is the only place bytes cross the wire, and where the transcript is written;
 //! * [`smtp`] parses replies and runs the dialogue;
 //! * [`report`] prints what happened per recipient and picks the exit code.
@@ -24,6 +25,7 @@ pub mod aliases;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod dane;
 pub mod deliver;
 pub mod dns;
 pub mod envelope;

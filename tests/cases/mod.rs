@@ -1,3 +1,4 @@
+mod dane;
 mod dns;
 mod generated;
 mod json;

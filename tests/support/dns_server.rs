@@ -3,7 +3,10 @@
 //! It answers UDP queries on 127.0.0.1 (a free port) from a table built with [`Zone`]:
 //! MX, A and AAAA records per name, or a name that is NXDOMAIN, SERVFAIL, or never answered
 //! at all. A name not in the table is NXDOMAIN; a name in it without records of the type
-//! asked for gets an empty NOERROR answer (NODATA). Messages are encoded and decoded with
+//! asked for gets an empty NOERROR answer (NODATA). TLSA records ([`Zone::tlsa`]) are kept
+//! apart: a TLSA question for a name that has some is answered with them whatever else the
+//! table says about the name. [`Zone::authentic`] sets the AD bit in every answer, the way
+//! a validating resolver marks DNSSEC-validated data (nothing is signed here). Messages are encoded and decoded with
 //! hickory-proto; nothing here writes DNS wire format by hand. There is no TCP listener:
 //! the answers are small enough never to be truncated.
 //!
@@ -19,10 +22,13 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::rdata::{A, AAAA, MX};
+use hickory_proto::rr::rdata::{A, AAAA, MX, TLSA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 const TTL: u32 = 300;
+
+/// One TLSA record's fields: usage, selector, matching type, association data.
+type TlsaFields = (u8, u8, u8, Vec<u8>);
 
 #[derive(Debug, Clone)]
 enum Entry {
@@ -42,6 +48,10 @@ enum Entry {
 #[derive(Debug, Default, Clone)]
 pub struct Zone {
     entries: HashMap<String, Entry>,
+    /// TLSA records by owner name (`_25._tcp.mx.example`): usage, selector, matching, data.
+    tlsa: HashMap<String, Vec<TlsaFields>>,
+    /// The AD bit of every answer.
+    authentic: bool,
 }
 
 fn key(name: &str) -> String {
@@ -125,6 +135,27 @@ impl Zone {
         self
     }
 
+    /// A TLSA record (RFC 6698) at `name` (e.g. `_25._tcp.mx.example`); `hex` is the
+    /// certificate association data in hex.
+    pub fn tlsa(mut self, name: &str, usage: u8, selector: u8, matching: u8, hex: &str) -> Zone {
+        let data = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex TLSA data"))
+            .collect();
+        self.tlsa
+            .entry(key(name))
+            .or_default()
+            .push((usage, selector, matching, data));
+        self
+    }
+
+    /// Set (true) or clear the AD ("authentic data") bit in every answer, as a validating
+    /// resolver does for DNSSEC-validated answers (RFC 4035 §3.2.3). Clear by default.
+    pub fn authentic(mut self, ad: bool) -> Zone {
+        self.authentic = ad;
+        self
+    }
+
     pub fn start(self) -> DnsServer {
         DnsServer::start(self)
     }
@@ -135,6 +166,7 @@ pub struct DnsServer {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     queries: Arc<Mutex<Vec<(String, RecordType)>>>,
+    dnssec_ok: Arc<Mutex<Vec<(String, RecordType)>>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -147,15 +179,18 @@ impl DnsServer {
         let addr = socket.local_addr().expect("local addr");
         let stop = Arc::new(AtomicBool::new(false));
         let queries = Arc::new(Mutex::new(Vec::new()));
+        let dnssec_ok = Arc::new(Mutex::new(Vec::new()));
         let thread = {
             let stop = Arc::clone(&stop);
             let queries = Arc::clone(&queries);
-            std::thread::spawn(move || serve(&socket, &zone, &stop, &queries))
+            let dnssec_ok = Arc::clone(&dnssec_ok);
+            std::thread::spawn(move || serve(&socket, &zone, &stop, &queries, &dnssec_ok))
         };
         DnsServer {
             addr,
             stop,
             queries,
+            dnssec_ok,
             thread: Some(thread),
         }
     }
@@ -168,6 +203,11 @@ impl DnsServer {
     /// Every question received so far: (name in lower case without the final dot, type).
     pub fn queries(&self) -> Vec<(String, RecordType)> {
         self.queries.lock().expect("query log").clone()
+    }
+
+    /// The questions that came with the EDNS DO ("DNSSEC OK", RFC 3225) bit set.
+    pub fn dnssec_ok_queries(&self) -> Vec<(String, RecordType)> {
+        self.dnssec_ok.lock().expect("query log").clone()
     }
 }
 
@@ -185,6 +225,7 @@ fn serve(
     zone: &Zone,
     stop: &AtomicBool,
     queries: &Mutex<Vec<(String, RecordType)>>,
+    dnssec_ok: &Mutex<Vec<(String, RecordType)>>,
 ) {
     let mut buf = [0u8; 4096];
     while !stop.load(Ordering::SeqCst) {
@@ -201,6 +242,12 @@ fn serve(
                 .lock()
                 .expect("query log")
                 .push((key(&q.name().to_ascii()), q.query_type()));
+            if request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok) {
+                dnssec_ok
+                    .lock()
+                    .expect("query log")
+                    .push((key(&q.name().to_ascii()), q.query_type()));
+            }
         }
         if let Some(reply) = answer(zone, &request) {
             let bytes = reply.to_vec().expect("encode DNS reply");
@@ -215,12 +262,27 @@ fn answer(zone: &Zone, request: &Message) -> Option<Message> {
     reply.metadata.authoritative = true;
     reply.metadata.recursion_desired = request.metadata.recursion_desired;
     reply.metadata.recursion_available = true;
+    reply.metadata.authentic_data = zone.authentic;
     let Some(query) = request.queries.first() else {
         reply.metadata.response_code = ResponseCode::FormErr;
         return Some(reply);
     };
     reply.add_query(query.clone());
     let name = query.name().clone();
+    if let (RecordType::TLSA, Some(list)) =
+        (query.query_type(), zone.tlsa.get(&key(&name.to_ascii())))
+    {
+        for (usage, selector, matching, data) in list {
+            let tlsa = TLSA::new(
+                (*usage).into(),
+                (*selector).into(),
+                (*matching).into(),
+                data.clone(),
+            );
+            reply.add_answer(Record::from_rdata(name.clone(), TTL, RData::TLSA(tlsa)));
+        }
+        return Some(reply);
+    }
     match zone.entries.get(&key(&name.to_ascii())) {
         None | Some(Entry::NxDomain) => reply.metadata.response_code = ResponseCode::NXDomain,
         Some(Entry::ServFail) => reply.metadata.response_code = ResponseCode::ServFail,
