@@ -31,6 +31,7 @@ use std::sync::Arc;
 use anyhow::Result;
 
 use crate::config::{Config, Content, Security, SendmailOptions, Source};
+use crate::dane;
 use crate::dns::Resolver;
 use crate::envelope::Envelope;
 use crate::error::{exit_code, Error, Exit};
@@ -279,7 +280,34 @@ fn deliver_domain(
                 continue;
             }
         };
-        let mut security = cfg.security;
+        let (dane_tls, dane_policy) = match dane_step(cfg, &host.host, port) {
+            Ok(DaneStep::Apply(t, policy)) => {
+                note.info(&format!("{}: {policy}", host.host));
+                (Some(t), Some(policy))
+            }
+            Ok(DaneStep::Usual(why)) => {
+                if let Some(why) = why {
+                    note.info(&format!("{}: dane: not available ({why})", host.host));
+                    if !out.policy.contains("dane") {
+                        out.policy = format!("{} (dane: not available: {why})", out.policy);
+                    }
+                }
+                (None, None)
+            }
+            Err(e) => {
+                // RFC 7672 §2.2: a TLSA lookup that fails is a reason not to use this host.
+                note.error(&format!("{}: TLSA lookup: {e:#}", host.host));
+                out.tried.push(format!("{}: TLSA lookup: {e:#}", host.host));
+                last = Some(e);
+                continue;
+            }
+        };
+        let tls = dane_tls.as_ref().unwrap_or(tls);
+        let mut security = if dane_policy.is_some() {
+            Security::StartTlsRequired
+        } else {
+            cfg.security
+        };
         loop {
             let plain;
             let attempt_cfg = if security == cfg.security {
@@ -321,6 +349,9 @@ fn deliver_domain(
                     break;
                 }
                 result => {
+                    if let Some(p) = &dane_policy {
+                        out.policy = p.clone();
+                    }
                     out.mx = Some(host.host.clone());
                     out.preference = Some(host.preference);
                     out.address = seen.peer;
@@ -338,6 +369,45 @@ fn deliver_domain(
         .unwrap_or_else(|| Error::NoHost(format!("{}: no mail server to try", domain.name)).into());
     out.error = Some(Arc::new(err));
     out
+}
+
+/// What DANE (RFC 7672) asks of one MX host.
+enum DaneStep {
+    /// TLS is required, checked with this configuration; the policy in words.
+    Apply(Tls, String),
+    /// The domain's usual policy; `Some(why)` when DANE could not be used.
+    Usual(Option<String>),
+}
+
+/// Ask the resolver the user named (--resolver: one they trust to validate DNSSEC) for the
+/// host's TLSA records. Usable records demand TLS verified by them alone; records none of
+/// which are usable demand TLS without authentication; validated absence leaves the usual
+/// policy; an answer that is not DNSSEC-validated is "not available", never trusted.
+fn dane_step(cfg: &Config, host: &str, port: u16) -> Result<DaneStep> {
+    let Some(resolver) = cfg.resolver else {
+        return Ok(DaneStep::Usual(Some(
+            "no validating resolver given (--resolver)".into(),
+        )));
+    };
+    if host.starts_with('[') || host.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(DaneStep::Usual(None));
+    }
+    let timeout = cfg.timeouts.for_phase(Phase::Connect);
+    Ok(match dane::lookup(resolver, host, port, timeout)? {
+        dane::Lookup::Records(records) => {
+            let n = records.len();
+            DaneStep::Apply(
+                Tls::with_verifier(dane::verifier(records, host))?,
+                format!("dane ({n} usable TLSA record(s))"),
+            )
+        }
+        dane::Lookup::Unusable(n) => DaneStep::Apply(
+            Tls::new(cfg.tls_ca.as_deref(), false)?,
+            format!("dane ({n} TLSA record(s), none usable: TLS required, unauthenticated)"),
+        ),
+        dane::Lookup::NoRecords => DaneStep::Usual(None),
+        dane::Lookup::NotAvailable(why) => DaneStep::Usual(Some(why)),
+    })
 }
 
 /// Whether a failure with one MX host means the next one should be tried: the host could

@@ -56,6 +56,17 @@ impl Tls {
         })
     }
 
+    /// TLS whose certificate check is `verifier` (DANE for an MX host), still recorded for
+    /// the transcript and enforced.
+    pub fn with_verifier(verifier: Arc<dyn ServerCertVerifier>) -> Result<Tls> {
+        let seen = Slot::default();
+        Ok(Tls {
+            config: config_with(verifier, true, Arc::clone(&seen))?,
+            verify: true,
+            seen,
+        })
+    }
+
     /// The certificate the latest handshake presented, if it got that far.
     pub fn last_certificate(&self) -> Option<SeenCertificate> {
         self.seen
@@ -127,13 +138,23 @@ fn build(ca_file: Option<&Path>, verify: bool, seen: Slot) -> Result<Arc<ClientC
         WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
             .build()
             .map_err(|e| Error::Config(format!("TLS set-up: {e}")))?;
+    config_with(webpki, verify, seen)
+}
+
+/// A client configuration whose certificate check is `inner`, recorded for the transcript.
+fn config_with(
+    inner: Arc<dyn ServerCertVerifier>,
+    enforce: bool,
+    seen: Slot,
+) -> Result<Arc<ClientConfig>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Config(format!("TLS set-up: {e}")))?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(Recording {
-            webpki,
-            enforce: verify,
+            inner,
+            enforce,
             seen,
         }))
         .with_no_client_auth();
@@ -148,7 +169,8 @@ fn build(ca_file: Option<&Path>, verify: bool, seen: Slot) -> Result<Arc<ClientC
 /// still prove it holds the key of the certificate it showed (handshake signatures).
 #[derive(Debug)]
 struct Recording {
-    webpki: Arc<WebPkiServerVerifier>,
+    /// WebPKI normally; DANE's verifier for an MX host with usable TLSA records.
+    inner: Arc<dyn ServerCertVerifier>,
     enforce: bool,
     seen: Slot,
 }
@@ -162,7 +184,7 @@ impl ServerCertVerifier for Recording {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let verdict = self.webpki.verify_server_cert(
+        let verdict = self.inner.verify_server_cert(
             end_entity,
             intermediates,
             server_name,
@@ -186,7 +208,7 @@ impl ServerCertVerifier for Recording {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls12_signature(message, cert, dss)
+        self.inner.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -195,11 +217,11 @@ impl ServerCertVerifier for Recording {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls13_signature(message, cert, dss)
+        self.inner.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.webpki.supported_verify_schemes()
+        self.inner.supported_verify_schemes()
     }
 }
 
