@@ -23,7 +23,7 @@ _postie() {
 
     case "${cmd}" in
         postie)
-            opts="-c -b -s -f -H -a -C -A -P -v -4 -6 -h -V --to --cc --bcc --subject --from --header --body --body-file --attach --message --server --socket --protocol --tls --tls-ca --helo --timeout --tls-no-verify --resolver --domain --aliases --skip-empty --config --account --show-config --log --user --password-file --password-command --auth --allow-plaintext-auth --verbose --syslog --color --show-time --print-message --dry-run --quit-after --probe --mx --port --ipv4 --ipv6 --json --help --version"
+            opts="-c -b -s -f -H -a -C -A -P -v -4 -6 -h -V --to --cc --bcc --subject --from --header --body --body-file --attach --message --server --socket --protocol --tls --tls-ca --helo --timeout --tls-no-verify --resolver --no-mta-sts --mta-sts-url-base --domain --aliases --skip-empty --config --account --show-config --log --user --password-file --password-command --auth --allow-plaintext-auth --verbose --syslog --color --show-time --print-message --dry-run --quit-after --probe --mx --port --ipv4 --ipv6 --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -122,6 +122,10 @@ _postie() {
                     return 0
                     ;;
                 --resolver)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mta-sts-url-base)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

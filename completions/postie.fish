@@ -19,6 +19,7 @@ complete -c postie -l tls-ca -d 'Trust the CA certificates in FILE (PEM) as well
 complete -c postie -l helo -d 'Name to give in EHLO/HELO [default: this host\'s name]' -r
 complete -c postie -l timeout -d 'Time limit in seconds for every step (connect, each reply, each data block)' -r
 complete -c postie -l resolver -d 'Ask this DNS server, IP or IP:PORT (port 53), for MX and address records instead of the system\'s resolvers. Also POSTIE_RESOLVER' -r
+complete -c postie -l mta-sts-url-base -d 'For testing: fetch MTA-STS policies from URL/DOMAIN/.well-known/mta-sts.txt instead of https://mta-sts.DOMAIN/.well-known/mta-sts.txt (an https:// URL, e.g. a loopback test server whose CA is given with --tls-ca)' -r
 complete -c postie -l domain -d 'Qualify bare local recipients (root, www-data) with this domain' -r
 complete -c postie -l aliases -d 'Map bare local recipients through this aliases(5)-style file ("root: ops@example.com", "default: admin@example.com")' -r -F
 complete -c postie -s C -l config -d 'Read settings from FILE (postie TOML or msmtprc syntax) instead of the default places' -r -F
@@ -47,6 +48,7 @@ rcpt\t'After every RCPT TO is answered (needs a recipient)'
 data\t'After DATA\'s 354: the connection is closed without the end-of-data mark, so nothing is delivered'"
 complete -c postie -l port -d 'With --mx (or no server configured): the port to use on each MX host [default: 25]' -r
 complete -c postie -l tls-no-verify -d 'Do not verify the server\'s TLS certificate. DANGEROUS: anyone on the path can read the mail and the password. For testing only; postie warns on every run'
+complete -c postie -l no-mta-sts -d 'Direct delivery (--mx): ignore MTA-STS policies (RFC 8461). By default a domain\'s published policy is fetched over HTTPS, cached, and in enforce mode restricts delivery to its listed MX hosts over verified TLS'
 complete -c postie -l skip-empty -d 'Send nothing (and exit 0) when the body is empty (mailx -E)'
 complete -c postie -s P -l show-config -d 'Print the resolved settings (password masked) and exit (msmtp\'s -P)'
 complete -c postie -l allow-plaintext-auth -d 'Allow AUTH over a connection that is not encrypted (the password travels in clear)'

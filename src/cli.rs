@@ -243,6 +243,18 @@ pub struct Args {
     #[arg(long, value_name = "IP[:PORT]", help_heading = "Connection")]
     pub resolver: Option<String>,
 
+    /// Direct delivery (--mx): ignore MTA-STS policies (RFC 8461). By default a domain's
+    /// published policy is fetched over HTTPS, cached, and in enforce mode restricts
+    /// delivery to its listed MX hosts over verified TLS.
+    #[arg(long, help_heading = "Connection")]
+    pub no_mta_sts: bool,
+
+    /// For testing: fetch MTA-STS policies from URL/DOMAIN/.well-known/mta-sts.txt instead
+    /// of https://mta-sts.DOMAIN/.well-known/mta-sts.txt (an https:// URL, e.g. a loopback
+    /// test server whose CA is given with --tls-ca).
+    #[arg(long, value_name = "URL", help_heading = "Connection")]
+    pub mta_sts_url_base: Option<String>,
+
     /// Qualify bare local recipients (root, www-data) with this domain.
     #[arg(long, value_name = "DOMAIN", help_heading = "Message")]
     pub domain: Option<String>,

@@ -220,6 +220,8 @@ pub struct Config {
     pub account_name: Option<String>,
     /// --resolver or POSTIE_RESOLVER: the only DNS server to ask; None = the system's.
     pub resolver: Option<SocketAddr>,
+    /// MTA-STS for direct delivery (--no-mta-sts, --mta-sts-url-base, the cache directory).
+    pub mta_sts: MtaSts,
     /// What the sendmail persona asked for.
     pub sendmail: SendmailOptions,
     /// Delivery status notification requests (RFC 3461), used when the server offers DSN.
@@ -228,6 +230,18 @@ pub struct Config {
     pub quit_after: Option<Milestone>,
     /// --probe: report what the server offers instead of sending.
     pub probe: Option<Probe>,
+}
+
+/// MTA-STS settings (RFC 8461; see [`crate::mta_sts`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MtaSts {
+    /// False with --no-mta-sts.
+    pub enabled: bool,
+    /// --mta-sts-url-base (checked: https://HOST[:PORT][/PATH]).
+    pub url_base: Option<String>,
+    /// Where policies are cached: POSTIE_CACHE_DIR, XDG_CACHE_HOME or ~/.cache (None: no
+    /// cache).
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// Options only the sendmail command line sets.
@@ -537,6 +551,7 @@ impl Config {
             },
             account_name: args.account.clone(),
             resolver: resolver(&args, env)?,
+            mta_sts: mta_sts(&args, env)?,
             sendmail: SendmailOptions::default(),
             dsn: Dsn::default(),
             quit_after,
@@ -559,6 +574,20 @@ fn resolver(args: &Args, env: &Environment) -> Result<Option<SocketAddr>> {
             .map_err(|e| Error::Config(format!("{RESOLVER_ENV}: {e}")).into()),
         None => Ok(None),
     }
+}
+
+/// --no-mta-sts, a checked --mta-sts-url-base (EX_USAGE when bad), and the cache directory
+/// from the environment.
+fn mta_sts(args: &Args, env: &Environment) -> Result<MtaSts> {
+    if let Some(base) = &args.mta_sts_url_base {
+        crate::mta_sts::parse_url_base(base)
+            .map_err(|e| Error::Usage(format!("--mta-sts-url-base: {e}")))?;
+    }
+    Ok(MtaSts {
+        enabled: !args.no_mta_sts,
+        url_base: args.mta_sts_url_base.clone(),
+        cache_dir: crate::mta_sts::cache_dir(&|k| (env.var)(k)),
+    })
 }
 
 /// The configuration file (from -C, or the first one found) and the chosen account with
@@ -1009,6 +1038,59 @@ mod tests {
             panic!("not compose")
         };
         assert_eq!(c.headers, [("X-Prio".to_string(), "high".to_string())]);
+    }
+
+    #[test]
+    fn mta_sts_settings_from_flags_and_environment() {
+        // (flags, environment, wanted: enabled, url base, cache dir)
+        type Case<'a> = (
+            &'a [&'a str],
+            &'a [(&'a str, &'a str)],
+            (bool, Option<&'a str>, Option<&'a str>),
+        );
+        let cases: &[Case] = &[
+            (&[], &[], (true, None, None)),
+            (
+                &["--no-mta-sts"],
+                &[("HOME", "/h")],
+                (false, None, Some("/h/.cache/postie/mta-sts")),
+            ),
+            (
+                &["--mta-sts-url-base", "https://127.0.0.1:8443"],
+                &[("XDG_CACHE_HOME", "/x"), ("HOME", "/h")],
+                (
+                    true,
+                    Some("https://127.0.0.1:8443"),
+                    Some("/x/postie/mta-sts"),
+                ),
+            ),
+            (
+                &[],
+                &[("POSTIE_CACHE_DIR", "/c")],
+                (true, None, Some("/c/mta-sts")),
+            ),
+        ];
+        for (flags, vars, (enabled, base, dir)) in cases {
+            let args: Vec<&str> = ["--server", "h"]
+                .iter()
+                .chain(flags.iter())
+                .chain(["x@y"].iter())
+                .copied()
+                .collect();
+            let got = resolve(&args, vars).unwrap().mta_sts;
+            let want = MtaSts {
+                enabled: *enabled,
+                url_base: base.map(String::from),
+                cache_dir: dir.map(PathBuf::from),
+            };
+            assert_eq!(got, want, "{flags:?} {vars:?}");
+        }
+        let err = resolve(
+            &["--server", "h", "--mta-sts-url-base", "http://x", "x@y"],
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(exit_code(&err), crate::error::Exit::Usage);
     }
 
     #[test]

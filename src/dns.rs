@@ -1,4 +1,5 @@
-//! DNS for direct delivery: the MX hosts of a mail domain and the addresses of a host.
+//! DNS for direct delivery: the MX hosts of a mail domain, the addresses of a host, and
+//! TXT records (the `_mta-sts` record of RFC 8461, read by [`crate::mta_sts`]).
 //!
 //! This is postie's only async code and its only hickory-resolver user. hickory-resolver
 //! (0.25 and later) has no synchronous API, so each [`Resolver`] owns a private
@@ -189,6 +190,28 @@ impl Resolver {
         }
     }
 
+    /// The TXT records of `name` (e.g. `_mta-sts.example.com`, RFC 8461 §3.1), one string
+    /// per record: its character-strings joined without separator (RFC 7208 §3.3 style),
+    /// invalid UTF-8 replaced. A name that does not exist (NXDOMAIN) or has no TXT records
+    /// answers `Ok(vec![])`; a temporary failure is Err(DnsTemporary).
+    pub fn txt(&self, name: &str) -> Result<Vec<String>> {
+        let query = query_name(name)?;
+        let shown = display_name(&query);
+        let resolver = self.inner.clone();
+        let what = format!("looking up the TXT records of {shown}");
+        let answer = self.run(&what, async move {
+            match resolver.lookup(query, RecordType::TXT).await {
+                Ok(lookup) => Ok(txt_records(&lookup)),
+                Err(e) => Err(classify(&e)),
+            }
+        })?;
+        match answer {
+            Ok(records) => Ok(records),
+            Err(Miss::NxDomain | Miss::NoData) => Ok(Vec::new()),
+            Err(miss) => Err(miss.into_error(&what, &shown)),
+        }
+    }
+
     /// Runs `fut` on the private runtime, bounded by the timeout.
     fn run<T>(&self, what: &str, fut: impl Future<Output = T>) -> Result<T> {
         let limit = self.timeout;
@@ -345,6 +368,23 @@ fn addresses(lookup: &Lookup) -> Vec<IpAddr> {
         .filter_map(|r| match &r.data {
             RData::A(a) => Some(IpAddr::V4(a.0)),
             RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Each TXT record as one string: its character-strings concatenated.
+fn txt_records(lookup: &Lookup) -> Vec<String> {
+    lookup
+        .answers()
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::TXT(txt) => Some(
+                txt.txt_data
+                    .iter()
+                    .map(|part| String::from_utf8_lossy(part))
+                    .collect::<String>(),
+            ),
             _ => None,
         })
         .collect()

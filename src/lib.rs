@@ -33,6 +33,7 @@ pub mod error;
 pub mod json;
 pub mod log;
 pub mod message;
+pub mod mta_sts;
 pub mod net;
 pub mod persona;
 pub mod probe;

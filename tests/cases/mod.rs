@@ -4,6 +4,7 @@ mod generated;
 mod json;
 mod lmtp;
 mod logging;
+mod mta_sts;
 mod mx;
 mod postfix;
 mod probe;

@@ -1,8 +1,8 @@
 //! A tiny authoritative DNS server for tests, so that no test touches real DNS.
 //!
 //! It answers UDP queries on 127.0.0.1 (a free port) from a table built with [`Zone`]:
-//! MX, A and AAAA records per name, or a name that is NXDOMAIN, SERVFAIL, or never answered
-//! at all. A name not in the table is NXDOMAIN; a name in it without records of the type
+//! MX, A, AAAA and TXT records per name, or a name that is NXDOMAIN, SERVFAIL, or never
+//! answered at all. A name not in the table is NXDOMAIN; a name in it without records of the type
 //! asked for gets an empty NOERROR answer (NODATA). TLSA records ([`Zone::tlsa`]) are kept
 //! apart: a TLSA question for a name that has some is answered with them whatever else the
 //! table says about the name. [`Zone::authentic`] sets the AD bit in every answer, the way
@@ -22,7 +22,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::rdata::{A, AAAA, MX, TLSA};
+use hickory_proto::rr::rdata::{A, AAAA, MX, TLSA, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 const TTL: u32 = 300;
@@ -30,12 +30,21 @@ const TTL: u32 = 300;
 /// One TLSA record's fields: usage, selector, matching type, association data.
 type TlsaFields = (u8, u8, u8, Vec<u8>);
 
+/// The record lists of one name: MX, A, AAAA, TXT.
+type Records<'a> = (
+    &'a mut Vec<(u16, String)>,
+    &'a mut Vec<Ipv4Addr>,
+    &'a mut Vec<Ipv6Addr>,
+    &'a mut Vec<String>,
+);
+
 #[derive(Debug, Clone)]
 enum Entry {
     Records {
         mx: Vec<(u16, String)>,
         a: Vec<Ipv4Addr>,
         aaaa: Vec<Ipv6Addr>,
+        txt: Vec<String>,
     },
     NxDomain,
     ServFail,
@@ -63,35 +72,26 @@ impl Zone {
         Zone::default()
     }
 
-    fn records(
-        &mut self,
-        name: &str,
-    ) -> (
-        &mut Vec<(u16, String)>,
-        &mut Vec<Ipv4Addr>,
-        &mut Vec<Ipv6Addr>,
-    ) {
-        let entry = self.entries.entry(key(name)).or_insert(Entry::Records {
+    fn records(&mut self, name: &str) -> Records<'_> {
+        let empty = || Entry::Records {
             mx: Vec::new(),
             a: Vec::new(),
             aaaa: Vec::new(),
-        });
+            txt: Vec::new(),
+        };
+        let entry = self.entries.entry(key(name)).or_insert_with(empty);
         if !matches!(entry, Entry::Records { .. }) {
-            *entry = Entry::Records {
-                mx: Vec::new(),
-                a: Vec::new(),
-                aaaa: Vec::new(),
-            };
+            *entry = empty();
         }
         match entry {
-            Entry::Records { mx, a, aaaa } => (mx, a, aaaa),
+            Entry::Records { mx, a, aaaa, txt } => (mx, a, aaaa, txt),
             _ => unreachable!(),
         }
     }
 
     /// MX records of `domain`; an exchange of "." is the root (a null MX when alone).
     pub fn mx(mut self, domain: &str, list: &[(u16, &str)]) -> Zone {
-        let (mx, _, _) = self.records(domain);
+        let (mx, ..) = self.records(domain);
         mx.extend(list.iter().map(|(p, h)| (*p, h.to_string())));
         self
     }
@@ -102,14 +102,22 @@ impl Zone {
     }
 
     pub fn a(mut self, host: &str, ip: &str) -> Zone {
-        let (_, a, _) = self.records(host);
+        let (_, a, ..) = self.records(host);
         a.push(ip.parse().expect("IPv4 address"));
         self
     }
 
     pub fn aaaa(mut self, host: &str, ip: &str) -> Zone {
-        let (_, _, aaaa) = self.records(host);
+        let (_, _, aaaa, _) = self.records(host);
         aaaa.push(ip.parse().expect("IPv6 address"));
+        self
+    }
+
+    /// A TXT record of `name` (e.g. `_mta-sts.example.test`), sent as one character-string,
+    /// or as several when longer than 255 bytes.
+    pub fn txt(mut self, name: &str, text: &str) -> Zone {
+        let (.., txt) = self.records(name);
+        txt.push(text.to_string());
         self
     }
 
@@ -287,7 +295,7 @@ fn answer(zone: &Zone, request: &Message) -> Option<Message> {
         None | Some(Entry::NxDomain) => reply.metadata.response_code = ResponseCode::NXDomain,
         Some(Entry::ServFail) => reply.metadata.response_code = ResponseCode::ServFail,
         Some(Entry::Silent) => return None,
-        Some(Entry::Records { mx, a, aaaa }) => {
+        Some(Entry::Records { mx, a, aaaa, txt }) => {
             let records: Vec<RData> = match query.query_type() {
                 RecordType::MX => mx
                     .iter()
@@ -302,6 +310,10 @@ fn answer(zone: &Zone, request: &Message) -> Option<Message> {
                     .collect(),
                 RecordType::A => a.iter().map(|ip| RData::A(A(*ip))).collect(),
                 RecordType::AAAA => aaaa.iter().map(|ip| RData::AAAA(AAAA(*ip))).collect(),
+                RecordType::TXT => txt
+                    .iter()
+                    .map(|text| RData::TXT(TXT::from_bytes(text.as_bytes().chunks(255).collect())))
+                    .collect(),
                 _ => Vec::new(),
             };
             for data in records {
