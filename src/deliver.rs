@@ -36,6 +36,7 @@ use crate::dns::Resolver;
 use crate::envelope::Envelope;
 use crate::error::{exit_code, Error, Exit};
 use crate::message::{self, Message};
+use crate::mta_sts;
 use crate::net::timeout::Phase;
 use crate::net::tls::Tls;
 use crate::net::Connection;
@@ -210,13 +211,27 @@ pub fn run(
     let verify = cfg.tls_verify && cfg.security != Security::Opportunistic;
     let tls = Tls::new(cfg.tls_ca.as_deref(), verify)?;
     let resolver = Resolver::new(cfg.resolver, cfg.timeouts.for_phase(Phase::Connect))?;
+    // MTA-STS (RFC 8461) needs certificates checked even where opportunistic TLS does not.
+    let verified_tls = Tls::new(cfg.tls_ca.as_deref(), true)?;
+    let sts = if cfg.mta_sts.enabled && cfg.tls_verify {
+        Some(mta_sts::Fetcher::new(
+            cfg.resolver,
+            cfg.mta_sts.url_base.clone(),
+            cfg.mta_sts.cache_dir.clone(),
+            Tls::new(cfg.tls_ca.as_deref(), true)?,
+            cfg.timeouts.for_phase(Phase::Connect),
+        )?)
+    } else {
+        None
+    };
     let (mut copies, _spool) = Copies::new(cfg, message, domains.len())?;
     let mut delivery = Delivery::default();
     for domain in &domains {
         let outcome = deliver_domain(
             cfg,
             &resolver,
-            &tls,
+            (&tls, &verified_tls),
+            sts.as_ref(),
             port,
             domain,
             envelope,
@@ -232,7 +247,8 @@ pub fn run(
 fn deliver_domain(
     cfg: &Config,
     resolver: &Resolver,
-    tls: &Tls,
+    (tls, verified_tls): (&Tls, &Tls),
+    sts: Option<&mta_sts::Fetcher>,
     port: u16,
     domain: &Domain,
     envelope: &Envelope,
@@ -245,6 +261,14 @@ fn deliver_domain(
         Ok(h) => h,
         Err(e) => {
             note.error(&format!("{}: {e:#}", domain.name));
+            out.error = Some(Arc::new(e));
+            return out;
+        }
+    };
+    let (hosts, enforce) = match apply_mta_sts(sts, domain, hosts, &mut out, &mut note) {
+        Ok(h) => h,
+        Err(e) => {
+            note.error(&format!("{e:#}"));
             out.error = Some(Arc::new(e));
             return out;
         }
@@ -302,11 +326,11 @@ fn deliver_domain(
                 continue;
             }
         };
-        let tls = dane_tls.as_ref().unwrap_or(tls);
-        let mut security = if dane_policy.is_some() {
-            Security::StartTlsRequired
-        } else {
-            cfg.security
+        // DANE, when it applies, wins over MTA-STS (RFC 8461 §2).
+        let (tls, mut security) = match (&dane_tls, enforce) {
+            (Some(t), _) => (t, Security::StartTlsRequired),
+            (None, true) => (verified_tls, Security::StartTlsRequired),
+            (None, false) => (tls, cfg.security),
         };
         loop {
             let plain;
@@ -369,6 +393,74 @@ fn deliver_domain(
         .unwrap_or_else(|| Error::NoHost(format!("{}: no mail server to try", domain.name)).into());
     out.error = Some(Arc::new(err));
     out
+}
+
+/// MTA-STS for one domain: `enforce` keeps only the MX hosts the policy names (none left:
+/// the domain fails without connecting) and makes verified TLS required; `testing` only
+/// says what it would refuse. A policy that cannot be had is reported, and the mail goes
+/// as without one (RFC 8461 §5.1). Returns the hosts to try and whether TLS is enforced.
+fn apply_mta_sts(
+    sts: Option<&mta_sts::Fetcher>,
+    domain: &Domain,
+    hosts: Vec<route::MxHost>,
+    out: &mut DomainOutcome,
+    note: &mut Transcript,
+) -> Result<(Vec<route::MxHost>, bool)> {
+    let Some(fetcher) = sts else {
+        return Ok((hosts, false));
+    };
+    let found = match fetcher.lookup(&domain.name) {
+        Ok(Some(found)) => found,
+        Ok(None) => return Ok((hosts, false)),
+        Err(e) => {
+            note.error(&format!(
+                "{}: MTA-STS policy unavailable ({e:#}); delivering without one",
+                domain.name
+            ));
+            return Ok((hosts, false));
+        }
+    };
+    if let Some(n) = &found.note {
+        note.info(&format!("{}: MTA-STS: {n}", domain.name));
+    }
+    let policy = &found.policy;
+    let refused: Vec<String> = hosts
+        .iter()
+        .filter(|h| !policy.allows(&h.host))
+        .map(|h| h.host.clone())
+        .collect();
+    match policy.mode {
+        mta_sts::Mode::None => Ok((hosts, false)),
+        mta_sts::Mode::Testing => {
+            out.policy = "mta-sts (testing)".into();
+            for h in &refused {
+                note.info(&format!(
+                    "{}: MTA-STS (testing) would refuse MX {h}",
+                    domain.name
+                ));
+            }
+            Ok((hosts, false))
+        }
+        mta_sts::Mode::Enforce => {
+            out.policy = "mta-sts (enforce)".into();
+            let allowed: Vec<route::MxHost> = hosts
+                .into_iter()
+                .filter(|h| policy.allows(&h.host))
+                .collect();
+            if allowed.is_empty() {
+                return Err(Error::Unavailable(format!(
+                    "{}: its MTA-STS policy (enforce) allows none of its MX hosts ({})",
+                    domain.name,
+                    refused.join(", ")
+                ))
+                .into());
+            }
+            for h in &refused {
+                note.info(&format!("{}: MTA-STS refuses MX {h}", domain.name));
+            }
+            Ok((allowed, true))
+        }
+    }
 }
 
 /// What DANE (RFC 7672) asks of one MX host.

@@ -442,3 +442,71 @@ fn txt_records_are_joined_and_absent_ones_are_empty() {
     let err = r.txt("broken.test").unwrap_err();
     assert_eq!(exit_code(&err), Exit::TempFail, "{err:#}");
 }
+
+/// postie --mx for example.test, with the policy served by `https` and DNS from `dns`.
+fn mx_run(dns: &DnsServer, https: &Https, cache: &Path, port: u16) -> std::process::Output {
+    crate::support::postie()
+        .args(["--mx", "--port", &port.to_string()])
+        .args(["--resolver", &dns.addr().to_string()])
+        .args(["--mta-sts-url-base", &https.url_base()])
+        .arg("--tls-ca")
+        .arg(&pki().ca_pem)
+        .env("POSTIE_CACHE_DIR", cache)
+        .args(["--timeout", "10", "-f", "a@origin.test", "--body", "hi"])
+        .args(["-v", "u@example.test"])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn enforce_refuses_an_mx_the_policy_does_not_name_without_connecting() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let dns = Zone::new()
+        .txt("_mta-sts.example.test", "v=STSv1; id=e2e1;")
+        .mx("example.test", &[(10, "rogue.attacker.test")])
+        .a("rogue.attacker.test", "127.0.0.1")
+        .start();
+    let https = Https::start(&[ok(ENFORCE)]);
+    let cache = tempfile::tempdir().unwrap();
+    let out = mx_run(&dns, &https, cache.path(), port);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(69), "{stderr}");
+    assert!(stderr.contains("MTA-STS"), "{stderr}");
+    assert!(
+        !stderr.contains("Trying"),
+        "no connection may be made: {stderr}"
+    );
+    assert!(listener.accept().is_err(), "the rogue MX was contacted");
+    assert_eq!(https.requests(), [REQUEST]);
+}
+
+#[test]
+fn testing_mode_reports_but_delivers() {
+    use crate::support::fake_server::{data, ehlo, envelope, greeting, quit, FakeServer};
+    let script = [
+        vec![greeting()],
+        ehlo(&[]),
+        envelope("a@origin.test", &["u@example.test"]),
+        data("250 2.0.0 Ok\r\n"),
+        quit(),
+    ]
+    .concat();
+    let server = FakeServer::start(script);
+    let dns = Zone::new()
+        .txt("_mta-sts.example.test", "v=STSv1; id=e2e2;")
+        .mx("example.test", &[(10, "mx.example.test")])
+        .a("mx.example.test", "127.0.0.1")
+        .start();
+    let https = Https::start(&[ok(TESTING)]);
+    let cache = tempfile::tempdir().unwrap();
+    let out = mx_run(&dns, &https, cache.path(), server.port);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    server.finish_with(&stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("MTA-STS (testing) would refuse MX mx.example.test"),
+        "{stderr}"
+    );
+}
