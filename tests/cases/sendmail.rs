@@ -896,9 +896,11 @@ impl BsClient {
             .map(|h| h.join().expect("stderr reader"))
             .unwrap_or_default();
         Outcome {
+            cmdline: "sendmail -bs".into(),
             code,
             stdout: String::new(),
             stderr,
+            elapsed: Duration::ZERO,
         }
     }
 }

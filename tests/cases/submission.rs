@@ -11,13 +11,10 @@
 //! `POSTIE_PASSWORD` on the `Command`), or wait unboundedly: every run of postie is killed
 //! after [`RUN_LIMIT`], and postie gets `--timeout 10` unless a test says otherwise.
 
-use std::fmt;
-use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use crate::support::certs::{other_ca_pem, pki};
 use crate::support::fake_server::{
@@ -42,93 +39,11 @@ const RUN_LIMIT: Duration = Duration::from_secs(60);
 // ---------------------------------------------------------------------------------------
 
 /// One finished run of postie.
-struct Run {
-    cmdline: String,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-impl fmt::Display for Run {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "$ {}", self.cmdline)?;
-        writeln!(f, "exit status: {:?} after {:.2?}", self.code, self.elapsed)?;
-        writeln!(f, "--- stdout ---\n{}", self.stdout)?;
-        write!(f, "--- stderr ---\n{}", self.stderr)
-    }
-}
-
-fn describe_command(cmd: &Command) -> String {
-    let mut out = String::new();
-    for (k, v) in cmd.get_envs() {
-        if let Some(v) = v {
-            out.push_str(&format!(
-                "{}={:?} ",
-                k.to_string_lossy(),
-                v.to_string_lossy()
-            ));
-        }
-    }
-    out.push_str("postie");
-    for a in cmd.get_args() {
-        out.push_str(&format!(" {:?}", a.to_string_lossy()));
-    }
-    out
-}
+type Run = crate::support::run::Outcome;
 
 /// Run `cmd` to completion (killed after `RUN_LIMIT`), feeding `stdin` if given.
-fn run_with(mut cmd: Command, stdin: Option<&[u8]>) -> Run {
-    let cmdline = describe_command(&cmd);
-    if stdin.is_some() {
-        cmd.stdin(Stdio::piped());
-    }
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let start = Instant::now();
-    let mut child = cmd.spawn().expect("spawn postie");
-    let feeder = stdin.map(|bytes| {
-        let mut pipe = child.stdin.take().expect("stdin pipe");
-        let bytes = bytes.to_vec();
-        thread::spawn(move || {
-            let _ = pipe.write_all(&bytes);
-        })
-    });
-    let drain = |mut r: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = r.read_to_end(&mut buf);
-            String::from_utf8_lossy(&buf).into_owned()
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().expect("stdout pipe")));
-    let err = drain(Box::new(child.stderr.take().expect("stderr pipe")));
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for postie") {
-            break Some(status);
-        }
-        if start.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    let elapsed = start.elapsed();
-    if let Some(f) = feeder {
-        let _ = f.join();
-    }
-    let run = Run {
-        cmdline,
-        code: status.and_then(|s| s.code()),
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-        elapsed,
-    };
-    assert!(
-        status.is_some(),
-        "postie did not exit within {RUN_LIMIT:?}; killed\n{run}"
-    );
-    run
+fn run_with(cmd: Command, stdin: Option<&[u8]>) -> Run {
+    crate::support::run::run(cmd, stdin, RUN_LIMIT)
 }
 
 fn run(cmd: Command) -> Run {

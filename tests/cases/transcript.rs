@@ -10,10 +10,8 @@
 //! the certificate lines are computed here from the test PKI's leaf with postie's own
 //! `CertInfo` (its fingerprint changes every test run, its days left every day).
 
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use postie::net::certinfo::CertInfo;
 
@@ -27,37 +25,11 @@ const FROM: &str = "sender@example.test";
 const TO: &str = "rcpt@example.test";
 const RUN_LIMIT: Duration = Duration::from_secs(60);
 
-struct Run {
-    code: Option<i32>,
-    stderr: String,
-}
+type Run = crate::support::run::Outcome;
 
-/// Run postie (killed after [`RUN_LIMIT`]) and keep its exit code and stderr.
-fn run(mut cmd: Command) -> Run {
-    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn postie");
-    let mut pipe = child.stderr.take().expect("stderr pipe");
-    let reader = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = pipe.read_to_string(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if start.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("postie did not exit within {RUN_LIMIT:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    Run {
-        code: status.code(),
-        stderr: reader.join().unwrap_or_default(),
-    }
+/// Run postie (killed after [`RUN_LIMIT`]) and keep what it left.
+fn run(cmd: Command) -> Run {
+    crate::support::run::run(cmd, None, RUN_LIMIT)
 }
 
 /// `postie -v` sending one composed message to the fake server.

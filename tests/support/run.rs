@@ -7,9 +7,40 @@ use std::time::{Duration, Instant};
 
 /// What one postie run left behind.
 pub struct Outcome {
+    /// The command as a shell would show it (environment, arguments).
+    pub cmdline: String,
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "$ {}", self.cmdline)?;
+        writeln!(f, "exit status: {:?} after {:.2?}", self.code, self.elapsed)?;
+        writeln!(f, "--- stdout ---\n{}", self.stdout)?;
+        write!(f, "--- stderr ---\n{}", self.stderr)
+    }
+}
+
+/// `cmd` as a shell would show it: the environment it sets, then the arguments.
+pub fn describe_command(cmd: &Command) -> String {
+    let mut out = String::new();
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            out.push_str(&format!(
+                "{}={:?} ",
+                k.to_string_lossy(),
+                v.to_string_lossy()
+            ));
+        }
+    }
+    out.push_str("postie");
+    for a in cmd.get_args() {
+        out.push_str(&format!(" {:?}", a.to_string_lossy()));
+    }
+    out
 }
 
 impl Outcome {
@@ -96,6 +127,8 @@ pub fn run(mut cmd: Command, stdin: Option<&[u8]>, limit: Duration) -> Outcome {
         cmd.stdin(Stdio::piped());
     }
     let what = format!("{cmd:?}");
+    let cmdline = describe_command(&cmd);
+    let start = Instant::now();
     let mut child = cmd.spawn().expect("spawn postie");
     let writer = stdin.map(|bytes| {
         let mut pipe = child.stdin.take().expect("stdin pipe");
@@ -106,10 +139,13 @@ pub fn run(mut cmd: Command, stdin: Option<&[u8]>, limit: Duration) -> Outcome {
     let out = drain(child.stdout.take().expect("stdout pipe"));
     let err = drain(child.stderr.take().expect("stderr pipe"));
     let code = wait_bounded(&mut child, limit, &what);
+    let elapsed = start.elapsed();
     if let Some(w) = writer {
         let _ = w.join();
     }
     Outcome {
+        cmdline,
+        elapsed,
         code,
         stdout: out.join().expect("stdout reader"),
         stderr: err.join().expect("stderr reader"),
