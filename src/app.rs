@@ -41,6 +41,7 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
         Persona::Mailx => mailx::translate(own)
             .and_then(|argv| parse_postie(argv).and_then(|a| run_as(a, persona))),
         Persona::Sendmail => sendmail::parse(own).and_then(run_sendmail),
+        Persona::Check => crate::check::run(own),
         Persona::Newaliases => Ok(Exit::Ok),
         Persona::Mailq => {
             println!("Mail queue is empty (postie sends at once and keeps no queue)");
@@ -53,7 +54,7 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
             if let Some(clap_err) = err.downcast_ref::<clap::Error>() {
                 let _ = clap_err.print();
                 let exit = clap_exit(clap_err);
-                if exit != Exit::Ok && json::requested(&argv) {
+                if exit != Exit::Ok && persona == Persona::Postie && json::requested(&argv) {
                     let usage = Error::Usage(clap_summary(clap_err)).into();
                     json::print(&JsonResult::new(&Facts::default(), &Err(usage)));
                 }

@@ -453,6 +453,9 @@ Examples:
     postie --probe --server smtp.example.com
     postie --probe --mx example.com
 
+  Lint a message before sending it (see `postie check --help`):
+    postie check -f me@example.com --ip 192.0.2.10 mail.eml
+
 Exit status: 0 sent; 64 usage; 65 bad message or address; 66 input file unreadable;
 67 recipient refused; 69 unavailable (TLS/AUTH impossible); 75 temporary failure, retry;
 76 protocol error; 77 authentication refused; 78 configuration error.";

@@ -23,6 +23,7 @@
 
 pub mod aliases;
 pub mod app;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod dane;

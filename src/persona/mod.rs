@@ -29,6 +29,8 @@ pub enum Persona {
     Newaliases,
     /// `mailq`: sendmail `-bp`.
     Mailq,
+    /// `postie check`: lint a message ([`crate::check`]); only as a first argument.
+    Check,
 }
 
 impl Persona {
@@ -40,6 +42,7 @@ impl Persona {
             Persona::Mailx => "mail",
             Persona::Newaliases => "newaliases",
             Persona::Mailq => "mailq",
+            Persona::Check => "postie check",
         }
     }
 
@@ -77,6 +80,9 @@ pub fn detect(argv: &[OsString]) -> (Persona, usize) {
     if let Some(p) = own {
         return (p, 1);
     }
+    if argv.get(1).is_some_and(|a1| a1 == "check") {
+        return (Persona::Check, 2);
+    }
     match argv.get(1).and_then(|a1| Persona::from_name(a1)) {
         Some(p) => (p, 2),
         None => (Persona::Postie, argv.len().min(1)),
@@ -109,6 +115,9 @@ mod tests {
             (&["postie", "mailx"], Persona::Mailx, 2),
             (&["postie", "newaliases"], Persona::Newaliases, 2),
             (&["postie", "mailq"], Persona::Mailq, 2),
+            (&["postie", "check", "m.eml"], Persona::Check, 2),
+            (&["postie", "a@x", "check"], Persona::Postie, 1),
+            (&["check", "m.eml"], Persona::Postie, 1),
             (&["postie", "-s", "x", "a@x"], Persona::Postie, 1),
             (&["postie", "a@x", "sendmail"], Persona::Postie, 1),
             (&["sendmail-wrapper", "-t"], Persona::Postie, 1),

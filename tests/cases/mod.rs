@@ -1,3 +1,4 @@
+mod check;
 mod dane;
 mod dns;
 mod generated;
