@@ -27,6 +27,10 @@ complete -c postie -s A -l account -d 'Use account NAME from the configuration f
 complete -c postie -l log -d 'Append one line per message to FILE (time, server, TLS, sender, recipients, size, the server\'s last reply, exit code); "-" for stdout. Never a secret' -r -F
 complete -c postie -l user -d 'Log in as NAME (SMTP AUTH)' -r
 complete -c postie -l password-file -d 'Read the password from the first line of FILE' -r -F
+complete -c postie -l dkim-key -d 'Sign the message with DKIM using this private key (PEM: RSA or Ed25519)' -r -F
+complete -c postie -l dkim-selector -d 'The DKIM selector (s=): the public key is at SEL._domainkey.DOMAIN' -r
+complete -c postie -l dkim-domain -d 'The DKIM signing domain (d=) [default: the From: address\'s domain]' -r
+complete -c postie -l dkim-expire -d 'Make the DKIM signature expire (x=) SECS after signing' -r
 complete -c postie -l password-command -d 'Run CMD with sh -c and use the first line of its output as the password' -r
 complete -c postie -l auth -d 'Use this AUTH mechanism [default: the best one the server offers]' -r -f -a "PLAIN\t'RFC 4616: user and password in one base64 line'
 LOGIN\t'The legacy two-prompt exchange'

@@ -29,6 +29,11 @@ use crate::transcript::{printable, Transcript};
 /// The program: pick the persona, run, print at most one error line, exit with a sysexits
 /// code.
 pub fn main(argv: Vec<OsString>) -> ExitCode {
+    // `postie dkim ...`: a command of its own, with its own small parser.
+    if argv.get(1).is_some_and(|a| a == "dkim") {
+        let own = argv.get(1..).unwrap_or_default().to_vec();
+        return finish_command("postie", crate::dkim::main(own));
+    }
     let (persona, skip) = persona::detect(&argv);
     let own = argv.get(skip..).unwrap_or_default();
     let outcome = match persona {
@@ -61,6 +66,22 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
                 return ExitCode::from(exit.code());
             }
             eprintln!("{}: {}", persona.program(), printable(&format!("{err:#}")));
+            ExitCode::from(exit_code(&err).code())
+        }
+    }
+}
+
+/// A subcommand's outcome as the exit status: clap's own output for --help and usage
+/// errors, else at most one error line.
+fn finish_command(program: &str, outcome: Result<Exit>) -> ExitCode {
+    match outcome {
+        Ok(exit) => ExitCode::from(exit.code()),
+        Err(err) => {
+            if let Some(clap_err) = err.downcast_ref::<clap::Error>() {
+                let _ = clap_err.print();
+                return ExitCode::from(clap_exit(clap_err).code());
+            }
+            eprintln!("{program}: {}", printable(&format!("{err:#}")));
             ExitCode::from(exit_code(&err).code())
         }
     }
@@ -340,12 +361,8 @@ fn serve_smtp(cfg: &Config) -> Result<Exit> {
                 reverse_path,
                 forward_paths: paths,
             };
-            deliver(
-                cfg,
-                &envelope,
-                Message::in_memory(incoming.data),
-                &mut Facts::default(),
-            )
+            let message = message::sign(cfg, Message::in_memory(incoming.data))?;
+            deliver(cfg, &envelope, message, &mut Facts::default())
         })();
         match result {
             Ok(report) => {

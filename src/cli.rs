@@ -303,6 +303,25 @@ pub struct Args {
     )]
     pub password_file: Option<PathBuf>,
 
+    /// Sign the message with DKIM using this private key (PEM: RSA or Ed25519).
+    ///
+    /// Signing needs the whole message in memory: messages over 64 MiB are refused.
+    /// The key file must not be readable by others.
+    #[arg(long, value_name = "FILE", help_heading = "DKIM")]
+    pub dkim_key: Option<PathBuf>,
+
+    /// The DKIM selector (s=): the public key is at SEL._domainkey.DOMAIN.
+    #[arg(long, value_name = "SEL", help_heading = "DKIM")]
+    pub dkim_selector: Option<String>,
+
+    /// The DKIM signing domain (d=) [default: the From: address's domain].
+    #[arg(long, value_name = "DOMAIN", help_heading = "DKIM")]
+    pub dkim_domain: Option<String>,
+
+    /// Make the DKIM signature expire (x=) SECS after signing.
+    #[arg(long, value_name = "SECS", help_heading = "DKIM")]
+    pub dkim_expire: Option<u64>,
+
     /// Run CMD with sh -c and use the first line of its output as the password.
     #[arg(long, value_name = "CMD", help_heading = "Authentication")]
     pub password_command: Option<String>,

@@ -230,6 +230,8 @@ pub struct Config {
     pub quit_after: Option<Milestone>,
     /// --probe: report what the server offers instead of sending.
     pub probe: Option<Probe>,
+    /// --dkim-key and friends, or the account's `dkim_*`: sign the message.
+    pub dkim: Option<crate::dkim::Options>,
 }
 
 /// MTA-STS settings (RFC 8461; see [`crate::mta_sts`]).
@@ -556,6 +558,12 @@ impl Config {
             dsn: Dsn::default(),
             quit_after,
             probe,
+            dkim: crate::dkim::Options::resolve(
+                args.dkim_key.clone().or(account.dkim_key.clone()),
+                args.dkim_selector.clone().or(account.dkim_selector.clone()),
+                args.dkim_domain.clone().or(account.dkim_domain.clone()),
+                args.dkim_expire,
+            )?,
         })
     }
 }

@@ -557,6 +557,14 @@ impl Copies {
             return Ok((Copies::One(Some(message)), None));
         }
         match &cfg.content {
+            // A signed message is in memory already (and must not be signed again).
+            _ if cfg.dkim.is_some() => {
+                let mut bytes = Vec::new();
+                message
+                    .write_to(&mut bytes)
+                    .map_err(|e| Error::Io(format!("copying the message: {e}")))?;
+                Ok((Copies::Memory(bytes), None))
+            }
             Content::Compose(_) => {
                 let mut bytes = Vec::new();
                 message

@@ -28,6 +28,7 @@ pub mod cli;
 pub mod config;
 pub mod dane;
 pub mod deliver;
+pub mod dkim;
 pub mod dns;
 pub mod envelope;
 pub mod error;

@@ -100,6 +100,10 @@ pub struct Account {
     pub timeout: Option<u64>,
     /// msmtp `logfile` (`-` means standard output there).
     pub log: Option<PathBuf>,
+    /// postie only (TOML): DKIM private key, selector and signing domain.
+    pub dkim_key: Option<PathBuf>,
+    pub dkim_selector: Option<String>,
+    pub dkim_domain: Option<String>,
 }
 
 impl Account {
@@ -123,6 +127,9 @@ impl Account {
             aliases: self.aliases.or(f.aliases),
             timeout: self.timeout.or(f.timeout),
             log: self.log.or(f.log),
+            dkim_key: self.dkim_key.or(f.dkim_key),
+            dkim_selector: self.dkim_selector.or(f.dkim_selector),
+            dkim_domain: self.dkim_domain.or(f.dkim_domain),
         }
     }
 }

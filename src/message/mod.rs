@@ -92,8 +92,9 @@ impl Message {
 
 /// Build or open the message the configuration describes. `stdin` is where `-` and a
 /// missing body come from.
+/// With DKIM on, the message is signed here (see [`sign`]).
 pub fn prepare(cfg: &Config, stdin: Box<dyn Read>) -> Result<Message> {
-    match &cfg.content {
+    let m = match &cfg.content {
         Content::Compose(c) => compose(cfg, c, stdin),
         Content::Ready(Source::Stdin) => sendmail_fixups(cfg, ready(stdin, None)?),
         Content::Ready(Source::File(path)) => {
@@ -105,7 +106,36 @@ pub fn prepare(cfg: &Config, stdin: Box<dyn Read>) -> Result<Message> {
             let len = file.metadata().ok().map(|m| m.len());
             sendmail_fixups(cfg, ready(Box::new(file), len)?)
         }
+    }?;
+    sign(cfg, m)
+}
+
+/// DKIM-sign the message when the configuration asks for it: the DKIM-Signature header
+/// goes on top. Signing needs the whole message, so the unread rest of a ready message is
+/// read into memory here, and a message over [`crate::dkim::SIGN_LIMIT`] is refused
+/// (EX_DATAERR). Without DKIM the message passes through untouched and still streams.
+pub fn sign(cfg: &Config, mut m: Message) -> Result<Message> {
+    let Some(opts) = &cfg.dkim else {
+        return Ok(m);
+    };
+    let signer = crate::dkim::Signer::load(opts)?;
+    if m.head.len() as u64 > crate::dkim::SIGN_LIMIT {
+        return Err(crate::dkim::too_large());
     }
+    let mut bytes = std::mem::take(&mut m.head);
+    if let Some(mut rest) = m.rest.take() {
+        let more = crate::dkim::read_bounded(&mut rest, bytes.len())?;
+        bytes.extend_from_slice(&more);
+    }
+    let from = m
+        .header_from
+        .clone()
+        .or_else(|| headers::from_address(&bytes));
+    let signed = signer.sign(&bytes, from.as_deref().and_then(crate::dkim::domain_of))?;
+    m.size = Some(signed.len() as u64);
+    m.eight_bit = Some(!signed.is_ascii());
+    m.head = signed;
+    Ok(m)
 }
 
 /// What the sendmail persona does to a ready message: -t takes the recipients from the

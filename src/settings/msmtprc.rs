@@ -95,6 +95,10 @@ impl Layer {
             aliases: self.aliases.flatten(),
             timeout: self.timeout.flatten(),
             log: self.log.flatten(),
+            // msmtp has no DKIM keys.
+            dkim_key: None,
+            dkim_selector: None,
+            dkim_domain: None,
         }
     }
 }

@@ -226,6 +226,9 @@ fn setting(
             );
         }
         "log" => acc.log = Some(path(string("a file name")?)?),
+        "dkim_key" => acc.dkim_key = Some(path(string("a file name")?)?),
+        "dkim_selector" => acc.dkim_selector = Some(string("a string")?),
+        "dkim_domain" => acc.dkim_domain = Some(string("a domain")?),
         _ => return Ok(false),
     }
     Ok(true)

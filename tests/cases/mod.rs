@@ -1,5 +1,6 @@
 mod check;
 mod dane;
+mod dkim;
 mod dns;
 mod generated;
 mod json;

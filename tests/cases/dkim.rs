@@ -1,0 +1,136 @@
+//! DKIM: `postie dkim keygen` makes keys whose TXT record parses; postie signs with RSA and
+//! Ed25519 keys and an independent verifier (mail-auth against the local test DNS server)
+//! accepts the signature; a key file readable by the group is refused (78).
+
+use std::path::Path;
+
+use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
+use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator};
+
+use crate::support::dns_server::Zone;
+use crate::support::postie;
+use crate::support::run::run;
+
+const LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `postie dkim keygen`; returns the TXT record's value (the quoted strings joined).
+fn keygen(dir: &Path, kind: &str, selector: &str) -> (std::path::PathBuf, String) {
+    let key = dir.join(format!("{kind}.pem"));
+    let mut cmd = postie();
+    cmd.args([
+        "dkim",
+        "keygen",
+        "--selector",
+        selector,
+        "--domain",
+        "example.org",
+    ])
+    .args(["--type", kind, "--out"])
+    .arg(&key);
+    let out = run(cmd, None, LIMIT);
+    out.assert_code(0, "keygen");
+    let line = out.stdout.trim();
+    let prefix = format!("{selector}._domainkey.example.org. IN TXT ");
+    assert!(line.starts_with(&prefix), "{line}");
+    let value: String = line[prefix.len()..].split('"').skip(1).step_by(2).collect();
+    assert!(
+        value.starts_with(&format!("v=DKIM1; k={kind}; p=")),
+        "{value}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    (key, value)
+}
+
+/// The message --dry-run would send (after the envelope lines and the blank line).
+fn signed_dry_run(key: &Path, selector: &str, extra: &[&str]) -> (Option<i32>, Vec<u8>, String) {
+    let mut cmd = postie();
+    cmd.args([
+        "--dry-run",
+        "--server",
+        "mail.example.org",
+        "--message",
+        "-",
+    ])
+    .arg("--dkim-key")
+    .arg(key)
+    .args(["--dkim-selector", selector])
+    .args(extra)
+    .arg("b@example.net");
+    let msg = b"From: A <a@example.org>\nTo: b@example.net\nSubject: dkim test\nDate: Thu, 1 Jan 2026 00:00:00 +0000\nMessage-ID: <x@example.org>\n\nHello,\n  world  \n\n";
+    let out = run(cmd, Some(msg), LIMIT);
+    let body = out
+        .stdout
+        .split_once("\n\n")
+        .map(|(_, m)| m.to_string())
+        .unwrap_or_default();
+    // On the wire every line ends in CRLF (wire.rs); verify what would arrive.
+    let crlf = body.replace("\r\n", "\n").replace('\n', "\r\n");
+    (out.code, crlf.into_bytes(), out.stderr)
+}
+
+fn verify(dns: std::net::SocketAddr, message: &[u8]) -> Vec<DkimResult> {
+    let mut ns = NameServerConfig::udp_and_tcp(dns.ip());
+    for conn in &mut ns.connections {
+        conn.port = dns.port();
+    }
+    let auth = MessageAuthenticator::new(
+        ResolverConfig::from_name_servers(vec![ns]),
+        ResolverOpts::default(),
+    )
+    .unwrap();
+    let parsed = AuthenticatedMessage::parse(message).expect("parsable message");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(auth.verify_dkim(&parsed))
+        .into_iter()
+        .map(|o| o.result().clone())
+        .collect()
+}
+
+#[test]
+fn rsa_and_ed25519_signatures_verify_with_mail_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    for (kind, sel) in [("rsa", "s-rsa"), ("ed25519", "s-ed")] {
+        let (key, txt) = keygen(dir.path(), kind, sel);
+        let dns = Zone::new()
+            .txt(&format!("{sel}._domainkey.example.org"), &txt)
+            .start();
+        let (code, signed, stderr) = signed_dry_run(&key, sel, &[]);
+        assert_eq!(code, Some(0), "{kind}: {stderr}");
+        assert!(signed.starts_with(b"DKIM-Signature: "), "{kind}");
+        assert_eq!(
+            verify(dns.addr(), &signed),
+            vec![DkimResult::Pass],
+            "{kind}"
+        );
+        // Tampering breaks it.
+        let text = String::from_utf8(signed).unwrap().replace("Hello", "Jello");
+        let results = verify(dns.addr(), text.as_bytes());
+        // mail-auth reports a body hash mismatch as neutral (RFC 6376 §6.3): never pass.
+        assert!(
+            matches!(
+                results.as_slice(),
+                [DkimResult::Fail(_) | DkimResult::Neutral(_)]
+            ),
+            "{kind}: {results:?}"
+        );
+    }
+}
+
+#[test]
+fn a_group_readable_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = keygen(dir.path(), "ed25519", "s");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let (code, _, stderr) = signed_dry_run(&key, "s", &[]);
+    assert_eq!(code, Some(78), "{stderr}");
+    assert!(
+        stderr.contains("must not be readable by others"),
+        "{stderr}"
+    );
+}
