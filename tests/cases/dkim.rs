@@ -134,3 +134,104 @@ fn a_group_readable_key_is_refused() {
         "{stderr}"
     );
 }
+
+/// Verify `message` with Python's dkimpy (an independent implementation), answering its
+/// one DNS question with `txt`. None when dkimpy is not installed (unless CI requires it).
+fn dkimpy_verifies(message: &[u8], txt: &str) -> Option<bool> {
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import dkim, nacl"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        if std::env::var_os("POSTIE_REQUIRE_DKIMPY").is_some() {
+            panic!("dkimpy (and pynacl) must be installed: python3 -m pip install dkimpy pynacl");
+        }
+        eprintln!("skipping: dkimpy is not installed (python3 -m pip install dkimpy pynacl)");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("signed.eml");
+    std::fs::write(&path, message).unwrap();
+    let script = "import dkim, sys\n\
+                  msg = open(sys.argv[1], 'rb').read()\n\
+                  txt = sys.argv[2].encode()\n\
+                  ok = dkim.verify(msg, dnsfunc=lambda name, timeout=5: txt)\n\
+                  print('PASS' if ok else 'FAIL')\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&path)
+        .arg(txt)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "dkimpy failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(stdout.trim() == "PASS")
+}
+
+#[test]
+fn rsa_and_ed25519_signatures_verify_with_dkimpy() {
+    let dir = tempfile::tempdir().unwrap();
+    for (kind, sel) in [("rsa", "p-rsa"), ("ed25519", "p-ed")] {
+        let (key, txt) = keygen(dir.path(), kind, sel);
+        let (code, signed, stderr) = signed_dry_run(&key, sel, &[]);
+        assert_eq!(code, Some(0), "{kind}: {stderr}");
+        let Some(pass) = dkimpy_verifies(&signed, &txt) else {
+            return;
+        };
+        assert!(pass, "{kind}: dkimpy does not verify postie's signature");
+        let tampered = String::from_utf8(signed).unwrap().replace("Hello", "Jello");
+        assert_eq!(
+            dkimpy_verifies(tampered.as_bytes(), &txt),
+            Some(false),
+            "{kind}: dkimpy passed a tampered message"
+        );
+    }
+}
+
+#[test]
+fn a_signed_message_still_verifies_after_transit_through_postfix() {
+    use crate::support::mta::Postfix;
+    use crate::support::run::strip_received;
+    let Some(pf) = Postfix::get() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (key, txt) = keygen(dir.path(), "rsa", "transit");
+    let rcpt = "dkim-transit@example.test";
+    let msg = format!(
+        "From: A <a@example.org>\nTo: {rcpt}\nSubject: dkim through postfix\n\
+         Date: Thu, 1 Jan 2026 00:00:00 +0000\nMessage-ID: <transit@example.org>\n\n\
+         line one\n.leading dot\n\nlast line\n"
+    );
+    let mut cmd = postie();
+    cmd.args([
+        "--server",
+        &format!("127.0.0.1:{}", pf.plain_port),
+        "--tls",
+        "none",
+    ])
+    .args(["--timeout", "60", "--message", "-"])
+    .arg("--dkim-key")
+    .arg(&key)
+    .args(["--dkim-selector", "transit", rcpt]);
+    let out = run(cmd, Some(msg.as_bytes()), LIMIT);
+    out.assert_code(0, "signed send through Postfix");
+    let delivered = pf.delivered(rcpt);
+    let (_, rest) = strip_received(&delivered);
+    // The pipe transport delivers LF lines; the signature was made over CRLF ones.
+    let text = String::from_utf8_lossy(rest)
+        .replace("\r\n", "\n")
+        .replace('\n', "\r\n");
+    let dns = Zone::new()
+        .txt("transit._domainkey.example.org", &txt)
+        .start();
+    assert_eq!(
+        verify(dns.addr(), text.as_bytes()),
+        vec![DkimResult::Pass],
+        "{text}"
+    );
+    if let Some(pass) = dkimpy_verifies(text.as_bytes(), &txt) {
+        assert!(pass, "dkimpy does not verify the delivered message");
+    }
+}
