@@ -475,6 +475,10 @@ Examples:
   Lint a message before sending it (see `postie check --help`):
     postie check -f me@example.com --ip 192.0.2.10 mail.eml
 
+  Make a DKIM key (prints the TXT record to publish), then sign:
+    postie dkim keygen --selector s1 --domain example.org --type ed25519
+    postie --dkim-key s1.example.org.key --dkim-selector s1 ...
+
 Exit status: 0 sent; 64 usage; 65 bad message or address; 66 input file unreadable;
 67 recipient refused; 69 unavailable (TLS/AUTH impossible); 75 temporary failure, retry;
 76 protocol error; 77 authentication refused; 78 configuration error.";

@@ -267,6 +267,21 @@ mod tests {
     }
 
     #[test]
+    fn dkim_keys_per_account() {
+        let t = toml_cfg(
+            "[account.mail]\nserver = \"relay\"\ndkim_key = \"/etc/dkim/s1.key\"\n\
+             dkim_selector = \"s1\"\ndkim_domain = \"example.org\"\n",
+        );
+        let a = t.account(Some("mail"), None).unwrap();
+        assert_eq!(
+            a.dkim_key.as_deref(),
+            Some(std::path::Path::new("/etc/dkim/s1.key"))
+        );
+        assert_eq!(a.dkim_selector.as_deref(), Some("s1"));
+        assert_eq!(a.dkim_domain.as_deref(), Some("example.org"));
+    }
+
+    #[test]
     fn every_toml_error_names_file_and_line() {
         let cases = [
             (
