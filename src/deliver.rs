@@ -218,7 +218,7 @@ pub fn run(
             cfg.resolver,
             cfg.mta_sts.url_base.clone(),
             cfg.mta_sts.cache_dir.clone(),
-            Tls::new(cfg.tls_ca.as_deref(), true)?,
+            verified_tls.clone(),
             cfg.timeouts.for_phase(Phase::Connect),
         )?)
     } else {

@@ -257,10 +257,6 @@ pub fn info(conn: &ClientConnection, verified: bool) -> crate::trace::TlsInfo {
 }
 
 /// "TLSv1.3, TLS13_AES_256_GCM_SHA384, key exchange X25519" for the transcript.
-pub fn describe(conn: &ClientConnection) -> String {
-    summary(&info(conn, false))
-}
-
 fn summary(info: &crate::trace::TlsInfo) -> String {
     match &info.group {
         Some(group) => format!("{}, {}, key exchange {group}", info.version, info.cipher),
