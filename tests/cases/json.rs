@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::support::certs::{other_ca_pem, pki};
 use crate::support::dns_server::Zone;
 use crate::support::fake_server::{
-    data, ehlo, envelope, expect, greeting, quit, send, FakeServer, Step,
+    data, ehlo, envelope, expect, greeting, quit, send, starttls, FakeServer, Step,
 };
 use crate::support::postie;
 
@@ -128,11 +128,7 @@ fn starttls_prelude(exts: &[&str]) -> Vec<Step> {
     [
         vec![greeting()],
         ehlo(&["STARTTLS", "ENHANCEDSTATUSCODES"]),
-        vec![
-            expect("STARTTLS"),
-            send("220 2.0.0 Ready to start TLS\r\n"),
-            Step::StartTls,
-        ],
+        starttls(Step::StartTls),
         ehlo(exts),
     ]
     .concat()
@@ -377,11 +373,7 @@ fn json_untrusted_certificate_is_a_tls_handshake_failure() {
     let script = [
         vec![greeting()],
         ehlo(&["STARTTLS", "AUTH PLAIN LOGIN"]),
-        vec![
-            expect("STARTTLS"),
-            send("220 2.0.0 Ready to start TLS\r\n"),
-            Step::StartTlsRejected,
-        ],
+        starttls(Step::StartTlsRejected),
     ]
     .concat();
     let server = FakeServer::start(script);

@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::support::certs::pki;
 use crate::support::dns_server::{DnsServer, Zone};
 use crate::support::fake_server::{
-    data, ehlo, envelope, expect, greeting, quit, send, FakeServer, Step,
+    data, ehlo, envelope, expect, greeting, quit, send, starttls, FakeServer, Step,
 };
 use crate::support::postie;
 use crate::support::run::{run, Outcome};
@@ -287,11 +287,7 @@ fn opportunistic_starttls_is_used_when_offered() {
     let script = [
         vec![greeting()],
         ehlo(&["STARTTLS"]),
-        vec![
-            expect("STARTTLS"),
-            send("220 2.0.0 Ready to start TLS\r\n"),
-            Step::StartTls,
-        ],
+        starttls(Step::StartTls),
         ehlo(&[]),
         envelope(FROM, &["u@tls.test"]),
         data("250 2.0.0 Ok: queued as T1\r\n"),
@@ -348,21 +344,16 @@ fn leaf_spki_sha256() -> String {
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn starttls_prelude() -> Vec<Step> {
-    [
-        vec![greeting()],
-        ehlo(&["STARTTLS"]),
-        vec![expect("STARTTLS"), send("220 2.0.0 Ready to start TLS\r\n")],
-    ]
-    .concat()
+/// Greeting, EHLO offering STARTTLS, STARTTLS answered 220, then `then`.
+fn starttls_prelude(then: Step) -> Vec<Step> {
+    [vec![greeting()], ehlo(&["STARTTLS"]), starttls(then)].concat()
 }
 
 #[test]
 fn dane_ee_record_requires_tls_and_authenticates_without_webpki() {
     let port = shared_port();
     let script = [
-        starttls_prelude(),
-        vec![Step::StartTls],
+        starttls_prelude(Step::StartTls),
         ehlo(&[]),
         envelope(FROM, &["u@dane.test"]),
         data("250 2.0.0 Ok: queued as D1\r\n"),
@@ -398,7 +389,7 @@ fn dane_ee_record_requires_tls_and_authenticates_without_webpki() {
 #[test]
 fn dane_record_that_does_not_match_stops_before_mail() {
     let port = shared_port();
-    let script = [starttls_prelude(), vec![Step::StartTlsRejected]].concat();
+    let script = starttls_prelude(Step::StartTlsRejected);
     let server = FakeServer::start_on(ip(2), port, script);
     let dns = Zone::new()
         .authentic(true)

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::certs::pki;
 use crate::support::fake_server::{
-    ehlo, expect, expect_prefix, greeting, quit, send, FakeServer, Session, Step,
+    ehlo, expect, expect_prefix, greeting, quit, send, starttls, FakeServer, Session, Step,
 };
 use crate::support::mta::Postfix;
 use crate::support::postie;
@@ -153,11 +153,7 @@ fn script_up_to(phase: &str) -> Vec<Step> {
         vec![greeting()],
         // SIZE and 8BITMIME offered: without a message MAIL FROM must carry neither.
         ehlo(&["STARTTLS", "SIZE 10485760", "8BITMIME"]),
-        vec![
-            expect("STARTTLS"),
-            send("220 2.0.0 Ready to start TLS\r\n"),
-            Step::StartTls,
-        ],
+        starttls(Step::StartTls),
         ehlo(&["AUTH PLAIN LOGIN", "SIZE 10485760", "8BITMIME"]),
         vec![
             expect(format!("AUTH PLAIN {PLAIN_B64}")),
@@ -530,11 +526,7 @@ fn probe_reports_before_and_after_starttls() {
             "8BITMIME",
             "X-EXPERIMENT a b",
         ]),
-        vec![
-            expect("STARTTLS"),
-            send("220 2.0.0 Ready to start TLS\r\n"),
-            Step::StartTls,
-        ],
+        starttls(Step::StartTls),
         ehlo(&[
             "PIPELINING",
             "SIZE 10485760",
@@ -961,11 +953,7 @@ fn probe_mx_reports_every_host_in_preference_order() {
     let script = [
         vec![greeting()],
         ehlo(&["STARTTLS"]),
-        vec![
-            expect("STARTTLS"),
-            send("220 2.0.0 Ready to start TLS\r\n"),
-            Step::StartTls,
-        ],
+        starttls(Step::StartTls),
         ehlo(&["AUTH PLAIN"]),
         quit(),
     ]

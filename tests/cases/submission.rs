@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use crate::support::certs::{other_ca_pem, pki};
 use crate::support::fake_server::{
-    data, ehlo, envelope, expect, greeting, quit, send, FakeServer, Session, Step,
+    data, ehlo, envelope, expect, greeting, quit, send, starttls, FakeServer, Session, Step,
 };
 use crate::support::postie;
 
@@ -86,11 +86,7 @@ fn tls_prelude(exts: &[&str]) -> Vec<Step> {
     [
         vec![greeting()],
         ehlo(&["STARTTLS", "ENHANCEDSTATUSCODES"]),
-        vec![
-            expect("STARTTLS"),
-            send("220 2.0.0 Ready to start TLS\r\n"),
-            Step::StartTls,
-        ],
+        starttls(Step::StartTls),
         ehlo(exts),
     ]
     .concat()
@@ -381,11 +377,7 @@ fn certificate_from_untrusted_ca_is_rejected_before_auth() {
     let script = [
         vec![greeting()],
         ehlo(&["STARTTLS", "AUTH PLAIN LOGIN"]),
-        vec![
-            expect("STARTTLS"),
-            send("220 2.0.0 Ready to start TLS\r\n"),
-            Step::StartTlsRejected,
-        ],
+        starttls(Step::StartTlsRejected),
     ]
     .concat();
     let server = FakeServer::start(script);

@@ -17,7 +17,7 @@ use postie::net::certinfo::CertInfo;
 
 use crate::support::certs::{other_ca_pem, pki};
 use crate::support::fake_server::{
-    data, ehlo, envelope, expect, greeting, quit, send, FakeServer, Step,
+    data, ehlo, envelope, expect, greeting, quit, send, starttls, FakeServer, Step,
 };
 use crate::support::postie;
 
@@ -120,11 +120,7 @@ fn tls_prelude(exts: &[&str]) -> Vec<Step> {
     [
         vec![greeting()],
         ehlo(&["STARTTLS", "ENHANCEDSTATUSCODES"]),
-        vec![
-            expect("STARTTLS"),
-            send("220 2.0.0 Ready to start TLS\r\n"),
-            Step::StartTls,
-        ],
+        starttls(Step::StartTls),
         ehlo(exts),
     ]
     .concat()
@@ -220,11 +216,7 @@ fn untrusted_ca_shows_the_certificate_and_why_it_was_refused() {
     let script = [
         vec![greeting()],
         ehlo(&["STARTTLS", "AUTH PLAIN LOGIN"]),
-        vec![
-            expect("STARTTLS"),
-            send("220 2.0.0 Ready to start TLS\r\n"),
-            Step::StartTlsRejected,
-        ],
+        starttls(Step::StartTlsRejected),
     ]
     .concat();
     let server = FakeServer::start(script);

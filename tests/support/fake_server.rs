@@ -139,6 +139,16 @@ pub fn data(final_reply: &'static str) -> Vec<Step> {
     ]
 }
 
+/// `STARTTLS` answered 220, then `then`: [`Step::StartTls`] for the handshake, or
+/// [`Step::StartTlsRejected`] when the client must refuse the certificate.
+pub fn starttls(then: Step) -> Vec<Step> {
+    vec![
+        expect("STARTTLS"),
+        send("220 2.0.0 Ready to start TLS\r\n"),
+        then,
+    ]
+}
+
 /// `QUIT`, 221, and the client's close.
 pub fn quit() -> Vec<Step> {
     vec![
