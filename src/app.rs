@@ -287,10 +287,12 @@ fn over_connection<T>(
         (None, None) => Err(anyhow::anyhow!("no route and no socket (a bug)")),
     };
     let result = opened.and_then(|conn| session(conn, &tls));
-    facts.trace = Some(trace.snapshot());
-    facts.elapsed = Some(started.elapsed());
-    let waited = trace.snapshot().timings.iter().map(|t| t.elapsed).sum();
-    Transcript::for_config(cfg).total(started.elapsed(), waited);
+    let seen = trace.snapshot();
+    let elapsed = started.elapsed();
+    let waited = seen.timings.iter().map(|t| t.elapsed).sum();
+    Transcript::for_config(cfg).total(elapsed, waited);
+    facts.trace = Some(seen);
+    facts.elapsed = Some(elapsed);
     result
 }
 
