@@ -40,6 +40,7 @@ use crate::smtp::auth::{self, Exchange};
 use crate::smtp::command::Command;
 use crate::smtp::ehlo::Capabilities;
 use crate::smtp::reply::{Reply, Severity};
+use crate::transcript::Transcript;
 
 /// The steps `--quit-after` can stop after, in dialogue order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -145,13 +146,55 @@ enum End {
 }
 
 fn dialogue(
-    mut conn: Connection,
+    conn: Connection,
     cfg: &Config,
     tls: &Tls,
     envelope: Option<&Envelope>,
     message: &mut Option<Message>,
     stop: Option<Milestone>,
 ) -> Result<Report> {
+    let mut session = match establish(conn, cfg, tls, stop)? {
+        Established::Ready(session) => session,
+        Established::Stopped(report) => return Ok(report),
+    };
+    let Some(envelope) = envelope else {
+        session.quit();
+        return Err(anyhow::anyhow!("no envelope for MAIL FROM (a bug)"));
+    };
+    match transaction(
+        &mut session.conn,
+        cfg,
+        &session.caps,
+        envelope,
+        message,
+        stop,
+    ) {
+        Ok((report, End::Quit)) => {
+            session.quit();
+            Ok(report)
+        }
+        Ok((report, End::Close)) => {
+            session.conn.close();
+            Ok(report)
+        }
+        Err(e) => Err(quit_after(&mut session.conn, e)),
+    }
+}
+
+/// How [`establish`] ended: a session ready for MAIL, or `--quit-after` reached before it.
+enum Established {
+    Ready(Session),
+    Stopped(Report),
+}
+
+/// Greeting, EHLO, STARTTLS (as the policy says), EHLO again, AUTH: everything before the
+/// first MAIL. With `stop`, QUIT at that milestone instead.
+fn establish(
+    mut conn: Connection,
+    cfg: &Config,
+    tls: &Tls,
+    stop: Option<Milestone>,
+) -> Result<Established> {
     // At or past the milestone asked for: a configuration that skips a step (no STARTTLS
     // with --tls none) still stops at the next check, never later.
     let stops = |m: Milestone| stop.is_some_and(|s| s <= m);
@@ -159,26 +202,32 @@ fn dialogue(
         conn.transcript()
             .info("--quit-after connect: closing the connection");
         conn.close();
-        return Ok(no_report());
+        return Ok(Established::Stopped(no_report()));
     }
     if let Err(e) = greeting(&mut conn) {
         return Err(quit_after(&mut conn, e));
     }
     if stops(Milestone::Greeting) {
-        return Ok(stop_here(&mut conn, Milestone::Greeting));
+        return Ok(Established::Stopped(stop_here(
+            &mut conn,
+            Milestone::Greeting,
+        )));
     }
     let caps = match ehlo(&mut conn, cfg) {
         Ok(c) => c,
         Err(e) => return Err(quit_after(&mut conn, e)),
     };
     if stops(Milestone::Ehlo) {
-        return Ok(stop_here(&mut conn, Milestone::Ehlo));
+        return Ok(Established::Stopped(stop_here(&mut conn, Milestone::Ehlo)));
     }
     let (mut conn, caps) = match cfg.security {
         Security::StartTlsRequired => {
             let mut conn = secure(conn, cfg, tls, &caps)?;
             if stops(Milestone::StartTls) {
-                return Ok(stop_here(&mut conn, Milestone::StartTls));
+                return Ok(Established::Stopped(stop_here(
+                    &mut conn,
+                    Milestone::StartTls,
+                )));
             }
             match ehlo(&mut conn, cfg) {
                 Ok(caps) => (conn, caps),
@@ -197,29 +246,100 @@ fn dialogue(
         Security::Implicit | Security::Plain | Security::Opportunistic => (conn, caps),
     };
     if stops(Milestone::Tls) {
-        return Ok(stop_here(&mut conn, Milestone::Tls));
+        return Ok(Established::Stopped(stop_here(&mut conn, Milestone::Tls)));
     }
     if let Err(e) = authenticate(&mut conn, cfg, &caps) {
         return Err(quit_after(&mut conn, e));
     }
     if stops(Milestone::Auth) {
-        return Ok(stop_here(&mut conn, Milestone::Auth));
+        return Ok(Established::Stopped(stop_here(&mut conn, Milestone::Auth)));
     }
-    let Some(envelope) = envelope else {
-        quit(&mut conn);
-        return Err(anyhow::anyhow!("no envelope for MAIL FROM (a bug)"));
-    };
-    match transaction(&mut conn, cfg, &caps, envelope, message, stop) {
-        Ok((report, End::Quit)) => {
-            quit(&mut conn);
-            Ok(report)
+    Ok(Established::Ready(Session { conn, caps }))
+}
+
+/// A connection through greeting, EHLO, STARTTLS and AUTH, ready for mail transactions:
+/// what `postie batch` sends many messages over. Each [`Session::send`] is one
+/// transaction (MAIL, RCPT..., DATA, message); after one that failed with a reply, the
+/// session is reset (RSET) and ready for the next.
+pub struct Session {
+    conn: Connection,
+    caps: Capabilities,
+}
+
+impl Session {
+    /// Run the dialogue up to the first MAIL. On failure the connection is closed
+    /// (after QUIT when the server is still talking).
+    pub fn open(conn: Connection, cfg: &Config, tls: &Tls) -> Result<Session> {
+        match establish(conn, cfg, tls, None)? {
+            Established::Ready(session) => Ok(session),
+            Established::Stopped(_) => Err(anyhow::anyhow!("session stopped early (a bug)")),
         }
-        Ok((report, End::Close)) => {
-            conn.close();
-            Ok(report)
-        }
-        Err(e) => Err(quit_after(&mut conn, e)),
     }
+
+    /// What the server offered in its last EHLO (inside TLS when TLS is up).
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    /// The connection's transcript, for notes between transactions.
+    pub fn transcript(&mut self) -> &mut Transcript {
+        self.conn.transcript()
+    }
+
+    /// One mail transaction. The message is taken out of `message` only when the server
+    /// is ready for it; a transaction that failed before leaves it there. When the
+    /// server refused something with a reply (the connection still talks), the
+    /// transaction is abandoned with RSET so the session can carry on; any other error
+    /// (connection lost, timeout, 421) leaves a session that should be dropped.
+    pub fn send(
+        &mut self,
+        cfg: &Config,
+        envelope: &Envelope,
+        message: &mut Option<Message>,
+    ) -> Result<Report> {
+        match transaction(&mut self.conn, cfg, &self.caps, envelope, message, None) {
+            Ok((report, _)) => Ok(report),
+            Err(e) => {
+                if is_polite(&e) && !closing(&e) {
+                    let _ = self.reset();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// RSET: abandon whatever transaction is under way (RFC 5321 §4.1.1.5).
+    pub fn reset(&mut self) -> Result<()> {
+        command(
+            &mut self.conn,
+            &Command::Rset,
+            Phase::Rset,
+            Severity::PositiveCompletion,
+            "RSET",
+        )
+        .map(|_| ())
+    }
+
+    /// QUIT and close, best effort.
+    pub fn quit(mut self) {
+        quit(&mut self.conn);
+    }
+}
+
+/// A reply-shaped error: the server answered, so the connection is still in step.
+fn is_polite(err: &anyhow::Error) -> bool {
+    matches!(
+        err.downcast_ref::<Error>(),
+        Some(Error::Reply { .. } | Error::Unavailable(_) | Error::Data(_))
+    )
+}
+
+/// A 421 reply: the server is closing the connection (RFC 5321 §3.8).
+pub fn closing(err: &anyhow::Error) -> bool {
+    matches!(
+        err.downcast_ref::<Error>(),
+        Some(Error::Reply { reply, .. }) if reply.code.as_u16() == 421
+    )
 }
 
 /// The report of a dialogue that stopped before RCPT: no recipients, no final reply.
@@ -296,11 +416,7 @@ pub enum Explored {
 /// Send QUIT when the server is still in a state to hear it (it replied, negatively), then
 /// hand the error back.
 fn quit_after(conn: &mut Connection, err: anyhow::Error) -> anyhow::Error {
-    let polite = matches!(
-        err.downcast_ref::<Error>(),
-        Some(Error::Reply { .. } | Error::Unavailable(_) | Error::Data(_))
-    );
-    if polite {
+    if is_polite(&err) {
         quit(conn);
     }
     err
