@@ -208,8 +208,17 @@ pub fn run(
     // certificate that does not verify must not push the mail back to plain text, so it is
     // checked and recorded but not enforced, and the report says "verified": false.
     // --tls starttls (required) verifies as configured.
-    let verify = cfg.tls_verify && cfg.security != Security::Opportunistic;
-    let tls = Tls::new(cfg.tls_ca.as_deref(), verify)?;
+    let tls = if cfg.tls_verify && cfg.security == Security::Opportunistic {
+        Tls::unauthenticated(
+            cfg.tls_ca.as_deref(),
+            "opportunistic TLS (RFC 7435) does not enforce certificates",
+        )?
+    } else {
+        Tls::new(
+            cfg.tls_ca.as_deref(),
+            cfg.tls_verify && cfg.security != Security::Opportunistic,
+        )?
+    };
     let resolver = Resolver::new(cfg.resolver, cfg.timeouts.for_phase(Phase::Connect))?;
     // MTA-STS (RFC 8461) needs certificates checked even where opportunistic TLS does not.
     let verified_tls = Tls::new(cfg.tls_ca.as_deref(), true)?;
@@ -494,7 +503,10 @@ fn dane_step(cfg: &Config, host: &str, port: u16) -> Result<DaneStep> {
             )
         }
         dane::Lookup::Unusable(n) => DaneStep::Apply(
-            Tls::new(cfg.tls_ca.as_deref(), false)?,
+            Tls::unauthenticated(
+                cfg.tls_ca.as_deref(),
+                "DANE with no usable TLSA record (RFC 7672 §2.2) does not enforce certificates",
+            )?,
             format!("dane ({n} TLSA record(s), none usable: TLS required, unauthenticated)"),
         ),
         dane::Lookup::NoRecords => DaneStep::Usual(None),

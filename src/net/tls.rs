@@ -31,6 +31,9 @@ use crate::transcript::Transcript;
 pub struct Tls {
     pub config: Arc<ClientConfig>,
     pub verify: bool,
+    /// Why certificates are not enforced when `verify` is false, for the transcript:
+    /// "--tls-no-verify", or the policy that makes TLS unauthenticated.
+    unverified_because: &'static str,
     seen: Slot,
 }
 
@@ -52,8 +55,18 @@ impl Tls {
         Ok(Tls {
             config: build(ca_file, verify, Arc::clone(&seen))?,
             verify,
+            unverified_because: "--tls-no-verify",
             seen,
         })
+    }
+
+    /// Unauthenticated TLS because a policy says so (opportunistic STARTTLS, RFC 7435; DANE
+    /// with no usable record): the certificate is checked and shown, not enforced, and the
+    /// transcript names `because` rather than --tls-no-verify.
+    pub fn unauthenticated(ca_file: Option<&Path>, because: &'static str) -> Result<Tls> {
+        let mut tls = Tls::new(ca_file, false)?;
+        tls.unverified_because = because;
+        Ok(tls)
     }
 
     /// TLS whose certificate check is `verifier` (DANE for an MX host), still recorded for
@@ -63,6 +76,7 @@ impl Tls {
         Ok(Tls {
             config: config_with(verifier, true, Arc::clone(&seen))?,
             verify: true,
+            unverified_because: "--tls-no-verify",
             seen,
         })
     }
@@ -295,9 +309,13 @@ pub fn report_established(
     let would_fail = seen.and_then(|s| s.error);
     let verdict = match (tls.verify, would_fail) {
         (true, _) => format!("  verified for {host}"),
-        (false, None) => "  NOT verified: --tls-no-verify (it would have passed)".to_string(),
+        (false, None) => format!(
+            "  NOT verified: {} (it would have passed)",
+            tls.unverified_because
+        ),
         (false, Some(e)) => format!(
-            "  NOT verified: --tls-no-verify (it would have been rejected: {})",
+            "  NOT verified: {} (it would have been rejected: {})",
+            tls.unverified_because,
             rejection(&e, host, cert.flatten().as_ref())
         ),
     };

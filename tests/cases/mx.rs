@@ -300,10 +300,21 @@ fn opportunistic_starttls_is_used_when_offered() {
         .a("mx.tls.test", "127.0.0.2")
         .start();
     let mut cmd = mx_cmd(&dns, port, &["u@tls.test"]);
-    cmd.args(["--json", "--tls-ca"]).arg(&pki().ca_pem);
+    cmd.args(["--json", "-v", "--tls-ca"]).arg(&pki().ca_pem);
     let out = go(cmd);
     let session = server.finish_with(&out.describe());
     out.assert_code(0, "opportunistic TLS");
+    // The transcript says why the certificate is not enforced: the policy, not a flag the
+    // user never gave.
+    assert!(
+        out.stderr.contains(
+            "NOT verified: opportunistic TLS (RFC 7435) does not enforce certificates \
+             (it would have been rejected"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("--tls-no-verify"), "{}", out.stderr);
     assert!(
         session.received_in_tls().iter().any(|l| l == "DATA"),
         "the message went inside TLS: {:?}",
