@@ -123,17 +123,18 @@ class Bench:
         return p
 
     def arm_watchdog(self):
-        """One shell loop that stops every server within ~1 s of this process vanishing."""
+        """One shell loop that stops every server within ~1 s of this process vanishing
+        (killed outright, so no `finally` ran), then removes the temporary directory."""
         if self.watchdog is not None and self.watchdog.poll() is None:
             self.watchdog.terminate()
             self.watchdog.wait()
         pids = [str(p.pid) for _, p in self.procs]
         script = (
-            'b=$1; shift; while kill -0 "$b" 2>/dev/null; do sleep 1; done; '
-            'kill "$@" 2>/dev/null; sleep 3; kill -9 "$@" 2>/dev/null'
+            'b=$1; t=$2; shift 2; while kill -0 "$b" 2>/dev/null; do sleep 1; done; '
+            'kill "$@" 2>/dev/null; sleep 3; kill -9 "$@" 2>/dev/null; rm -rf "$t"'
         )
         self.watchdog = subprocess.Popen(
-            ["sh", "-c", script, "watchdog", str(os.getpid())] + pids,
+            ["sh", "-c", script, "watchdog", str(os.getpid()), self.tmp] + pids,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -499,7 +500,7 @@ def bench_batch(b, sink):
         return res
     d = b.path("batch")
     os.makedirs(d)
-    body = ("y" * 67 + "\r\n") * (body_len // 69) + "\r\n"
+    body = ("y" * 67 + "\r\n") * -(-body_len // 69)  # about smtp-source's -l bytes
     for i in range(BATCH_N):
         with open(f"{d}/{i:06d}.eml", "w", newline="") as f:
             f.write(f"From: {FROM}\r\nTo: {TO}\r\nSubject: batch {i}\r\n\r\n{body}")
@@ -569,6 +570,17 @@ def report(lat, big, huge, batch, rtt_eff, notes):
                 p(f"| {name} | {ms(r['postie'])} | {ms(r['msmtp'])} | {ms(r['curl'])} | "
                   f"{ratio(r['postie'], r['msmtp'])} | {ratio(r['postie'], r['curl'])} | "
                   + " | ".join(rts) + " |")
+                if rtt and base and "_proxy" in r:
+                    for t in TOOLS:
+                        extra = (r[t] - base[t]) - float(r["_proxy"][t]["rtts"]) * rtt_eff
+                        if abs(extra) >= rtt_eff / 2:
+                            n = f"{abs(extra) * 1000:.0f} ms"
+                            notes.append(
+                                f"{t}, {label}: its loopback wall has ~{n} that the RTT "
+                                "hides (a wait on loopback, e.g. Nagle/delayed ACK: strace it)"
+                                if extra < 0 else
+                                f"{t}, {label}: ~{n} at RTT beyond its round trips (a "
+                                "stall behind the proxy, e.g. Nagle/delayed ACK: strace it)")
         p("")
         # Targets 1 and 2.
         loop = [(s, lat.get((s, 0))) for s in ("plain", "tls")]
