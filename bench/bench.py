@@ -423,6 +423,7 @@ def bench_latency(b, ports, ca, pwfile):
                     if i >= WARMUP:
                         samples[t].append(dt)
             res[key] = {t: statistics.median(s) for t, s in samples.items()}
+            res[key]["_samples"] = samples
             count_port = ports.get((scenario, "count"))
             if rtt and count_port:
                 # One more, untimed, run per tool through a proxy of its own that counts
@@ -573,7 +574,8 @@ def report(lat, big, huge, batch, rtt_eff, notes):
                 if rtt and base and "_proxy" in r:
                     for t in TOOLS:
                         extra = (r[t] - base[t]) - float(r["_proxy"][t]["rtts"]) * rtt_eff
-                        if abs(extra) >= rtt_eff / 2:
+                        # A Nagle/delayed-ACK stall is ~40 ms; less is likely noise.
+                        if abs(extra) >= max(0.75 * rtt_eff, 0.030):
                             n = f"{abs(extra) * 1000:.0f} ms"
                             notes.append(
                                 f"{t}, {label}: its loopback wall has ~{n} that the RTT "
@@ -582,6 +584,20 @@ def report(lat, big, huge, batch, rtt_eff, notes):
                                 f"{t}, {label}: ~{n} at RTT beyond its round trips (a "
                                 "stall behind the proxy, e.g. Nagle/delayed ACK: strace it)")
         p("")
+        # A bimodal spread (e.g. some runs 40 ms slower) is how a stall shows on loopback.
+        spread = []
+        for (scenario, rtt), r in lat.items():
+            if r is None or len(r["_samples"]["postie"]) < 4:
+                continue
+            cells = []
+            for t in TOOLS:
+                q = statistics.quantiles(r["_samples"][t], n=10)
+                cells.append(f"{t} {q[0] * 1000:.0f}–{q[-1] * 1000:.0f}")
+            spread.append(f"{scenario} {'loopback' if rtt == 0 else f'{rtt:g} ms'}: "
+                          + ", ".join(cells))
+        if spread:
+            p("Spread (10th–90th percentile, ms): " + "; ".join(spread) + ".")
+            p("")
         # Targets 1 and 2.
         loop = [(s, lat.get((s, 0))) for s in ("plain", "tls")]
         loop = [(s, r) for s, r in loop if r]
