@@ -231,8 +231,9 @@ class Bench:
         return f"{d}/ca.pem", f"{d}/leaf.pem", f"{d}/leaf.key"
 
     def start_postfix(self, cert, key):
-        """A private Postfix: one submission listener, STARTTLS required, AUTH PLAIN inside
-        TLS from a private sasldb; accepted mail is discarded. Returns its port."""
+        """A private Postfix: a submission listener (STARTTLS required, AUTH PLAIN inside TLS
+        from a private sasldb) and a plain one (no TLS, no AUTH); accepted mail is
+        discarded. Returns (submission port, plain port)."""
         for tool in ("postfix", "saslpasswd2", "postconf"):
             if not shutil.which(tool):
                 raise BenchError(f"{tool} not installed (apt-get install postfix sasl2-bin "
@@ -247,7 +248,7 @@ class Bench:
         for d in ("conf/sasl", "queue", "data"):
             os.makedirs(f"{run}/{d}")
         os.chmod(run, 0o755)
-        port = free_port()
+        port, plain = free_port(), free_port()
         self.write("postfix/conf/main.cf", f"""\
 compatibility_level = 3.6
 queue_directory = {run}/queue
@@ -283,6 +284,9 @@ smtpd_tls_auth_only = yes
 """)
         self.write("postfix/conf/master.cf", f"""\
 127.0.0.1:{port} inet n - n - - smtpd
+127.0.0.1:{plain} inet n - n - - smtpd
+  -o smtpd_tls_security_level=none
+  -o smtpd_sasl_auth_enable=no
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -318,11 +322,12 @@ postlog   unix-dgram n  -       n       -       1       postlogd
         p = self.spawn("postfix master", [master, "-c", conf], stdout=out, stderr=out)
         try:
             wait_port(port, p, "Postfix")
+            wait_port(plain, p, "Postfix (plain)")
         except BenchError as e:
             log_tail = open(f"{run}/maillog", errors="replace").read()[-2000:] \
                 if os.path.exists(f"{run}/maillog") else ""
             raise BenchError(f"{e}\n{log_tail}") from None
-        return port
+        return port, plain
 
     # ---- measuring -------------------------------------------------------------------
 
@@ -373,7 +378,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 def clients(b, scenario, port, ca, pwfile):
     """argv and stdin file per tool for one small message to 127.0.0.1:port."""
     msg = b.small
-    if scenario == "plain":
+    if scenario in ("plain", "plain-pf"):
         rc = b.write(f"msmtprc-{scenario}-{port}",
                      f"account bench\nhost 127.0.0.1\nport {port}\ntls off\nauth off\n"
                      f"from {FROM}\naccount default : bench\n", 0o600)
@@ -401,12 +406,22 @@ def clients(b, scenario, port, ca, pwfile):
 
 
 TOOLS = ("postie", "msmtp", "curl")
+# Latency cases: key, label. smtp-sink offers PIPELINING but not CHUNKING, so its floor is
+# 3.5 round trips; Postfix's smtpd offers CHUNKING (floor 2.5), also without TLS.
+SCENARIOS = (
+    ("plain", "plain, smtp-sink"),
+    ("plain-pf", "plain, Postfix"),
+    ("tls", "STARTTLS+AUTH PLAIN, Postfix"),
+)
+# The rows the "≤ 0.65× msmtp" target is judged on: servers offering CHUNKING, as the
+# issue's floors (2.5 and 6.5 round trips against msmtp's 4.5 and 8.5) assume.
+TARGET_RTT_ROWS = ("plain-pf", "tls")
 
 
 def bench_latency(b, ports, ca, pwfile):
     """Median wall per message; tools interleaved run by run so drift hits all alike."""
     res = {}
-    for scenario in ("plain", "tls"):
+    for scenario, _ in SCENARIOS:
         for rtt in (0, RTT_MS):
             port = ports.get((scenario, rtt))
             key = (scenario, rtt)
@@ -558,7 +573,7 @@ def report(lat, big, huge, batch, rtt_eff, notes):
         p("")
         p("| case | postie | msmtp | curl | postie/msmtp | postie/curl | RTs wall | RTs proxy | stalls |")
         p("|---|---|---|---|---|---|---|---|---|")
-        for scenario, label in (("plain", "plain"), ("tls", "STARTTLS+AUTH PLAIN")):
+        for scenario, label in SCENARIOS:
             for rtt in (0, RTT_MS):
                 r = lat.get((scenario, rtt))
                 name = f"{label}, {'loopback' if rtt == 0 else f'{rtt:g} ms RTT'}"
@@ -598,7 +613,7 @@ def report(lat, big, huge, batch, rtt_eff, notes):
                 continue
             cells = []
             for t in TOOLS:
-                q = statistics.quantiles(r["_samples"][t], n=10)
+                q = statistics.quantiles(r["_samples"][t], n=10, method="inclusive")
                 cells.append(f"{t} {q[0] * 1000:.0f}–{q[-1] * 1000:.0f}")
             spread.append(f"{scenario} {'loopback' if rtt == 0 else f'{rtt:g} ms'}: "
                           + ", ".join(cells))
@@ -606,17 +621,20 @@ def report(lat, big, huge, batch, rtt_eff, notes):
             p("Spread (10th–90th percentile, ms): " + "; ".join(spread) + ".")
             p("")
         # Targets 1 and 2.
-        loop = [(s, lat.get((s, 0))) for s in ("plain", "tls")]
+        loop = [(s, lat.get((s, 0))) for s, _ in SCENARIOS]
         loop = [(s, r) for s, r in loop if r]
         if loop:
             ok = all(r["postie"] <= r["curl"] for _, r in loop)
             detail = ", ".join(f"{s} {r['postie'] / r['curl']:.2f}×" for s, r in loop)
             verdicts.append(f"{'PASS' if ok else 'FAIL'}  ≤ curl's wall on loopback ({detail})")
-        far = [(s, lat.get((s, RTT_MS))) for s in ("plain", "tls")]
+        far = [(s, lat.get((s, RTT_MS))) for s, _ in SCENARIOS]
         far = [(s, r) for s, r in far if r]
-        if far:
-            ok = all(r["postie"] <= 0.65 * r["msmtp"] for _, r in far)
-            detail = ", ".join(f"{s} {r['postie'] / r['msmtp']:.2f}×" for s, r in far)
+        judged = [(s, r) for s, r in far if s in TARGET_RTT_ROWS]
+        if judged:
+            ok = all(r["postie"] <= 0.65 * r["msmtp"] for _, r in judged)
+            detail = ", ".join(f"{s} {r['postie'] / r['msmtp']:.2f}×"
+                               + ("" if s in TARGET_RTT_ROWS else " (no CHUNKING: not judged)")
+                               for s, r in far)
             verdicts.append(f"{'PASS' if ok else 'FAIL'}  ≤ 0.65× msmtp's wall at "
                             f"{RTT_MS:g} ms RTT ({detail})")
     if big is not None:
@@ -720,18 +738,23 @@ def main():
             notes.append("latency proxy self-test off target: round-trip counts use the "
                          f"measured {rtt_eff * 1000:.1f} ms")
         if "latency" in ONLY:
-            ports = {("plain", 0): sink, ("plain", RTT_MS): b.start_proxy(sink, RTT_MS),
-                     ("plain", "count"): b.start_proxy(sink, RTT_MS, stats=True)}
+            ports = {}
+
+            def behind(scenario, port):
+                ports[(scenario, 0)] = port
+                ports[(scenario, RTT_MS)] = b.start_proxy(port, RTT_MS)
+                ports[(scenario, "count")] = b.start_proxy(port, RTT_MS, stats=True)
+
+            behind("plain", sink)
             try:
-                sub = b.start_postfix(cert, key)
-                ports[("tls", 0)] = sub
-                ports[("tls", RTT_MS)] = b.start_proxy(sub, RTT_MS)
-                ports[("tls", "count")] = b.start_proxy(sub, RTT_MS, stats=True)
+                sub, plain_pf = b.start_postfix(cert, key)
+                behind("plain-pf", plain_pf)
+                behind("tls", sub)
             except (BenchError, subprocess.SubprocessError, OSError) as e:
-                notes.append(f"STARTTLS+AUTH rows skipped: {e}")
+                notes.append(f"Postfix rows skipped: {e}")
             lat = bench_latency(b, ports, ca, pwfile)
             if TRANSCRIPT:
-                for scenario in ("plain", "tls"):
+                for scenario, _ in SCENARIOS:
                     if (scenario, RTT_MS) in ports:
                         print(f"\n--- postie -v --show-time, {scenario}, {RTT_MS:g} ms RTT ---")
                         print(transcript(b, ports[(scenario, RTT_MS)], ca, pwfile, scenario))
