@@ -20,6 +20,7 @@ use crate::net::{self, Connection};
 use crate::persona::sendmail::{self, Mode, SendmailArgs};
 use crate::persona::smtp_server::{self, Incoming, Verdict};
 use crate::persona::{self, mailx, Persona};
+use crate::queue::{self, Sorted};
 use crate::report::Report;
 use crate::route;
 use crate::smtp;
@@ -33,6 +34,11 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
     if argv.get(1).is_some_and(|a| a == "dkim") {
         let own = argv.get(1..).unwrap_or_default().to_vec();
         return finish_command("postie", crate::dkim::main(own));
+    }
+    // `postie queue ...` likewise; delivering uses this module's routes.
+    if argv.get(1).is_some_and(|a| a == "queue") {
+        let own = argv.get(1..).unwrap_or_default().to_vec();
+        return finish_command("postie", queue::command::main(own, &mut attempt));
     }
     let (persona, skip) = persona::detect(&argv);
     let own = argv.get(skip..).unwrap_or_default();
@@ -48,10 +54,7 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
         Persona::Sendmail => sendmail::parse(own).and_then(run_sendmail),
         Persona::Check => crate::check::run(own),
         Persona::Newaliases => Ok(Exit::Ok),
-        Persona::Mailq => {
-            println!("Mail queue is empty (postie sends at once and keeps no queue)");
-            Ok(Exit::Ok)
-        }
+        Persona::Mailq => queue::command::list(&[]),
     };
     match outcome {
         Ok(exit) => ExitCode::from(exit.code()),
@@ -151,6 +154,14 @@ fn send(cfg: &Config, program: &str, facts: &mut Facts) -> Result<Exit> {
     if cfg.dry_run {
         return dry_run(cfg, &envelope, message);
     }
+    // --queue: the message goes to the spool first and is sent from there, so it can be
+    // kept whichever phase fails (stdin cannot be read twice).
+    let (message, staged) = if cfg.queue.enabled && cfg.quit_after.is_none() {
+        let staged = queue::Spool::for_config(cfg)?.stage(message)?;
+        (staged.message(cfg)?, Some(staged))
+    } else {
+        (message, None)
+    };
     let size = message.size;
     let mut direct = None;
     let outcome = if cfg.mx_port.is_some() {
@@ -183,6 +194,17 @@ fn send(cfg: &Config, program: &str, facts: &mut Facts) -> Result<Exit> {
             crate::log::syslog(&line, failed);
         }
     }
+    if let Some(staged) = staged {
+        let sorted = match &direct {
+            Some(d) => sort_delivery(d, false),
+            None => Sorted::of(&envelope.forward_paths, &outcome, false),
+        };
+        if !sorted.deferred.is_empty() {
+            return queue_rest(
+                cfg, program, facts, staged, &envelope, &sorted, &outcome, direct,
+            );
+        }
+    }
     if let Some(delivery) = direct {
         for line in delivery.failure_lines() {
             eprintln!("{program}: {}", printable(&line));
@@ -194,6 +216,88 @@ fn send(cfg: &Config, program: &str, facts: &mut Facts) -> Result<Exit> {
         eprintln!("{program}: {}", printable(&line));
     }
     Ok(report.exit())
+}
+
+/// --queue and a temporary failure: commit the staged message for the recipients still
+/// to do, say "queued as ID", report the permanent refusals, and exit with their code
+/// (0 when there are none).
+#[allow(clippy::too_many_arguments)]
+fn queue_rest(
+    cfg: &Config,
+    program: &str,
+    facts: &mut Facts,
+    staged: queue::Staged,
+    envelope: &Envelope,
+    sorted: &Sorted,
+    outcome: &Result<Report>,
+    direct: Option<crate::deliver::Delivery>,
+) -> Result<Exit> {
+    let rest = Envelope {
+        reverse_path: envelope.reverse_path.clone(),
+        forward_paths: sorted.deferred.clone(),
+    };
+    let id = staged.commit(&rest, &sorted.deferred_reason, queue::now(cfg))?;
+    facts.queued = Some(json::Queued {
+        id: id.clone(),
+        reason: sorted.deferred_reason.clone(),
+        recipients: sorted.deferred.clone(),
+    });
+    let mut lines = Vec::new();
+    match (&direct, outcome) {
+        (Some(d), _) => {
+            for domain in &d.domains {
+                if !matches!(domain.exit(), Exit::Ok | Exit::TempFail) {
+                    lines.extend(domain.failure_lines());
+                }
+            }
+        }
+        (None, Ok(report)) if !sorted.refused.is_empty() => {
+            let refused = Report {
+                recipients: report
+                    .recipients
+                    .iter()
+                    .filter(|r| !sorted.deferred.contains(&r.address))
+                    .cloned()
+                    .collect(),
+                final_reply: report.final_reply.clone(),
+            };
+            lines.extend(refused.failure_lines());
+        }
+        _ => {}
+    }
+    for line in lines {
+        eprintln!("{program}: {}", printable(&line));
+    }
+    eprintln!(
+        "{program}: queued as {id}: {}",
+        printable(&sorted.deferred_reason)
+    );
+    Ok(sorted.refused_exit)
+}
+
+/// A direct delivery's outcome per recipient, domain by domain.
+fn sort_delivery(d: &crate::deliver::Delivery, in_queue: bool) -> Sorted {
+    d.domains.iter().fold(Sorted::default(), |acc, domain| {
+        let one = match (&domain.report, &domain.error) {
+            (_, Some(e)) => Sorted::of_error(&domain.recipients, e, in_queue),
+            (Some(r), None) => Sorted::of_report(r),
+            (None, None) => Sorted::default(),
+        };
+        acc.merge(one)
+    })
+}
+
+/// One delivery attempt for `postie queue run`, through the same routes as a normal run
+/// (the submission server and its fallbacks, or the recipients' MX hosts).
+fn attempt(cfg: &Config, envelope: &Envelope, message: Message) -> Sorted {
+    if cfg.mx_port.is_some() {
+        return match crate::deliver::run(cfg, envelope, Some(message), None) {
+            Ok(d) => sort_delivery(&d, true),
+            Err(e) => Sorted::of_error(&envelope.forward_paths, &e, true),
+        };
+    }
+    let outcome = deliver(cfg, envelope, message, &mut Facts::default());
+    Sorted::of(&envelope.forward_paths, &outcome, true)
 }
 
 /// --quit-after before DATA: no message; the envelope only from `mail` on. Refused
@@ -226,16 +330,56 @@ fn rehearse(cfg: &Config, stop: Milestone, program: &str, facts: &mut Facts) -> 
     Ok(report.exit())
 }
 
-/// Route, connect and run the SMTP session for one message.
+/// Route, connect and run the SMTP session for one message: with the server, then each
+/// fallback server in order while the failure is transient (no connection, a 4xx) and the
+/// message has not been handed over yet; never after a 5xx.
 fn deliver(
     cfg: &Config,
     envelope: &Envelope,
     message: Message,
     facts: &mut Facts,
 ) -> Result<Report> {
-    over_connection(cfg, facts, |conn, tls| {
-        smtp::session::deliver(conn, cfg, tls, envelope, message)
-    })
+    let mut message = Some(message);
+    let servers: Vec<Config> = match &cfg.server {
+        Some(_) if !cfg.fallback_servers.is_empty() => std::iter::once(cfg.server.clone())
+            .chain(cfg.fallback_servers.iter().cloned().map(Some))
+            .map(|server| Config {
+                server,
+                fallback_servers: Vec::new(),
+                ..cfg.clone()
+            })
+            .collect(),
+        _ => vec![cfg.clone()],
+    };
+    let mut result = Err(anyhow::anyhow!("no server to try (a bug)"));
+    for (i, one) in servers.iter().enumerate() {
+        result = over_connection(one, facts, |conn, tls| {
+            smtp::session::deliver_keeping(conn, one, tls, envelope, &mut message)
+        });
+        let transient = match &result {
+            Err(e) => exit_code(e) == Exit::TempFail,
+            Ok(report) => report.final_reply.is_none() && report.exit() == Exit::TempFail,
+        };
+        let Some(next) = servers.get(i + 1).and_then(|c| c.server.as_ref()) else {
+            break;
+        };
+        if !transient || message.is_none() {
+            break;
+        }
+        let why = match &result {
+            Err(e) => format!("{e:#}"),
+            Ok(report) => report.failure_lines().join("; "),
+        };
+        let this = one
+            .server
+            .as_ref()
+            .map_or_else(String::new, |s| format!("{}:{}", s.host, s.port));
+        Transcript::for_config(cfg).info(&format!(
+            "Falling back to {}:{} ({this}: {why})",
+            next.host, next.port
+        ));
+    }
+    result
 }
 
 /// Route, connect (with the -v transcript) and run `session` over the connection; with
@@ -299,15 +443,21 @@ fn over_connection<T>(
 /// The sendmail command line: the message comes from stdin (or, with -bs, over SMTP on
 /// stdin/stdout); the server and credentials from the configuration file.
 fn run_sendmail(sa: SendmailArgs) -> Result<Exit> {
+    let mut place = Vec::new();
+    if let Some(c) = &sa.config {
+        place.extend([OsString::from("-C"), c.clone().into_os_string()]);
+    }
+    if let Some(a) = &sa.account {
+        place.extend([OsString::from("-A"), OsString::from(a)]);
+    }
     match sa.mode {
         Mode::InitAliases => return Ok(Exit::Ok),
-        Mode::PrintQueue => {
-            println!("Mail queue is empty (postie sends at once and keeps no queue)");
-            return Ok(Exit::Ok);
-        }
+        Mode::PrintQueue => return queue::command::list(&place),
         Mode::RunQueue => {
-            eprintln!("sendmail: nothing to run: postie keeps no queue");
-            return Ok(Exit::Ok);
+            if sa.verbose > 0 {
+                place.push(OsString::from("-v"));
+            }
+            return queue::command::run(&place, false, &mut attempt);
         }
         Mode::Deliver | Mode::Smtp => {}
     }
@@ -324,6 +474,8 @@ fn run_sendmail(sa: SendmailArgs) -> Result<Exit> {
         rewrite_headers: true,
         full_name: sa.full_name.clone(),
     };
+    // sendmail callers cannot retry well: queue whenever a queue directory is configured.
+    cfg.queue.enabled |= cfg.queue.dir_configured;
     cfg.dsn = Dsn {
         notify: sa.dsn_notify.clone(),
         ret: sa.dsn_return.clone(),

@@ -178,6 +178,11 @@ pub struct Args {
 
     /// Mail server to submit to, HOST or HOST:PORT ([IPv6]:PORT). Default port 587, or 465
     /// with --tls implicit.
+    ///
+    /// A comma-separated list (a.example,b.example:2525) names servers to fall back to, in
+    /// order: the next one is tried when a server cannot be reached or answers with a
+    /// temporary (4xx) failure, never after a permanent (5xx) one, and never once a server
+    /// has taken the message.
     #[arg(long, value_name = "HOST[:PORT]", help_heading = "Connection")]
     pub server: Option<String>,
 
@@ -436,6 +441,27 @@ pub struct Args {
     #[arg(short = '6', long, help_heading = "Connection")]
     pub ipv6: bool,
 
+    /// When delivery fails temporarily, keep the message in the queue and exit 0.
+    ///
+    /// Temporary means what would exit 75: a 4xx reply, no connection, a timeout, a DNS
+    /// lookup that may work later. The message and its envelope are written to the queue
+    /// directory durably before postie exits 0 with "queued as ID" on stderr; `postie
+    /// queue run` (from cron) retries it with growing pauses. Permanent failures are never
+    /// queued. Also `queue = true` in the configuration; the sendmail persona queues
+    /// whenever a queue directory is configured. See `postie queue --help`.
+    #[arg(long, help_heading = "Queue")]
+    pub queue: bool,
+
+    /// The queue directory [default: $XDG_STATE_HOME/postie/queue or
+    /// ~/.local/state/postie/queue; /var/spool/postie for root].
+    #[arg(long, value_name = "DIR", help_heading = "Queue")]
+    pub queue_dir: Option<PathBuf>,
+
+    /// Give up on a queued message this old and report it to its sender [default: 5d]:
+    /// seconds, or a number with s, m, h or d.
+    #[arg(long, value_name = "AGE", help_heading = "Queue")]
+    pub queue_max_age: Option<String>,
+
     /// When done, print one JSON object on stdout describing the run, even when it failed.
     ///
     /// The object names the route, the connection attempts, TLS (version, cipher,
@@ -474,6 +500,10 @@ Examples:
 
   Lint a message before sending it (see `postie check --help`):
     postie check -f me@example.com --ip 192.0.2.10 mail.eml
+
+  Queue on temporary failure, retry from cron, look at the queue:
+    postie --queue --server a.example.com,b.example.com ... ; postie queue run
+    postie queue list
 
   Make a DKIM key (prints the TXT record to publish), then sign:
     postie dkim keygen --selector s1 --domain example.org --type ed25519

@@ -38,6 +38,8 @@ pub const SYSCONFDIR_ENV: &str = "POSTIE_SYSCONFDIR";
 pub const TEST_MODE_ENV: &str = "POSTIE_TEST_MODE";
 /// Environment variable naming the DNS server to ask, like --resolver (which wins).
 pub const RESOLVER_ENV: &str = "POSTIE_RESOLVER";
+/// Test mode only: seconds added to the clock the queue reads (backoff, maximum age).
+pub const CLOCK_SHIFT_ENV: &str = "POSTIE_TEST_CLOCK_SHIFT";
 /// Environment variable that turns the transcript's colour off, whatever its value
 /// (<https://no-color.org>); `--color always` still wins.
 pub const NO_COLOR_ENV: &str = "NO_COLOR";
@@ -164,6 +166,11 @@ pub struct Recipients {
 pub struct Config {
     /// `None` with --dry-run, --socket, and for direct MX delivery.
     pub server: Option<Server>,
+    /// Servers to try in order after `server` on a transient failure (`--server a,b`, or a
+    /// list as the account's `server`).
+    pub fallback_servers: Vec<Server>,
+    /// --queue and where the queue lives.
+    pub queue: QueueSettings,
     /// --socket: a unix domain socket to connect to instead of `server`.
     pub socket: Option<PathBuf>,
     /// --protocol: SMTP, or LMTP (RFC 2033).
@@ -232,6 +239,24 @@ pub struct Config {
     pub probe: Option<Probe>,
     /// --dkim-key and friends, or the account's `dkim_*`: sign the message.
     pub dkim: Option<crate::dkim::Options>,
+}
+
+/// The queue (see [`crate::queue`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueSettings {
+    /// --queue or `queue = true`: keep temporarily failed messages.
+    pub enabled: bool,
+    /// --queue-dir, `queue_dir`, else `$XDG_STATE_HOME/postie/queue` (or
+    /// `~/.local/state/postie/queue`), `/var/spool/postie` for root; `None` when there is
+    /// no home to put it in.
+    pub dir: Option<PathBuf>,
+    /// The directory was named (flag or configuration), not the default: the sendmail
+    /// persona then queues by default.
+    pub dir_configured: bool,
+    /// --queue-max-age, `queue_max_age`: give up on an entry this old.
+    pub max_age: Duration,
+    /// Test mode only (`POSTIE_TEST_CLOCK_SHIFT`): seconds added to the clock.
+    pub clock_shift: i64,
 }
 
 /// MTA-STS settings (RFC 8461; see [`crate::mta_sts`]).
@@ -345,14 +370,24 @@ impl Config {
             TlsSetting::Implicit => TlsMode::Implicit,
             TlsSetting::None => TlsMode::None,
         }));
+        // `--server a,b`: the first, then the others in order on a transient failure.
+        let mut fallback_servers = Vec::new();
         let server = match (&args.server, &account.server) {
             // --socket replaces the account's server (clap keeps it from --server).
             _ if args.socket.is_some() => None,
-            (Some(s), _) => Some(parse_server(s, tls_mode)?),
+            (Some(s), _) => {
+                let mut list = server_list(s, tls_mode)?.into_iter();
+                let first = list.next();
+                fallback_servers.extend(list);
+                first
+            }
             (None, Some(host)) => {
                 let mut s = parse_server(host, tls_mode)?;
                 if let Some(port) = account.port {
                     s.port = port;
+                }
+                for other in &account.fallback_servers {
+                    fallback_servers.push(parse_server(other, tls_mode)?);
                 }
                 Some(s)
             }
@@ -493,8 +528,11 @@ impl Config {
             None => (None, None),
         };
 
+        let queue = queue_settings(&args, &account, env, test_mode)?;
         Ok(Config {
             server: if direct { None } else { server },
+            fallback_servers: if direct { Vec::new() } else { fallback_servers },
+            queue,
             socket: args.socket.clone(),
             protocol: args.protocol,
             security,
@@ -566,6 +604,70 @@ impl Config {
             )?,
         })
     }
+}
+
+/// `HOST[:PORT],HOST[:PORT],...`: at least one, each as [`parse_server`] reads it.
+fn server_list(s: &str, tls: Option<TlsMode>) -> Result<Vec<Server>> {
+    s.split(',')
+        .map(|one| match one.trim() {
+            "" => Err(Error::Usage(format!("--server: empty name in the list {s:?}")).into()),
+            one => parse_server(one, tls),
+        })
+        .collect()
+}
+
+/// --queue, --queue-dir, --queue-max-age over the account's `queue`, `queue_dir`,
+/// `queue_max_age`; the default directory from the environment.
+fn queue_settings(
+    args: &Args,
+    account: &Account,
+    env: &Environment,
+    test_mode: bool,
+) -> Result<QueueSettings> {
+    let named = args.queue_dir.clone().or(account.queue_dir.clone());
+    let var = |k: &str| (env.var)(k).filter(|v| !v.is_empty());
+    let default_dir = if running_as_root(env) {
+        Some(PathBuf::from("/var/spool/postie"))
+    } else if let Some(state) = var("XDG_STATE_HOME") {
+        Some(PathBuf::from(state).join("postie/queue"))
+    } else {
+        var("HOME").map(|h| PathBuf::from(h).join(".local/state/postie/queue"))
+    };
+    let max_age = match (&args.queue_max_age, account.queue_max_age) {
+        (Some(s), _) => crate::queue::parse_age(s).ok_or_else(|| {
+            Error::Usage(format!(
+                "--queue-max-age: not an age: {s:?} (SECS, or a number with s, m, h or d)"
+            ))
+        })?,
+        (None, Some(secs)) => Duration::from_secs(secs),
+        (None, None) => crate::queue::DEFAULT_MAX_AGE,
+    };
+    let clock_shift = match var(CLOCK_SHIFT_ENV) {
+        Some(v) if test_mode => v
+            .trim()
+            .parse()
+            .map_err(|_| Error::Config(format!("{CLOCK_SHIFT_ENV}: not a number: {v:?}")))?,
+        _ => 0,
+    };
+    Ok(QueueSettings {
+        enabled: args.queue || account.queue.unwrap_or(false),
+        dir_configured: named.is_some(),
+        dir: named.or(default_dir),
+        max_age,
+        clock_shift,
+    })
+}
+
+/// Whether this process runs as root (the owner of /proc/self), else by $USER.
+fn running_as_root(env: &Environment) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(m) = std::fs::metadata("/proc/self") {
+            return m.uid() == 0;
+        }
+    }
+    (env.var)("USER").as_deref() == Some("root")
 }
 
 /// --resolver, else a non-empty POSTIE_RESOLVER; a bad flag is a usage error, a bad

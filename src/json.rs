@@ -56,6 +56,19 @@ pub struct Facts {
     /// The step the run entered last before any connection (e.g. resolving the server):
     /// where a failure is placed that neither names its phase nor happened on the wire.
     pub stage: Option<Step>,
+    /// --queue: the message was kept for a later attempt.
+    pub queued: Option<Queued>,
+}
+
+/// A message kept in the queue (`--queue`) after a temporary failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Queued {
+    /// postie's queue id (`postie queue list`, `postie queue remove ID`).
+    pub id: String,
+    /// Why it could not be delivered now.
+    pub reason: String,
+    /// The recipients still to deliver to.
+    pub recipients: Vec<String>,
 }
 
 impl Facts {
@@ -93,6 +106,8 @@ pub struct JsonResult {
     pub error: Option<ErrorJson>,
     /// Direct MX delivery: one entry per recipient domain; empty for submission.
     pub domains: Vec<DomainJson>,
+    /// --queue: the message was kept in postie's queue for a later attempt.
+    pub queued: Option<Queued>,
 }
 
 /// One recipient domain of a direct delivery.
@@ -545,6 +560,7 @@ impl JsonResult {
             exit: exit.into(),
             error,
             domains: facts.domains.iter().map(DomainJson::from).collect(),
+            queued: facts.queued.clone(),
         }
     }
 

@@ -17,6 +17,9 @@
 //! * [`smtp`] parses replies and runs the dialogue;
 //! * [`report`] prints what happened per recipient and picks the exit code.
 //!
+//! [`queue`] keeps messages whose delivery failed temporarily (`--queue`) and retries
+//! them (`postie queue run`).
+//!
 //! [`error`] maps every failure to one sysexits code, in one place. [`probe`] (`--probe`)
 //! runs a short dialogue of its own and reports what a server offers instead of sending.
 #![forbid(unsafe_code)]
@@ -39,6 +42,7 @@ pub mod mta_sts;
 pub mod net;
 pub mod persona;
 pub mod probe;
+pub mod queue;
 pub mod report;
 pub mod route;
 pub mod secret;

@@ -104,12 +104,19 @@ pub struct Account {
     pub dkim_key: Option<PathBuf>,
     pub dkim_selector: Option<String>,
     pub dkim_domain: Option<String>,
+    /// postie only (TOML `server = ["a", "b"]`): servers to fall back to, in order.
+    pub fallback_servers: Vec<String>,
+    /// postie only (TOML): `queue`, `queue_dir`, `queue_max_age` (seconds).
+    pub queue: Option<bool>,
+    pub queue_dir: Option<PathBuf>,
+    pub queue_max_age: Option<u64>,
 }
 
 impl Account {
     /// Field by field: this account's value where it has one, else `fallback`'s.
     pub fn or(self, fallback: &Account) -> Account {
         let f = fallback.clone();
+        let own_server = self.server.is_some();
         Account {
             server: self.server.or(f.server),
             port: self.port.or(f.port),
@@ -130,6 +137,14 @@ impl Account {
             dkim_key: self.dkim_key.or(f.dkim_key),
             dkim_selector: self.dkim_selector.or(f.dkim_selector),
             dkim_domain: self.dkim_domain.or(f.dkim_domain),
+            fallback_servers: if own_server {
+                self.fallback_servers
+            } else {
+                f.fallback_servers
+            },
+            queue: self.queue.or(f.queue),
+            queue_dir: self.queue_dir.or(f.queue_dir),
+            queue_max_age: self.queue_max_age.or(f.queue_max_age),
         }
     }
 }

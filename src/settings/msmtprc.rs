@@ -99,6 +99,11 @@ impl Layer {
             dkim_key: None,
             dkim_selector: None,
             dkim_domain: None,
+            // msmtp has one host per account and no queue.
+            fallback_servers: Vec::new(),
+            queue: None,
+            queue_dir: None,
+            queue_max_age: None,
         }
     }
 }

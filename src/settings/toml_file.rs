@@ -157,7 +157,28 @@ fn setting(
     };
     let path = |s: String| ctx.path(line, key, &s);
     match key {
-        "server" => acc.server = Some(name("a host name")?),
+        // A list: the first server, then the ones to fall back to in order.
+        "server" => match value {
+            toml::Value::Array(items) => {
+                let mut names = Vec::new();
+                for item in items {
+                    match item.as_str() {
+                        Some(s) if !s.is_empty() && !s.chars().any(char::is_whitespace) => {
+                            names.push(s.to_string());
+                        }
+                        _ => return Err(expected("a host name or a list of host names")),
+                    }
+                }
+                let mut names = names.into_iter();
+                acc.server = Some(
+                    names
+                        .next()
+                        .ok_or_else(|| expected("at least one host name"))?,
+                );
+                acc.fallback_servers = names.collect();
+            }
+            _ => acc.server = Some(name("a host name")?),
+        },
         "port" => {
             acc.port = Some(
                 value
@@ -229,6 +250,20 @@ fn setting(
         "dkim_key" => acc.dkim_key = Some(path(string("a file name")?)?),
         "dkim_selector" => acc.dkim_selector = Some(string("a string")?),
         "dkim_domain" => acc.dkim_domain = Some(string("a domain")?),
+        "queue" => acc.queue = Some(value.as_bool().ok_or_else(|| expected("true or false"))?),
+        "queue_dir" => acc.queue_dir = Some(path(string("a directory name")?)?),
+        "queue_max_age" => {
+            acc.queue_max_age = Some(
+                match value {
+                    toml::Value::String(s) => crate::queue::parse_age(s).map(|d| d.as_secs()),
+                    _ => value
+                        .as_integer()
+                        .and_then(|n| u64::try_from(n).ok())
+                        .filter(|&n| n > 0),
+                }
+                .ok_or_else(|| expected("seconds, or a number with s, m, h or d"))?,
+            );
+        }
         _ => return Ok(false),
     }
     Ok(true)
