@@ -818,6 +818,7 @@ mod tests {
             elapsed: Some(Duration::from_millis(12)),
             stage: Some(Step::Resolve),
             domains: Vec::new(),
+            queued: None,
         }
     }
 

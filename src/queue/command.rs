@@ -92,9 +92,12 @@ fn no_positional(positional: &[String]) -> Result<()> {
 pub fn list(options: &[OsString]) -> Result<Exit> {
     let (cfg, positional) = config(options, true)?;
     no_positional(&positional)?;
-    let spool = Spool::for_config(&cfg)?;
     let mut out = io::stdout().lock();
-    match super::list(&spool, &cfg, &mut out).and_then(|()| out.flush()) {
+    let listed = match Spool::existing(&cfg)? {
+        Some(spool) => super::list(&spool, &cfg, &mut out),
+        None => writeln!(out, "Mail queue is empty"),
+    };
+    match listed.and_then(|()| out.flush()) {
         Ok(()) => Ok(Exit::Ok),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(Exit::Ok),
         Err(e) => Err(Error::Io(format!("listing the queue: {e}")).into()),
@@ -105,8 +108,10 @@ pub fn list(options: &[OsString]) -> Result<Exit> {
 pub fn run(options: &[OsString], flush: bool, deliver: &mut Deliver) -> Result<Exit> {
     let (cfg, positional) = config(options, false)?;
     no_positional(&positional)?;
-    let spool = Spool::for_config(&cfg)?;
-    super::run(&spool, &cfg, flush, deliver)
+    match Spool::existing(&cfg)? {
+        Some(spool) => super::run(&spool, &cfg, flush, deliver),
+        None => Ok(Exit::Ok),
+    }
 }
 
 /// `postie queue remove ID...`.
@@ -115,7 +120,9 @@ fn remove(options: &[OsString]) -> Result<Exit> {
     if ids.is_empty() {
         return Err(Error::Usage("postie queue remove: name the entries' ids".into()).into());
     }
-    let spool = Spool::for_config(&cfg)?;
+    let Some(spool) = Spool::existing(&cfg)? else {
+        return Err(Error::Usage(format!("no queue entry {}", ids[0])).into());
+    };
     for id in &ids {
         spool.remove(id)?;
     }

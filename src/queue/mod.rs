@@ -115,6 +115,14 @@ impl Spool {
         Spool::open(dir)
     }
 
+    /// The configured queue directory if it exists (looking and running never create one).
+    pub fn existing(cfg: &Config) -> Result<Option<Spool>> {
+        match &cfg.queue.dir {
+            Some(dir) if dir.join("meta").is_dir() => Spool::open(dir.clone()).map(Some),
+            _ => Ok(None),
+        }
+    }
+
     /// The spool in `dir`, created if missing.
     pub fn open(dir: PathBuf) -> Result<Spool> {
         for sub in ["tmp", "msg", "meta"] {

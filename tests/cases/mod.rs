@@ -10,6 +10,7 @@ mod mta_sts;
 mod mx;
 mod postfix;
 mod probe;
+mod queue;
 mod sendmail;
 mod submission;
 mod transcript;

@@ -1,0 +1,925 @@
+//! The queue (`--queue`, `postie queue ...`) and ordered server fallback (issue 6): a
+//! temporary failure in any phase queues the message and exits 0; a permanent one never
+//! queues; `queue run` delivers due entries once, respects backoff, gives up after the
+//! maximum age with a report to the sender; two runs at once never deliver twice; a
+//! `kill -9` at any point loses nothing and duplicates nothing outside the documented
+//! at-least-once window.
+//!
+//! Scripted single-session servers ([`FakeServer`]) pin the dialogue; a small
+//! multi-connection sink below counts deliveries for the concurrency and crash tests;
+//! Postfix's smtp-sink, when installed, plays the faulty and the good server once more.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::support::fake_server::{
+    data, ehlo, envelope, expect, expect_prefix, greeting, quit, send, FakeServer, Step,
+};
+use crate::support::postie;
+use crate::support::run::{run, Outcome};
+
+const LIMIT: Duration = Duration::from_secs(60);
+const FROM: &str = "me@x.example";
+const RCPT: &str = "you@y.example";
+
+/// A port on 127.0.0.1 nobody listens on (bound, then let go).
+fn closed_port() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    addr.to_string()
+}
+
+/// `postie --queue` sending a composed message tagged `tag` to `server`.
+fn send_cmd(dir: &Path, server: &str, tag: &str) -> Command {
+    let mut cmd = postie();
+    cmd.arg("--queue")
+        .arg("--queue-dir")
+        .arg(dir)
+        .args(["--server", server, "--tls", "none", "-f", FROM, "-s", tag])
+        .args(["-H", &format!("X-Tag: {tag}"), "--body", "hello", RCPT]);
+    cmd
+}
+
+fn queue_cmd(dir: &Path, action: &str, extra: &[&str]) -> Command {
+    let mut cmd = postie();
+    cmd.args(["queue", action, "--queue-dir"])
+        .arg(dir)
+        .args(extra);
+    cmd
+}
+
+fn queue(dir: &Path, action: &str, extra: &[&str]) -> Outcome {
+    run(queue_cmd(dir, action, extra), None, LIMIT)
+}
+
+/// The live entries' ids, read from the spool's meta directory.
+fn entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir.join("meta"))
+        .map(|l| {
+            l.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The steps of one session up to `phase`, where the server answers `reply` (a 4xx or a
+/// 5xx) and the client QUITs or closes.
+fn failing_at(phase: &str, reply: &'static str) -> Vec<Step> {
+    let mut s = Vec::new();
+    if phase == "greeting" {
+        s.push(send(reply));
+        s.push(Step::QuitOrClose);
+        return s;
+    }
+    s.push(greeting());
+    s.extend(ehlo(&[]));
+    s.push(expect_prefix(format!("MAIL FROM:<{FROM}>")));
+    if phase == "mail" {
+        s.push(send(reply));
+        s.push(Step::QuitOrClose);
+        return s;
+    }
+    s.push(send("250 2.1.0 ok\r\n"));
+    s.push(expect(format!("RCPT TO:<{RCPT}>")));
+    if phase == "rcpt" {
+        s.push(send(reply));
+        s.push(Step::QuitOrClose);
+        return s;
+    }
+    s.push(send("250 2.1.5 ok\r\n"));
+    s.push(expect("DATA"));
+    if phase == "data" {
+        s.push(send(reply));
+        s.push(Step::QuitOrClose);
+        return s;
+    }
+    s.push(send("354 go ahead\r\n"));
+    s.push(Step::ReadData);
+    s.push(send(reply));
+    s.push(Step::QuitOrClose);
+    s
+}
+
+/// A whole successful session for `rcpts`.
+fn accepting(from: &str, rcpts: &[&str]) -> Vec<Step> {
+    let mut s = vec![greeting()];
+    s.extend(ehlo(&[]));
+    s.extend(envelope(from, rcpts));
+    s.extend(data("250 2.0.0 Ok: queued as FAKE1\r\n"));
+    s.extend(quit());
+    s
+}
+
+#[test]
+fn temporary_failure_in_each_phase_is_queued_and_exits_0() {
+    for phase in ["connect", "greeting", "mail", "rcpt", "data", "end of data"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (server, addr) = if phase == "connect" {
+            (None, closed_port())
+        } else {
+            let s = FakeServer::start(failing_at(phase, "451 4.3.0 try again later\r\n"));
+            let a = s.addr();
+            (Some(s), a)
+        };
+        let out = run(send_cmd(dir.path(), &addr, "t1"), None, LIMIT);
+        let session = server.map(|s| s.finish_with(&out.to_string()));
+        out.assert_code(0, phase);
+        assert!(
+            out.stderr.starts_with("postie: queued as ") && out.stderr.lines().count() == 1,
+            "{phase}: {out}"
+        );
+        let ids = entries(dir.path());
+        assert_eq!(ids.len(), 1, "{phase}: {out}");
+        assert!(out.stderr.contains(&ids[0]), "{phase}: {out}");
+        let listed = queue(dir.path(), "list", &[]);
+        listed.assert_code(0, "list");
+        assert!(
+            listed.stdout.contains(&ids[0])
+                && listed.stdout.contains(RCPT)
+                && listed.stdout.contains(FROM),
+            "{phase}: {listed}"
+        );
+        // The spooled bytes are the message that was (or would have been) sent.
+        let stored = std::fs::read(dir.path().join("msg").join(&ids[0])).unwrap();
+        assert!(
+            String::from_utf8_lossy(&stored).contains("X-Tag: t1"),
+            "{phase}"
+        );
+        if phase == "end of data" {
+            let sent = &session.unwrap().data[0];
+            let body = &sent[..sent.len() - 5]; // without CRLF.CRLF
+            assert_eq!(
+                String::from_utf8_lossy(body).trim_end(),
+                String::from_utf8_lossy(&stored).trim_end()
+            );
+        }
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
+    }
+}
+
+#[test]
+fn permanent_failures_are_never_queued() {
+    for (phase, code) in [("mail", 65), ("rcpt", 67), ("end of data", 65)] {
+        let dir = tempfile::tempdir().unwrap();
+        let server = FakeServer::start(failing_at(phase, "554 5.7.1 go away\r\n"));
+        let out = run(send_cmd(dir.path(), &server.addr(), "p"), None, LIMIT);
+        server.finish_with(&out.to_string());
+        out.assert_code(code, phase);
+        assert!(!out.stderr.contains("queued"), "{phase}: {out}");
+        assert!(entries(dir.path()).is_empty(), "{phase}");
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
+    }
+}
+
+#[test]
+fn without_queue_a_temporary_failure_still_exits_75() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = postie();
+    cmd.arg("--queue-dir").arg(dir.path()).args([
+        "--server",
+        &closed_port(),
+        "--tls",
+        "none",
+        "--body",
+        "x",
+        RCPT,
+    ]);
+    let out = run(cmd, None, LIMIT);
+    out.assert_code(75, "no --queue");
+    assert!(entries(dir.path()).is_empty());
+}
+
+#[test]
+fn json_says_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = send_cmd(dir.path(), &closed_port(), "j");
+    cmd.arg("--json");
+    let out = run(cmd, None, LIMIT);
+    out.assert_code(0, "json");
+    let doc: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    let id = entries(dir.path()).pop().unwrap();
+    assert_eq!(doc["queued"]["id"], id.as_str(), "{out}");
+    assert_eq!(doc["queued"]["recipients"][0], RCPT);
+    assert!(doc["queued"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("cannot connect"));
+    assert_eq!(doc["exit"]["code"], 0);
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/postie-result.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    assert!(validator.is_valid(&doc), "{doc}");
+}
+
+#[test]
+fn queue_run_respects_backoff_flush_ignores_it_and_delivery_removes() {
+    let dir = tempfile::tempdir().unwrap();
+    run(send_cmd(dir.path(), &closed_port(), "b"), None, LIMIT).assert_code(0, "queue it");
+    assert_eq!(entries(dir.path()).len(), 1);
+
+    // Not due yet (first retry after 5 minutes): nothing is tried.
+    let idle = FakeServer::start(accepting(FROM, &[RCPT]));
+    let out = queue(
+        dir.path(),
+        "run",
+        &["--server", &idle.addr(), "--tls", "none"],
+    );
+    assert!(
+        idle.finish_if_connected(&out.to_string()).is_none(),
+        "{out}"
+    );
+    out.assert_quiet_success("run before due");
+    assert_eq!(entries(dir.path()).len(), 1);
+
+    // Due after the backoff: tried again, still failing: rescheduled, attempts 2.
+    let mut cmd = queue_cmd(
+        dir.path(),
+        "run",
+        &["--server", &closed_port(), "--tls", "none"],
+    );
+    cmd.env("POSTIE_TEST_CLOCK_SHIFT", "301");
+    let out = run(cmd, None, LIMIT);
+    out.assert_quiet_success("run when due, failing");
+    let mut cmd = queue_cmd(dir.path(), "list", &[]);
+    cmd.env("POSTIE_TEST_CLOCK_SHIFT", "301");
+    let listed = run(cmd, None, LIMIT);
+    let row = listed.stdout.lines().nth(1).unwrap_or_default().to_string();
+    assert!(row.split_whitespace().any(|w| w == "2"), "{listed}");
+
+    // Now 10 minutes to wait: a run 5 minutes later still leaves it alone...
+    let idle = FakeServer::start(accepting(FROM, &[RCPT]));
+    let mut cmd = queue_cmd(
+        dir.path(),
+        "run",
+        &["--server", &idle.addr(), "--tls", "none"],
+    );
+    cmd.env("POSTIE_TEST_CLOCK_SHIFT", "602");
+    let out = run(cmd, None, LIMIT);
+    assert!(
+        idle.finish_if_connected(&out.to_string()).is_none(),
+        "{out}"
+    );
+
+    // ... and flush tries it at once, delivers it and removes it.
+    let good = FakeServer::start(accepting(FROM, &[RCPT]));
+    let out = queue(
+        dir.path(),
+        "flush",
+        &["--server", &good.addr(), "--tls", "none"],
+    );
+    let session = good.finish_with(&out.to_string());
+    out.assert_quiet_success("flush");
+    assert!(String::from_utf8_lossy(&session.data[0]).contains("X-Tag: b"));
+    assert!(entries(dir.path()).is_empty());
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("msg")).unwrap().count(),
+        0
+    );
+    let listed = queue(dir.path(), "list", &[]);
+    assert_eq!(listed.stdout.trim(), "Mail queue is empty", "{listed}");
+}
+
+#[test]
+fn remove_takes_an_entry_out_and_refuses_unknown_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    run(send_cmd(dir.path(), &closed_port(), "r"), None, LIMIT).assert_code(0, "queue it");
+    let id = entries(dir.path()).pop().unwrap();
+    queue(dir.path(), "remove", &["nosuchid"]).assert_code(64, "unknown id");
+    queue(dir.path(), "remove", &["../../etc/passwd"]).assert_code(64, "bad id");
+    let mut cmd = postie();
+    cmd.args(["queue", "remove", &id, "--queue-dir"])
+        .arg(dir.path());
+    run(cmd, None, LIMIT).assert_quiet_success("remove");
+    assert!(entries(dir.path()).is_empty());
+}
+
+#[test]
+fn sendmail_bp_and_mailq_list_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("postie.toml");
+    let q = dir.path().join("q");
+    std::fs::write(
+        &conf,
+        format!(
+            "[defaults]\nserver = \"{}\"\ntls = \"none\"\nqueue_dir = \"{}\"\n",
+            closed_port(),
+            q.display()
+        ),
+    )
+    .unwrap();
+    // A configured queue directory makes the sendmail persona queue by default.
+    let mut cmd = postie();
+    cmd.arg("sendmail")
+        .arg("-C")
+        .arg(&conf)
+        .args(["-f", FROM, RCPT]);
+    let out = run(cmd, Some(b"Subject: s\n\nbody\n"), LIMIT);
+    out.assert_code(0, "sendmail queues");
+    assert!(out.stderr.contains("queued as"), "{out}");
+    let id = entries(&q).pop().unwrap();
+    let mut bp = postie();
+    bp.arg("sendmail").arg("-C").arg(&conf).arg("-bp");
+    let out = run(bp, None, LIMIT);
+    out.assert_code(0, "-bp");
+    assert!(out.stdout.contains(&id), "{out}");
+    let mut mailq = postie();
+    mailq.arg("mailq").env("XDG_CONFIG_HOME", dir.path());
+    std::fs::create_dir_all(dir.path().join("postie")).unwrap();
+    std::fs::copy(&conf, dir.path().join("postie/config.toml")).unwrap();
+    let out = run(mailq, None, LIMIT);
+    out.assert_code(0, "mailq");
+    assert!(out.stdout.contains(&id), "{out}");
+}
+
+// ---- fallback servers ----
+
+#[test]
+fn fallback_after_refused_connection_or_421() {
+    for first in ["refused", "421"] {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = (first == "421")
+            .then(|| FakeServer::start(vec![send("421 4.3.2 too busy\r\n"), Step::QuitOrClose]));
+        let bad_addr = bad.as_ref().map_or_else(closed_port, FakeServer::addr);
+        let good = FakeServer::start(accepting(FROM, &[RCPT]));
+        let good_addr = good.addr();
+        let mut cmd = send_cmd(dir.path(), &format!("{bad_addr},{good_addr}"), "f");
+        cmd.arg("-v");
+        let out = run(cmd, None, LIMIT);
+        if let Some(b) = bad {
+            b.finish_with(&out.to_string());
+        }
+        let session = good.finish_with(&out.to_string());
+        out.assert_code(0, first);
+        assert!(
+            out.stderr
+                .contains(&format!("=== Falling back to {good_addr}")),
+            "{first}: {out}"
+        );
+        assert_eq!(session.data.len(), 1);
+        assert!(
+            entries(dir.path()).is_empty(),
+            "{first}: delivered, not queued"
+        );
+    }
+}
+
+#[test]
+fn no_fallback_after_a_5xx() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = FakeServer::start(failing_at("rcpt", "550 5.1.1 no such user\r\n"));
+    let second = FakeServer::start(accepting(FROM, &[RCPT]));
+    let out = run(
+        send_cmd(
+            dir.path(),
+            &format!("{},{}", bad.addr(), second.addr()),
+            "n",
+        ),
+        None,
+        LIMIT,
+    );
+    bad.finish_with(&out.to_string());
+    assert!(
+        second.finish_if_connected(&out.to_string()).is_none(),
+        "the second server must not be contacted: {out}"
+    );
+    out.assert_code(67, "5xx");
+    assert!(entries(dir.path()).is_empty());
+}
+
+#[test]
+fn toml_server_list_falls_back_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = FakeServer::start(accepting(FROM, &[RCPT]));
+    let conf = dir.path().join("c.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[defaults]\nserver = [\"{}\", \"{}\"]\ntls = \"none\"\n",
+            closed_port(),
+            good.addr()
+        ),
+    )
+    .unwrap();
+    let mut cmd = postie();
+    cmd.arg("-C")
+        .arg(&conf)
+        .args(["-f", FROM, "--body", "x", RCPT]);
+    let out = run(cmd, None, LIMIT);
+    good.finish_with(&out.to_string());
+    out.assert_quiet_success("toml list");
+}
+
+// ---- a counting sink with many connections ----
+
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    Accept,
+    /// Answer RCPT with this reply unless the sender is the null sender.
+    Rcpt(&'static str),
+    /// Accept, sleeping this long before every reply but QUIT's.
+    Slow(Duration),
+}
+
+#[derive(Clone, Debug)]
+struct Delivered {
+    from: String,
+    data: String,
+    /// When the end-of-data mark arrived: from here on the server has the message.
+    handed_over: Instant,
+    /// When the 250 to the end of data had been written.
+    at: Instant,
+}
+
+struct Sink {
+    addr: SocketAddr,
+    mode: Arc<Mutex<Mode>>,
+    got: Arc<Mutex<Vec<Delivered>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Sink {
+    fn start(mode: Mode) -> Sink {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mode = Arc::new(Mutex::new(mode));
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (mode, got, stop) = (mode.clone(), got.clone(), stop.clone());
+            thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((conn, _)) => {
+                            let m = *mode.lock().unwrap();
+                            let got = got.clone();
+                            thread::spawn(move || {
+                                let _ = session(conn, m, &got);
+                            });
+                        }
+                        Err(_) => thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            })
+        };
+        Sink {
+            addr,
+            mode,
+            got,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn set(&self, mode: Mode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+
+    fn delivered(&self) -> Vec<Delivered> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// How many times each X-Tag arrived.
+    fn count(&self, tag: &str) -> usize {
+        let line = format!("X-Tag: {tag}\r\n");
+        self.delivered()
+            .iter()
+            .filter(|d| d.data.contains(&line))
+            .count()
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One SMTP session of the sink; every read bounded.
+fn session(conn: TcpStream, mode: Mode, got: &Mutex<Vec<Delivered>>) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    conn.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let mut out = conn.try_clone()?;
+    let mut r = BufReader::new(conn);
+    let reply = |out: &mut TcpStream, text: &str, quit: bool| -> std::io::Result<()> {
+        if let (Mode::Slow(d), false) = (mode, quit) {
+            thread::sleep(d);
+        }
+        out.write_all(text.as_bytes())
+    };
+    reply(&mut out, "220 sink.test ESMTP\r\n", false)?;
+    let mut from = String::new();
+    for _ in 0..1000 {
+        let mut line = String::new();
+        if r.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let cmd = line.trim_end().to_ascii_uppercase();
+        if cmd.starts_with("EHLO") || cmd.starts_with("HELO") {
+            reply(&mut out, "250 sink.test\r\n", false)?;
+        } else if cmd.starts_with("MAIL FROM:") {
+            from = line.trim_end()[10..].to_string();
+            reply(&mut out, "250 2.1.0 ok\r\n", false)?;
+        } else if cmd.starts_with("RCPT") {
+            match mode {
+                Mode::Rcpt(text) if from != "<>" => reply(&mut out, text, false)?,
+                _ => reply(&mut out, "250 2.1.5 ok\r\n", false)?,
+            }
+        } else if cmd == "DATA" {
+            reply(&mut out, "354 go\r\n", false)?;
+            let mut data = String::new();
+            loop {
+                let mut l = String::new();
+                if r.read_line(&mut l)? == 0 {
+                    return Ok(());
+                }
+                if l == ".\r\n" {
+                    break;
+                }
+                data.push_str(&l);
+            }
+            let handed_over = Instant::now();
+            reply(&mut out, "250 2.0.0 Ok: queued\r\n", false)?;
+            got.lock().unwrap().push(Delivered {
+                from: from.clone(),
+                data,
+                handed_over,
+                at: Instant::now(),
+            });
+        } else if cmd == "QUIT" {
+            reply(&mut out, "221 bye\r\n", true)?;
+            return Ok(());
+        } else {
+            reply(&mut out, "502 5.5.1 what?\r\n", false)?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn max_age_gives_up_and_reports_to_the_sender() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start(Mode::Rcpt("450 4.2.0 mailbox busy\r\n"));
+    let addr = sink.addr.to_string();
+    run(send_cmd(dir.path(), &addr, "old"), None, LIMIT).assert_code(0, "queue it");
+    let id = entries(dir.path()).pop().unwrap();
+
+    // Younger than the maximum age (here 1 day): rescheduled, not reported.
+    let mut cmd = queue_cmd(dir.path(), "flush", &["--server", &addr, "--tls", "none"]);
+    cmd.args(["--queue-max-age", "1d"]);
+    run(cmd, None, LIMIT).assert_quiet_success("young");
+    assert_eq!(entries(dir.path()), [id.clone()]);
+
+    // A day and a bit later: one last try, then the sender gets the report.
+    let mut cmd = queue_cmd(dir.path(), "run", &["--server", &addr, "--tls", "none"]);
+    cmd.args(["--queue-max-age", "1d"])
+        .env("POSTIE_TEST_CLOCK_SHIFT", "90000");
+    let out = run(cmd, None, LIMIT);
+    out.assert_code(69, "gave up");
+    assert!(
+        out.stderr
+            .contains(&format!("{id}: gave up after 3 attempts")),
+        "{out}"
+    );
+    assert!(
+        out.stderr.contains("report sent to <me@x.example>"),
+        "{out}"
+    );
+    assert!(entries(dir.path()).is_empty());
+    let reports: Vec<Delivered> = sink
+        .delivered()
+        .into_iter()
+        .filter(|d| d.from == "<>")
+        .collect();
+    assert_eq!(reports.len(), 1, "{out}");
+    // Quoted-printable soft line breaks undone, for the checks.
+    let text = &reports[0].data.replace("=\r\n", "");
+    assert!(
+        text.contains("To: <me@x.example>") || text.contains("To: me@x.example"),
+        "{text}"
+    );
+    assert!(text.contains("Auto-Submitted: auto-replied"), "{text}");
+    assert!(
+        text.contains("450 4.2.0 mailbox busy") && text.contains("X-Tag: old"),
+        "{text}"
+    );
+}
+
+#[test]
+fn permanent_refusal_in_a_run_removes_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    run(send_cmd(dir.path(), &closed_port(), "perm"), None, LIMIT).assert_code(0, "queue it");
+    let sink = Sink::start(Mode::Rcpt("550 5.1.1 no such user\r\n"));
+    let addr = sink.addr.to_string();
+    let out = queue(dir.path(), "flush", &["--server", &addr, "--tls", "none"]);
+    out.assert_code(67, "refused in the run");
+    assert!(out.stderr.contains("refused for good"), "{out}");
+    assert!(entries(dir.path()).is_empty());
+    assert_eq!(
+        sink.delivered().iter().filter(|d| d.from == "<>").count(),
+        1,
+        "one report to the sender: {out}"
+    );
+}
+
+#[test]
+fn null_sender_entries_are_only_logged_when_given_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = postie();
+    cmd.arg("--queue").arg("--queue-dir").arg(dir.path()).args([
+        "--server",
+        &closed_port(),
+        "--tls",
+        "none",
+        "--message",
+        "-",
+        "-f",
+        "<>",
+        RCPT,
+    ]);
+    let out = run(cmd, Some(b"Subject: bounce\r\n\r\nx\r\n"), LIMIT);
+    if out.code != Some(0) {
+        // -f "<>" is not accepted by this build: nothing to test here.
+        eprintln!("skipping: {out}");
+        return;
+    }
+    let mut cmd = queue_cmd(
+        dir.path(),
+        "run",
+        &["--server", &closed_port(), "--tls", "none"],
+    );
+    cmd.env("POSTIE_TEST_CLOCK_SHIFT", "500000");
+    let out = run(cmd, None, LIMIT);
+    assert!(out.stderr.contains("null sender: no report sent"), "{out}");
+    assert!(entries(dir.path()).is_empty());
+}
+
+#[test]
+fn two_runs_at_once_never_deliver_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let down = closed_port();
+    let tags: Vec<String> = (0..8).map(|i| format!("c{i}")).collect();
+    for t in &tags {
+        run(send_cmd(dir.path(), &down, t), None, LIMIT).assert_code(0, "queue");
+    }
+    let sink = Sink::start(Mode::Slow(Duration::from_millis(15)));
+    let addr = sink.addr.to_string();
+    let spawn = || {
+        let mut c = queue_cmd(dir.path(), "flush", &["--server", &addr, "--tls", "none"]);
+        c.stdout(Stdio::null()).stderr(Stdio::null());
+        c.spawn().unwrap()
+    };
+    let (mut a, mut b) = (spawn(), spawn());
+    let ca = crate::support::run::wait_bounded(&mut a, LIMIT, "run a");
+    let cb = crate::support::run::wait_bounded(&mut b, LIMIT, "run b");
+    assert_eq!((ca, cb), (Some(0), Some(0)));
+    for t in &tags {
+        assert_eq!(sink.count(t), 1, "{t}: {:?}", sink.delivered().len());
+    }
+    assert!(entries(dir.path()).is_empty());
+}
+
+/// A tiny LCG (Knuth's MMIX constants): reproducible "random" kill points.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % below
+    }
+}
+
+/// SIGKILL (std's Child::kill) after `after`, unless it ended before; returns its exit
+/// code if it ended by itself and when the kill was sent.
+fn kill_after(mut child: std::process::Child, after: Duration) -> (Option<i32>, Option<Instant>) {
+    let deadline = Instant::now() + after;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status.code(), None);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let at = Instant::now();
+            let _ = child.wait();
+            return (None, Some(at));
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// kill -9 at seeded random points of `postie --queue` and of `postie queue flush`, then a
+/// clean run: every message whose `--queue` run exited 0 arrives, none arrives twice
+/// except when a kill landed right after the server's 250 (the at-least-once window SMTP
+/// cannot close), and no spool file is left over.
+#[test]
+fn kill_9_at_random_points_loses_nothing() {
+    const N: usize = 24;
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Lcg(0x5eed_0f_2026);
+    let sink = Sink::start(Mode::Slow(Duration::from_millis(25)));
+    let addr = sink.addr.to_string();
+    let mut kills: Vec<Instant> = Vec::new();
+    let mut must_arrive = Vec::new();
+    let mut tags = Vec::new();
+
+    // Phase 1: `postie --queue` against a slow server that defers every recipient,
+    // killed somewhere between start and well after its usual end.
+    sink.set(Mode::Rcpt("451 4.3.0 later\r\n"));
+    for i in 0..N {
+        let tag = format!("k{i}");
+        let mut cmd = send_cmd(dir.path(), &addr, &tag);
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        let (code, killed) = kill_after(cmd.spawn().unwrap(), Duration::from_millis(rng.next(120)));
+        kills.extend(killed);
+        if code == Some(0) {
+            must_arrive.push(tag.clone());
+        }
+        tags.push(tag);
+    }
+    // Some runs finished (and queued), some were cut short: the loop proves nothing
+    // otherwise. The seed makes this deterministic on a given machine's speed class.
+    assert!(
+        !must_arrive.is_empty(),
+        "no --queue run finished: lengthen the delays"
+    );
+
+    // Phase 2: `postie queue flush` against a slow accepting server, killed at random.
+    sink.set(Mode::Slow(Duration::from_millis(25)));
+    for _ in 0..N {
+        let mut cmd = queue_cmd(dir.path(), "flush", &["--server", &addr, "--tls", "none"]);
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        let (_, killed) = kill_after(cmd.spawn().unwrap(), Duration::from_millis(rng.next(400)));
+        kills.extend(killed);
+    }
+
+    let kills_in_runs = kills.len();
+    let before_clean_run = sink.delivered().len();
+
+    // Phase 3: a clean run to the end.
+    sink.set(Mode::Accept);
+    let out = queue(dir.path(), "flush", &["--server", &addr, "--tls", "none"]);
+    out.assert_code(0, "final run");
+    assert!(entries(dir.path()).is_empty(), "{out}");
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("msg")).unwrap().count(),
+        0
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+        0
+    );
+
+    let delivered = sink.delivered();
+    let mut duplicates = 0;
+    for tag in &tags {
+        let line = format!("X-Tag: {tag}\r\n");
+        let copies: Vec<&Delivered> = delivered
+            .iter()
+            .filter(|d| d.data.contains(&line))
+            .collect();
+        if must_arrive.contains(tag) {
+            assert!(
+                !copies.is_empty(),
+                "{tag} was queued (exit 0) but never arrived"
+            );
+        }
+        // Every copy is whole: the message as composed, body included.
+        for c in &copies {
+            assert!(
+                c.data.ends_with("hello\r\n"),
+                "{tag}: truncated copy {:?}",
+                c.data
+            );
+        }
+        if copies.len() > 1 {
+            // Allowed only if a kill fell between the end-of-data mark reaching the server
+            // and (shortly after) its 250: the server had the message, the entry was still
+            // there when the run died. That is the documented at-least-once window.
+            let (from, to) = (
+                copies[0].handed_over,
+                copies[0].at + Duration::from_millis(150),
+            );
+            let window = kills.iter().any(|k| *k >= from && *k <= to);
+            assert!(
+                copies.len() == 2 && window,
+                "{tag} arrived {} times without a kill in the 250-to-removal window",
+                copies.len()
+            );
+            duplicates += 1;
+        }
+    }
+    eprintln!(
+        "kill -9 loop: {N} --queue runs ({} finished and queued), {kills_in_runs} kills, \
+         {before_clean_run} deliveries by killed runs, {} in all, {duplicates} duplicate(s) \
+         in the at-least-once window",
+        must_arrive.len(),
+        delivered.len()
+    );
+    // The kills must have hit runs in the middle of delivering, or the test shows little.
+    assert!(kills_in_runs >= N / 2, "only {kills_in_runs} kills");
+}
+
+// ---- Postfix's smtp-sink ----
+
+/// smtp-sink on a free port with `flags`, or None (with the reason printed) when it is
+/// not installed and POSTIE_REQUIRE_POSTFIX is not set.
+fn smtp_sink(flags: &[&str]) -> Option<(std::process::Child, String)> {
+    let Ok(path) = which("smtp-sink") else {
+        assert!(
+            std::env::var_os("POSTIE_REQUIRE_POSTFIX").is_none(),
+            "POSTIE_REQUIRE_POSTFIX is set but smtp-sink is not installed"
+        );
+        eprintln!("skipping: Postfix's smtp-sink is not installed");
+        return None;
+    };
+    let addr = closed_port();
+    let mut cmd = Command::new(path);
+    cmd.args(["-u", "nobody"])
+        .args(flags)
+        .arg(&addr)
+        .arg("10")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let child = cmd.spawn().ok()?;
+    for _ in 0..200 {
+        if TcpStream::connect(&addr).is_ok() {
+            return Some((child, addr));
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    panic!("smtp-sink did not start on {addr}");
+}
+
+fn which(name: &str) -> Result<std::path::PathBuf, ()> {
+    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"] {
+        let p = Path::new(dir).join(name);
+        if p.exists() {
+            return Ok(p);
+        }
+    }
+    Err(())
+}
+
+#[test]
+fn smtp_sink_4xx_is_queued_then_delivered() {
+    let Some((mut bad, bad_addr)) = smtp_sink(&["-r", "RCPT"]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(send_cmd(dir.path(), &bad_addr, "sink"), None, LIMIT);
+    let _ = bad.kill();
+    let _ = bad.wait();
+    out.assert_code(0, "smtp-sink -r RCPT");
+    assert_eq!(entries(dir.path()).len(), 1, "{out}");
+
+    // smtp-sink writes its dumps as user nobody.
+    let dump_dir = tempfile::tempdir().unwrap();
+    let dump = dump_dir.path();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dump, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let template = format!("{}/%M.", dump.display());
+    let Some((mut good, good_addr)) = smtp_sink(&["-d", &template]) else {
+        return;
+    };
+    let out = queue(
+        dir.path(),
+        "flush",
+        &["--server", &good_addr, "--tls", "none"],
+    );
+    let _ = good.kill();
+    let _ = good.wait();
+    out.assert_quiet_success("flush to smtp-sink");
+    assert!(entries(dir.path()).is_empty());
+    let files: Vec<_> = std::fs::read_dir(dump).unwrap().flatten().collect();
+    assert_eq!(files.len(), 1, "one delivery dumped");
+    let text = std::fs::read_to_string(files[0].path()).unwrap();
+    assert!(text.contains("X-Tag: sink"), "{text}");
+}
