@@ -28,6 +28,7 @@ fn man_page() -> Vec<u8> {
     for section in [
         "examples.roff",
         "sendmail.roff",
+        "queue.roff",
         "exit-status.roff",
         "environment.roff",
     ] {
@@ -117,6 +118,7 @@ fn man_page_renders_without_warnings() {
         "EXIT STATUS",
         "TRANSCRIPT FORMAT",
         "SENDMAIL COMPATIBILITY",
+        "QUEUE",
         "FILES",
         "ENVIRONMENT",
     ] {
