@@ -14,8 +14,9 @@ use crate::net::timeout::Phase;
 use crate::smtp::reply::{Reply, Severity};
 
 /// sysexits.h codes postie exits with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Exit {
+    #[default]
     Ok = 0,
     Usage = 64,
     DataErr = 65,

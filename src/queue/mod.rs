@@ -325,12 +325,6 @@ pub struct Sorted {
     pub abort: Option<(Exit, String)>,
 }
 
-impl Default for Exit {
-    fn default() -> Exit {
-        Exit::Ok
-    }
-}
-
 impl Sorted {
     /// One transaction's outcome for `recipients`: a report (per recipient) or an error
     /// (for all). `in_queue`: classified for `queue run`, which retries more (module doc).

@@ -591,7 +591,7 @@ fn max_age_gives_up_and_reports_to_the_sender() {
     let mut cmd = queue_cmd(dir.path(), "flush", &["--server", &addr, "--tls", "none"]);
     cmd.args(["--queue-max-age", "1d"]);
     run(cmd, None, LIMIT).assert_quiet_success("young");
-    assert_eq!(entries(dir.path()), [id.clone()]);
+    assert_eq!(entries(dir.path()), std::slice::from_ref(&id));
 
     // A day and a bit later: one last try, then the sender gets the report.
     let mut cmd = queue_cmd(dir.path(), "run", &["--server", &addr, "--tls", "none"]);
@@ -741,7 +741,7 @@ fn kill_after(mut child: std::process::Child, after: Duration) -> (Option<i32>, 
 fn kill_9_at_random_points_loses_nothing() {
     const N: usize = 24;
     let dir = tempfile::tempdir().unwrap();
-    let mut rng = Lcg(0x5eed_0f_2026);
+    let mut rng = Lcg(0x005e_ed0f_2026);
     let sink = Sink::start(Mode::Slow(Duration::from_millis(25)));
     let addr = sink.addr.to_string();
     let mut kills: Vec<Instant> = Vec::new();
