@@ -938,7 +938,8 @@ mod tests {
                 "phase": "rcpt",
                 "reply": null
             },
-            "domains": []
+            "domains": [],
+            "queued": null
         });
         assert_eq!(v, want);
         // Phases keep the order in which they first occurred.

@@ -759,7 +759,7 @@ mod tests {
             .unwrap();
         let m = meta_of(&spool, &id);
         assert_eq!(m.recipients, ["b@y.example"]);
-        assert_eq!(m.size, 22);
+        assert_eq!(m.size, 21);
         assert_eq!(m.attempts, 1);
         assert_eq!(m.next_attempt - m.created, FIRST_RETRY);
         assert_eq!(m.last_error, "451 4.3.0 later more");
