@@ -11,7 +11,8 @@
 //! Delivery is at least once, not exactly once: a crash after the server's 250 to the end
 //! of data and before the entry is removed leaves it queued, and SMTP has no way to ask a
 //! server whether it already has a message. The window is kept as short as it can be: the
-//! entry is removed right after the 250, before QUIT.
+//! entry is removed right after the 250, before QUIT (the session calls
+//! [`Config::on_transaction_end`]).
 //!
 //! The message is spooled *before* the first attempt ([`Spool::stage`]): stdin can be read
 //! only once, and whichever phase fails, the bytes are still there. The staged copy is the
@@ -30,11 +31,13 @@ pub mod spool;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::config::{Config, Content, SendmailOptions, Source};
+use crate::config::{Config, Content, SendmailOptions, Source, TransactionHook};
 use crate::envelope::Envelope;
 use crate::error::{exit_code, Exit};
 use crate::message::{self, Message};
@@ -526,7 +529,25 @@ fn run_entry(
         reverse_path: meta.sender.clone(),
         forward_paths: meta.recipients.clone(),
     };
-    let entry_cfg = spool.entry_config(cfg, &id);
+    let mut entry_cfg = spool.entry_config(cfg, &id);
+    // One transaction for the whole envelope (submission, or one MX domain): drop the
+    // entry the moment the server has taken it for everyone, before QUIT.
+    let dropped = Arc::new(AtomicBool::new(false));
+    let one_transaction =
+        cfg.mx_port.is_none() || crate::route::by_domain(&meta.recipients).len() == 1;
+    if one_transaction {
+        let (spool, id, dropped) = (spool.clone(), id.clone(), dropped.clone());
+        entry_cfg.on_transaction_end = Some(TransactionHook(Arc::new(move |report| {
+            let s = Sorted::of_report(report);
+            if !s.delivered.is_empty()
+                && s.deferred.is_empty()
+                && s.refused.is_empty()
+                && spool.drop_entry(&id).is_ok()
+            {
+                dropped.store(true, Ordering::SeqCst);
+            }
+        })));
+    }
     let sorted = match message::prepare(&entry_cfg, Box::new(io::empty())) {
         Ok(message) => deliver(&entry_cfg, &envelope, message),
         Err(e) => Sorted::of_error(&meta.recipients, &e, true),
@@ -555,7 +576,9 @@ fn run_entry(
         );
     }
     if sorted.deferred.is_empty() {
-        spool.drop_entry(&id)?;
+        if !dropped.load(Ordering::SeqCst) {
+            spool.drop_entry(&id)?;
+        }
         if cfg.verbosity > 0 {
             eprintln!("postie: queue: {id}: done");
         }

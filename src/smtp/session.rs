@@ -170,6 +170,10 @@ fn dialogue(
         stop,
     ) {
         Ok((report, End::Quit)) => {
+            // The transaction is over: let the queue drop a delivered entry before QUIT.
+            if let Some(hook) = &cfg.on_transaction_end {
+                (hook.0)(&report);
+            }
             session.quit();
             Ok(report)
         }
