@@ -155,6 +155,7 @@ impl Spool {
     /// Copy `message` into a locked temporary file in the spool, ready to be sent from
     /// there and committed if it has to wait.
     pub fn stage(&self, message: Message) -> Result<Staged> {
+        let eight_bit = message.eight_bit;
         let id = spool::new_id(wall_clock());
         let mut tmp = TmpFile::create(&self.dir.join("tmp"), &id)?;
         let size = message
@@ -165,6 +166,7 @@ impl Spool {
             id,
             tmp,
             size,
+            eight_bit,
         })
     }
 
@@ -178,6 +180,7 @@ impl Spool {
             id,
             tmp,
             size,
+            eight_bit: None,
         })
     }
 
@@ -257,6 +260,8 @@ pub struct Staged {
     id: String,
     tmp: TmpFile,
     size: u64,
+    /// What the original message knew about 8-bit bytes (for MAIL FROM's BODY=).
+    eight_bit: Option<bool>,
 }
 
 impl Staged {
@@ -268,6 +273,7 @@ impl Staged {
         c.dkim = None;
         let mut m = message::prepare(&c, Box::new(io::empty()))?;
         m.size = Some(self.size);
+        m.eight_bit = self.eight_bit.or(m.eight_bit);
         Ok(m)
     }
 

@@ -317,6 +317,39 @@ mod tests {
     }
 
     #[test]
+    fn server_lists_and_queue_keys() {
+        let t = toml_cfg(
+            "[defaults]\nqueue = true\nqueue_dir = \"/var/spool/postie\"\n\
+             queue_max_age = \"2d\"\n\
+             [account.a]\nserver = [\"one\", \"two:2525\", \"three\"]\n\
+             [account.b]\nqueue_max_age = 600\nserver = \"solo\"\n",
+        );
+        let a = t.account(Some("a"), None).unwrap();
+        assert_eq!(a.server.as_deref(), Some("one"));
+        assert_eq!(a.fallback_servers, ["two:2525", "three"]);
+        assert_eq!(a.queue, Some(true));
+        assert_eq!(
+            a.queue_dir.as_deref(),
+            Some(std::path::Path::new("/var/spool/postie"))
+        );
+        assert_eq!(a.queue_max_age, Some(2 * 86_400));
+        let b = t.account(Some("b"), None).unwrap();
+        assert!(b.fallback_servers.is_empty());
+        assert_eq!(b.queue_max_age, Some(600));
+        for bad in [
+            "[defaults]\nserver = []\n",
+            "[defaults]\nserver = [\"a b\"]\n",
+            "[defaults]\nqueue = \"yes\"\n",
+            "[defaults]\nqueue_max_age = \"soon\"\n",
+        ] {
+            assert!(
+                crate::settings::parse_str(std::path::Path::new("/c.toml"), bad, None).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn every_toml_error_names_file_and_line() {
         let cases = [
             (
