@@ -55,6 +55,9 @@ complete -c postie -l queue-dir -d 'The queue directory [default: $XDG_STATE_HOM
 complete -c postie -l queue-max-age -d 'Give up on a queued message this old and report it to its sender [default: 5d]: seconds, or a number with s, m, h or d' -r
 complete -c postie -l tls-no-verify -d 'Do not verify the server\'s TLS certificate. DANGEROUS: anyone on the path can read the mail and the password. For testing only; postie warns on every run'
 complete -c postie -l no-mta-sts -d 'Direct delivery (--mx): ignore MTA-STS policies (RFC 8461). By default a domain\'s published policy is fetched over HTTPS, cached, and in enforce mode restricts delivery to its listed MX hosts over verified TLS'
+complete -c postie -l no-pipelining -l no-pipeline -d 'Do not pipeline commands (RFC 2920), even when the server offers PIPELINING: send each command and wait for its reply (swaks\'s default; for interop and debugging)'
+complete -c postie -l no-chunking -d 'Do not use BDAT (RFC 3030 CHUNKING), even when the server offers it: send the message with DATA and dot-stuffing'
+complete -c postie -l require-tls -d 'Ask that the message travel over TLS on every hop (RFC 8689 REQUIRETLS)'
 complete -c postie -l skip-empty -d 'Send nothing (and exit 0) when the body is empty (mailx -E)'
 complete -c postie -s P -l show-config -d 'Print the resolved settings (password masked) and exit (msmtp\'s -P)'
 complete -c postie -l allow-plaintext-auth -d 'Allow AUTH over a connection that is not encrypted (the password travels in clear)'

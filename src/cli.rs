@@ -260,6 +260,32 @@ pub struct Args {
     #[arg(long, value_name = "URL", help_heading = "Connection")]
     pub mta_sts_url_base: Option<String>,
 
+    /// Do not pipeline commands (RFC 2920), even when the server offers PIPELINING: send
+    /// each command and wait for its reply (swaks's default; for interop and debugging).
+    ///
+    /// By default, when the server offers PIPELINING, MAIL FROM, every RCPT TO and DATA
+    /// (or BDAT) go out in one write, then the replies are read in order; RSET before a
+    /// second transaction on the same connection and QUIT after the end of data ride along.
+    #[arg(long, visible_alias = "no-pipeline", help_heading = "Connection")]
+    pub no_pipelining: bool,
+
+    /// Do not use BDAT (RFC 3030 CHUNKING), even when the server offers it: send the
+    /// message with DATA and dot-stuffing.
+    ///
+    /// By default, when the server offers CHUNKING, the message goes in BDAT chunks of
+    /// exact byte counts (no dot-stuffing); a message under 64 KiB goes as one `BDAT n
+    /// LAST` in the same write as MAIL and RCPT.
+    #[arg(long, help_heading = "Connection")]
+    pub no_chunking: bool,
+
+    /// Ask that the message travel over TLS on every hop (RFC 8689 REQUIRETLS).
+    ///
+    /// MAIL FROM carries REQUIRETLS: the server promises to relay the message only over
+    /// verified TLS, or to bounce it. postie sends it only inside TLS and only when the
+    /// server offers REQUIRETLS; otherwise it refuses before MAIL with exit 69.
+    #[arg(long, help_heading = "Connection")]
+    pub require_tls: bool,
+
     /// Qualify bare local recipients (root, www-data) with this domain.
     #[arg(long, value_name = "DOMAIN", help_heading = "Message")]
     pub domain: Option<String>,

@@ -238,6 +238,12 @@ pub struct Config {
     pub dsn: Dsn,
     /// --quit-after: where the dialogue stops; nothing is delivered.
     pub quit_after: Option<Milestone>,
+    /// False with --no-pipelining: one command, one reply, even when PIPELINING is offered.
+    pub pipelining: bool,
+    /// False with --no-chunking: DATA even when CHUNKING is offered.
+    pub chunking: bool,
+    /// --require-tls: MAIL FROM with REQUIRETLS (RFC 8689), refused unless possible.
+    pub require_tls: bool,
     /// --probe: report what the server offers instead of sending.
     pub probe: Option<Probe>,
     /// --dkim-key and friends, or the account's `dkim_*`: sign the message.
@@ -609,6 +615,9 @@ impl Config {
             sendmail: SendmailOptions::default(),
             dsn: Dsn::default(),
             quit_after,
+            pipelining: !args.no_pipelining,
+            chunking: !args.no_chunking,
+            require_tls: args.require_tls,
             probe,
             dkim: crate::dkim::Options::resolve(
                 args.dkim_key.clone().or(account.dkim_key.clone()),

@@ -1,9 +1,17 @@
 //! The message: composed from arguments with mail-builder (MIME, RFC 2047 and base64 are
 //! the library's job, never ours), or a ready RFC 5322 message from a file or stdin.
 //!
-//! A ready message is streamed: only its header block is read ahead (to find the From: for
-//! the envelope and drop a leading mbox `From ` line); the rest is read while sending, so a
+//! A ready message is streamed: only its header block and at most [`READ_AHEAD`] bytes are
+//! read ahead (to find the From: for the envelope, drop a leading mbox `From ` line, and
+//! know a small message whole: its exact size for SIZE=, whether it has 8-bit bytes, and
+//! its bytes for a `BDAT n LAST` pipelined with MAIL); the rest is read while sending, so a
 //! large message is never held in memory. Line endings and dot-stuffing are `wire`'s job.
+//!
+//! A composed message is held in memory once, encoded: mail-builder writes the whole MIME
+//! tree (attachments base64-encoded) into one buffer before sending, so an attachment costs
+//! about 1.4 times its size (its raw bytes are freed once encoded). mail-builder encodes
+//! every 8-bit text as quoted-printable or base64, so a composed message is always 7-bit
+//! and needs no 8BITMIME.
 
 pub mod headers;
 pub mod wire;
@@ -24,6 +32,8 @@ use crate::error::Error;
 
 /// How much of a ready message is read ahead to find its header block.
 const HEAD_LIMIT: usize = 1 << 20;
+/// A ready message up to this size is read whole before connecting (see the module docs).
+pub const READ_AHEAD: usize = 64 * 1024;
 /// Fixed Date in test mode: 2026-01-01T00:00:00Z.
 const TEST_DATE: i64 = 1_767_225_600;
 
@@ -43,6 +53,18 @@ pub struct Message {
     pub header_recipients: Vec<String>,
     /// A composed message whose body is empty (mailx -E sends nothing then).
     pub empty_body: bool,
+}
+
+/// How the body must travel (RFC 6152 8BITMIME, RFC 3030 BINARYMIME).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// Only ASCII bytes seen so far (for a streamed message: in the read-ahead).
+    SevenBit,
+    /// Bytes above 127 in CRLF lines: BODY=8BITMIME, or refused when not offered.
+    EightBit,
+    /// A `Content-Transfer-Encoding: binary` part: exact bytes, BDAT and BODY=BINARYMIME
+    /// only, no line-ending normalisation.
+    Binary,
 }
 
 impl std::fmt::Debug for Message {
@@ -73,6 +95,29 @@ impl Message {
             Some(rest) => Box::new(head.chain(rest)),
             None => Box::new(head),
         }
+    }
+
+    /// The whole message when it is in memory (composed, or read ahead to its end).
+    pub fn whole(&self) -> Option<&[u8]> {
+        self.rest.is_none().then_some(&self.head[..])
+    }
+
+    /// What the bytes known before sending say about the body: binary when the read-ahead
+    /// declares a binary part, 8-bit when it has bytes above 127.
+    pub fn body_kind(&self) -> BodyKind {
+        if declares_binary(&self.head) {
+            BodyKind::Binary
+        } else if self.eight_bit == Some(true) || !self.head.is_ascii() {
+            BodyKind::EightBit
+        } else {
+            BodyKind::SevenBit
+        }
+    }
+
+    /// The header block has bytes above 127 (RFC 6532 UTF-8 headers: SMTPUTF8).
+    pub fn utf8_headers(&self) -> bool {
+        let end = header_end(&self.head).unwrap_or(self.head.len());
+        !self.head[..end].is_ascii()
     }
 
     /// A composed message's bytes (tests and dry runs).
@@ -310,9 +355,14 @@ fn address_list(cfg: &Config, raw: &[String]) -> Result<Option<Address<'static>>
 fn ready(mut input: Box<dyn Read>, len: Option<u64>) -> Result<Message> {
     let mut head = Vec::new();
     let mut chunk = [0u8; 8192];
-    while head.len() < HEAD_LIMIT && !has_header_end(&head) {
+    let mut at_end = false;
+    // The header block (up to HEAD_LIMIT), and at least READ_AHEAD bytes, or all of it.
+    while head.len() < HEAD_LIMIT && (head.len() < READ_AHEAD || !has_header_end(&head)) {
         let n = match input.read(&mut chunk) {
-            Ok(0) => break,
+            Ok(0) => {
+                at_end = true;
+                break;
+            }
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(Error::Io(format!("reading the message: {e}")).into()),
@@ -339,14 +389,42 @@ fn ready(mut input: Box<dyn Read>, len: Option<u64>) -> Result<Message> {
                 .and_then(|a| a.address())
                 .map(str::to_string)
         });
+    let (size, eight_bit, rest) = if at_end {
+        (Some(head.len() as u64), Some(!head.is_ascii()), None)
+    } else {
+        (len.map(|l| l.saturating_sub(dropped)), None, Some(input))
+    };
     Ok(Message {
-        size: len.map(|l| l.saturating_sub(dropped)),
-        eight_bit: None,
+        size,
+        eight_bit,
         head,
-        rest: Some(input),
+        rest,
         header_from,
         header_recipients: Vec::new(),
         empty_body: false,
+    })
+}
+
+/// Where the header block ends (the index of its empty line), if it is in `buf`.
+fn header_end(buf: &[u8]) -> Option<usize> {
+    let lf = buf.windows(2).position(|w| w == b"\n\n");
+    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n");
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// A `Content-Transfer-Encoding: binary` header line anywhere in `buf` (the message's own
+/// or a MIME part's, as far as it was read ahead): the body must go as BINARYMIME.
+fn declares_binary(buf: &[u8]) -> bool {
+    const NAME: &[u8] = b"content-transfer-encoding:";
+    buf.split(|&b| b == b'\n').any(|line| {
+        line.len() > NAME.len()
+            && line[..NAME.len()].eq_ignore_ascii_case(NAME)
+            && line[NAME.len()..]
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"binary")
     })
 }
 
@@ -394,9 +472,65 @@ mod tests {
         let mut big = b"Subject: big\r\n\r\n".to_vec();
         big.extend(std::iter::repeat_n(b'x', 4 << 20));
         let len = big.len();
-        let m = ready(Box::new(io::Cursor::new(big)), Some(len as u64)).unwrap();
-        assert!(m.head.len() <= 8192, "read ahead {} bytes", m.head.len());
+        let m = ready(Box::new(io::Cursor::new(big)), None).unwrap();
+        assert!(
+            m.head.len() <= READ_AHEAD + 8192,
+            "read ahead {} bytes",
+            m.head.len()
+        );
+        assert!(m.whole().is_none());
+        assert_eq!((m.size, m.eight_bit), (None, None));
         assert_eq!(all(m).len(), len);
+    }
+
+    #[test]
+    fn small_ready_message_is_known_whole() {
+        // From stdin: no length given, yet the size and the 8-bit question are answered.
+        let m = ready(Box::new(&b"Subject: x\n\nh\xc3\xa9\n"[..]), None).unwrap();
+        assert_eq!(m.size, Some(16));
+        assert_eq!(m.eight_bit, Some(true));
+        assert_eq!(m.body_kind(), BodyKind::EightBit);
+        assert!(!m.utf8_headers());
+        assert_eq!(m.whole(), Some(&b"Subject: x\n\nh\xc3\xa9\n"[..]));
+        let m = ready(Box::new(&b"Subject: caf\xc3\xa9\n\nhi\n"[..]), None).unwrap();
+        assert!(m.utf8_headers());
+        let m = ready(Box::new(&b"Subject: x\n\nhi\n"[..]), None).unwrap();
+        assert_eq!(m.body_kind(), BodyKind::SevenBit);
+    }
+
+    #[test]
+    fn binary_parts_are_recognised() {
+        let cases: &[(&[u8], bool)] = &[
+            (b"Content-Transfer-Encoding: binary\r\n\r\n\x00", true),
+            (
+                b"Subject: x\n\n--b\ncontent-transfer-encoding:  BINARY \n\n\x00\n",
+                true,
+            ),
+            (b"Content-Transfer-Encoding: base64\n\nAAAA\n", false),
+            (
+                b"Subject: binary\n\nContent-Transfer-Encoding binary\n",
+                false,
+            ),
+        ];
+        for (text, binary) in cases {
+            let m = ready(Box::new(*text), None).unwrap();
+            assert_eq!(m.body_kind() == BodyKind::Binary, *binary, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn composed_messages_are_seven_bit_even_with_utf8_text() {
+        let m = Message::in_memory(
+            MessageBuilder::new()
+                .from(("", "a@x.test"))
+                .to(("", "b@x.test"))
+                .subject("caf\u{e9}")
+                .text_body("na\u{ef}ve caf\u{e9} \u{2603}\n")
+                .write_to_vec()
+                .unwrap(),
+        );
+        assert_eq!(m.eight_bit, Some(false));
+        assert_eq!(m.body_kind(), BodyKind::SevenBit);
     }
 
     #[test]

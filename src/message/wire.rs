@@ -11,6 +11,12 @@
 //!
 //! After an error from the inner writer the stuffer refuses further writes and `finish`:
 //! sending ".\r\n" after a lost chunk would make the server accept a truncated message.
+//!
+//! The same state machine serves BDAT (RFC 3030 CHUNKING), where the byte counts delimit
+//! the data: [`DotStuffer::crlf_only`] normalises line endings the same way but doubles no
+//! dot and writes no end-of-data line, so a message sent with DATA or with BDAT arrives as
+//! the same bytes. A BINARYMIME body (RFC 3030 §3) is not touched at all: it does not
+//! pass through here.
 
 use std::io::{self, Write};
 
@@ -25,13 +31,16 @@ struct Stuffing {
     at_line_start: bool,
     /// The previous byte was a CR whose meaning depends on the next byte.
     pending_cr: bool,
+    /// DATA (true): double a leading '.', end with ".\r\n". BDAT (false): line ends only.
+    stuff: bool,
 }
 
 impl Stuffing {
-    const fn new() -> Stuffing {
+    const fn new(stuff: bool) -> Stuffing {
         Stuffing {
             at_line_start: true,
             pending_cr: false,
+            stuff,
         }
     }
 
@@ -54,7 +63,7 @@ impl Stuffing {
                     out.extend_from_slice(b"\r\n");
                     self.at_line_start = true;
                 }
-                b'.' if self.at_line_start => {
+                b'.' if self.at_line_start && self.stuff => {
                     out.extend_from_slice(b"..");
                     self.at_line_start = false;
                 }
@@ -67,13 +76,15 @@ impl Stuffing {
     }
 
     /// Appends what ends the data: a pending CR or unterminated last line becomes a
-    /// line end, then the end-of-data line ".\r\n".
+    /// line end, then (DATA only) the end-of-data line ".\r\n".
     fn end(&mut self, out: &mut Vec<u8>) {
         if self.pending_cr || !self.at_line_start {
             out.extend_from_slice(b"\r\n");
         }
-        out.extend_from_slice(b".\r\n");
-        *self = Stuffing::new();
+        if self.stuff {
+            out.extend_from_slice(b".\r\n");
+        }
+        *self = Stuffing::new(self.stuff);
     }
 }
 
@@ -89,18 +100,29 @@ pub struct DotStuffer<W: Write> {
 }
 
 impl<W: Write> DotStuffer<W> {
+    /// DATA: CRLF line ends, dot-stuffing, and ".\r\n" at the end.
     pub fn new(inner: W) -> Self {
+        DotStuffer::with(inner, true)
+    }
+
+    /// BDAT: CRLF line ends only (no dot-stuffing, no end-of-data line); `finish` only
+    /// terminates an unterminated last line.
+    pub fn crlf_only(inner: W) -> Self {
+        DotStuffer::with(inner, false)
+    }
+
+    fn with(inner: W, stuff: bool) -> Self {
         DotStuffer {
             inner,
-            state: Stuffing::new(),
+            state: Stuffing::new(stuff),
             scratch: Vec::new(),
             bytes_in: 0,
             failed: false,
         }
     }
 
-    /// Ends the data: adds CRLF if the last line was not terminated, then ".\r\n";
-    /// flushes; returns the inner writer.
+    /// Ends the data: adds CRLF if the last line was not terminated, then ".\r\n"
+    /// (DATA only); flushes; returns the inner writer.
     pub fn finish(mut self) -> io::Result<W> {
         self.check()?;
         let mut tail = Vec::with_capacity(5);
@@ -108,6 +130,12 @@ impl<W: Write> DotStuffer<W> {
         self.inner.write_all(&tail)?;
         self.inner.flush()?;
         Ok(self.inner)
+    }
+
+    /// The inner writer, e.g. to take what was written into a `Vec` so far (BDAT
+    /// chunks). Bytes still pending (a CR at the very end) stay in the stuffer.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.inner
     }
 
     /// Message bytes consumed so far (for reporting).
@@ -155,7 +183,7 @@ impl<W: Write> Write for DotStuffer<W> {
 /// bytes for `message`, including the final ".\r\n".
 pub fn encode(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + message.len() / 16 + 5);
-    let mut state = Stuffing::new();
+    let mut state = Stuffing::new(true);
     state.push(message, &mut out);
     state.end(&mut out);
     out
@@ -433,6 +461,30 @@ mod tests {
         assert!(stuffer.flush().is_err());
         assert!(stuffer.finish().is_err());
         assert_eq!(writer.data, b"ab\r\n");
+    }
+
+    /// BDAT: the same line ends as DATA, no dot doubled, no end-of-data line, for every
+    /// split of every table input.
+    #[test]
+    fn crlf_only_normalises_without_stuffing() {
+        for (input, _) in TABLE {
+            let want = canonical(input);
+            for split in 0..=input.len() {
+                let (a, b) = input.split_at(split);
+                let mut normaliser = DotStuffer::crlf_only(Vec::new());
+                normaliser.write_all(a).unwrap();
+                normaliser.write_all(b).unwrap();
+                assert_eq!(
+                    normaliser.finish().unwrap(),
+                    want,
+                    "{input:?} split at {split}"
+                );
+            }
+        }
+        let mut normaliser = DotStuffer::crlf_only(Vec::new());
+        normaliser.write_all(b".\n..x\r.").unwrap();
+        assert_eq!(normaliser.finish().unwrap(), b".\r\n..x\r\n.\r\n");
+        assert_eq!(DotStuffer::crlf_only(Vec::new()).finish().unwrap(), b"");
     }
 
     #[test]

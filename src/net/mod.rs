@@ -7,6 +7,15 @@
 //! STARTTLS upgrades the connection by value ([`Connection::starttls`]) and refuses
 //! plaintext the server sent after its 220 (RFC 3207 §6).
 //!
+//! Writes are grouped (RFC 2920 PIPELINING): [`Connection::queue`] adds a command to an
+//! outgoing buffer (and its redacted line to the transcript, in order), and the buffer
+//! goes out in one `write` when a reply is read, when it is flushed, or when message data
+//! fills it past [`FLUSH_AT`]. So MAIL, every RCPT and DATA (or a small `BDAT n LAST` with
+//! its payload) leave in one segment, the end-of-data mark and a pipelined QUIT in
+//! another, and message data in large writes (one TLS record group each, never a write
+//! per line): with TCP_NODELAY on, no 40 ms Nagle/delayed-ACK stall can happen, because
+//! nothing small is ever written while an earlier small write waits for its ACK.
+//!
 //! The connection is TCP, or a unix domain socket ([`Connection::open_unix`], for LMTP
 //! delivery agents, RFC 2033 §1): same dialogue and timeouts, no TLS, no IP peer.
 
@@ -96,7 +105,23 @@ pub struct Connection {
     transcript: Transcript,
     /// When the last command went out (or the connection opened), for reply latency.
     last_sent: Instant,
+    /// Queued bytes not yet written: commands and message data (see the module docs).
+    out: Vec<u8>,
+    /// The phase of the oldest queued bytes, for the write timeout and error messages.
+    out_phase: Phase,
+    /// Inside DATA: message data has been written but not the end-of-data mark. A QUIT now
+    /// would be message text, so [`Connection::in_data`] tells the session to close instead.
+    in_data: bool,
+    /// QUIT has been queued or sent (pipelined after the end of data); only its reply is left.
+    quit_sent: bool,
+    /// -vv: message data not yet shown because its line is not complete.
+    partial: Vec<u8>,
 }
+
+/// Queued bytes past this size are written at once: the size of the writes that carry
+/// message data (big enough for few syscalls and full TLS records, small enough to keep
+/// memory flat whatever the message size).
+pub const FLUSH_AT: usize = 64 * 1024;
 
 /// A read or write error in a phase, as a typed error.
 fn io_failure(phase: Phase, after: Duration, e: io::Error) -> Error {
@@ -147,6 +172,11 @@ impl Connection {
                         timeouts,
                         transcript,
                         last_sent: Instant::now(),
+                        out: Vec::new(),
+                        out_phase: Phase::Connect,
+                        in_data: false,
+                        quit_sent: false,
+                        partial: Vec::new(),
                     };
                     return match implicit_tls {
                         Some(config) => conn.handshake(config),
@@ -204,6 +234,11 @@ impl Connection {
                     timeouts,
                     transcript,
                     last_sent: Instant::now(),
+                    out: Vec::new(),
+                    out_phase: Phase::Connect,
+                    in_data: false,
+                    quit_sent: false,
+                    partial: Vec::new(),
                 })
             }
             Err(e) => {
@@ -239,20 +274,108 @@ impl Connection {
         t
     }
 
-    /// Send one command; the transcript shows its redacted form.
+    /// Send one command now (with anything queued before it); the transcript shows its
+    /// redacted form.
     pub fn send(&mut self, cmd: &Command, phase: Phase) -> Result<()> {
+        self.queue(cmd, phase);
+        self.flush_out()
+    }
+
+    /// Queue one command for the next write (RFC 2920 pipelining: the caller reads the
+    /// replies afterwards, in order). The transcript shows it now, redacted, so the
+    /// transcript lists the commands in the order they go out.
+    pub fn queue(&mut self, cmd: &Command, phase: Phase) {
         let tls = self.is_tls();
         self.transcript.sent(&cmd.redacted(), tls);
+        if *cmd == Command::Quit {
+            self.quit_sent = true;
+        }
+        self.queue_raw(&cmd.to_wire(), phase);
+    }
+
+    fn queue_raw(&mut self, bytes: &[u8], phase: Phase) {
+        if self.out.is_empty() {
+            self.out_phase = phase;
+        }
+        self.out.extend_from_slice(bytes);
+    }
+
+    /// Queue message bytes (a DATA payload already dot-stuffed, or a BDAT chunk's bytes),
+    /// shown line by line at -vv; written at once when the queue passes [`FLUSH_AT`].
+    pub fn queue_data(&mut self, bytes: &[u8]) -> Result<()> {
+        self.show_data(bytes);
+        if self.out.len() + bytes.len() <= FLUSH_AT {
+            self.queue_raw(bytes, Phase::DataBlock);
+            if self.out.len() < FLUSH_AT {
+                return Ok(());
+            }
+            return self.flush_out();
+        }
+        // Large: what is queued goes first, then the bytes themselves in one write_all,
+        // without another copy.
+        self.flush_out()?;
+        let after = self.set_timeouts(Phase::DataBlock);
+        self.stream
+            .write_all(bytes)
+            .map_err(|e| io_failure(Phase::DataBlock, after, e).into())
+    }
+
+    /// At -vv, message data line by line.
+    fn show_data(&mut self, bytes: &[u8]) {
+        if self.transcript.level() < 2 {
+            return;
+        }
+        let tls = self.is_tls();
+        self.partial.extend_from_slice(bytes);
+        let mut start = 0;
+        while let Some(i) = self.partial[start..].windows(2).position(|w| w == b"\r\n") {
+            let end = start + i;
+            self.transcript.data_line(&self.partial[start..end], tls);
+            start = end + 2;
+        }
+        self.partial.drain(..start);
+    }
+
+    /// Write everything queued, in one write.
+    pub fn flush_out(&mut self) -> Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let phase = self.out_phase;
         let after = self.set_timeouts(phase);
         self.last_sent = Instant::now();
-        self.stream
-            .write_all(&cmd.to_wire())
-            .and_then(|()| self.stream.flush())
-            .map_err(|e| io_failure(phase, after, e).into())
+        let result = self
+            .stream
+            .write_all(&self.out)
+            .and_then(|()| self.stream.flush());
+        self.out.clear();
+        if self.out.capacity() > 2 * FLUSH_AT {
+            self.out.shrink_to(FLUSH_AT);
+        }
+        result.map_err(|e| io_failure(phase, after, e).into())
+    }
+
+    /// True between the first byte of a DATA payload and its end-of-data mark: the server
+    /// reads everything as message text, so the dialogue can only be ended by a close.
+    pub fn in_data(&self) -> bool {
+        self.in_data
+    }
+
+    /// The end-of-data mark has been queued: the dialogue is back to commands.
+    pub fn end_data(&mut self) {
+        self.in_data = false;
+        self.partial.clear();
+    }
+
+    /// QUIT has already gone out (pipelined); only its reply is left to read.
+    pub fn quit_sent(&self) -> bool {
+        self.quit_sent
     }
 
     /// Read one complete reply.
     pub fn read_reply(&mut self, phase: Phase) -> Result<Reply> {
+        // A reply can only come to what has been sent.
+        self.flush_out()?;
         let after = self.set_timeouts(phase);
         let deadline = Instant::now() + after;
         let mut chunk = [0u8; 8192];
@@ -381,14 +504,12 @@ impl Connection {
         }
     }
 
-    /// A writer for the DATA phase's payload (already dot-stuffed by the caller).
+    /// A writer for the DATA phase's payload (already dot-stuffed by the caller). It
+    /// queues: bytes go out in writes of [`FLUSH_AT`], and the last of them (the
+    /// end-of-data mark) with whatever is queued after it, at the next read or flush.
     pub fn data_writer(&mut self) -> DataWriter<'_> {
-        let after = self.set_timeouts(Phase::DataBlock);
-        DataWriter {
-            conn: self,
-            after,
-            partial: Vec::new(),
-        }
+        self.in_data = true;
+        DataWriter { conn: self }
     }
 }
 
@@ -396,33 +517,36 @@ impl Connection {
 /// each line in the transcript.
 pub struct DataWriter<'a> {
     conn: &'a mut Connection,
-    after: Duration,
-    partial: Vec<u8>,
 }
 
 impl DataWriter<'_> {
     /// The typed error for a failed data write.
     pub fn failure(&self, e: io::Error) -> Error {
-        io_failure(Phase::DataBlock, self.after, e)
+        io_failure(
+            Phase::DataBlock,
+            self.conn.timeouts.for_phase(Phase::DataBlock),
+            e,
+        )
     }
 }
 
 impl Write for DataWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.conn.stream.write_all(buf)?;
-        if self.conn.transcript.level() >= 2 {
-            let tls = self.conn.is_tls();
-            self.partial.extend_from_slice(buf);
-            while let Some(i) = self.partial.windows(2).position(|w| w == b"\r\n") {
-                let line: Vec<u8> = self.partial.drain(..i + 2).collect();
-                self.conn.transcript.data_line(&line[..i], tls);
-            }
+        match self.conn.queue_data(buf) {
+            Ok(()) => Ok(buf.len()),
+            Err(e) => Err(match e.downcast::<Error>() {
+                Ok(Error::Lost { source, .. }) => source,
+                Ok(Error::Timeout { .. }) => io::ErrorKind::TimedOut.into(),
+                Ok(other) => io::Error::other(other.to_string()),
+                Err(other) => io::Error::other(other.to_string()),
+            }),
         }
-        Ok(buf.len())
     }
 
+    /// Nothing: queued data goes out with the next command group or reply read, so the
+    /// end-of-data mark is never a write of its own.
     fn flush(&mut self) -> io::Result<()> {
-        self.conn.stream.flush()
+        Ok(())
     }
 }
 

@@ -1,6 +1,6 @@
 //! SMTP commands as types; `Display` is the exact wire form without CRLF (RFC 5321
 //! §4.1.1 command syntax, §4.1.2 paths; RFC 3207 STARTTLS; RFC 4954 AUTH; RFC 2033 §4.1
-//! LHLO, LMTP's EHLO).
+//! LHLO, LMTP's EHLO; RFC 3030 BDAT).
 //!
 //! This module owns the spelling of every command postie sends and how each one may
 //! appear in a transcript ([`Command::redacted`]). It does no I/O and no validation of
@@ -40,6 +40,12 @@ pub enum Command {
         params: Vec<String>,
     },
     Data,
+    /// "BDAT 4096" or "BDAT 12 LAST" (RFC 3030 §2): exactly `size` bytes of message follow
+    /// the command line.
+    Bdat {
+        size: u64,
+        last: bool,
+    },
     Rset,
     Quit,
 }
@@ -102,6 +108,13 @@ impl fmt::Display for Command {
                 write_params(f, params)
             }
             Command::Data => f.write_str("DATA"),
+            Command::Bdat { size, last } => {
+                write!(f, "BDAT {size}")?;
+                if *last {
+                    f.write_str(" LAST")?;
+                }
+                Ok(())
+            }
             Command::Rset => f.write_str("RSET"),
             Command::Quit => f.write_str("QUIT"),
         }
@@ -152,6 +165,7 @@ impl Command {
             Command::Mail { .. } => "MAIL",
             Command::Rcpt { .. } => "RCPT",
             Command::Data => "DATA",
+            Command::Bdat { .. } => "BDAT",
             Command::Rset => "RSET",
             Command::Quit => "QUIT",
         }
@@ -252,6 +266,22 @@ mod tests {
             ),
             (rcpt("Postmaster", &[]), b"RCPT TO:<Postmaster>\r\n", "RCPT"),
             (Command::Data, b"DATA\r\n", "DATA"),
+            (
+                Command::Bdat {
+                    size: 4096,
+                    last: false,
+                },
+                b"BDAT 4096\r\n",
+                "BDAT",
+            ),
+            (
+                Command::Bdat {
+                    size: 0,
+                    last: true,
+                },
+                b"BDAT 0 LAST\r\n",
+                "BDAT",
+            ),
             (Command::Rset, b"RSET\r\n", "RSET"),
             (Command::Quit, b"QUIT\r\n", "QUIT"),
         ];

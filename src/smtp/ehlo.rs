@@ -1,6 +1,6 @@
 //! Capabilities from an EHLO reply (RFC 5321 §4.1.1.1 and §2.2.2: one keyword per line
 //! after the first, keywords case-insensitive; RFC 1870 SIZE, RFC 2920 PIPELINING,
-//! RFC 3207 STARTTLS, RFC 6152 8BITMIME, RFC 6531 SMTPUTF8, RFC 3030 CHUNKING, RFC 3461
+//! RFC 3207 STARTTLS, RFC 6152 8BITMIME, RFC 6531 SMTPUTF8, RFC 3030 CHUNKING and BINARYMIME, RFC 3461
 //! DSN, RFC 2034 ENHANCEDSTATUSCODES, RFC 4954 AUTH, RFC 8689 REQUIRETLS).
 //!
 //! This module owns turning the lines of a 250 EHLO reply into [`Capabilities`]. It reads
@@ -26,6 +26,8 @@ pub struct Capabilities {
     pub eightbitmime: bool,
     pub smtputf8: bool,
     pub chunking: bool,
+    /// RFC 3030 §3: BODY=BINARYMIME (only usable together with CHUNKING).
+    pub binarymime: bool,
     pub dsn: bool,
     pub enhanced_status_codes: bool,
     pub requiretls: bool,
@@ -78,6 +80,7 @@ impl Capabilities {
                 "8BITMIME" => caps.eightbitmime = true,
                 "SMTPUTF8" => caps.smtputf8 = true,
                 "CHUNKING" => caps.chunking = true,
+                "BINARYMIME" => caps.binarymime = true,
                 "DSN" => caps.dsn = true,
                 "ENHANCEDSTATUSCODES" => caps.enhanced_status_codes = true,
                 "REQUIRETLS" => caps.requiretls = true,
@@ -142,6 +145,7 @@ mod tests {
             eightbitmime: true,
             smtputf8: true,
             chunking: true,
+            binarymime: false,
             dsn: true,
             enhanced_status_codes: true,
             requiretls: false,
@@ -238,6 +242,7 @@ mod tests {
              250 auth=login\r\n",
         );
         assert!(got.requiretls);
+        assert!(caps("250-h\r\n250-CHUNKING\r\n250 binarymime\r\n").binarymime);
         assert!(!caps("250-h\r\n250 REQUIRETLSX\r\n").requiretls);
         let want: Vec<(String, String)> = [
             ("REQUIRETLS", ""),

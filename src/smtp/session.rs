@@ -31,7 +31,7 @@ use crate::config::{Config, Protocol, Security};
 use crate::envelope::Envelope;
 use crate::error::Error;
 use crate::message::wire::DotStuffer;
-use crate::message::Message;
+use crate::message::{BodyKind, Message};
 use crate::net::timeout::Phase;
 use crate::net::tls::Tls;
 use crate::net::Connection;
@@ -141,6 +141,8 @@ pub fn rehearse(
 enum End {
     /// QUIT and its reply.
     Quit,
+    /// QUIT already went out after the end of data (pipelined): its reply only.
+    QuitSent,
     /// Close the connection without a word (inside DATA, QUIT would be message text).
     Close,
 }
@@ -161,6 +163,10 @@ fn dialogue(
         session.quit();
         return Err(anyhow::anyhow!("no envelope for MAIL FROM (a bug)"));
     };
+    let around = Around {
+        reset_first: false,
+        quit_last: true,
+    };
     match transaction(
         &mut session.conn,
         cfg,
@@ -168,9 +174,11 @@ fn dialogue(
         envelope,
         message,
         stop,
+        around,
     ) {
-        Ok((report, End::Quit)) => {
-            // The transaction is over: let the queue drop a delivered entry before QUIT.
+        Ok((report, End::Quit | End::QuitSent)) => {
+            // The transaction is over: let the queue drop a delivered entry before QUIT
+            // (or, pipelined, before QUIT's reply is read).
             if let Some(hook) = &cfg.on_transaction_end {
                 (hook.0)(&report);
             }
@@ -258,7 +266,11 @@ fn establish(
     if stops(Milestone::Auth) {
         return Ok(Established::Stopped(stop_here(&mut conn, Milestone::Auth)));
     }
-    Ok(Established::Ready(Session { conn, caps }))
+    Ok(Established::Ready(Session {
+        conn,
+        caps,
+        used: false,
+    }))
 }
 
 /// A connection through greeting, EHLO, STARTTLS and AUTH, ready for mail transactions:
@@ -268,6 +280,9 @@ fn establish(
 pub struct Session {
     conn: Connection,
     caps: Capabilities,
+    /// A transaction has run (or failed) since the last RSET: the next one starts with RSET,
+    /// pipelined with its MAIL.
+    used: bool,
 }
 
 impl Session {
@@ -291,9 +306,10 @@ impl Session {
     }
 
     /// One mail transaction. The message is taken out of `message` only when the server
-    /// is ready for it; a transaction that failed before leaves it there. When the
-    /// server refused something with a reply (the connection still talks), the
-    /// transaction is abandoned with RSET so the session can carry on; any other error
+    /// is ready for it; a transaction that failed before leaves it there. The second and
+    /// later transactions start with RSET (RFC 5321 §4.1.1.5), in the same write as MAIL
+    /// when the server offers PIPELINING, so a transaction abandoned with a reply (the
+    /// connection still talks) leaves the session ready for the next. Any other error
     /// (connection lost, timeout, 421) leaves a session that should be dropped.
     pub fn send(
         &mut self,
@@ -301,18 +317,25 @@ impl Session {
         envelope: &Envelope,
         message: &mut Option<Message>,
     ) -> Result<Report> {
-        match transaction(&mut self.conn, cfg, &self.caps, envelope, message, None) {
-            Ok((report, _)) => Ok(report),
-            Err(e) => {
-                if is_polite(&e) && !closing(&e) {
-                    let _ = self.reset();
-                }
-                Err(e)
-            }
-        }
+        let around = Around {
+            reset_first: self.used,
+            quit_last: false,
+        };
+        self.used = true;
+        transaction(
+            &mut self.conn,
+            cfg,
+            &self.caps,
+            envelope,
+            message,
+            None,
+            around,
+        )
+        .map(|(report, _)| report)
     }
 
-    /// RSET: abandon whatever transaction is under way (RFC 5321 §4.1.1.5).
+    /// RSET: abandon whatever transaction is under way (RFC 5321 §4.1.1.5). [`Session::send`]
+    /// does this itself before a second transaction; after this call it need not.
     pub fn reset(&mut self) -> Result<()> {
         command(
             &mut self.conn,
@@ -320,8 +343,9 @@ impl Session {
             Phase::Rset,
             Severity::PositiveCompletion,
             "RSET",
-        )
-        .map(|_| ())
+        )?;
+        self.used = false;
+        Ok(())
     }
 
     /// QUIT and close, best effort.
@@ -426,9 +450,15 @@ fn quit_after(conn: &mut Connection, err: anyhow::Error) -> anyhow::Error {
     err
 }
 
-/// QUIT, best effort: the outcome is already decided.
+/// QUIT, best effort: the outcome is already decided. When QUIT already went out
+/// (pipelined after the end of data) only its reply is read; inside DATA (a failure while
+/// sending the message) nothing is sent: QUIT would be message text, and the connection
+/// closes without the end-of-data mark, so nothing is delivered.
 fn quit(conn: &mut Connection) {
-    if conn.send(&Command::Quit, Phase::Quit).is_ok() {
+    if conn.in_data() {
+        return;
+    }
+    if conn.quit_sent() || conn.send(&Command::Quit, Phase::Quit).is_ok() {
         let _ = conn.read_reply(Phase::Quit);
     }
 }
@@ -656,13 +686,27 @@ fn cancel_auth(conn: &mut Connection) {
     }
 }
 
-/// MAIL FROM parameters. Without a message (--quit-after mail/rcpt) there is no SIZE or
-/// BODY to declare.
+/// How the body travels, decided before MAIL from the message and the capabilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Body {
+    /// Any bytes as they are (mostly 7-bit; 8-bit declared with BODY=8BITMIME).
+    Text,
+    /// The server has no 8BITMIME and the message streams: its bytes must stay 7-bit, and
+    /// an 8-bit byte found while sending aborts the transaction.
+    SevenBitOnly,
+    /// BODY=BINARYMIME: exact bytes with BDAT, no line-ending normalisation.
+    Binary,
+}
+
+/// MAIL FROM parameters, and how the body must travel. Without a message (--quit-after
+/// mail/rcpt) there is no SIZE or BODY to declare. Refusals here happen before MAIL.
 fn mail_params(
     caps: &Capabilities,
+    cfg: &Config,
+    tls: bool,
     envelope: &Envelope,
     message: Option<&Message>,
-) -> Result<Vec<String>> {
+) -> Result<(Vec<String>, Body)> {
     let mut params = Vec::new();
     if let (Some(limit), Some(size)) = (caps.size, message.and_then(|m| m.size)) {
         if limit > 0 && size > limit {
@@ -673,9 +717,36 @@ fn mail_params(
         }
         params.push(format!("SIZE={size}"));
     }
-    if caps.eightbitmime && message.is_some_and(|m| m.eight_bit != Some(false)) {
-        params.push("BODY=8BITMIME".into());
-    }
+    let body = match message.map(|m| (m.body_kind(), m.eight_bit)) {
+        None => Body::Text,
+        Some((BodyKind::Binary, _)) => {
+            if !(caps.chunking && caps.binarymime && cfg.chunking) {
+                return Err(Error::Data(
+                    "the message has a binary part (Content-Transfer-Encoding: binary), which \
+                     needs a server offering CHUNKING and BINARYMIME (and no --no-chunking)"
+                        .into(),
+                )
+                .into());
+            }
+            params.push("BODY=BINARYMIME".into());
+            Body::Binary
+        }
+        Some((BodyKind::EightBit, _)) => {
+            if !caps.eightbitmime {
+                return Err(eight_bit_refused().into());
+            }
+            params.push("BODY=8BITMIME".into());
+            Body::Text
+        }
+        // Not read whole: its rest may be 8-bit.
+        Some((BodyKind::SevenBit, None)) if caps.eightbitmime => {
+            params.push("BODY=8BITMIME".into());
+            Body::Text
+        }
+        Some((BodyKind::SevenBit, None)) => Body::SevenBitOnly,
+        Some((BodyKind::SevenBit, Some(_))) => Body::Text,
+    };
+    let utf8_headers = message.is_some_and(|m| m.utf8_headers());
     if envelope.needs_smtputf8() {
         if !caps.smtputf8 {
             return Err(Error::Data(
@@ -684,11 +755,71 @@ fn mail_params(
             .into());
         }
         params.push("SMTPUTF8".into());
+    } else if utf8_headers && caps.smtputf8 {
+        // RFC 6532 UTF-8 header fields. Without SMTPUTF8 they can still go as 8-bit data.
+        params.push("SMTPUTF8".into());
     }
-    Ok(params)
+    if cfg.require_tls {
+        if !tls {
+            return Err(Error::Unavailable(
+                "--require-tls: the connection is not encrypted, so REQUIRETLS cannot be asked \
+                 for (RFC 8689 §4.1)"
+                    .into(),
+            )
+            .into());
+        }
+        if !caps.requiretls {
+            return Err(Error::Unavailable(
+                "--require-tls: the server does not offer REQUIRETLS".into(),
+            )
+            .into());
+        }
+        params.push("REQUIRETLS".into());
+    }
+    Ok((params, body))
 }
 
-/// MAIL, RCPT for each recipient, DATA and the message; or less, as `stop` says.
+fn eight_bit_refused() -> Error {
+    Error::Data(
+        "the message has 8-bit data but the server does not offer 8BITMIME: encode it \
+         (quoted-printable or base64), or send it through a server that offers 8BITMIME"
+            .into(),
+    )
+}
+
+/// What [`transaction`] does around MAIL..end of data.
+#[derive(Debug, Clone, Copy, Default)]
+struct Around {
+    /// RSET first: an earlier transaction ran on this connection.
+    reset_first: bool,
+    /// QUIT right after the end of data, in the same write when pipelining.
+    quit_last: bool,
+}
+
+/// A message at most this big (on the wire) goes as one `BDAT n LAST` in the same write as
+/// MAIL and RCPT.
+const SMALL_BDAT: usize = 64 * 1024;
+/// BDAT chunk size for bigger messages.
+const CHUNK: usize = 1024 * 1024;
+
+/// How to read a reply inside a pipelined group: a 421 ends everything at once (the server
+/// is closing; later replies will never come).
+fn read_group(conn: &mut Connection, phase: Phase, what: &str) -> Result<Reply> {
+    let reply = conn.read_reply(phase)?;
+    if reply.code.as_u16() == 421 {
+        return Err(Error::Reply {
+            phase,
+            what: what.into(),
+            reply,
+        }
+        .into());
+    }
+    Ok(reply)
+}
+
+/// MAIL, RCPT for each recipient, DATA (or BDAT) and the message; or less, as `stop`
+/// says. With PIPELINING (RFC 2920) the commands up to DATA go out in one write and the
+/// replies are read after, in order; without, one by one (see [`lockstep`]).
 fn transaction(
     conn: &mut Connection,
     cfg: &Config,
@@ -696,8 +827,9 @@ fn transaction(
     envelope: &Envelope,
     message: &mut Option<Message>,
     stop: Option<Milestone>,
+    around: Around,
 ) -> Result<(Report, End)> {
-    let mut params = mail_params(caps, envelope, message.as_ref())?;
+    let (mut params, body) = mail_params(caps, cfg, conn.is_tls(), envelope, message.as_ref())?;
     let dsn = &cfg.dsn;
     let wants_dsn = dsn.notify.is_some() || dsn.ret.is_some() || dsn.envid.is_some();
     let use_dsn = wants_dsn && caps.dsn;
@@ -713,20 +845,251 @@ fn transaction(
             params.push(format!("ENVID={}", xtext(envid)));
         }
     }
-    let rcpt_params: Vec<String> = match (&dsn.notify, use_dsn) {
-        (Some(notify), true) => vec![format!("NOTIFY={notify}")],
-        _ => Vec::new(),
+    let mail = Command::Mail {
+        reverse_path: envelope.reverse_path.clone(),
+        params,
     };
-    let from = &envelope.reverse_path;
+    let rcpts: Vec<Command> = envelope
+        .forward_paths
+        .iter()
+        .map(|rcpt| Command::Rcpt {
+            forward_path: rcpt.clone(),
+            params: rcpt_params(dsn, use_dsn, rcpt),
+        })
+        .collect();
+    let chunking = caps.chunking && cfg.chunking && stop.is_none();
+    let pipelined = caps.pipelining && cfg.pipelining && stop.is_none();
+    let ctx = Tx {
+        cfg,
+        body,
+        chunking,
+        pipelined,
+        quit_last: around.quit_last,
+    };
+    if !pipelined {
+        return lockstep(conn, &ctx, envelope, &mail, &rcpts, message, stop, around);
+    }
+
+    // One write: [RSET] MAIL RCPT... then DATA, or a small message's BDAT n LAST (and QUIT).
+    let small = match (chunking, message.as_ref().and_then(Message::whole)) {
+        (true, Some(bytes)) => Some(bdat_bytes(bytes, body)).filter(|b| b.len() <= SMALL_BDAT),
+        _ => None,
+    };
+    if around.reset_first {
+        conn.queue(&Command::Rset, Phase::Rset);
+    }
+    conn.queue(&mail, Phase::Mail);
+    for rcpt in &rcpts {
+        conn.queue(rcpt, Phase::Rcpt);
+    }
+    match &small {
+        Some(bytes) => {
+            let bdat = Command::Bdat {
+                size: bytes.len() as u64,
+                last: true,
+            };
+            conn.queue(&bdat, Phase::DataBlock);
+            conn.queue_data(bytes)?;
+            if around.quit_last {
+                conn.queue(&Command::Quit, Phase::Quit);
+            }
+        }
+        None if !chunking => conn.queue(&Command::Data, Phase::DataInit),
+        None => {}
+    }
+
+    if around.reset_first {
+        let reply = read_group(conn, Phase::Rset, "RSET")?;
+        expect(reply, Severity::PositiveCompletion, Phase::Rset, "RSET")?;
+    }
+    let what_mail = format!("MAIL FROM <{}>", envelope.reverse_path);
+    let mail_reply = read_group(conn, Phase::Mail, &what_mail)?;
+    let mail_ok = mail_reply.code.severity == Severity::PositiveCompletion;
+    let mut recipients = Vec::new();
+    for rcpt in &envelope.forward_paths {
+        let reply = read_group(conn, Phase::Rcpt, &format!("RCPT TO <{rcpt}>"))?;
+        recipients.push(Recipient::at_rcpt(rcpt.clone(), reply));
+    }
+    let accepted = if mail_ok {
+        recipients.iter().filter(|r| r.accepted()).count()
+    } else {
+        0
+    };
+    let mail_refused = || -> anyhow::Error {
+        Error::Reply {
+            phase: Phase::Mail,
+            what: what_mail.clone(),
+            reply: mail_reply.clone(),
+        }
+        .into()
+    };
+    let refused = |recipients: Vec<Recipient>, end: End| {
+        Ok((
+            Report {
+                recipients,
+                final_reply: None,
+            },
+            end,
+        ))
+    };
+
+    if small.is_some() {
+        let end = if around.quit_last {
+            End::QuitSent
+        } else {
+            End::Quit
+        };
+        if accepted == 0 {
+            // The server read the chunk and refused it (503/554): nothing was delivered.
+            read_group(conn, Phase::DataEnd, "BDAT")?;
+            return if mail_ok {
+                refused(recipients, end)
+            } else {
+                Err(mail_refused())
+            };
+        }
+        message.take();
+        return finish(conn, cfg, recipients, end);
+    }
+    if chunking {
+        if !mail_ok {
+            return Err(mail_refused());
+        }
+        if accepted == 0 {
+            return refused(recipients, End::Quit);
+        }
+        return send_chunks(conn, &ctx, recipients, message);
+    }
+    let data_reply = read_group(conn, Phase::DataInit, "DATA")?;
+    let go = data_reply.code.severity == Severity::PositiveIntermediate;
+    if accepted == 0 {
+        if go {
+            // RFC 2920 §3.1: a server that says 354 with no valid recipient gets an empty
+            // message, which it cannot deliver to anyone.
+            abandon_data(conn)?;
+        }
+        return if mail_ok {
+            refused(recipients, End::Quit)
+        } else {
+            Err(mail_refused())
+        };
+    }
+    expect(
+        data_reply,
+        Severity::PositiveIntermediate,
+        Phase::DataInit,
+        "DATA",
+    )?;
+    send_message(conn, &ctx, recipients, message)
+}
+
+/// Settings of one transaction, for its helpers.
+struct Tx<'a> {
+    cfg: &'a Config,
+    body: Body,
+    chunking: bool,
+    pipelined: bool,
+    quit_last: bool,
+}
+
+/// RCPT parameters: NOTIFY as asked, and ORCPT (RFC 3461 §4.2) with the address as given,
+/// so that a DSN names the recipient the sender used. ORCPT is "rfc822;" + xtext, for ASCII
+/// addresses only (a UTF-8 one would need RFC 6533's utf-8 type: left out).
+fn rcpt_params(dsn: &crate::config::Dsn, use_dsn: bool, rcpt: &str) -> Vec<String> {
+    let mut params = Vec::new();
+    if !use_dsn {
+        return params;
+    }
+    if let Some(notify) = &dsn.notify {
+        params.push(format!("NOTIFY={notify}"));
+    }
+    if rcpt.is_ascii() {
+        params.push(format!("ORCPT=rfc822;{}", xtext(rcpt)));
+    }
+    params
+}
+
+/// The BDAT bytes of a message held whole: line ends normalised to CRLF (exact bytes for
+/// BINARYMIME).
+fn bdat_bytes(message: &[u8], body: Body) -> Vec<u8> {
+    if body == Body::Binary {
+        return message.to_vec();
+    }
+    let mut normaliser = DotStuffer::crlf_only(Vec::with_capacity(message.len() + 2));
+    // Writing to a Vec cannot fail.
+    let _ = normaliser.write_all(message);
+    normaliser.finish().unwrap_or_default()
+}
+
+/// After a 354 that should not have come (no recipient accepted): end the data at once,
+/// and read the (negative) reply.
+fn abandon_data(conn: &mut Connection) -> Result<()> {
+    conn.queue_data(b".\r\n")?;
+    conn.read_reply(Phase::DataEnd)?;
+    Ok(())
+}
+
+/// The reply (SMTP) or replies (LMTP) to the end of the message.
+fn finish(
+    conn: &mut Connection,
+    cfg: &Config,
+    mut recipients: Vec<Recipient>,
+    end: End,
+) -> Result<(Report, End)> {
+    if cfg.protocol == Protocol::Lmtp {
+        let final_reply = lmtp_replies(conn, &mut recipients)?;
+        return Ok((
+            Report {
+                recipients,
+                final_reply,
+            },
+            end,
+        ));
+    }
+    let reply = conn.read_reply(Phase::DataEnd)?;
+    let reply = expect(
+        reply,
+        Severity::PositiveCompletion,
+        Phase::DataEnd,
+        "the message (end of data)",
+    )?;
+    Ok((
+        Report {
+            recipients,
+            final_reply: Some(reply),
+        },
+        end,
+    ))
+}
+
+/// Without PIPELINING (or with --no-pipelining or --quit-after): each command waits for its
+/// reply, and the dialogue stops at the first refusal or at `stop`.
+#[allow(clippy::too_many_arguments)]
+fn lockstep(
+    conn: &mut Connection,
+    ctx: &Tx,
+    envelope: &Envelope,
+    mail: &Command,
+    rcpts: &[Command],
+    message: &mut Option<Message>,
+    stop: Option<Milestone>,
+    around: Around,
+) -> Result<(Report, End)> {
+    if around.reset_first {
+        command(
+            conn,
+            &Command::Rset,
+            Phase::Rset,
+            Severity::PositiveCompletion,
+            "RSET",
+        )?;
+    }
     command(
         conn,
-        &Command::Mail {
-            reverse_path: from.clone(),
-            params,
-        },
+        mail,
         Phase::Mail,
         Severity::PositiveCompletion,
-        format!("MAIL FROM <{from}>"),
+        format!("MAIL FROM <{}>", envelope.reverse_path),
     )?;
     if stop == Some(Milestone::Mail) {
         conn.transcript().info("--quit-after mail: quitting");
@@ -734,12 +1097,8 @@ fn transaction(
     }
 
     let mut recipients = Vec::new();
-    for rcpt in &envelope.forward_paths {
-        let cmd = Command::Rcpt {
-            forward_path: rcpt.clone(),
-            params: rcpt_params.clone(),
-        };
-        conn.send(&cmd, Phase::Rcpt)?;
+    for (rcpt, cmd) in envelope.forward_paths.iter().zip(rcpts) {
+        conn.send(cmd, Phase::Rcpt)?;
         let reply = conn.read_reply(Phase::Rcpt)?;
         recipients.push(Recipient::at_rcpt(rcpt.clone(), reply));
     }
@@ -766,7 +1125,9 @@ fn transaction(
             End::Quit,
         ));
     }
-
+    if ctx.chunking {
+        return send_chunks(conn, ctx, recipients, message);
+    }
     command(
         conn,
         &Command::Data,
@@ -774,48 +1135,41 @@ fn transaction(
         Severity::PositiveIntermediate,
         "DATA",
     )?;
-    let message = match (stop, message.take()) {
-        (Some(_), _) => {
-            conn.transcript().info(
-                "--quit-after data: closing without sending the message or the end-of-data \
-                 mark (nothing is delivered)",
-            );
-            return Ok((
-                Report {
-                    recipients,
-                    final_reply: None,
-                },
-                End::Close,
-            ));
-        }
-        (None, Some(m)) => m,
-        (None, None) => return Err(anyhow::anyhow!("no message to send (a bug)")),
-    };
-    send_data(conn, message)?;
-    if cfg.protocol == Protocol::Lmtp {
-        let final_reply = lmtp_replies(conn, &mut recipients)?;
+    if stop.is_some() {
+        conn.transcript().info(
+            "--quit-after data: closing without sending the message or the end-of-data \
+             mark (nothing is delivered)",
+        );
         return Ok((
             Report {
                 recipients,
-                final_reply,
+                final_reply: None,
             },
-            End::Quit,
+            End::Close,
         ));
     }
-    let reply = conn.read_reply(Phase::DataEnd)?;
-    let reply = expect(
-        reply,
-        Severity::PositiveCompletion,
-        Phase::DataEnd,
-        "the message (end of data)",
-    )?;
-    Ok((
-        Report {
-            recipients,
-            final_reply: Some(reply),
-        },
-        End::Quit,
-    ))
+    send_message(conn, ctx, recipients, message)
+}
+
+/// After DATA's 354: the message, dot-stuffed, the end-of-data mark (and QUIT when
+/// pipelining and this is the last transaction), then the reply.
+fn send_message(
+    conn: &mut Connection,
+    ctx: &Tx,
+    recipients: Vec<Recipient>,
+    message: &mut Option<Message>,
+) -> Result<(Report, End)> {
+    let Some(message) = message.take() else {
+        return Err(anyhow::anyhow!("no message to send (a bug)"));
+    };
+    send_data(conn, ctx, message)?;
+    let end = if ctx.quit_last && ctx.pipelined {
+        conn.queue(&Command::Quit, Phase::Quit);
+        End::QuitSent
+    } else {
+        End::Quit
+    };
+    finish(conn, ctx.cfg, recipients, end)
 }
 
 /// LMTP's end of data (RFC 2033 §4.2): one reply per recipient accepted at RCPT, in RCPT
@@ -845,33 +1199,234 @@ fn xtext(s: &str) -> String {
         .collect()
 }
 
-/// Stream the message through the dot-stuffing codec. If reading the message fails, the
-/// end-of-data mark is never sent, so the server discards the partial message.
-fn send_data(conn: &mut Connection, message: Message) -> Result<()> {
+/// The message as it is read while sending: 8-bit bytes refused when the server has no
+/// 8BITMIME, and the progress bar moved.
+fn message_reader(message: Message, ctx: &Tx) -> Box<dyn Read> {
+    let size = message.size;
     let mut input = message.into_reader();
-    let mut writer = conn.data_writer();
-    let mut chunk = vec![0u8; 64 * 1024];
-    let mut stuffer = DotStuffer::new(&mut writer);
+    if ctx.body == Body::SevenBitOnly {
+        input = Box::new(SevenBit(input));
+    }
+    progress::wrap(ctx.cfg, size, input)
+}
+
+/// Fails at the first byte above 127 (the server has no 8BITMIME).
+struct SevenBit(Box<dyn Read>);
+
+/// The error [`SevenBit`] returns; the sender turns it into [`eight_bit_refused`].
+#[derive(Debug)]
+struct EightBitFound;
+
+impl std::fmt::Display for EightBitFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("8-bit data")
+    }
+}
+
+impl std::error::Error for EightBitFound {}
+
+impl Read for SevenBit {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.0.read(buf)?;
+        if !buf[..n].is_ascii() {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, EightBitFound));
+        }
+        Ok(n)
+    }
+}
+
+/// One read of the message, with the error a failed read becomes. If reading fails, the
+/// end of the data is never sent, so the server discards the partial message.
+fn read_message(input: &mut dyn Read, buf: &mut [u8]) -> Result<usize> {
     loop {
-        let n = match input.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => n,
+        match input.read(buf) {
+            Ok(n) => return Ok(n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.get_ref().is_some_and(|i| i.is::<EightBitFound>()) => {
+                return Err(eight_bit_refused().into())
+            }
             Err(e) => {
                 return Err(Error::Io(format!(
                     "reading the message failed part-way, nothing was delivered: {e}"
                 ))
                 .into())
             }
-        };
+        }
+    }
+}
+
+/// Stream the message through the dot-stuffing codec into the connection's queue; the
+/// end-of-data mark is queued last and goes out with the next read (or a pipelined QUIT).
+fn send_data(conn: &mut Connection, ctx: &Tx, message: Message) -> Result<()> {
+    let mut input = message_reader(message, ctx);
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut writer = conn.data_writer();
+    let mut stuffer = DotStuffer::new(&mut writer);
+    loop {
+        let n = read_message(&mut input, &mut chunk)?;
+        if n == 0 {
+            break;
+        }
         if let Err(e) = stuffer.write_all(&chunk[..n]) {
             drop(stuffer);
             return Err(writer.failure(e).into());
         }
     }
     match stuffer.finish() {
-        Ok(_) => Ok(()),
+        Ok(_) => {
+            conn.end_data();
+            Ok(())
+        }
         Err(e) => Err(writer.failure(e).into()),
+    }
+}
+
+/// BDAT (RFC 3030): the message in chunks of about [`CHUNK`] bytes with exact counts,
+/// line ends normalised (exact bytes for BINARYMIME), the last one marked LAST. With
+/// PIPELINING one chunk's reply is read while the next goes out; without, each waits.
+fn send_chunks(
+    conn: &mut Connection,
+    ctx: &Tx,
+    recipients: Vec<Recipient>,
+    message: &mut Option<Message>,
+) -> Result<(Report, End)> {
+    let Some(message) = message.take() else {
+        return Err(anyhow::anyhow!("no message to send (a bug)"));
+    };
+    let mut input = message_reader(message, ctx);
+    let mut read_buf = vec![0u8; 64 * 1024];
+    let mut chunk: Vec<u8> = Vec::with_capacity(CHUNK + 2 * read_buf.len() + 2);
+    let mut normaliser = (ctx.body != Body::Binary).then(|| DotStuffer::crlf_only(Vec::new()));
+    // Chunks sent whose reply has not been read, and how many may be.
+    let mut unanswered = 0usize;
+    let window = if ctx.pipelined { 1 } else { 0 };
+    loop {
+        let n = read_message(&mut input, &mut read_buf)?;
+        let last = n == 0;
+        match normaliser.as_mut() {
+            None => chunk.extend_from_slice(&read_buf[..n]),
+            Some(normaliser) => {
+                // Writing to a Vec cannot fail.
+                let _ = normaliser.write_all(&read_buf[..n]);
+                chunk.append(normaliser.get_mut());
+            }
+        }
+        if last {
+            if let Some(normaliser) = normaliser.take() {
+                chunk.extend_from_slice(&normaliser.finish().unwrap_or_default());
+            }
+        } else if chunk.len() < CHUNK {
+            continue;
+        }
+        let bdat = Command::Bdat {
+            size: chunk.len() as u64,
+            last,
+        };
+        conn.queue(&bdat, Phase::DataBlock);
+        conn.queue_data(&chunk)?;
+        chunk.clear();
+        if last {
+            break;
+        }
+        unanswered += 1;
+        while unanswered > window {
+            chunk_reply(conn)?;
+            unanswered -= 1;
+        }
+    }
+    let end = if ctx.quit_last && ctx.pipelined {
+        conn.queue(&Command::Quit, Phase::Quit);
+        End::QuitSent
+    } else {
+        End::Quit
+    };
+    for _ in 0..unanswered {
+        chunk_reply(conn)?;
+    }
+    finish(conn, ctx.cfg, recipients, end)
+}
+
+/// The reply to a BDAT chunk that is not the last: 250, or the transaction is over.
+fn chunk_reply(conn: &mut Connection) -> Result<()> {
+    let reply = conn.read_reply(Phase::DataBlock)?;
+    expect(
+        reply,
+        Severity::PositiveCompletion,
+        Phase::DataBlock,
+        "BDAT",
+    )?;
+    Ok(())
+}
+
+/// The progress bar for big bodies (indicatif): only on a terminal (stderr), never with
+/// -v (it would garble the transcript) or in test mode, and only once more than
+/// [`progress::MIN_SIZE`] bytes have been read, so a small message never flashes one.
+mod progress {
+    use std::io::{self, IsTerminal, Read};
+
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+    use crate::config::Config;
+
+    /// The bar appears after this many bytes.
+    pub const MIN_SIZE: u64 = 4 * 1024 * 1024;
+
+    /// Counts what is read through it; shows the bar past [`MIN_SIZE`].
+    pub struct Progress<R> {
+        inner: R,
+        seen: u64,
+        total: Option<u64>,
+        bar: Option<ProgressBar>,
+    }
+
+    /// `input`, with a progress bar when the configuration and stderr allow one.
+    pub fn wrap(cfg: &Config, size: Option<u64>, input: Box<dyn Read>) -> Box<dyn Read> {
+        if cfg.verbosity > 0 || cfg.test_mode || !io::stderr().is_terminal() {
+            return input;
+        }
+        if size.is_some_and(|n| n < MIN_SIZE) {
+            return input;
+        }
+        Box::new(Progress {
+            inner: input,
+            seen: 0,
+            total: size,
+            bar: None,
+        })
+    }
+
+    fn new_bar(total: Option<u64>) -> ProgressBar {
+        let template = match total {
+            Some(_) => "{bytes}/{total_bytes} [{bar:30}] {bytes_per_sec}, {eta} left",
+            None => "{bytes} sent, {bytes_per_sec}",
+        };
+        let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
+        match ProgressStyle::with_template(template) {
+            Ok(style) => bar.with_style(style.progress_chars("=> ")),
+            Err(_) => bar,
+        }
+    }
+
+    impl<R: Read> Read for Progress<R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.seen += n as u64;
+            if self.bar.is_none() && self.seen >= MIN_SIZE {
+                self.bar = Some(new_bar(self.total));
+            }
+            if let Some(bar) = &self.bar {
+                bar.set_position(self.seen);
+            }
+            Ok(n)
+        }
+    }
+
+    impl<R> Drop for Progress<R> {
+        fn drop(&mut self) {
+            if let Some(bar) = self.bar.take() {
+                bar.finish_and_clear();
+            }
+        }
     }
 }
 

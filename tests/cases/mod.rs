@@ -8,6 +8,7 @@ mod lmtp;
 mod logging;
 mod mta_sts;
 mod mx;
+mod pipelining;
 mod postfix;
 mod probe;
 mod queue;

@@ -144,14 +144,16 @@ fn plain_send() {
             "<-  250-fake.test greets postie.test",
             "<-  250-PIPELINING",
             "<-  250 8BITMIME   [2xx positive completion]",
+            // PIPELINING (RFC 2920): the group goes out first, then its replies in order;
+            // QUIT rides with the end of data.
             " -> MAIL FROM:<sender@example.test>",
-            "<-  250 2.1.0 sender ok   [2xx positive completion; 2.1.0 other address status]",
             " -> RCPT TO:<rcpt@example.test>",
-            "<-  250 2.1.5 recipient ok   [2xx positive completion; 2.1.5 destination address valid]",
             " -> DATA",
+            "<-  250 2.1.0 sender ok   [2xx positive completion; 2.1.0 other address status]",
+            "<-  250 2.1.5 recipient ok   [2xx positive completion; 2.1.5 destination address valid]",
             "<-  354 end data with <CR><LF>.<CR><LF>   [3xx positive intermediate]",
-            "<-  250 2.0.0 Ok: queued as FAKE1   [2xx positive completion; 2.0.0 other undefined status]",
             " -> QUIT",
+            "<-  250 2.0.0 Ok: queued as FAKE1   [2xx positive completion; 2.0.0 other undefined status]",
             "<-  221 2.0.0 fake.test closing   [2xx positive completion; 2.0.0 other undefined status]",
         ]);
     server.finish_with(&out.stderr);

@@ -71,6 +71,18 @@ pub enum Step {
     Close,
     /// Require the client to close the connection without sending anything more.
     ExpectClose,
+    /// Read these command lines, in order, and require that they all arrived in at most one
+    /// socket read: the client wrote them as one group, without waiting for a reply (RFC
+    /// 2920 PIPELINING). A line starting with `BDAT ` is followed by its chunk, which is
+    /// read too (its bytes go to [`Session::chunks`]). The group must fit in one read
+    /// (4 KiB).
+    ExpectPipelined(Vec<String>),
+    /// Read `BDAT n` or `BDAT n LAST` and exactly n bytes after it; the line goes to
+    /// [`Session::received`], the bytes to [`Session::chunks`].
+    ReadBdat,
+    /// Like [`Step::Expect`], but the line must already have arrived with an earlier read
+    /// (e.g. QUIT written in the same write as the end of data).
+    ExpectBuffered(String),
     /// Let the client end politely or not: accept any number (at most 3) of `RSET` (answered
     /// 250), then either `QUIT` (answered 221, then the close) or a plain close. Anything else
     /// fails the step.
@@ -85,6 +97,11 @@ pub fn send(bytes: impl Into<Cow<'static, str>>) -> Step {
 /// `Step::Expect` of a line.
 pub fn expect(line: impl Into<String>) -> Step {
     Step::Expect(line.into())
+}
+
+/// `Step::ExpectPipelined` of these lines.
+pub fn expect_pipelined(lines: &[&str]) -> Step {
+    Step::ExpectPipelined(lines.iter().map(|l| l.to_string()).collect())
 }
 
 /// `Step::ExpectPrefix` of a line start.
@@ -167,6 +184,12 @@ pub struct Session {
     pub data: Vec<Vec<u8>>,
     /// Index into `received` of the first line read inside TLS, if TLS was started.
     pub tls_from: Option<usize>,
+    /// For each line of `received`, how many socket reads the server had done when it
+    /// took the line: lines with the same number came in one read (one write, usually).
+    pub reads_at: Vec<usize>,
+    /// Each BDAT chunk's bytes, exactly as received ([`Step::ReadBdat`],
+    /// [`Step::ExpectPipelined`]).
+    pub chunks: Vec<Vec<u8>>,
 }
 
 impl Session {
@@ -420,6 +443,9 @@ fn describe(step: &Step) -> String {
         Step::Expect(s) => format!("Expect {s:?}"),
         Step::ExpectPrefix(s) => format!("ExpectPrefix {s:?}"),
         Step::ReadData => "ReadData".into(),
+        Step::ExpectPipelined(lines) => format!("ExpectPipelined {lines:?}"),
+        Step::ReadBdat => "ReadBdat".into(),
+        Step::ExpectBuffered(s) => format!("ExpectBuffered {s:?}"),
         Step::StartTls => "StartTls".into(),
         Step::StartTlsRejected => "StartTlsRejected".into(),
         Step::Sleep(d) => format!("Sleep {d:?}"),
@@ -479,6 +505,7 @@ fn serve(listener: Listener, script: Vec<Step>, state: &Mutex<State>, stop: &Ato
         conn: Some(conn),
         buf: Vec::new(),
         state,
+        reads: 0,
     };
     for (i, step) in script.iter().enumerate() {
         lock(state).step = i;
@@ -586,6 +613,8 @@ struct Server<'a> {
     /// Bytes read from the client but not yet consumed.
     buf: Vec<u8>,
     state: &'a Mutex<State>,
+    /// Socket reads that returned bytes so far (to tell one write from several).
+    reads: usize,
 }
 
 type StepResult = Result<(), String>;
@@ -623,6 +652,25 @@ impl Server<'_> {
                 }
             }
             Step::ReadData => self.read_data(),
+            Step::ExpectPipelined(lines) => self.expect_pipelined(lines),
+            Step::ReadBdat => {
+                let line = self.command()?;
+                self.read_chunk(&line)
+            }
+            Step::ExpectBuffered(want) => {
+                if !self.buf.contains(&b'\n') {
+                    return Err(format!(
+                        "expected {want:?} to have arrived already (sent in the same write as \
+                         what came before), but nothing more is buffered"
+                    ));
+                }
+                let got = self.command()?;
+                if &got == want {
+                    Ok(())
+                } else {
+                    Err(format!("expected {want:?}, got {got:?}"))
+                }
+            }
             Step::StartTls => self.start_tls(true),
             Step::StartTlsRejected => self.start_tls(false),
             Step::Sleep(d) => {
@@ -676,7 +724,10 @@ impl Server<'_> {
                         Line::Odd(std::mem::take(&mut self.buf))
                     })
                 }
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Ok(n) => {
+                    self.reads += 1;
+                    self.buf.extend_from_slice(&chunk[..n]);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e)
                     if matches!(
@@ -739,6 +790,7 @@ impl Server<'_> {
             st.session.tls_from = Some(st.session.received.len());
         }
         st.session.received.push(text.to_string());
+        st.session.reads_at.push(self.reads);
         st.log
             .push(format!("{} {text:?}", if tls { "C~" } else { "C:" }));
     }
@@ -771,6 +823,65 @@ impl Server<'_> {
         st.log
             .push(format!("C: <DATA payload, {} bytes>", payload.len()));
         st.session.data.push(payload);
+        Ok(())
+    }
+
+    fn expect_pipelined(&mut self, lines: &[String]) -> StepResult {
+        let before = self.reads;
+        for want in lines {
+            let got = self.command()?;
+            if &got != want {
+                return Err(format!("expected {want:?}, got {got:?}"));
+            }
+            if starts_with_ci(&got, "BDAT ") {
+                self.read_chunk(&got)?;
+            }
+        }
+        let reads = self.reads - before;
+        if reads > 1 {
+            return Err(format!(
+                "the group {lines:?} arrived in {reads} reads: the client did not write it at once"
+            ));
+        }
+        self.log(format!("== the group arrived in {reads} read(s)"));
+        Ok(())
+    }
+
+    /// After a `BDAT n [LAST]` line: exactly n bytes, stored in `Session::chunks`.
+    fn read_chunk(&mut self, line: &str) -> StepResult {
+        let mut words = line.split(' ');
+        let size = match (words.next(), words.next().map(str::parse::<usize>)) {
+            (Some(verb), Some(Ok(n))) if verb.eq_ignore_ascii_case("BDAT") => n,
+            _ => return Err(format!("expected BDAT n [LAST], got {line:?}")),
+        };
+        if size > MAX_DATA {
+            return Err(format!(
+                "BDAT chunk of {size} bytes is too big for the fake"
+            ));
+        }
+        let mut chunk = [0u8; 4096];
+        // Each pass reads at least one byte or returns; MAX_DATA bounds the total.
+        while self.buf.len() < size {
+            let conn = self.conn()?;
+            match conn.read(&mut chunk) {
+                Ok(0) => {
+                    return Err(format!(
+                        "the connection closed inside a BDAT chunk after {} of {size} bytes",
+                        self.buf.len()
+                    ))
+                }
+                Ok(n) => {
+                    self.reads += 1;
+                    self.buf.extend_from_slice(&chunk[..n]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("reading a BDAT chunk: {e}")),
+            }
+        }
+        let bytes: Vec<u8> = self.buf.drain(..size).collect();
+        let mut st = lock(self.state);
+        st.log.push(format!("C: <BDAT chunk, {size} bytes>"));
+        st.session.chunks.push(bytes);
         Ok(())
     }
 
