@@ -632,10 +632,10 @@ fn authenticate(conn: &mut Connection, cfg: &Config, caps: &Capabilities) -> Res
         (None, None) => ("localhost".to_string(), 0),
     };
     let mut exchange = Exchange::new(mech, &creds.user, &creds.password, &host, port);
-    let cmd = Command::Auth {
-        mechanism: mech.name().to_string(),
-        initial_response: exchange.initial_response().map_err(Error::from)?,
-    };
+    let cmd = auth_command(
+        mech.name(),
+        exchange.initial_response().map_err(Error::from)?,
+    );
     conn.send(&cmd, Phase::Auth)?;
     // Ends: every mechanism refuses challenges past its last step, and each read is
     // bounded by the phase's timeout.
@@ -672,6 +672,23 @@ fn authenticate(conn: &mut Connection, cfg: &Config, caps: &Capabilities) -> Res
                 .into());
             }
         }
+    }
+}
+
+/// Longest command line, CRLF included (RFC 5321 §4.5.3.1.4).
+const COMMAND_LINE_MAX: usize = 512;
+
+/// AUTH with its initial response, which saves a round trip (one for PLAIN, XOAUTH2 and
+/// OAUTHBEARER) — unless the line would pass 512 octets: then the response is not sent
+/// with AUTH (RFC 4954 §4) but after the server's empty 334 (a long OAuth token).
+fn auth_command(mechanism: &str, initial_response: Option<String>) -> Command {
+    let initial_response = initial_response.filter(|ir| {
+        // "AUTH " MECH " " IR CRLF; an empty response is sent as "=".
+        "AUTH ".len() + mechanism.len() + 1 + ir.len().max(1) + 2 <= COMMAND_LINE_MAX
+    });
+    Command::Auth {
+        mechanism: mechanism.to_string(),
+        initial_response,
     }
 }
 
@@ -1524,6 +1541,148 @@ mod tests {
             crate::error::exit_code(&err),
             crate::error::Exit::TempFail,
             "{err:#}"
+        );
+    }
+
+    /// What a thread playing a pipelining server saw of two transactions on one Session:
+    /// the bytes of the second group, read once after the client had time to send it all.
+    #[test]
+    fn second_transaction_pipelines_rset_with_mail() {
+        use std::io::{BufRead, BufReader};
+        use std::net::TcpListener;
+
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut line = String::new();
+            let mut next = |r: &mut BufReader<std::net::TcpStream>| {
+                line.clear();
+                r.read_line(&mut line).unwrap();
+                line.clone()
+            };
+            s.write_all(b"220 t ESMTP\r\n").unwrap();
+            assert!(next(&mut r).starts_with("EHLO"));
+            s.write_all(b"250-t\r\n250 PIPELINING\r\n").unwrap();
+            for want in [
+                "MAIL FROM:<a@x.test>\r\n",
+                "RCPT TO:<b@x.test>\r\n",
+                "DATA\r\n",
+            ] {
+                assert_eq!(next(&mut r), want);
+            }
+            s.write_all(b"250 ok\r\n250 ok\r\n354 go\r\n").unwrap();
+            while next(&mut r) != ".\r\n" {}
+            s.write_all(b"250 queued 1\r\n").unwrap();
+            // A lockstep client would have sent RSET alone and be waiting for its reply.
+            std::thread::sleep(Duration::from_millis(300));
+            let mut group = vec![0u8; 4096];
+            let n = r.read(&mut group).unwrap();
+            s.write_all(b"250 reset\r\n250 ok\r\n250 ok\r\n354 go\r\n")
+                .unwrap();
+            let mut rest = String::new();
+            while !rest.ends_with("\r\n.\r\n") {
+                if r.read_line(&mut rest).unwrap() == 0 {
+                    break;
+                }
+            }
+            s.write_all(b"250 queued 2\r\n").unwrap();
+            assert_eq!(next(&mut r), "QUIT\r\n");
+            s.write_all(b"221 bye\r\n").unwrap();
+            String::from_utf8_lossy(&group[..n]).into_owned()
+        });
+        let cfg = config_for_tests(&["--server", &addr.to_string(), "--tls", "none"]);
+        let tls = Tls::new(None, true).unwrap();
+        let timeouts = Timeouts {
+            uniform: Some(Duration::from_secs(5)),
+        };
+        let conn =
+            Connection::open("127.0.0.1", &[addr], None, timeouts, Transcript::silent()).unwrap();
+        let mut session = Session::open(conn, &cfg, &tls).unwrap();
+        let envelope = Envelope {
+            reverse_path: "a@x.test".into(),
+            forward_paths: vec!["b@x.test".into()],
+        };
+        for i in 1..=2 {
+            let mut message = Some(Message::in_memory(b"Subject: x\r\n\r\nhi\r\n".to_vec()));
+            let report = session.send(&cfg, &envelope, &mut message).unwrap();
+            assert!(message.is_none());
+            assert_eq!(
+                report.final_reply.map(|r| r.text()),
+                Some(format!("queued {i}"))
+            );
+        }
+        session.quit();
+        assert_eq!(
+            server.join().unwrap(),
+            "RSET\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n"
+        );
+    }
+
+    fn config_for_tests(args: &[&str]) -> Config {
+        use clap::Parser;
+        let args =
+            crate::cli::Args::try_parse_from(std::iter::once("postie").chain(args.iter().copied()))
+                .unwrap();
+        let env = crate::config::Environment {
+            var: Box::new(|k| match k {
+                crate::config::SYSCONFDIR_ENV => Some("/nonexistent/postie-test-etc".into()),
+                "USER" => Some("ops".into()),
+                _ => None,
+            }),
+            hostname: "box.example".into(),
+        };
+        Config::resolve(args, &env).unwrap()
+    }
+
+    #[test]
+    fn auth_initial_response_only_within_the_command_line_limit() {
+        let fits = "A".repeat(512 - "AUTH XOAUTH2 \r\n".len());
+        let cmd = auth_command("XOAUTH2", Some(fits.clone()));
+        assert_eq!(cmd.to_wire().len(), 512);
+        assert!(matches!(
+            cmd,
+            Command::Auth {
+                initial_response: Some(_),
+                ..
+            }
+        ));
+        let long = format!("{fits}A");
+        let cmd = auth_command("XOAUTH2", Some(long));
+        assert_eq!(cmd.to_wire(), b"AUTH XOAUTH2\r\n");
+        assert!(matches!(
+            auth_command("PLAIN", Some(String::new())),
+            Command::Auth { initial_response: Some(ir), .. } if ir.is_empty()
+        ));
+        assert_eq!(auth_command("LOGIN", None).to_wire(), b"AUTH LOGIN\r\n");
+    }
+
+    #[test]
+    fn rcpt_params_carry_notify_and_orcpt_only_with_dsn() {
+        let dsn = crate::config::Dsn {
+            notify: Some("FAILURE,DELAY".into()),
+            ret: None,
+            envid: None,
+        };
+        assert_eq!(
+            rcpt_params(&dsn, true, "a+b=c@x.test"),
+            ["NOTIFY=FAILURE,DELAY", "ORCPT=rfc822;a+2Bb+3Dc@x.test"]
+        );
+        assert!(rcpt_params(&dsn, false, "a@x.test").is_empty());
+        // A UTF-8 address would need RFC 6533's utf-8 type: no ORCPT.
+        assert_eq!(
+            rcpt_params(&dsn, true, "j\u{f6}rg@x.test"),
+            ["NOTIFY=FAILURE,DELAY"]
+        );
+        let ret_only = crate::config::Dsn {
+            ret: Some("HDRS".into()),
+            ..crate::config::Dsn::default()
+        };
+        assert_eq!(
+            rcpt_params(&ret_only, true, "a@x.test"),
+            ["ORCPT=rfc822;a@x.test"]
         );
     }
 

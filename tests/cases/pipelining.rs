@@ -726,3 +726,80 @@ fn require_tls_is_refused_with_69_before_mail_when_impossible() {
     out.assert_code(69, "REQUIRETLS without TLS");
     assert!(out.stderr.contains("not encrypted"), "{}", out.stderr);
 }
+
+// ---------------------------------------------------------------------------------------
+// AUTH round trips
+// ---------------------------------------------------------------------------------------
+
+fn auth_script(exts: &[&str], auth: Vec<Step>) -> Vec<Step> {
+    [
+        vec![greeting()],
+        ehlo(exts),
+        auth,
+        vec![
+            expect_pipelined(&[
+                "MAIL FROM:<sender@example.test>",
+                "RCPT TO:<a@example.test>",
+                "DATA",
+            ]),
+            send("250 ok\r\n250 ok\r\n354 go\r\n"),
+            Step::ReadData,
+            Step::ExpectBuffered("QUIT".into()),
+            send("250 queued\r\n221 bye\r\n"),
+            Step::ExpectClose,
+        ],
+    ]
+    .concat()
+}
+
+#[test]
+fn auth_plain_and_oauth_take_one_round_trip_unless_the_line_would_pass_512() {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let short = "ya29.short-token";
+    let long = "t".repeat(600);
+    let cases: Vec<(&str, &str, Vec<Step>)> = vec![
+        (
+            "PLAIN",
+            "pw",
+            vec![
+                expect(format!("AUTH PLAIN {}", b64("\0user\0pw"))),
+                send("235 2.7.0 ok\r\n"),
+            ],
+        ),
+        (
+            "XOAUTH2",
+            short,
+            vec![
+                expect(format!(
+                    "AUTH XOAUTH2 {}",
+                    b64(&format!("user=user\x01auth=Bearer {short}\x01\x01"))
+                )),
+                send("235 2.7.0 ok\r\n"),
+            ],
+        ),
+        // RFC 4954 §4: too long for the AUTH line, so sent after an empty 334.
+        (
+            "XOAUTH2",
+            &long,
+            vec![
+                expect("AUTH XOAUTH2"),
+                send("334 \r\n"),
+                expect(b64(&format!("user=user\x01auth=Bearer {long}\x01\x01"))),
+                send("235 2.7.0 ok\r\n"),
+            ],
+        ),
+    ];
+    for (mech, secret, auth) in cases {
+        let server = FakeServer::start(auth_script(&["PIPELINING", &format!("AUTH {mech}")], auth));
+        let mut cmd = composed(
+            &server,
+            &["--user", "user", "--auth", mech, "--allow-plaintext-auth"],
+            &["a@example.test"],
+        );
+        cmd.env("POSTIE_PASSWORD", secret);
+        let out = run(cmd);
+        finish(server, &out);
+        out.assert_quiet_success(&format!("AUTH {mech} ({} bytes)", secret.len()));
+    }
+}
