@@ -578,3 +578,92 @@ fn wrong_password_with_scram_and_cram_md5_is_exit_77() {
         assert!(pf.try_delivered(&rcpt).is_none(), "{mech}: delivered");
     }
 }
+
+/// PIPELINING and CHUNKING (Postfix offers both) on by default, then off with the
+/// switches: the same exact bytes arrive either way, for a small message (one `BDAT n
+/// LAST` pipelined with MAIL and RCPT) and for one of several 1 MiB chunks. The -v
+/// transcript shows which path was taken: MAIL, RCPT and BDAT sent as one group before any
+/// reply, or each command answered before the next.
+#[test]
+fn pipelining_and_chunking_deliver_the_same_exact_bytes_on_and_off() {
+    let Some(pf) = Postfix::get() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut big_body = String::new();
+    let mut i = 0;
+    while big_body.len() < 2_600_000 {
+        // Dot lines (stuffed with DATA, not with BDAT) and mixed line ends.
+        big_body.push_str(&format!(".line {i}\nline {i} of a big message\r\n"));
+        i += 1;
+    }
+    let modes: [(&str, &[&str]); 3] = [
+        ("on", &[]),
+        ("nochunk", &["--no-chunking"]),
+        ("off", &["--no-pipelining", "--no-chunking"]),
+    ];
+    for (mode, flags) in modes {
+        for (size, body) in [
+            ("small", ".dot line\n..two dots\r\nend\n".to_string()),
+            ("big", big_body.clone()),
+        ] {
+            let tag = format!("pf-pipe-{mode}-{size}");
+            let rcpt = format!("{tag}@example.test");
+            let message = ready_message(&tag, &rcpt, &body);
+            let file = temp_file(&dir, &format!("{tag}.eml"), message.as_bytes());
+            let mut cmd = postie_to(pf, Link::StartTls);
+            cmd.args(flags)
+                .arg("-v")
+                .arg("--message")
+                .arg(&file)
+                .arg(&rcpt);
+            let out = run(cmd, None);
+            out.assert_code(0, &tag);
+            assert_delivered_exact(pf, &tag, &rcpt, message.as_bytes());
+
+            // The transcript in order: commands sent (">") and replies ("<").
+            let events: Vec<char> = out
+                .stderr
+                .lines()
+                .filter_map(|l| {
+                    let l = l.trim_start();
+                    if l.starts_with("->") || l.starts_with("~>") {
+                        Some('>')
+                    } else if l.starts_with("<-") || l.starts_with("<~") {
+                        Some('<')
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            let sent = out.sent_commands();
+            let mail = sent.iter().position(|c| c.starts_with("MAIL FROM"));
+            let bdat = sent.iter().any(|c| c.starts_with("BDAT"));
+            let data = sent.iter().any(|c| c == "DATA");
+            assert!(mail.is_some(), "{tag}: {}", out.stderr);
+            assert_eq!(bdat, mode == "on", "{tag}: BDAT used: {}", out.stderr);
+            assert_eq!(data, mode != "on", "{tag}: DATA used: {}", out.stderr);
+            // Where MAIL is among the sent lines, find it among all events, and count
+            // the commands sent before the next reply.
+            let mut seen = 0;
+            let mut group = 0;
+            for (i, e) in events.iter().enumerate() {
+                if *e == '>' {
+                    seen += 1;
+                    if Some(seen - 1) == mail {
+                        group = events[i..].iter().take_while(|e| **e == '>').count();
+                        break;
+                    }
+                }
+            }
+            let want = match (mode, size) {
+                // MAIL RCPT BDAT-LAST QUIT
+                ("on", "small") => 4,
+                // MAIL RCPT, then chunks after the RCPT reply
+                ("on", "big") => 2,
+                // MAIL RCPT DATA
+                ("nochunk", _) => 3,
+                _ => 1,
+            };
+            assert_eq!(group, want, "{tag}: commands sent at once: {}", out.stderr);
+        }
+    }
+}
