@@ -803,3 +803,33 @@ fn auth_plain_and_oauth_take_one_round_trip_unless_the_line_would_pass_512() {
         out.assert_quiet_success(&format!("AUTH {mech} ({} bytes)", secret.len()));
     }
 }
+
+#[test]
+fn eight_bit_found_while_streaming_without_8bitmime_aborts_with_65_and_delivers_nothing() {
+    // Past the read-ahead, so only found while sending.
+    let mut message = big_message(200_000);
+    message.extend_from_slice("caf\u{e9}\n".as_bytes());
+    let script = [
+        vec![greeting()],
+        ehlo(&["PIPELINING"]),
+        vec![
+            expect_pipelined(&[
+                "MAIL FROM:<sender@example.test>",
+                "RCPT TO:<a@example.test>",
+                "DATA",
+            ]),
+            send("250 ok\r\n250 ok\r\n354 go\r\n"),
+            Step::ExpectDataCut,
+        ],
+    ]
+    .concat();
+    let server = FakeServer::start(script);
+    // From stdin: no size known, nothing read beyond the read-ahead before MAIL.
+    let mut cmd = postie_at(&server, &["--message", "-"]);
+    cmd.arg("a@example.test");
+    let out = crate::support::run::run(cmd, Some(&message), RUN_LIMIT);
+    let session = finish(server, &out);
+    out.assert_code(65, "8-bit while streaming");
+    assert!(out.stderr.contains("8BITMIME"), "{}", out.stderr);
+    assert!(session.data[0].is_ascii(), "no 8-bit byte went out");
+}

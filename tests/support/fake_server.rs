@@ -83,6 +83,10 @@ pub enum Step {
     /// Like [`Step::Expect`], but the line must already have arrived with an earlier read
     /// (e.g. QUIT written in the same write as the end of data).
     ExpectBuffered(String),
+    /// Read DATA content and require the client to close the connection before the
+    /// end-of-data line `.` (a send abandoned part-way, so nothing is delivered); the
+    /// bytes received go to [`Session::data`].
+    ExpectDataCut,
     /// Let the client end politely or not: accept any number (at most 3) of `RSET` (answered
     /// 250), then either `QUIT` (answered 221, then the close) or a plain close. Anything else
     /// fails the step.
@@ -445,6 +449,7 @@ fn describe(step: &Step) -> String {
         Step::ReadData => "ReadData".into(),
         Step::ExpectPipelined(lines) => format!("ExpectPipelined {lines:?}"),
         Step::ReadBdat => "ReadBdat".into(),
+        Step::ExpectDataCut => "ExpectDataCut".into(),
         Step::ExpectBuffered(s) => format!("ExpectBuffered {s:?}"),
         Step::StartTls => "StartTls".into(),
         Step::StartTlsRejected => "StartTlsRejected".into(),
@@ -653,6 +658,7 @@ impl Server<'_> {
             }
             Step::ReadData => self.read_data(),
             Step::ExpectPipelined(lines) => self.expect_pipelined(lines),
+            Step::ExpectDataCut => self.expect_data_cut(),
             Step::ReadBdat => {
                 let line = self.command()?;
                 self.read_chunk(&line)
@@ -882,6 +888,36 @@ impl Server<'_> {
         let mut st = lock(self.state);
         st.log.push(format!("C: <BDAT chunk, {size} bytes>"));
         st.session.chunks.push(bytes);
+        Ok(())
+    }
+
+    fn expect_data_cut(&mut self) -> StepResult {
+        let mut payload = Vec::new();
+        loop {
+            if payload.len() > MAX_DATA {
+                return Err(format!("DATA longer than {MAX_DATA} bytes"));
+            }
+            match self.read_line()? {
+                Line::Crlf(line) if line == b"." => {
+                    lock(self.state).session.data.push(payload);
+                    return Err("the client ended the data; it should have closed instead".into());
+                }
+                Line::Crlf(line) => {
+                    payload.extend_from_slice(&line);
+                    payload.extend_from_slice(b"\r\n");
+                }
+                Line::Odd(bytes) => payload.extend_from_slice(&bytes),
+                Line::Eof => break,
+            }
+        }
+        let mut st = lock(self.state);
+        st.log.push(format!(
+            "== the client closed inside DATA after {} bytes, as expected",
+            payload.len()
+        ));
+        st.session.data.push(payload);
+        drop(st);
+        self.close();
         Ok(())
     }
 
