@@ -156,7 +156,7 @@ fn dialogue(
     stop: Option<Milestone>,
 ) -> Result<Report> {
     let mut session = match establish(conn, cfg, tls, stop)? {
-        Established::Ready(session) => session,
+        Established::Ready(session) => *session,
         Established::Stopped(report) => return Ok(report),
     };
     let Some(envelope) = envelope else {
@@ -195,7 +195,7 @@ fn dialogue(
 
 /// How [`establish`] ended: a session ready for MAIL, or `--quit-after` reached before it.
 enum Established {
-    Ready(Session),
+    Ready(Box<Session>),
     Stopped(Report),
 }
 
@@ -266,11 +266,11 @@ fn establish(
     if stops(Milestone::Auth) {
         return Ok(Established::Stopped(stop_here(&mut conn, Milestone::Auth)));
     }
-    Ok(Established::Ready(Session {
+    Ok(Established::Ready(Box::new(Session {
         conn,
         caps,
         used: false,
-    }))
+    })))
 }
 
 /// A connection through greeting, EHLO, STARTTLS and AUTH, ready for mail transactions:
@@ -290,7 +290,7 @@ impl Session {
     /// (after QUIT when the server is still talking).
     pub fn open(conn: Connection, cfg: &Config, tls: &Tls) -> Result<Session> {
         match establish(conn, cfg, tls, None)? {
-            Established::Ready(session) => Ok(session),
+            Established::Ready(session) => Ok(*session),
             Established::Stopped(_) => Err(anyhow::anyhow!("session stopped early (a bug)")),
         }
     }
