@@ -334,6 +334,12 @@ impl Connection {
             start = end + 2;
         }
         self.partial.drain(..start);
+        // A binary body may have no line end for megabytes: show it in pieces instead of
+        // holding it.
+        if self.partial.len() > FLUSH_AT {
+            let piece = std::mem::take(&mut self.partial);
+            self.transcript.data_line(&piece, tls);
+        }
     }
 
     /// Write everything queued, in one write.

@@ -556,6 +556,8 @@ fn mutt_delivers_exact_with_and_without_dsn() {
     for (command, param) in [
         ("MAIL FROM:", "RET=HDRS"),
         ("RCPT TO:", "NOTIFY=FAILURE,DELAY"),
+        // RFC 3461 §4.2: the original recipient, so a report names the address used.
+        ("RCPT TO:", "ORCPT=rfc822;sm-mutt-dsn-v@example.test"),
     ] {
         assert!(
             out.stderr
