@@ -833,3 +833,71 @@ fn eight_bit_found_while_streaming_without_8bitmime_aborts_with_65_and_delivers_
     assert!(out.stderr.contains("8BITMIME"), "{}", out.stderr);
     assert!(session.data[0].is_ascii(), "no 8-bit byte went out");
 }
+
+#[test]
+fn lmtp_with_chunking_reads_one_bdat_reply_per_accepted_recipient() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("lmtp");
+    let script = [
+        vec![greeting()],
+        vec![
+            expect("LHLO postie.test"),
+            send(crate::support::fake_server::ehlo_reply(&[
+                "PIPELINING",
+                "CHUNKING",
+                "8BITMIME",
+            ])),
+            Step::ExpectPipelined(vec![
+                "MAIL FROM:<sender@example.test>".into(),
+                "RCPT TO:<a@example.test>".into(),
+                "RCPT TO:<gone@example.test>".into(),
+                "RCPT TO:<b@example.test>".into(),
+                // The composed message (fixed Date and Message-ID in test mode). Its exact
+                // length is checked by what follows: QUIT must start right after 286 bytes.
+                "BDAT 286 LAST".into(),
+                "QUIT".into(),
+            ]),
+            send(
+                "250 ok\r\n250 ok\r\n550 5.1.1 gone\r\n250 ok\r\n\
+                 250 2.0.0 <a> saved\r\n452 4.2.2 <b> mailbox full\r\n221 bye\r\n",
+            ),
+            Step::ExpectClose,
+        ],
+    ]
+    .concat();
+    let server = FakeServer::start_unix(&socket, script);
+    let mut cmd = postie();
+    cmd.arg("--socket").arg(&socket).args([
+        "--protocol",
+        "lmtp",
+        "--timeout",
+        "10",
+        "-f",
+        FROM,
+        "--json",
+        "-s",
+        "lmtp",
+        "--body",
+        "hello",
+        "a@example.test",
+        "gone@example.test",
+        "b@example.test",
+    ]);
+    let out = run(cmd);
+    let session = finish(server, &out);
+    out.assert_code(75, "b's 452 is retryable");
+    assert_eq!(session.chunks.len(), 1);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).expect("--json");
+    let statuses: Vec<&str> = json["recipients"]
+        .as_array()
+        .expect("recipients")
+        .iter()
+        .map(|r| r["status"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["accepted", "permanent", "transient"],
+        "{}",
+        out.stdout
+    );
+}
