@@ -367,6 +367,20 @@ impl Connection {
         self.in_data
     }
 
+    /// Shut the connection down where it stands, without QUIT or close_notify (inside
+    /// DATA after a failure: the server must not see an end-of-data mark). Later reads and
+    /// writes fail as a lost connection.
+    pub fn abort(&mut self) {
+        self.out.clear();
+        let _ = match &self.stream {
+            Stream::Plain(s) => s.shutdown(Shutdown::Both),
+            Stream::Tls(s) => s.sock.shutdown(Shutdown::Both),
+            Stream::Unix(s) => s.shutdown(Shutdown::Both),
+        };
+        self.transcript
+            .info("Closing the connection inside DATA: nothing is delivered");
+    }
+
     /// The end-of-data mark has been queued: the dialogue is back to commands.
     pub fn end_data(&mut self) {
         self.in_data = false;

@@ -332,6 +332,14 @@ impl Session {
             around,
         )
         .map(|(report, _)| report)
+        .inspect_err(|_| {
+            // A failure part-way through the message (reading it, or an 8-bit byte for a
+            // server without 8BITMIME): only a close keeps the partial message from being
+            // delivered, and the session is over.
+            if self.conn.in_data() {
+                self.conn.abort();
+            }
+        })
     }
 
     /// RSET: abandon whatever transaction is under way (RFC 5321 §4.1.1.5). [`Session::send`]
@@ -456,6 +464,7 @@ fn quit_after(conn: &mut Connection, err: anyhow::Error) -> anyhow::Error {
 /// closes without the end-of-data mark, so nothing is delivered.
 fn quit(conn: &mut Connection) {
     if conn.in_data() {
+        conn.abort();
         return;
     }
     if conn.quit_sent() || conn.send(&Command::Quit, Phase::Quit).is_ok() {
