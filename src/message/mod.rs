@@ -121,6 +121,20 @@ impl Message {
         !self.head[..end].is_ascii()
     }
 
+    /// A message that streams `rest` after `head`, of unknown size (tests).
+    #[cfg(test)]
+    pub fn streaming(head: Vec<u8>, rest: Box<dyn Read>) -> Message {
+        Message {
+            head,
+            rest: Some(rest),
+            size: None,
+            eight_bit: None,
+            header_from: None,
+            header_recipients: Vec::new(),
+            empty_body: false,
+        }
+    }
+
     /// A composed message's bytes (tests and dry runs).
     pub fn in_memory(bytes: Vec<u8>) -> Message {
         let eight_bit = Some(!bytes.is_ascii());

@@ -1630,6 +1630,78 @@ mod tests {
         );
     }
 
+    /// An 8-bit byte met while streaming to a server without 8BITMIME: 65 for this
+    /// message, no end-of-data mark, and the session is over (the next send is a lost
+    /// connection, 75), instead of RSET being written into the message.
+    #[test]
+    fn failure_inside_data_ends_the_session_without_an_end_of_data_mark() {
+        use std::io::{BufRead, BufReader};
+        use std::net::TcpListener;
+
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            s.write_all(b"220 t ESMTP\r\n").unwrap();
+            let mut lines = Vec::new();
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            s.write_all(b"250-t\r\n250 PIPELINING\r\n").unwrap();
+            for _ in 0..3 {
+                line.clear();
+                r.read_line(&mut line).unwrap();
+            }
+            s.write_all(b"250 ok\r\n250 ok\r\n354 go\r\n").unwrap();
+            loop {
+                line.clear();
+                match r.read_line(&mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => lines.push(line.clone()),
+                }
+            }
+            lines
+        });
+        let cfg = config_for_tests(&["--server", &addr.to_string(), "--tls", "none"]);
+        let tls = Tls::new(None, true).unwrap();
+        let timeouts = Timeouts {
+            uniform: Some(Duration::from_secs(5)),
+        };
+        let conn =
+            Connection::open("127.0.0.1", &[addr], None, timeouts, Transcript::silent()).unwrap();
+        let mut session = Session::open(conn, &cfg, &tls).unwrap();
+        let envelope = Envelope {
+            reverse_path: "a@x.test".into(),
+            forward_paths: vec!["b@x.test".into()],
+        };
+        let mut body = b"line\r\n".repeat(20_000);
+        body.extend_from_slice("caf\u{e9}\r\n".as_bytes());
+        let mut message = Some(Message::streaming(
+            b"Subject: x\r\n\r\n".to_vec(),
+            Box::new(io::Cursor::new(body)),
+        ));
+        let err = session.send(&cfg, &envelope, &mut message).unwrap_err();
+        assert_eq!(
+            crate::error::exit_code(&err),
+            crate::error::Exit::DataErr,
+            "{err:#}"
+        );
+        let mut again = Some(Message::in_memory(b"Subject: y\r\n\r\nhi\r\n".to_vec()));
+        let err = session.send(&cfg, &envelope, &mut again).unwrap_err();
+        assert_eq!(
+            crate::error::exit_code(&err),
+            crate::error::Exit::TempFail,
+            "{err:#}"
+        );
+        let seen = server.join().unwrap();
+        assert!(!seen.is_empty(), "some data went out");
+        assert!(
+            !seen.iter().any(|l| l == ".\r\n" || l.starts_with("RSET")),
+            "no end of data, no RSET inside the message"
+        );
+    }
+
     fn config_for_tests(args: &[&str]) -> Config {
         use clap::Parser;
         let args =
