@@ -315,9 +315,9 @@ impl Connection {
         // without another copy.
         self.flush_out()?;
         let after = self.set_timeouts(Phase::DataBlock);
-        self.stream
-            .write_all(bytes)
-            .map_err(|e| io_failure(Phase::DataBlock, after, e).into())
+        let result = self.stream.write_all(bytes);
+        self.last_sent = Instant::now();
+        result.map_err(|e| io_failure(Phase::DataBlock, after, e).into())
     }
 
     /// At -vv, message data line by line.
@@ -349,11 +349,13 @@ impl Connection {
         }
         let phase = self.out_phase;
         let after = self.set_timeouts(phase);
-        self.last_sent = Instant::now();
         let result = self
             .stream
             .write_all(&self.out)
             .and_then(|()| self.stream.flush());
+        // A reply's latency counts from when the last byte went out, not from when a
+        // long write began (a big body would otherwise count as waiting for the server).
+        self.last_sent = Instant::now();
         self.out.clear();
         if self.out.capacity() > 2 * FLUSH_AT {
             self.out.shrink_to(FLUSH_AT);
