@@ -91,6 +91,11 @@ pub enum Step {
     /// 250), then either `QUIT` (answered 221, then the close) or a plain close. Anything else
     /// fails the step.
     QuitOrClose,
+    /// Close this connection (if still open) and accept the client's next one on the same
+    /// listener; the steps after it play on the new connection. A script with this step keeps
+    /// its listener open until the script ends (others stop listening after the first
+    /// connection).
+    Reconnect,
 }
 
 /// `Step::Send` of a string.
@@ -194,6 +199,8 @@ pub struct Session {
     /// Each BDAT chunk's bytes, exactly as received ([`Step::ReadBdat`],
     /// [`Step::ExpectPipelined`]).
     pub chunks: Vec<Vec<u8>>,
+    /// Connections accepted (more than one only with [`Step::Reconnect`]).
+    pub connections: usize,
 }
 
 impl Session {
@@ -457,6 +464,7 @@ fn describe(step: &Step) -> String {
         Step::Close => "Close".into(),
         Step::ExpectClose => "ExpectClose".into(),
         Step::QuitOrClose => "QuitOrClose".into(),
+        Step::Reconnect => "Reconnect".into(),
     }
 }
 
@@ -505,7 +513,11 @@ fn serve(listener: Listener, script: Vec<Step>, state: &Mutex<State>, stop: &Ato
     let Some(conn) = accept(&listener, state, stop) else {
         return;
     };
-    drop(listener);
+    // Only a script that expects the client back keeps listening.
+    let listener = script
+        .iter()
+        .any(|s| matches!(s, Step::Reconnect))
+        .then_some(listener);
     let mut server = Server {
         conn: Some(conn),
         buf: Vec::new(),
@@ -514,7 +526,24 @@ fn serve(listener: Listener, script: Vec<Step>, state: &Mutex<State>, stop: &Ato
     };
     for (i, step) in script.iter().enumerate() {
         lock(state).step = i;
-        if let Err(msg) = server.step(step) {
+        let result = match (step, &listener) {
+            (Step::Reconnect, Some(listener)) => {
+                server.close();
+                server.buf.clear();
+                lock(state)
+                    .log
+                    .push("== server closed the connection; waiting for the next".into());
+                match accept(listener, state, stop) {
+                    Some(conn) => {
+                        server.conn = Some(conn);
+                        Ok(())
+                    }
+                    None => Err("the client did not connect again".to_string()),
+                }
+            }
+            _ => server.step(step),
+        };
+        if let Err(msg) = result {
             let mut st = lock(state);
             st.log
                 .push(format!("== step {i} failed; server closes the connection"));
@@ -541,6 +570,7 @@ fn accept(listener: &Listener, state: &Mutex<State>, stop: &AtomicBool) -> Optio
             Ok((conn, peer)) => {
                 let mut st = lock(state);
                 st.connected = true;
+                st.session.connections += 1;
                 st.log.push(format!("== connection from {peer}"));
                 return Some(conn);
             }
@@ -690,6 +720,8 @@ impl Server<'_> {
             }
             Step::ExpectClose => self.expect_close(),
             Step::QuitOrClose => self.quit_or_close(),
+            // Handled by `serve`, which owns the listener.
+            Step::Reconnect => Err("Reconnect outside serve (a test support bug)".into()),
         }
     }
 
