@@ -40,6 +40,22 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
         let own = argv.get(1..).unwrap_or_default().to_vec();
         return finish_command("postie", queue::command::main(own, &mut attempt));
     }
+    // `postie batch PATH...`: --messages with the paths as positional arguments.
+    if argv.get(1).is_some_and(|a| a == "batch") {
+        let mut own = vec![OsString::from("postie batch")];
+        own.extend(argv.get(2..).unwrap_or_default().iter().cloned());
+        let outcome = match crate::cli::try_parse_batch(own) {
+            Ok(args) => run_batch(args),
+            Err(clap_err) => {
+                if clap_exit(&clap_err) != Exit::Ok && json::requested(&argv[1..]) {
+                    let usage = Error::Usage(clap_summary(&clap_err)).into();
+                    crate::batch::Printer::setup_failure(true, &usage);
+                }
+                Err(clap_err.into())
+            }
+        };
+        return finish_command("postie", outcome);
+    }
     let (persona, skip) = persona::detect(&argv);
     let own = argv.get(skip..).unwrap_or_default();
     let outcome = match persona {
@@ -119,6 +135,9 @@ pub fn run(args: Args) -> Result<Exit> {
 /// [`run`], with messages named after the persona (`mail: ...`). With --json, the result
 /// goes to stdout however the run ends.
 fn run_as(args: Args, persona: Persona) -> Result<Exit> {
+    if !args.messages.is_empty() {
+        return run_batch(args);
+    }
     let json = args.json;
     let mut facts = Facts::default();
     let outcome = Config::resolve(args, &Environment::real())
@@ -330,6 +349,50 @@ fn rehearse(cfg: &Config, stop: Milestone, program: &str, facts: &mut Facts) -> 
     Ok(report.exit())
 }
 
+/// `--messages` / `postie batch`: every message over one connection (reconnecting when
+/// the server asks), through [`crate::batch`]. With --json, a run that stops before sending
+/// still ends with its summary object.
+fn run_batch(args: Args) -> Result<Exit> {
+    let json = args.json;
+    let verbosity = args.verbose;
+    let outcome = Config::resolve(args, &Environment::real()).and_then(|cfg| {
+        if cfg.mx_port.is_some() {
+            return Err(Error::Config(
+                "--messages sends every message to one server: give --server HOST[:PORT], \
+                 --socket PATH or an account with a server (direct MX delivery sends one \
+                 message at a time)"
+                    .into(),
+            )
+            .into());
+        }
+        if !cfg.tls_verify {
+            eprintln!("postie: warning: TLS certificates are NOT verified (--tls-no-verify)");
+        }
+        // The route and the TLS set-up once, when the first message is ready.
+        let mut link: Option<Link> = None;
+        let mut connect = || -> Result<smtp::session::Session> {
+            let link = match &mut link {
+                Some(l) => l,
+                None => link.insert(Link::resolve(&cfg)?),
+            };
+            let conn = link.open(&cfg, Transcript::for_config(&cfg))?;
+            smtp::session::Session::open(conn, &cfg, &link.tls)
+        };
+        // queue: with --queue, put the message in the spool and return its id
+        // (queue::Spool::for_config(&cfg)?.add(envelope, reader, why).map(Some)); without
+        // it nothing takes the message, and it is reported as deferred (75).
+        let mut on_retryable =
+            |_: &Envelope, _: &mut dyn io::Read, _: &str| -> Result<Option<String>> { Ok(None) };
+        let mut printer = crate::batch::Printer::new("postie", verbosity, json);
+        crate::batch::run(&cfg, &mut connect, &mut on_retryable, &mut printer)
+            .map(|summary| summary.exit)
+    });
+    if let Err(e) = &outcome {
+        crate::batch::Printer::setup_failure(json, e);
+    }
+    outcome
+}
+
 /// Route, connect and run the SMTP session for one message: with the server, then each
 /// fallback server in order while the failure is transient (no connection, a 4xx) and the
 /// message has not been handed over yet; never after a 5xx.
@@ -390,47 +453,13 @@ fn over_connection<T>(
     session: impl FnOnce(Connection, &net::tls::Tls) -> Result<T>,
 ) -> Result<T> {
     facts.stage = Some(Step::Resolve);
-    // --socket: nothing to resolve, and never TLS (config refused it).
-    let route = match (&cfg.socket, &cfg.server) {
-        (Some(_), _) => None,
-        (None, Some(server)) => {
-            let dns_timeout = cfg.timeouts.for_phase(crate::net::timeout::Phase::Connect);
-            let mut route = route::submission(server, cfg.security, cfg.resolver, dns_timeout)?;
-            route.addrs = route::only(route.addrs, cfg.family);
-            if route.addrs.is_empty() {
-                return Err(Error::NoHost(format!(
-                    "{} has no address of the family asked for (-4/-6)",
-                    server.host
-                ))
-                .into());
-            }
-            Some(route)
-        }
-        (None, None) => {
-            return Err(
-                Error::Config("no mail server given: use --server HOST[:PORT]".into()).into(),
-            )
-        }
-    };
-    let tls = net::tls::Tls::new(cfg.tls_ca.as_deref(), cfg.tls_verify)?;
+    let link = Link::resolve(cfg)?;
     let transcript = Transcript::for_config(cfg);
     let trace = transcript.trace().clone();
     let started = std::time::Instant::now();
-    let opened = match (&cfg.socket, &route) {
-        (_, Some(route)) => {
-            let implicit = (route.security == Security::Implicit).then_some(&tls);
-            Connection::open(
-                &route.host,
-                &route.addrs,
-                implicit,
-                cfg.timeouts,
-                transcript,
-            )
-        }
-        (Some(path), None) => Connection::open_unix(path, cfg.timeouts, transcript),
-        (None, None) => Err(anyhow::anyhow!("no route and no socket (a bug)")),
-    };
-    let result = opened.and_then(|conn| session(conn, &tls));
+    let result = link
+        .open(cfg, transcript)
+        .and_then(|conn| session(conn, &link.tls));
     let seen = trace.snapshot();
     let elapsed = started.elapsed();
     let waited = seen.timings.iter().map(|t| t.elapsed).sum();
@@ -438,6 +467,60 @@ fn over_connection<T>(
     facts.trace = Some(seen);
     facts.elapsed = Some(elapsed);
     result
+}
+
+/// Where the configured server is and how to reach it: resolved once, then any number of
+/// connections (`postie batch` reconnects over the same route and TLS set-up).
+struct Link {
+    /// `None` for --socket: nothing to resolve, and never TLS (config refused it).
+    route: Option<route::Route>,
+    tls: net::tls::Tls,
+}
+
+impl Link {
+    fn resolve(cfg: &Config) -> Result<Link> {
+        let route = match (&cfg.socket, &cfg.server) {
+            (Some(_), _) => None,
+            (None, Some(server)) => {
+                let dns_timeout = cfg.timeouts.for_phase(crate::net::timeout::Phase::Connect);
+                let mut route = route::submission(server, cfg.security, cfg.resolver, dns_timeout)?;
+                route.addrs = route::only(route.addrs, cfg.family);
+                if route.addrs.is_empty() {
+                    return Err(Error::NoHost(format!(
+                        "{} has no address of the family asked for (-4/-6)",
+                        server.host
+                    ))
+                    .into());
+                }
+                Some(route)
+            }
+            (None, None) => {
+                return Err(
+                    Error::Config("no mail server given: use --server HOST[:PORT]".into()).into(),
+                )
+            }
+        };
+        let tls = net::tls::Tls::new(cfg.tls_ca.as_deref(), cfg.tls_verify)?;
+        Ok(Link { route, tls })
+    }
+
+    /// A new connection (with implicit TLS, its handshake done), writing `transcript`.
+    fn open(&self, cfg: &Config, transcript: Transcript) -> Result<Connection> {
+        match (&cfg.socket, &self.route) {
+            (_, Some(route)) => {
+                let implicit = (route.security == Security::Implicit).then_some(&self.tls);
+                Connection::open(
+                    &route.host,
+                    &route.addrs,
+                    implicit,
+                    cfg.timeouts,
+                    transcript,
+                )
+            }
+            (Some(path), None) => Connection::open_unix(path, cfg.timeouts, transcript),
+            (None, None) => Err(anyhow::anyhow!("no route and no socket (a bug)")),
+        }
+    }
 }
 
 /// The sendmail command line: the message comes from stdin (or, with -bs, over SMTP on

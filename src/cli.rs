@@ -176,6 +176,30 @@ pub struct Args {
     )]
     pub message: Option<PathBuf>,
 
+    /// Send many messages over one connection: each PATH is a directory of .eml files, an
+    /// mbox file or a JSON-lines file (also written `postie batch PATH...`).
+    ///
+    /// A directory's *.eml files go in name order; a single .eml file is one message. An
+    /// mbox is split at its "From " lines and ">From " lines are unescaped (mboxrd). A
+    /// JSON-lines file (.jsonl, or a file starting with "{") has one message per line:
+    /// {"from", "to" (a string or an array), "cc", "bcc", "subject", "body"}, or "path" (a
+    /// ready message file, relative to the JSON file, sent as it is) instead of "subject"
+    /// and "body". Ready messages are treated like sendmail -t: recipients from To, Cc and
+    /// Bcc, Bcc removed. Recipients on the command line (--to, -c, -b) replace every
+    /// message's own. All inputs are checked before anything is sent. The server is
+    /// reconnected when it limits messages per connection (421, or 452 to MAIL). Failures
+    /// get one stderr line each and a summary; the exit code is the most urgent of all
+    /// messages' (75 before a permanent code before 0). With --json, one JSON object per
+    /// message and a summary object, one per line (schema/postie-batch.schema.json).
+    #[arg(
+        long,
+        value_name = "PATH",
+        num_args = 1..,
+        conflicts_with_all = BATCH_CONFLICTS,
+        help_heading = "Message"
+    )]
+    pub messages: Vec<PathBuf>,
+
     /// Mail server to submit to, HOST or HOST:PORT ([IPv6]:PORT). Default port 587, or 465
     /// with --tls implicit.
     ///
@@ -503,6 +527,22 @@ pub struct Args {
     pub json: bool,
 }
 
+/// What --messages (and `postie batch`) cannot be combined with: each message brings its
+/// own content, and a batch goes to one server.
+const BATCH_CONFLICTS: [&str; 11] = [
+    "message",
+    "subject",
+    "header",
+    "body",
+    "body_file",
+    "attach",
+    "skip_empty",
+    "dry_run",
+    "quit_after",
+    "probe",
+    "mx",
+];
+
 const EXAMPLES: &str = "\
 Examples:
   Alert from a script (password in POSTIE_PASSWORD):
@@ -515,6 +555,9 @@ Examples:
 
   Send a ready message file:
     postie --message mail.eml --server mail.example.com you@example.com
+
+  Send many messages over one connection (.eml directory, mbox, JSON lines):
+    postie batch --server relay.example.com:25 --tls none outbox/ archive.mbox list.jsonl
 
   Watch the dialogue with a server:
     postie -v --dry-run ... ; postie -v --server 127.0.0.1:2525 --tls none ...
@@ -544,6 +587,43 @@ impl Args {
     pub fn try_parse_argv(argv: Vec<OsString>) -> Result<Args, clap::Error> {
         Args::try_parse_from(argv)
     }
+}
+
+/// `postie batch [OPTIONS] PATH...`: the main command line with its positional arguments
+/// taken as --messages paths (recipients then go with --to, -c and -b).
+pub fn try_parse_batch(argv: Vec<OsString>) -> Result<Args, clap::Error> {
+    use clap::FromArgMatches;
+    let mut cmd = batch_command();
+    let matches = cmd.try_get_matches_from_mut(argv)?;
+    let mut args = Args::from_arg_matches(&matches)?;
+    let paths = std::mem::take(&mut args.recipients);
+    args.messages.extend(paths.into_iter().map(PathBuf::from));
+    Ok(args)
+}
+
+/// The clap command of `postie batch`.
+pub fn batch_command() -> clap::Command {
+    command()
+        .name("postie batch")
+        .bin_name("postie batch")
+        .about("Send many messages over one connection (same as postie --messages PATH...)")
+        .long_about(
+            "Send many messages over one connection: each PATH is a directory of .eml files, \
+             an mbox file or a JSON-lines file. `postie batch [OPTIONS] PATH...` is \
+             `postie [OPTIONS] --messages PATH...`; see --messages in `postie --help` for \
+             the formats, the envelope and the report.",
+        )
+        .mut_arg("recipients", |a| {
+            a.value_name("PATH")
+                .help("Directories of .eml files, mbox files or JSON-lines files")
+                .required(true)
+                .conflicts_with_all(BATCH_CONFLICTS)
+        })
+        .mut_arg("messages", |a| a.hide(true))
+        .after_long_help(
+            "Examples:\n  postie batch --server relay.example.com:25 --tls none outbox/\n  \
+             postie batch -v --json --server smtp.example.com --user me list.jsonl > report.jsonl",
+        )
 }
 
 /// The clap command, for generating the man page and shell completions.

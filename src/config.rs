@@ -248,6 +248,9 @@ pub struct Config {
     pub probe: Option<Probe>,
     /// --dkim-key and friends, or the account's `dkim_*`: sign the message.
     pub dkim: Option<crate::dkim::Options>,
+    /// --messages (`postie batch`): the inputs to send over one connection; empty for a
+    /// single message.
+    pub messages: Vec<PathBuf>,
 }
 
 /// A callback on a finished mail transaction (see [`Config::on_transaction_end`]).
@@ -625,6 +628,7 @@ impl Config {
                 args.dkim_domain.clone().or(account.dkim_domain.clone()),
                 args.dkim_expire,
             )?,
+            messages: args.messages.clone(),
         })
     }
 }

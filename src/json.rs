@@ -170,7 +170,8 @@ impl From<&crate::deliver::DomainOutcome> for DomainJson {
     }
 }
 
-fn recipient_replies(r: &Report) -> Vec<RecipientJson> {
+/// Each recipient's outcome, as the document shows it (also `postie batch`'s per message).
+pub fn recipient_replies(r: &Report) -> Vec<RecipientJson> {
     r.recipients
         .iter()
         // Under LMTP, the recipient's own reply to the end of data decides it.

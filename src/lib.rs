@@ -22,10 +22,12 @@
 //!
 //! [`error`] maps every failure to one sysexits code, in one place. [`probe`] (`--probe`)
 //! runs a short dialogue of its own and reports what a server offers instead of sending.
+//! [`batch`] (`postie batch`, `--messages`) sends many messages over one connection.
 #![forbid(unsafe_code)]
 
 pub mod aliases;
 pub mod app;
+pub mod batch;
 pub mod check;
 pub mod cli;
 pub mod config;

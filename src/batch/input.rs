@@ -1,0 +1,581 @@
+//! The inputs of `postie batch`: what each PATH holds, checked whole before anything is
+//! sent ([`plan`]), and each message turned into an envelope and a [`Message`] when its
+//! turn comes ([`Prepare`]).
+//!
+//! A PATH is a directory (its `*.eml` files, in byte order of their names, for a stable
+//! order), an mbox file, a JSON-lines file, or a single message file. Files are told apart
+//! by extension (`.eml`, `.mbox`, `.jsonl`/`.ndjson`), else by their first bytes (`From `:
+//! mbox; `{`: JSON lines; anything else: one message).
+//!
+//! Messages are built and opened by `message` and enveloped by `envelope`, exactly as for a
+//! single message: a JSON line's body is composed with mail-builder (`message::prepare` on a
+//! [`Compose`]); a ready message (an .eml, an mbox entry, a JSON line's `path`) goes through
+//! the sendmail persona's `-t` handling (recipients from To/Cc/Bcc, Bcc removed, a missing
+//! From/Date/Message-ID added) unless the command line names recipients. Ready messages
+//! stream from their files; only a JSON-lines file is read whole (it is checked first).
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::Deserialize;
+
+use super::mbox;
+use crate::config::{Body, Compose, Config, Content, Recipients, SendmailOptions, Source};
+use crate::envelope::{self, Envelope};
+use crate::error::Error;
+use crate::message::{self, Message};
+
+/// One message to send, as found by [`plan`].
+#[derive(Debug, Clone)]
+pub enum Item {
+    /// A ready message in a file of its own.
+    File(PathBuf),
+    /// One message of an mbox file (`number` counts from 1).
+    Mbox {
+        path: PathBuf,
+        number: usize,
+        span: mbox::Span,
+    },
+    /// One line of a JSON-lines file (`line` counts from 1).
+    Json {
+        path: PathBuf,
+        line: usize,
+        entry: Entry,
+    },
+}
+
+impl Item {
+    /// Where the message comes from, for the report: `dir/a.eml`, `box.mbox#2`,
+    /// `list.jsonl:5`.
+    pub fn source(&self) -> String {
+        match self {
+            Item::File(p) => p.display().to_string(),
+            Item::Mbox { path, number, .. } => format!("{}#{number}", path.display()),
+            Item::Json { path, line, .. } => format!("{}:{line}", path.display()),
+        }
+    }
+}
+
+/// A string or a list of strings (`"to": "a@x"` or `"to": ["a@x", "b@x"]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn list(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// One line of a JSON-lines file. Unknown fields are refused, so a typo is an error and
+/// not a silently missing header.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    from: Option<String>,
+    to: Option<OneOrMany>,
+    cc: Option<OneOrMany>,
+    bcc: Option<OneOrMany>,
+    subject: Option<String>,
+    body: Option<String>,
+    /// A ready message file, sent as it is (relative to the JSON-lines file).
+    path: Option<PathBuf>,
+}
+
+impl Entry {
+    fn recipients(&self) -> Recipients {
+        let list = |v: &Option<OneOrMany>| v.as_ref().map_or_else(Vec::new, OneOrMany::list);
+        Recipients {
+            to: list(&self.to),
+            cc: list(&self.cc),
+            bcc: list(&self.bcc),
+        }
+    }
+}
+
+fn has_recipients(r: &Recipients) -> bool {
+    !(r.to.is_empty() && r.cc.is_empty() && r.bcc.is_empty())
+}
+
+fn no_input(what: &'static str, path: &Path, source: io::Error) -> anyhow::Error {
+    Error::NoInput {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+    .into()
+}
+
+/// Every message the PATHs hold, in order. Fails, naming the file (and line), when a PATH
+/// cannot be read, a directory has no .eml files, an mbox is not one, a JSON line is not a
+/// valid message, or there is nothing to send at all.
+pub fn plan(cfg: &Config, paths: &[PathBuf]) -> Result<Vec<Item>> {
+    let mut items = Vec::new();
+    for path in paths {
+        let meta = std::fs::metadata(path).map_err(|e| no_input("input", path, e))?;
+        if meta.is_dir() {
+            items.extend(directory(path)?);
+            continue;
+        }
+        match kind(path)? {
+            Kind::Message => items.push(Item::File(path.clone())),
+            Kind::Mbox => items.extend(mbox_items(path)?),
+            Kind::Json => items.extend(json_items(cfg, path)?),
+        }
+    }
+    if items.is_empty() {
+        return Err(Error::Data(format!(
+            "no messages to send in {}",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .into());
+    }
+    Ok(items)
+}
+
+enum Kind {
+    Message,
+    Mbox,
+    Json,
+}
+
+fn kind(path: &Path) -> Result<Kind> {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("eml") => return Ok(Kind::Message),
+        Some("mbox") => return Ok(Kind::Mbox),
+        Some("jsonl" | "ndjson") => return Ok(Kind::Json),
+        _ => {}
+    }
+    let mut head = [0u8; 5];
+    let mut file = File::open(path).map_err(|e| no_input("input", path, e))?;
+    let mut got = 0;
+    while got < head.len() {
+        match file.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(no_input("input", path, e)),
+        }
+    }
+    Ok(match &head[..got] {
+        b"From " => Kind::Mbox,
+        h if h.starts_with(b"{") => Kind::Json,
+        _ => Kind::Message,
+    })
+}
+
+/// A directory's .eml files (any case of the extension), sorted by name.
+fn directory(dir: &Path) -> Result<Vec<Item>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| no_input("message directory", dir, e))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| no_input("message directory", dir, e))?;
+        let path = entry.path();
+        let is_eml = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("eml"));
+        // A directory named x.eml is not a message; symlinks to files are.
+        if is_eml && path.is_file() {
+            files.push(path);
+        }
+    }
+    if files.is_empty() {
+        return Err(no_input(
+            "message directory",
+            dir,
+            io::Error::new(io::ErrorKind::NotFound, "it has no .eml files"),
+        ));
+    }
+    files.sort();
+    Ok(files.into_iter().map(Item::File).collect())
+}
+
+fn mbox_items(path: &Path) -> Result<Vec<Item>> {
+    let file = File::open(path).map_err(|e| no_input("mbox", path, e))?;
+    let what = path.display().to_string();
+    let spans = mbox::split(BufReader::with_capacity(64 * 1024, file), &what)?;
+    if spans.is_empty() {
+        return Err(no_input(
+            "mbox",
+            path,
+            io::Error::new(io::ErrorKind::NotFound, "it has no messages"),
+        ));
+    }
+    Ok(spans
+        .into_iter()
+        .enumerate()
+        .map(|(i, span)| Item::Mbox {
+            path: path.to_path_buf(),
+            number: i + 1,
+            span,
+        })
+        .collect())
+}
+
+/// Every line of a JSON-lines file, each checked: valid JSON of the [`Entry`] shape,
+/// `body` or `path` (not both, and no `subject` with `path`), recipients (its own or the
+/// command line's; a `path` message may take them from its headers), well-formed
+/// addresses, and a `path` that exists. Empty lines are skipped.
+fn json_items(cfg: &Config, path: &Path) -> Result<Vec<Item>> {
+    let file = File::open(path).map_err(|e| no_input("JSON-lines file", path, e))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut items = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let number = i + 1;
+        let at = || format!("{}:{number}", path.display());
+        let line = line.map_err(|e| Error::Data(format!("{}: {e}", at())))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut entry: Entry = serde_json::from_str(&line)
+            .map_err(|e| Error::Data(format!("{}: not a message: {e}", at())))?;
+        check_entry(cfg, &mut entry, base).map_err(|e| match e {
+            Error::NoInput { what, path, source } => Error::NoInput {
+                what,
+                path,
+                source: io::Error::new(source.kind(), format!("{} ({source})", at())),
+            },
+            Error::Data(m) => Error::Data(format!("{}: {m}", at())),
+            other => other,
+        })?;
+        items.push(Item::Json {
+            path: path.to_path_buf(),
+            line: number,
+            entry,
+        });
+    }
+    Ok(items)
+}
+
+/// The checks of [`json_items`] for one line; a relative `path` is made relative to `base`.
+fn check_entry(cfg: &Config, entry: &mut Entry, base: &Path) -> Result<(), Error> {
+    match (&entry.body, &entry.path, &entry.subject) {
+        (Some(_), Some(_), _) => {
+            return Err(Error::Data(
+                "\"body\" and \"path\" both given: one message is either".into(),
+            ))
+        }
+        (None, None, _) => {
+            return Err(Error::Data(
+                "neither \"body\" nor \"path\": nothing to send".into(),
+            ))
+        }
+        (None, Some(_), Some(_)) => {
+            return Err(Error::Data(
+                "\"subject\" with \"path\": a ready message is sent as it is".into(),
+            ))
+        }
+        _ => {}
+    }
+    if let Some(p) = entry.path.take() {
+        let full = if p.is_absolute() { p } else { base.join(p) };
+        File::open(&full).map_err(|source| Error::NoInput {
+            what: "message file",
+            path: full.clone(),
+            source,
+        })?;
+        entry.path = Some(full);
+    }
+    let data = |e: anyhow::Error| Error::Data(format!("{e:#}"));
+    if let Some(from) = &entry.from {
+        envelope::sender(cfg, from).map_err(data)?;
+    }
+    let own = entry.recipients();
+    for r in own.to.iter().chain(&own.cc).chain(&own.bcc) {
+        envelope::qualify(cfg, r).map_err(data)?;
+    }
+    if entry.body.is_some() && !has_recipients(&own) && !has_recipients(&cfg.recipients) {
+        return Err(Error::Data(
+            "no recipients: give \"to\" (or --to on the command line)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Turns [`Item`]s into envelopes and messages, one at a time, through a working copy of the
+/// configuration whose message fields change per item.
+pub struct Prepare<'a> {
+    cfg: &'a Config,
+    work: Config,
+}
+
+impl<'a> Prepare<'a> {
+    pub fn new(cfg: &'a Config) -> Self {
+        Prepare {
+            cfg,
+            work: cfg.clone(),
+        }
+    }
+
+    /// The envelope and the message of `item`, opened (and for ready messages, only their
+    /// header block read). Fails as a single message would: unreadable file (66), no
+    /// recipients or a malformed address (65), ...
+    pub fn item(&mut self, item: &Item) -> Result<(Envelope, Message)> {
+        let cfg = self.cfg;
+        let typed = has_recipients(&cfg.recipients);
+        self.work.from.clone_from(&cfg.from);
+        self.work.recipients.clone_from(&cfg.recipients);
+        // Ready messages: -t unless the command line names recipients; Bcc always removed.
+        self.work.sendmail = SendmailOptions {
+            extract_recipients: !typed,
+            rewrite_headers: true,
+            full_name: None,
+        };
+        let message = match item {
+            Item::File(path) => {
+                self.work.content = Content::Ready(Source::File(path.clone()));
+                message::prepare(&self.work, Box::new(io::empty()))?
+            }
+            Item::Mbox { path, span, .. } => {
+                let mut file = File::open(path).map_err(|e| no_input("mbox", path, e))?;
+                file.seek(SeekFrom::Start(span.start))
+                    .map_err(|e| no_input("mbox", path, e))?;
+                let region = BufReader::with_capacity(64 * 1024, file.take(span.end - span.start));
+                self.work.content = Content::Ready(Source::Stdin);
+                message::prepare(&self.work, Box::new(mbox::Unquote::new(region)))?
+            }
+            Item::Json { entry, .. } => {
+                if entry.from.is_some() {
+                    self.work.from.clone_from(&entry.from);
+                }
+                let own = entry.recipients();
+                if !typed && has_recipients(&own) {
+                    self.work.recipients = own;
+                    self.work.sendmail.extract_recipients = false;
+                }
+                self.work.content = match (&entry.path, &entry.body) {
+                    (Some(path), _) => Content::Ready(Source::File(path.clone())),
+                    (None, body) => Content::Compose(Compose {
+                        subject: entry.subject.clone(),
+                        headers: Vec::new(),
+                        body: Body::Text(body.clone().unwrap_or_default()),
+                        attachments: Vec::new(),
+                    }),
+                };
+                message::prepare(&self.work, Box::new(io::empty()))?
+            }
+        };
+        let envelope = envelope::build(&self.work, &message)?;
+        Ok((envelope, message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The whole message as text.
+    fn all(m: Message) -> String {
+        let mut out = Vec::new();
+        m.write_to(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    fn config(args: &[&str]) -> Config {
+        use clap::Parser;
+        let argv = ["postie", "--server", "127.0.0.1:25", "--tls", "none"]
+            .into_iter()
+            .chain(args.iter().copied());
+        let args = crate::cli::Args::try_parse_from(argv).unwrap();
+        let env = crate::config::Environment {
+            var: Box::new(|k| match k {
+                crate::config::SYSCONFDIR_ENV => Some("/nonexistent/postie-test-etc".into()),
+                crate::config::TEST_MODE_ENV => Some("1".into()),
+                "USER" => Some("ops".into()),
+                _ => None,
+            }),
+            hostname: "box.example".into(),
+        };
+        Config::resolve(args, &env).unwrap()
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn directory_eml_files_in_name_order_only() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["b.eml", "a.eml", "c.EML", "notes.txt"] {
+            write(dir.path(), name, "To: x@y.example\n\nhi\n");
+        }
+        std::fs::create_dir(dir.path().join("d.eml")).unwrap();
+        let items = plan(&config(&[]), &[dir.path().to_path_buf()]).unwrap();
+        let names: Vec<String> = items
+            .iter()
+            .map(|i| match i {
+                Item::File(p) => p.file_name().unwrap().to_string_lossy().into_owned(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(names, ["a.eml", "b.eml", "c.EML"]);
+    }
+
+    #[test]
+    fn empty_directory_and_missing_path_are_no_input() {
+        let dir = tempfile::tempdir().unwrap();
+        for path in [dir.path().to_path_buf(), dir.path().join("missing.jsonl")] {
+            let err = plan(&config(&[]), &[path.clone()]).unwrap_err();
+            assert_eq!(crate::error::exit_code(&err), crate::error::Exit::NoInput);
+            assert!(
+                err.to_string().contains(&path.display().to_string()),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn kinds_by_extension_then_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mbox = write(d, "box", "From a@x Mon\nTo: b@y.example\n\nhi\n");
+        let json = write(d, "list", "{\"to\":\"b@y.example\",\"body\":\"hi\"}\n");
+        let eml = write(d, "one", "To: b@y.example\n\nhi\n");
+        let items = plan(&config(&[]), &[mbox, json, eml]).unwrap();
+        assert!(matches!(items[0], Item::Mbox { number: 1, .. }));
+        assert!(matches!(items[1], Item::Json { line: 1, .. }));
+        assert!(matches!(items[2], Item::File(_)));
+        assert_eq!(
+            items.iter().map(Item::source).collect::<Vec<_>>(),
+            [
+                format!("{}#1", d.join("box").display()),
+                format!("{}:1", d.join("list").display()),
+                d.join("one").display().to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_json_lines_are_refused_naming_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            (
+                "{\"to\":\"a@x.example\",\"body\":\"hi\"}\n{\"to\": 5}\n",
+                ":2",
+                "not a message",
+            ),
+            ("not json\n", ":1", "not a message"),
+            (
+                "{\"to\":\"a@x.example\",\"body\":\"x\",\"sbject\":\"s\"}\n",
+                ":1",
+                "sbject",
+            ),
+            ("{\"to\":\"a@x.example\"}\n", ":1", "nothing to send"),
+            ("{\"body\":\"x\"}\n", ":1", "no recipients"),
+            (
+                "\n{\"to\":\"a b@x\",\"body\":\"x\"}\n",
+                ":2",
+                "malformed address",
+            ),
+            (
+                "{\"to\":\"a@x.example\",\"body\":\"x\",\"from\":\"@\"}\n",
+                ":1",
+                "malformed",
+            ),
+            (
+                "{\"to\":\"a@x.example\",\"body\":\"x\",\"path\":\"m.eml\"}\n",
+                ":1",
+                "both",
+            ),
+        ];
+        for (text, at, why) in cases {
+            let p = write(dir.path(), "l.jsonl", text);
+            let err = plan(&config(&[]), &[p.clone()]).unwrap_err();
+            assert_eq!(
+                crate::error::exit_code(&err),
+                crate::error::Exit::DataErr,
+                "{text}: {err:#}"
+            );
+            let msg = format!("{err:#}");
+            assert!(msg.contains(&format!("{}{at}", p.display())), "{msg}");
+            assert!(msg.contains(why), "{text}: {msg}");
+        }
+        let p = write(
+            dir.path(),
+            "l.jsonl",
+            "{\"to\":\"a@x.example\",\"path\":\"gone.eml\"}\n",
+        );
+        let err = plan(&config(&[]), &[p.clone()]).unwrap_err();
+        assert_eq!(crate::error::exit_code(&err), crate::error::Exit::NoInput);
+        assert!(format!("{err:#}").contains("l.jsonl:1"), "{err:#}");
+        // Recipients on the command line make "to" optional.
+        let p = write(dir.path(), "l.jsonl", "{\"body\":\"x\"}\n");
+        assert_eq!(
+            plan(&config(&["--to", "z@x.example"]), &[p]).unwrap().len(),
+            1
+        );
+    }
+
+    #[test]
+    fn prepared_messages_and_envelopes() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(
+            d,
+            "ready.eml",
+            "From: Me <me@x.example>\nTo: a@y.example\nBcc: hidden@y.example\n\nready\n",
+        );
+        let json = write(
+            d,
+            "l.jsonl",
+            "{\"from\":\"j@x.example\",\"to\":[\"a@y.example\",\"b@y.example\"],\"bcc\":\"c@y.example\",\"subject\":\"S\",\"body\":\"hello\"}\n\
+             {\"to\":\"only@y.example\",\"path\":\"ready.eml\"}\n",
+        );
+        let mbox = write(
+            d,
+            "b.mbox",
+            "From x Mon\nFrom: m@x.example\nTo: t@y.example\n\n>From the start\n\nFrom y Tue\nTo: u@y.example\n\ntwo\n",
+        );
+        let cfg = config(&[]);
+        let items = plan(&cfg, &[json, mbox]).unwrap();
+        let mut prep = Prepare::new(&cfg);
+        let got: Vec<(Envelope, String)> = items
+            .iter()
+            .map(|i| {
+                let (e, m) = prep.item(i).unwrap();
+                (e, all(m))
+            })
+            .collect();
+        assert_eq!(got[0].0.reverse_path, "j@x.example");
+        assert_eq!(
+            got[0].0.forward_paths,
+            ["a@y.example", "b@y.example", "c@y.example"]
+        );
+        assert!(got[0].1.contains("Subject: S\r\n"), "{}", got[0].1);
+        assert!(!got[0].1.contains("c@y.example"), "{}", got[0].1);
+        // "path": sent as it is (Bcc removed), recipients from the line, sender from From:.
+        assert_eq!(got[1].0.reverse_path, "me@x.example");
+        assert_eq!(got[1].0.forward_paths, ["only@y.example"]);
+        assert!(got[1].1.contains("\n\nready\n") && !got[1].1.contains("Bcc"));
+        // mbox: From_ line dropped, >From unquoted, the separating empty line gone.
+        assert_eq!(got[2].0.forward_paths, ["t@y.example"]);
+        assert!(got[2].1.ends_with("\n\nFrom the start\n"), "{:?}", got[2].1);
+        assert!(!got[2].1.starts_with("From x"), "{:?}", got[2].1);
+        assert_eq!(got[3].0.forward_paths, ["u@y.example"]);
+        assert!(got[3].1.ends_with("\n\ntwo\n"), "{:?}", got[3].1);
+        // Command-line recipients replace every message's own; -f the sender.
+        let cfg = config(&["--to", "z@y.example", "-f", "f@x.example"]);
+        let mut prep = Prepare::new(&cfg);
+        for item in &items {
+            let (e, _) = prep.item(item).unwrap();
+            assert_eq!(e.forward_paths, ["z@y.example"], "{}", item.source());
+        }
+    }
+}

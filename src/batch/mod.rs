@@ -1,0 +1,588 @@
+//! `postie batch PATH...` (`--messages PATH...`): many messages over one connection, the
+//! way a user feeds a relay at full speed.
+//!
+//! The inputs are checked whole first ([`input::plan`]): a bad JSON line or an empty
+//! directory stops the run before anything is sent. Then each message is opened (ready
+//! messages stream from their files), enveloped as a single message would be, and sent as
+//! one transaction of one [`Session`]; the route, the TLS set-up, the greeting, EHLO,
+//! STARTTLS and AUTH happen once per connection, not per message.
+//!
+//! Reconnecting: a server that limits messages per connection says so with 421 (at any
+//! point, RFC 5321 §3.8) or with 452 to MAIL (RFC 5321 §4.5.3.1.10 "too many"; 4.5.3 in
+//! enhanced codes), and a server may also just drop the connection. Then the session is
+//! closed, a new one opened, and the same message tried again: at most
+//! [`MAX_RECONNECTS`] times per message. When that runs out, or a new session cannot be
+//! opened at all, the run gives up: the message and every one after it end with that
+//! failure (75 when it is temporary), and are offered to the retry hook.
+//!
+//! Every other failure is that message's own outcome: a permanent one is reported and the
+//! run goes on; a temporary one (4xx to RCPT or DATA, ...) is offered to the retry hook
+//! (the queue, when it is on), with the envelope narrowed to the recipients still due. The
+//! exit code is the most urgent over all messages (design.md §2: 75, then the permanent
+//! code, then 0); a message the hook queued counts as done.
+
+pub mod input;
+mod mbox;
+pub mod output;
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use crate::config::Config;
+use crate::envelope::Envelope;
+use crate::error::{exit_code, Error, Exit};
+use crate::net::timeout::Phase;
+use crate::report::Report;
+use crate::smtp::reply::Severity;
+use crate::smtp::session::{closing, Session};
+use input::{Item, Prepare};
+pub use output::Printer;
+
+/// How many times one message may make postie reconnect before the run gives up.
+pub const MAX_RECONNECTS: usize = 3;
+
+/// Opens a new session (route, connection, greeting ... AUTH). Called lazily: not before
+/// the first message is ready, and again after a session ended.
+pub type Connect<'a> = dyn FnMut() -> Result<Session> + 'a;
+
+/// Offered each message that failed temporarily: its envelope (only the recipients still
+/// due), the whole message, and why it failed. Returns the queue id when the message was
+/// durably queued, `None` when nothing took it.
+pub type OnRetryable<'a> = dyn FnMut(&Envelope, &mut dyn Read, &str) -> Result<Option<String>> + 'a;
+
+/// What became of one message.
+#[derive(Debug)]
+pub struct Outcome {
+    /// 1 for the first message.
+    pub index: usize,
+    /// Where it came from (`dir/a.eml`, `box.mbox#2`, `list.jsonl:5`).
+    pub source: String,
+    /// `None` when the message could not even be opened or enveloped.
+    pub envelope: Option<Envelope>,
+    pub size: Option<u64>,
+    pub result: Result<Report>,
+    /// The queue id, when the retry hook queued the message.
+    pub queued: Option<String>,
+    /// Why the retry hook could not take the message.
+    pub queue_error: Option<String>,
+    /// Not tried: the run had given up before its turn (one line reports them all).
+    pub not_tried: bool,
+}
+
+/// How a message ended, for the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// The server accepted it for every recipient.
+    Sent,
+    /// It failed temporarily and is in the queue.
+    Queued,
+    /// It failed temporarily and nothing took it: retry later (75).
+    Deferred,
+    /// Permanently refused, or unusable (65, 66, 67, ...).
+    Failed,
+}
+
+impl Class {
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Sent => "sent",
+            Class::Queued => "queued",
+            Class::Deferred => "deferred",
+            Class::Failed => "failed",
+        }
+    }
+}
+
+impl Outcome {
+    /// This message's exit code: a queued message counts as done (design.md §2).
+    pub fn exit(&self) -> Exit {
+        if self.queued.is_some() {
+            return Exit::Ok;
+        }
+        match &self.result {
+            Ok(report) => report.exit(),
+            Err(e) => exit_code(e),
+        }
+    }
+
+    pub fn class(&self) -> Class {
+        match (self.exit(), &self.queued) {
+            (_, Some(_)) => Class::Queued,
+            (Exit::Ok, None) => Class::Sent,
+            (Exit::TempFail, None) => Class::Deferred,
+            _ => Class::Failed,
+        }
+    }
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub total: usize,
+    pub sent: usize,
+    pub queued: usize,
+    pub deferred: usize,
+    pub failed: usize,
+    /// Sessions opened.
+    pub connections: usize,
+    pub exit: Exit,
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    fn new(total: usize) -> Summary {
+        Summary {
+            total,
+            sent: 0,
+            queued: 0,
+            deferred: 0,
+            failed: 0,
+            connections: 0,
+            exit: Exit::Ok,
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    fn add(&mut self, o: &Outcome) {
+        match o.class() {
+            Class::Sent => self.sent += 1,
+            Class::Queued => self.queued += 1,
+            Class::Deferred => self.deferred += 1,
+            Class::Failed => self.failed += 1,
+        }
+        self.exit = self.exit.most_urgent(o.exit());
+    }
+
+    /// "sent 9998 of 10000 messages, 1 deferred, 1 failed"
+    pub fn line(&self) -> String {
+        let noun = if self.total == 1 {
+            "message"
+        } else {
+            "messages"
+        };
+        let mut line = format!("sent {} of {} {noun}", self.sent, self.total);
+        for (n, what) in [
+            (self.queued, "queued"),
+            (self.deferred, "deferred"),
+            (self.failed, "failed"),
+        ] {
+            if n > 0 {
+                line.push_str(&format!(", {n} {what}"));
+            }
+        }
+        line
+    }
+}
+
+/// Send every message `cfg.messages` names; print each outcome and the summary through
+/// `out`. Fails (sending nothing) when the inputs do not check out.
+pub fn run(
+    cfg: &Config,
+    connect: &mut Connect<'_>,
+    on_retryable: &mut OnRetryable<'_>,
+    out: &mut Printer,
+) -> Result<Summary> {
+    let started = Instant::now();
+    let items = input::plan(cfg, &cfg.messages)?;
+    let mut prep = Prepare::new(cfg);
+    let mut summary = Summary::new(items.len());
+    let mut session: Option<Session> = None;
+    let mut gave_up: Option<anyhow::Error> = None;
+    for (i, item) in items.iter().enumerate() {
+        let mut give_up = None;
+        let mut outcome = match &gave_up {
+            Some(reason) => not_tried(&mut prep, i, item, reason),
+            None => {
+                let mut link = Link {
+                    session: &mut session,
+                    connect: &mut *connect,
+                    connections: &mut summary.connections,
+                };
+                let (outcome, reason) = send_one(cfg, &mut prep, &mut link, i, item);
+                give_up = reason;
+                outcome
+            }
+        };
+        offer_for_retry(&mut prep, item, &mut outcome, on_retryable);
+        log(cfg, &outcome);
+        out.message(&outcome);
+        summary.add(&outcome);
+        if give_up.is_some() {
+            out.giving_up(&outcome, items.len() - i - 1);
+            gave_up = give_up;
+        }
+    }
+    if let Some(s) = session.take() {
+        s.quit();
+    }
+    summary.elapsed = started.elapsed();
+    out.summary(&summary);
+    Ok(summary)
+}
+
+/// The session slot and how to fill it.
+struct Link<'s, 'c, 'f> {
+    session: &'s mut Option<Session>,
+    connect: &'c mut Connect<'f>,
+    connections: &'s mut usize,
+}
+
+/// Send one message, reconnecting as the server asks. The second value is set when the run
+/// must give up: the failure to report for every message after this one.
+fn send_one(
+    cfg: &Config,
+    prep: &mut Prepare<'_>,
+    link: &mut Link<'_, '_, '_>,
+    index: usize,
+    item: &Item,
+) -> (Outcome, Option<anyhow::Error>) {
+    let mut outcome = Outcome {
+        index: index + 1,
+        source: item.source(),
+        envelope: None,
+        size: None,
+        result: Err(anyhow::anyhow!("not sent (a bug)")),
+        queued: None,
+        queue_error: None,
+        not_tried: false,
+    };
+    let (envelope, message) = match prep.item(item) {
+        Ok(x) => x,
+        Err(e) => {
+            outcome.result = Err(e);
+            return (outcome, None);
+        }
+    };
+    outcome.size = message.size;
+    let mut message = Some(message);
+    outcome.envelope = Some(envelope.clone());
+    let mut reconnects = 0;
+    loop {
+        if message.is_none() {
+            // A failed attempt got as far as sending it: open it again.
+            match prep.item(item) {
+                Ok((_, m)) => message = Some(m),
+                Err(e) => {
+                    outcome.result = Err(e);
+                    return (outcome, None);
+                }
+            }
+        }
+        if link.session.is_none() {
+            match (link.connect)() {
+                Ok(s) => {
+                    *link.connections += 1;
+                    *link.session = Some(s);
+                }
+                Err(e) => {
+                    if exit_code(&e) == Exit::TempFail && reconnects < MAX_RECONNECTS {
+                        reconnects += 1;
+                        pause(reconnects);
+                        continue;
+                    }
+                    let reason = duplicate(&e);
+                    outcome.result = Err(e);
+                    return (outcome, Some(reason));
+                }
+            }
+        }
+        let Some(session) = link.session.as_mut() else {
+            continue;
+        };
+        let err = match session.send(cfg, &envelope, &mut message) {
+            Ok(report) => {
+                outcome.result = Ok(report);
+                return (outcome, None);
+            }
+            Err(e) => e,
+        };
+        let retry = worth_reconnecting(&err);
+        if retry || !in_step(&err) {
+            if let Some(mut s) = link.session.take() {
+                if retry {
+                    s.transcript().info(&format!(
+                        "{}: the server ended the session; reconnecting ({})",
+                        outcome.source,
+                        crate::transcript::printable(&format!("{err:#}"))
+                    ));
+                }
+                // After a 452 the server still talks (and Session::send sent RSET).
+                if in_step(&err) {
+                    s.quit();
+                }
+            }
+        }
+        if !retry {
+            outcome.result = Err(err);
+            return (outcome, None);
+        }
+        if reconnects >= MAX_RECONNECTS {
+            let reason = duplicate(&err).context(format!(
+                "giving up after {MAX_RECONNECTS} reconnections for one message"
+            ));
+            outcome.result = Err(err);
+            return (outcome, Some(reason));
+        }
+        reconnects += 1;
+        pause(reconnects);
+    }
+}
+
+/// The first reconnection is at once (a per-connection message limit is routine); later
+/// ones wait a little longer each time.
+fn pause(reconnects: usize) {
+    if reconnects > 1 {
+        let ms = 500 * (reconnects as u64 - 1);
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+}
+
+/// The server answered with a reply and did not close: the session can go on (after the
+/// RSET that [`Session::send`] sends).
+fn in_step(err: &anyhow::Error) -> bool {
+    let polite = matches!(
+        err.downcast_ref::<Error>(),
+        Some(Error::Reply { .. } | Error::Unavailable(_) | Error::Data(_))
+    );
+    polite && !closing(err)
+}
+
+/// Worth a new session and another try of the same message: 421 anywhere, a "too many"
+/// 452 (or x.5.3) to MAIL, a lost connection, a server that stopped answering.
+fn worth_reconnecting(err: &anyhow::Error) -> bool {
+    if closing(err) {
+        return true;
+    }
+    match err.downcast_ref::<Error>() {
+        Some(Error::Reply {
+            phase: Phase::Mail,
+            reply,
+            ..
+        }) => {
+            reply.code.severity == Severity::TransientNegative
+                && (reply.code.as_u16() == 452
+                    || reply
+                        .enhanced
+                        .is_some_and(|e| e.to_string().starts_with("4.5.3")))
+        }
+        Some(Error::Lost { .. } | Error::Timeout { .. }) => true,
+        _ => false,
+    }
+}
+
+/// A message after the run gave up: opened only to have its envelope for the report and
+/// the retry hook; its result is the give-up reason.
+fn not_tried(prep: &mut Prepare<'_>, index: usize, item: &Item, reason: &anyhow::Error) -> Outcome {
+    let (envelope, size, result) = match prep.item(item) {
+        Ok((e, m)) => (Some(e), m.size, Err(duplicate(reason))),
+        Err(e) => (None, None, Err(e)),
+    };
+    Outcome {
+        index: index + 1,
+        source: item.source(),
+        envelope,
+        size,
+        result,
+        queued: None,
+        queue_error: None,
+        not_tried: true,
+    }
+}
+
+/// Hand a temporarily failed message to the retry hook, with only the recipients still due.
+fn offer_for_retry(
+    prep: &mut Prepare<'_>,
+    item: &Item,
+    outcome: &mut Outcome,
+    on_retryable: &mut OnRetryable<'_>,
+) {
+    if outcome.exit() != Exit::TempFail {
+        return;
+    }
+    let Some(envelope) = &outcome.envelope else {
+        return;
+    };
+    let (due, why) = match &outcome.result {
+        Ok(report) => {
+            let due: Vec<String> = report
+                .recipients
+                .iter()
+                .filter(|r| r.outcome().code.severity == Severity::TransientNegative)
+                .map(|r| r.address.clone())
+                .collect();
+            let why = report.failure_lines().join("; ");
+            (
+                Envelope {
+                    reverse_path: envelope.reverse_path.clone(),
+                    forward_paths: due,
+                },
+                why,
+            )
+        }
+        Err(e) => (envelope.clone(), format!("{e:#}")),
+    };
+    let result = prep
+        .item(item)
+        .and_then(|(_, m)| on_retryable(&due, &mut m.into_reader(), &why));
+    match result {
+        Ok(id) => outcome.queued = id,
+        Err(e) => outcome.queue_error = Some(format!("{e:#}")),
+    }
+}
+
+/// `--log` / `--syslog`: one line per message that got as far as an envelope.
+fn log(cfg: &Config, o: &Outcome) {
+    if cfg.log.is_none() && !cfg.syslog {
+        return;
+    }
+    let Some(envelope) = &o.envelope else {
+        return;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+    let line = crate::log::line(now, cfg, envelope, o.size, &o.result);
+    if let Some(path) = &cfg.log {
+        crate::log::append(path, &line);
+    }
+    if cfg.syslog {
+        crate::log::syslog(&line, o.exit() != Exit::Ok);
+    }
+}
+
+/// The same failure again, for each message after the run gave up: the typed [`Error`]
+/// (so the exit code and the reply are the same) under the whole message as context.
+fn duplicate(err: &anyhow::Error) -> anyhow::Error {
+    let io = |e: &std::io::Error| std::io::Error::new(e.kind(), e.to_string());
+    let typed = err.chain().find_map(|c| c.downcast_ref::<Error>());
+    let copy = match typed {
+        Some(Error::Usage(m)) => Error::Usage(m.clone()),
+        Some(Error::Data(m)) => Error::Data(m.clone()),
+        Some(Error::NoInput { what, path, source }) => Error::NoInput {
+            what,
+            path: path.clone(),
+            source: io(source),
+        },
+        Some(Error::Config(m)) => Error::Config(m.clone()),
+        Some(Error::Reply { phase, what, reply }) => Error::Reply {
+            phase: *phase,
+            what: what.clone(),
+            reply: reply.clone(),
+        },
+        Some(Error::Timeout { phase, after }) => Error::Timeout {
+            phase: *phase,
+            after: *after,
+        },
+        Some(Error::Connect(m)) => Error::Connect(m.clone()),
+        Some(Error::NoHost(m)) => Error::NoHost(m.clone()),
+        Some(Error::DnsTemporary(m)) => Error::DnsTemporary(m.clone()),
+        Some(Error::Lost { phase, source }) => Error::Lost {
+            phase: *phase,
+            source: io(source),
+        },
+        Some(Error::Protocol(m)) => Error::Protocol(m.clone()),
+        Some(Error::Unavailable(m)) => Error::Unavailable(m.clone()),
+        Some(Error::Io(m)) => Error::Io(m.clone()),
+        None => return anyhow::anyhow!("{err:#}"),
+    };
+    let text = format!("{err:#}");
+    let inner = copy.to_string();
+    match text
+        .strip_suffix(inner.as_str())
+        .and_then(|p| p.strip_suffix(": "))
+    {
+        Some(prefix) => anyhow::Error::new(copy).context(prefix.to_string()),
+        None if text == inner => copy.into(),
+        None => anyhow::Error::new(copy).context(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::smtp::reply::parse;
+
+    fn reply_err(phase: Phase, text: &str) -> anyhow::Error {
+        Error::Reply {
+            phase,
+            what: "X".into(),
+            reply: parse(text.as_bytes()).unwrap().unwrap().0,
+        }
+        .into()
+    }
+
+    #[test]
+    fn which_failures_reconnect() {
+        let lost = || -> anyhow::Error {
+            Error::Lost {
+                phase: Phase::Rcpt,
+                source: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "gone"),
+            }
+            .into()
+        };
+        let cases: Vec<(anyhow::Error, bool, bool)> = vec![
+            // (error, reconnect and retry, session still usable)
+            (reply_err(Phase::Mail, "421 4.3.2 bye\r\n"), true, false),
+            (reply_err(Phase::DataEnd, "421 closing\r\n"), true, false),
+            (
+                reply_err(Phase::Mail, "452 4.5.3 too many messages\r\n"),
+                true,
+                true,
+            ),
+            (reply_err(Phase::Mail, "451 4.5.3 too many\r\n"), true, true),
+            (
+                reply_err(Phase::Mail, "450 4.7.1 greylisted\r\n"),
+                false,
+                true,
+            ),
+            (
+                reply_err(Phase::Rcpt, "452 4.5.3 too many recipients\r\n"),
+                false,
+                true,
+            ),
+            (reply_err(Phase::Mail, "550 5.7.1 no\r\n"), false, true),
+            (lost(), true, false),
+            (Error::Protocol("junk".into()).into(), false, false),
+        ];
+        for (err, retry, step) in cases {
+            assert_eq!(worth_reconnecting(&err), retry, "{err:#}");
+            assert_eq!(in_step(&err), step, "{err:#}");
+        }
+    }
+
+    #[test]
+    fn duplicates_keep_exit_code_text_and_reply() {
+        let errs: Vec<anyhow::Error> = vec![
+            reply_err(Phase::Auth, "535 5.7.8 bad\r\n"),
+            Error::Connect("refused".into()).into(),
+            anyhow::Error::new(Error::Unavailable("no TLS".into())).context("connecting"),
+            Error::Lost {
+                phase: Phase::Greeting,
+                source: std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"),
+            }
+            .into(),
+        ];
+        for e in errs {
+            let d = duplicate(&e);
+            assert_eq!(exit_code(&d), exit_code(&e), "{e:#}");
+            assert_eq!(format!("{d:#}"), format!("{e:#}"));
+        }
+    }
+
+    #[test]
+    fn summary_line_counts_only_what_happened() {
+        let mut s = Summary::new(10000);
+        s.sent = 9998;
+        s.deferred = 1;
+        s.failed = 1;
+        assert_eq!(
+            s.line(),
+            "sent 9998 of 10000 messages, 1 deferred, 1 failed"
+        );
+        let mut s = Summary::new(1);
+        s.sent = 1;
+        assert_eq!(s.line(), "sent 1 of 1 message");
+    }
+}
