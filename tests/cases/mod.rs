@@ -1,3 +1,4 @@
+mod batch;
 mod check;
 mod dane;
 mod dkim;

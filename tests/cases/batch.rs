@@ -1,0 +1,633 @@
+//! `postie batch PATH...` / `postie --messages PATH...`: many messages over one connection,
+//! against the scripted fake server (what the server saw: connections, greetings, MAIL
+//! transactions, QUIT, the DATA payloads) and, when Postfix is installed, its smtp-sink.
+//!
+//! Owns: the batch inputs (.eml directory, mbox with mboxrd quoting, JSON lines), the
+//! per-message report and summary, the exit code over all messages (design.md §2),
+//! reconnecting after 421 / 452 / a refused connection, and checking every input before
+//! anything is sent. Must not: touch anything but loopback, or wait unboundedly (every run
+//! is killed after [`RUN_LIMIT`], postie gets `--timeout 10`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::support::fake_server::{
+    data, ehlo, envelope, expect, greeting, quit, send, FakeServer, Session, Step,
+};
+use crate::support::postie;
+use crate::support::run::{run, Outcome};
+
+const RUN_LIMIT: Duration = Duration::from_secs(60);
+const OK: &str = "250 2.0.0 Ok: queued as ABC123\r\n";
+
+/// `postie batch` pointed at `server`, plain text, with `args` (the PATHs among them).
+fn batch(server: &str, args: &[&str]) -> Command {
+    let mut cmd = postie();
+    cmd.args([
+        "batch",
+        "--server",
+        server,
+        "--tls",
+        "none",
+        "--timeout",
+        "10",
+    ])
+    .args(args);
+    cmd
+}
+
+fn go(cmd: Command) -> Outcome {
+    run(cmd, None, RUN_LIMIT)
+}
+
+/// What the server expects between two transactions on one connection. Nothing today;
+/// when `Session::send` starts each later transaction with a (pipelined) RSET, this is
+/// `[expect("RSET"), send("250 2.0.0 Ok\r\n")]`.
+fn between() -> Vec<Step> {
+    Vec::new()
+}
+
+/// One whole transaction: MAIL, the RCPTs, DATA, the message, `OK`.
+fn transaction(from: &str, rcpts: &[&str]) -> Vec<Step> {
+    [envelope(from, rcpts), data(OK)].concat()
+}
+
+/// Greeting and EHLO without extensions, then `transactions` separated by [`between`],
+/// and QUIT.
+fn one_connection(transactions: Vec<Vec<Step>>) -> Vec<Step> {
+    let mut script = vec![greeting()];
+    script.extend(ehlo(&[]));
+    for (i, t) in transactions.into_iter().enumerate() {
+        if i > 0 {
+            script.extend(between());
+        }
+        script.extend(t);
+    }
+    script.extend(quit());
+    script
+}
+
+fn count(session: &Session, verb: &str) -> usize {
+    session
+        .received
+        .iter()
+        .filter(|l| l.len() >= verb.len() && l[..verb.len()].eq_ignore_ascii_case(verb))
+        .count()
+}
+
+fn text(data: &[u8]) -> String {
+    String::from_utf8_lossy(data).into_owned()
+}
+
+fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+/// A directory of `n` messages `m1.eml` ... each from FROM to `r<i>@y.example`.
+fn eml_dir(n: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 1..=n {
+        write(
+            dir.path(),
+            &format!("m{i}.eml"),
+            &format!(
+                "From: sender@x.example\nTo: r{i}@y.example\nSubject: number {i}\n\nbody {i}\n"
+            ),
+        );
+    }
+    dir
+}
+
+const FROM: &str = "sender@x.example";
+
+#[test]
+fn a_directory_of_eml_files_goes_over_one_connection_in_name_order() {
+    let dir = tempfile::tempdir().unwrap();
+    // Written out of order: the name decides.
+    write(
+        dir.path(),
+        "b.eml",
+        "From: sender@x.example\nTo: two@y.example\nBcc: hidden@y.example\nSubject: two\n\nsecond\n",
+    );
+    write(
+        dir.path(),
+        "a.eml",
+        "From: sender@x.example\nTo: one@y.example\nSubject: one\n\nfirst\n",
+    );
+    write(
+        dir.path(),
+        "c.eml",
+        "From: Other <other@x.example>\nTo: three@y.example\nSubject: three\n\nthird\n.\n",
+    );
+    write(dir.path(), "notes.txt", "not a message");
+    let server = FakeServer::start(one_connection(vec![
+        transaction(FROM, &["one@y.example"]),
+        transaction(FROM, &["two@y.example", "hidden@y.example"]),
+        transaction("other@x.example", &["three@y.example"]),
+    ]));
+    let out = go(batch(&server.addr(), &[s(dir.path())]));
+    let seen = server.finish_with(&out.describe());
+    out.assert_quiet_success("three messages");
+    assert_eq!(seen.connections, 1);
+    assert_eq!(count(&seen, "EHLO"), 1);
+    assert_eq!(count(&seen, "MAIL FROM"), 3);
+    assert_eq!(count(&seen, "QUIT"), 1);
+    let bodies: Vec<String> = seen.data.iter().map(|d| text(d)).collect();
+    assert!(bodies[0].contains("Subject: one\r\n") && bodies[0].contains("\r\nfirst\r\n"));
+    assert!(bodies[1].contains("\r\nsecond\r\n"), "{}", bodies[1]);
+    assert!(!bodies[1].contains("hidden"), "Bcc must go: {}", bodies[1]);
+    // Dot-stuffed on the wire, as for any message.
+    assert!(
+        bodies[2].ends_with("\r\nthird\r\n..\r\n.\r\n"),
+        "{:?}",
+        bodies[2]
+    );
+}
+
+#[test]
+fn messages_flag_is_the_same_as_batch() {
+    let dir = eml_dir(2);
+    let server = FakeServer::start(one_connection(vec![
+        transaction(FROM, &["r1@y.example"]),
+        transaction(FROM, &["r2@y.example"]),
+    ]));
+    let mut cmd = postie();
+    cmd.args([
+        "--server",
+        &server.addr(),
+        "--tls",
+        "none",
+        "--timeout",
+        "10",
+    ])
+    .args(["--messages", s(dir.path())]);
+    let out = go(cmd);
+    let seen = server.finish_with(&out.describe());
+    out.assert_quiet_success("--messages");
+    assert_eq!((seen.connections, seen.data.len()), (1, 2));
+}
+
+#[test]
+fn an_mbox_is_split_and_from_quoting_undone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mbox = write(
+        dir.path(),
+        "archive.mbox",
+        "From sender@x.example Thu Jan  1 00:00:00 2026\n\
+         From: sender@x.example\nTo: one@y.example\nSubject: one\n\n\
+         >From the top, a quoted line\n>>From stays quoted once\nend one\n\n\
+         From sender@x.example Thu Jan  1 00:00:01 2026\n\
+         From: sender@x.example\nTo: two@y.example\nSubject: two\n\nend two\n",
+    );
+    let server = FakeServer::start(one_connection(vec![
+        transaction(FROM, &["one@y.example"]),
+        transaction(FROM, &["two@y.example"]),
+    ]));
+    let out = go(batch(&server.addr(), &[s(&mbox)]));
+    let seen = server.finish_with(&out.describe());
+    out.assert_quiet_success("mbox");
+    let one = text(&seen.data[0]);
+    assert!(
+        one.ends_with(
+            "\r\n\r\nFrom the top, a quoted line\r\n>From stays quoted once\r\nend one\r\n.\r\n"
+        ),
+        "{one:?}"
+    );
+    assert!(
+        !one.starts_with("From "),
+        "the From_ line is not sent: {one:?}"
+    );
+    let two = text(&seen.data[1]);
+    assert!(two.ends_with("\r\n\r\nend two\r\n.\r\n"), "{two:?}");
+}
+
+#[test]
+fn json_lines_with_string_and_array_recipients() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "ready.eml",
+        "From: ready@x.example\nTo: somebody@y.example\nSubject: ready\n\nas it is\n",
+    );
+    let list = write(
+        dir.path(),
+        "list.jsonl",
+        concat!(
+            r#"{"from":"j@x.example","to":"a@y.example","subject":"one","body":"first line"}"#,
+            "\n\n",
+            r#"{"to":["b@y.example","c@y.example"],"cc":"d@y.example","bcc":["e@y.example"],"subject":"two","body":"second"}"#,
+            "\n",
+            r#"{"to":"f@y.example","path":"ready.eml"}"#,
+            "\n",
+        ),
+    );
+    let server = FakeServer::start(one_connection(vec![
+        transaction("j@x.example", &["a@y.example"]),
+        transaction(
+            "default@x.example",
+            &["b@y.example", "c@y.example", "d@y.example", "e@y.example"],
+        ),
+        // -f is the envelope sender of a ready message too, as for `postie --message`.
+        transaction("default@x.example", &["f@y.example"]),
+    ]));
+    let out = go(batch(
+        &server.addr(),
+        &["-f", "default@x.example", s(&list)],
+    ));
+    let seen = server.finish_with(&out.describe());
+    out.assert_quiet_success("jsonl");
+    let one = text(&seen.data[0]);
+    assert!(one.contains("From: <j@x.example>\r\n"), "{one}");
+    assert!(
+        one.contains("Subject: one\r\n") && one.contains("first line"),
+        "{one}"
+    );
+    let two = text(&seen.data[1]);
+    assert!(two.contains("c@y.example") && two.contains("Cc: "), "{two}");
+    assert!(
+        !two.contains("e@y.example"),
+        "Bcc must not be in the message: {two}"
+    );
+    let three = text(&seen.data[2]);
+    assert!(three.contains("To: somebody@y.example\r\n") && three.contains("\r\nas it is\r\n"));
+}
+
+#[test]
+fn a_refused_message_is_reported_and_the_others_still_go() {
+    let dir = eml_dir(3);
+    let refused = vec![
+        expect(format!("MAIL FROM:<{FROM}>")),
+        send("250 2.1.0 sender ok\r\n"),
+        expect("RCPT TO:<r2@y.example>"),
+        send("550 5.1.1 <r2@y.example>: no such user\r\n"),
+        // No recipient left: the transaction is abandoned.
+        expect("RSET"),
+        send("250 2.0.0 Ok\r\n"),
+    ];
+    let server = FakeServer::start(one_connection(vec![
+        transaction(FROM, &["r1@y.example"]),
+        refused,
+        transaction(FROM, &["r3@y.example"]),
+    ]));
+    let out = go(batch(&server.addr(), &[s(dir.path())]));
+    let seen = server.finish_with(&out.describe());
+    out.assert_code(67, "one recipient refused");
+    assert_eq!((seen.connections, seen.data.len()), (1, 2));
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", out.describe());
+    assert!(
+        lines[0].starts_with("postie: ")
+            && lines[0].contains("m2.eml: RCPT TO <r2@y.example> refused: 550 5.1.1"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(lines[1], "postie: sent 2 of 3 messages, 1 failed");
+}
+
+#[test]
+fn a_421_after_the_second_message_reconnects_and_all_are_delivered() {
+    let dir = eml_dir(3);
+    let mut script = one_connection(vec![
+        transaction(FROM, &["r1@y.example"]),
+        transaction(FROM, &["r2@y.example"]),
+    ]);
+    // Instead of QUIT: the server's limit.
+    script.truncate(script.len() - quit().len());
+    script.extend(between());
+    script.extend([
+        expect(format!("MAIL FROM:<{FROM}>")),
+        send("421 4.7.0 fake.test too many messages, closing\r\n"),
+        Step::Reconnect,
+        greeting(),
+    ]);
+    script.extend(ehlo(&[]));
+    script.extend(transaction(FROM, &["r3@y.example"]));
+    script.extend(quit());
+    let server = FakeServer::start(script);
+    let out = go(batch(&server.addr(), &[s(dir.path())]));
+    let seen = server.finish_with(&out.describe());
+    out.assert_quiet_success("421 then reconnect");
+    assert_eq!(seen.connections, 2);
+    assert_eq!(seen.data.len(), 3);
+    assert!(text(&seen.data[2]).contains("body 3"));
+}
+
+#[test]
+fn a_452_too_many_messages_at_mail_reconnects() {
+    let dir = eml_dir(2);
+    let mut script = vec![greeting()];
+    script.extend(ehlo(&[]));
+    script.extend(transaction(FROM, &["r1@y.example"]));
+    script.extend(between());
+    script.extend([
+        expect(format!("MAIL FROM:<{FROM}>")),
+        send("452 4.5.3 Too many messages for this session\r\n"),
+        expect("RSET"),
+        send("250 2.0.0 Ok\r\n"),
+        expect("QUIT"),
+        send("221 2.0.0 bye\r\n"),
+        Step::ExpectClose,
+        Step::Reconnect,
+        greeting(),
+    ]);
+    script.extend(ehlo(&[]));
+    script.extend(transaction(FROM, &["r2@y.example"]));
+    script.extend(quit());
+    let server = FakeServer::start(script);
+    let out = go(batch(&server.addr(), &["-v", s(dir.path())]));
+    let seen = server.finish_with(&out.describe());
+    out.assert_code(0, "452 then reconnect");
+    assert_eq!((seen.connections, seen.data.len()), (2, 2));
+    // -v: the transcript covers both connections, and each message and the summary get a line.
+    assert_eq!(
+        out.stderr.matches("=== Connected to").count(),
+        2,
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("reconnecting"), "{}", out.stderr);
+    assert!(out
+        .stderr
+        .contains("m2.eml: sent: 250 2.0.0 Ok: queued as ABC123"));
+    assert!(
+        out.stderr.contains("postie: sent 2 of 2 messages\n"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_server_that_cannot_be_reached_defers_everything_after_bounded_retries() {
+    // A port nobody listens on: bind one, then free it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = eml_dir(3);
+    let started = Instant::now();
+    let out = go(batch(&format!("127.0.0.1:{port}"), &[s(dir.path())]));
+    out.assert_code(75, "connection refused");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", out.describe());
+    assert!(
+        lines[0].contains("m1.eml: ") && lines[0].contains("127.0.0.1"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[1].starts_with("postie: giving up") && lines[1].contains("2 message"));
+    assert_eq!(lines[2], "postie: sent 0 of 3 messages, 3 deferred");
+}
+
+#[test]
+fn a_bad_json_line_stops_the_run_before_anything_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = write(
+        dir.path(),
+        "list.jsonl",
+        "{\"to\":\"a@y.example\",\"body\":\"fine\"}\n{\"to\":\"b@y.example\",\"body\":\"x\",\n",
+    );
+    let server = FakeServer::start(vec![greeting()]);
+    let out = go(batch(&server.addr(), &[s(&list)]));
+    let seen = server.finish_if_connected(&out.describe());
+    assert!(seen.is_none(), "nothing may be sent: {}", out.describe());
+    out.assert_one_error_line(
+        "postie: ",
+        &[&format!("{}:2", list.display()), "not a message"],
+        "bad line",
+    );
+    out.assert_code(65, "bad line");
+}
+
+#[test]
+fn an_empty_directory_is_no_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = FakeServer::start(vec![greeting()]);
+    let out = go(batch(&server.addr(), &[s(dir.path())]));
+    assert!(server.finish_if_connected(&out.describe()).is_none());
+    out.assert_one_error_line(
+        "postie: ",
+        &[&dir.path().display().to_string(), "no .eml files"],
+        "empty directory",
+    );
+    out.assert_code(66, "empty directory");
+}
+
+#[test]
+fn batch_help_names_paths_and_usage_errors_are_64() {
+    let mut cmd = postie();
+    cmd.args(["batch", "--help"]);
+    let out = go(cmd);
+    out.assert_code(0, "batch --help");
+    assert!(out.stdout.contains("<PATH>..."), "{}", out.stdout);
+    let mut cmd = postie();
+    cmd.args([
+        "batch",
+        "--server",
+        "127.0.0.1:1",
+        "-s",
+        "subject",
+        "x.jsonl",
+    ]);
+    go(cmd).assert_code(64, "batch with -s");
+    let mut cmd = postie();
+    cmd.args(["batch", "--server", "127.0.0.1:1"]);
+    go(cmd).assert_code(64, "batch without PATH");
+}
+
+fn batch_schema() -> &'static jsonschema::Validator {
+    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/postie-batch.schema.json");
+        let schema: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        jsonschema::draft202012::options()
+            .should_validate_formats(true)
+            .build(&schema)
+            .expect("the batch schema compiles")
+    })
+}
+
+fn valid(doc: &serde_json::Value) {
+    let errors: Vec<String> = batch_schema()
+        .iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{doc:#}: {errors:#?}");
+}
+
+#[test]
+fn json_gives_one_line_per_message_and_a_summary() {
+    let dir = eml_dir(2);
+    let refused = vec![
+        expect(format!("MAIL FROM:<{FROM}>")),
+        send("250 2.1.0 sender ok\r\n"),
+        expect("RCPT TO:<r2@y.example>"),
+        send("451 4.3.0 try later\r\n"),
+        expect("RSET"),
+        send("250 2.0.0 Ok\r\n"),
+    ];
+    let server = FakeServer::start(one_connection(vec![
+        transaction(FROM, &["r1@y.example"]),
+        refused,
+    ]));
+    let out = go(batch(&server.addr(), &["--json", s(dir.path())]));
+    server.finish_with(&out.describe());
+    out.assert_code(75, "one deferred");
+    let docs: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(docs.len(), 3, "{}", out.stdout);
+    for d in &docs {
+        valid(d);
+    }
+    assert_eq!(docs[0]["type"], "message");
+    assert_eq!(docs[0]["status"], "sent");
+    assert_eq!(docs[0]["queue_id"], "ABC123");
+    assert_eq!(docs[1]["status"], "deferred");
+    assert_eq!(docs[1]["recipients"][0]["code"], 451);
+    assert_eq!(docs[1]["exit"]["code"], 75);
+    assert_eq!(docs[2]["type"], "summary");
+    assert_eq!(
+        (
+            &docs[2]["sent"],
+            &docs[2]["deferred"],
+            &docs[2]["connections"]
+        ),
+        (&1.into(), &1.into(), &1.into())
+    );
+    assert_eq!(docs[2]["exit"]["name"], "EX_TEMPFAIL");
+    // A run stopped by its input still ends with a summary object.
+    let empty = tempfile::tempdir().unwrap();
+    let out = go(batch("127.0.0.1:1", &["--json", s(empty.path())]));
+    out.assert_code(66, "empty directory");
+    let doc: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    valid(&doc);
+    assert_eq!(doc["error"]["phase"], "setup");
+}
+
+// ---------------------------------------------------------------------------------------
+// Postfix's smtp-sink
+// ---------------------------------------------------------------------------------------
+
+/// smtp-sink on a free loopback port, dumping each transaction into `dump`; killed on drop.
+struct Sink {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn smtp_sink(dump: &Path) -> Option<Sink> {
+    let bin = ["/usr/sbin/smtp-sink", "/usr/bin/smtp-sink"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+    let Some(bin) = bin else {
+        if std::env::var_os("POSTIE_REQUIRE_POSTFIX").is_some_and(|v| v == "1") {
+            panic!("POSTIE_REQUIRE_POSTFIX=1 but smtp-sink is not installed");
+        }
+        eprintln!("skipped: smtp-sink (package postfix) is not installed");
+        return None;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = Command::new(bin);
+    // As root it must drop privileges; the dump directory is then written as nobody.
+    if is_root() {
+        cmd.args(["-u", "nobody"]);
+    }
+    let template = format!("{}/", dump.display());
+    cmd.args(["-d", &template, &format!("127.0.0.1:{port}"), "64"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let child = cmd.spawn().expect("start smtp-sink");
+    let sink = Sink { child, port };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "smtp-sink did not start listening"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(sink)
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn smtp_sink_takes_200_messages_over_one_connection() {
+    let dump = tempfile::tempdir().unwrap();
+    // smtp-sink writes as nobody when started as root.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dump.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let Some(sink) = smtp_sink(dump.path()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = String::new();
+    for i in 0..200 {
+        lines.push_str(&format!(
+            "{{\"to\":\"r{i}@y.example\",\"subject\":\"n{i}\",\"body\":\"message {i}\"}}\n"
+        ));
+    }
+    let list = write(dir.path(), "list.jsonl", &lines);
+    let addr = format!("127.0.0.1:{}", sink.port);
+    let out = go(batch(&addr, &["-v", "-f", FROM, s(&list)]));
+    out.assert_code(0, "200 messages to smtp-sink");
+    assert_eq!(
+        out.stderr.matches("=== Connected to").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("postie: sent 200 of 200 messages\n"));
+    // Every message arrived: smtp-sink dumps one file per transaction.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut files;
+    loop {
+        files = std::fs::read_dir(dump.path()).unwrap().count();
+        if files >= 200 || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(files, 200);
+    drop(sink);
+}
