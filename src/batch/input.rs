@@ -189,8 +189,14 @@ fn directory(dir: &Path) -> Result<Vec<Item>> {
         let is_eml = path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("eml"));
-        // A directory named x.eml is not a message; symlinks to files are.
-        if is_eml && path.is_file() {
+        // A directory named x.eml is not a message; symlinks to files are. The entry's
+        // type comes with the listing: no stat per file unless it is a link.
+        let is_file = match entry.file_type() {
+            Ok(t) if t.is_symlink() => path.is_file(),
+            Ok(t) => t.is_file(),
+            Err(_) => path.is_file(),
+        };
+        if is_eml && is_file {
             files.push(path);
         }
     }
@@ -432,7 +438,7 @@ mod tests {
     fn empty_directory_and_missing_path_are_no_input() {
         let dir = tempfile::tempdir().unwrap();
         for path in [dir.path().to_path_buf(), dir.path().join("missing.jsonl")] {
-            let err = plan(&config(&[]), &[path.clone()]).unwrap_err();
+            let err = plan(&config(&[]), std::slice::from_ref(&path)).unwrap_err();
             assert_eq!(crate::error::exit_code(&err), crate::error::Exit::NoInput);
             assert!(
                 err.to_string().contains(&path.display().to_string()),
@@ -497,7 +503,7 @@ mod tests {
         ];
         for (text, at, why) in cases {
             let p = write(dir.path(), "l.jsonl", text);
-            let err = plan(&config(&[]), &[p.clone()]).unwrap_err();
+            let err = plan(&config(&[]), std::slice::from_ref(&p)).unwrap_err();
             assert_eq!(
                 crate::error::exit_code(&err),
                 crate::error::Exit::DataErr,
@@ -512,7 +518,7 @@ mod tests {
             "l.jsonl",
             "{\"to\":\"a@x.example\",\"path\":\"gone.eml\"}\n",
         );
-        let err = plan(&config(&[]), &[p.clone()]).unwrap_err();
+        let err = plan(&config(&[]), std::slice::from_ref(&p)).unwrap_err();
         assert_eq!(crate::error::exit_code(&err), crate::error::Exit::NoInput);
         assert!(format!("{err:#}").contains("l.jsonl:1"), "{err:#}");
         // Recipients on the command line make "to" optional.

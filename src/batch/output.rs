@@ -146,7 +146,7 @@ impl Printer {
     pub fn giving_up(&mut self, o: &Outcome, left: usize) {
         if left > 0 {
             eprintln!(
-                "{}: giving up: the server keeps failing; the {left} message(s) after {} are not sent",
+                "{}: giving up: the {left} message(s) after {} are not sent",
                 self.program,
                 printable(&o.source)
             );
