@@ -34,6 +34,7 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand -a 'Attach FILE (repeatable). The content type is guessed from the file name; append ";type=MIME/TYPE" to set it, e.g. -a ''dump.bin;type=application/x-core'''
             cand --attach 'Attach FILE (repeatable). The content type is guessed from the file name; append ";type=MIME/TYPE" to set it, e.g. -a ''dump.bin;type=application/x-core'''
             cand --message 'Send a ready RFC 5322 message from FILE ("-" for stdin) instead of composing one'
+            cand --messages 'Send many messages over one connection: each PATH is a directory of .eml files, an mbox file or a JSON-lines file (also written `postie batch PATH...`)'
             cand --server 'Mail server to submit to, HOST or HOST:PORT ([IPv6]:PORT). Default port 587, or 465 with --tls implicit'
             cand --socket 'Connect to the unix domain socket PATH instead of a TCP server, e.g. /run/dovecot/lmtp with --protocol lmtp'
             cand --protocol 'Speak PROTOCOL: smtp, or lmtp (RFC 2033) to hand mail to a local delivery agent'

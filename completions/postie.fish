@@ -8,6 +8,7 @@ complete -c postie -l body -d 'Message body text. Without --body or --body-file 
 complete -c postie -l body-file -d 'Read the message body from FILE' -r -F
 complete -c postie -s a -l attach -d 'Attach FILE (repeatable). The content type is guessed from the file name; append ";type=MIME/TYPE" to set it, e.g. -a \'dump.bin;type=application/x-core\'' -r
 complete -c postie -l message -d 'Send a ready RFC 5322 message from FILE ("-" for stdin) instead of composing one' -r -F
+complete -c postie -l messages -d 'Send many messages over one connection: each PATH is a directory of .eml files, an mbox file or a JSON-lines file (also written `postie batch PATH...`)' -r -F
 complete -c postie -l server -d 'Mail server to submit to, HOST or HOST:PORT ([IPv6]:PORT). Default port 587, or 465 with --tls implicit' -r
 complete -c postie -l socket -d 'Connect to the unix domain socket PATH instead of a TCP server, e.g. /run/dovecot/lmtp with --protocol lmtp' -r -F
 complete -c postie -l protocol -d 'Speak PROTOCOL: smtp, or lmtp (RFC 2033) to hand mail to a local delivery agent' -r -f -a "smtp\t'SMTP (RFC 5321): EHLO, one reply to the end of data for all recipients'
