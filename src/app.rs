@@ -378,11 +378,22 @@ fn run_batch(args: Args) -> Result<Exit> {
             let conn = link.open(&cfg, Transcript::for_config(&cfg))?;
             smtp::session::Session::open(conn, &cfg, &link.tls)
         };
-        // queue: with --queue, put the message in the spool and return its id
-        // (queue::Spool::for_config(&cfg)?.add(envelope, reader, why).map(Some)); without
-        // it nothing takes the message, and it is reported as deferred (75).
-        let mut on_retryable =
-            |_: &Envelope, _: &mut dyn io::Read, _: &str| -> Result<Option<String>> { Ok(None) };
+        // --queue: a message that failed temporarily goes to the spool (durably, before it
+        // counts as done); without it nothing takes the message, and it is deferred (75).
+        let mut spool: Option<queue::Spool> = None;
+        let mut on_retryable = |envelope: &Envelope,
+                                message: &mut dyn io::Read,
+                                why: &str|
+         -> Result<Option<String>> {
+            if !cfg.queue.enabled {
+                return Ok(None);
+            }
+            let spool = match &mut spool {
+                Some(s) => s,
+                None => spool.insert(queue::Spool::for_config(&cfg)?),
+            };
+            spool.add(envelope, message, why).map(Some)
+        };
         let mut printer = crate::batch::Printer::new("postie", verbosity, json);
         crate::batch::run(&cfg, &mut connect, &mut on_retryable, &mut printer)
             .map(|summary| summary.exit)

@@ -187,8 +187,9 @@ pub struct Args {
     /// and "body". Ready messages are treated like sendmail -t: recipients from To, Cc and
     /// Bcc, Bcc removed. Recipients on the command line (--to, -c, -b) replace every
     /// message's own. All inputs are checked before anything is sent. The server is
-    /// reconnected when it limits messages per connection (421, or 452 to MAIL). Failures
-    /// get one stderr line each and a summary; the exit code is the most urgent of all
+    /// reconnected when it limits messages per connection (421, or 452 to MAIL); with
+    /// --queue, a message that fails temporarily is queued. Failures get one stderr line
+    /// each and a summary; the exit code is the most urgent of all
     /// messages' (75 before a permanent code before 0). With --json, one JSON object per
     /// message and a summary object, one per line (schema/postie-batch.schema.json).
     #[arg(

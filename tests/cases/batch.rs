@@ -631,3 +631,73 @@ fn smtp_sink_takes_200_messages_over_one_connection() {
     assert_eq!(files, 200);
     drop(sink);
 }
+
+#[test]
+fn with_queue_a_deferred_message_is_spooled_for_the_recipients_still_due() {
+    let dir = eml_dir(2);
+    let spool = tempfile::tempdir().unwrap();
+    // Message 2 has two recipients: one accepted, one deferred; only the deferred one is
+    // queued (the other has its copy).
+    write(
+        dir.path(),
+        "m2.eml",
+        "From: sender@x.example\nTo: r2@y.example, later@y.example\nSubject: two\n\nbody 2\n",
+    );
+    let partly = vec![
+        expect(format!("MAIL FROM:<{FROM}>")),
+        send("250 2.1.0 sender ok\r\n"),
+        expect("RCPT TO:<r2@y.example>"),
+        send("250 2.1.5 ok\r\n"),
+        expect("RCPT TO:<later@y.example>"),
+        send("452 4.2.2 mailbox full, try later\r\n"),
+        expect("DATA"),
+        send("354 go ahead\r\n"),
+        Step::ReadData,
+        send(OK),
+    ];
+    let server = FakeServer::start(one_connection(vec![
+        transaction(FROM, &["r1@y.example"]),
+        partly,
+    ]));
+    let mut cmd = batch(&server.addr(), &["--json", "--queue", "--queue-dir"]);
+    cmd.arg(spool.path()).arg(dir.path());
+    let out = go(cmd);
+    server.finish_with(&out.describe());
+    out.assert_code(0, "deferred recipient queued");
+    let ids: Vec<String> = std::fs::read_dir(spool.path().join("meta"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(ids.len(), 1, "{}", out.describe());
+    assert!(
+        out.stderr
+            .contains(&format!("m2.eml: queued as {}", ids[0])),
+        "{}",
+        out.describe()
+    );
+    assert!(out
+        .stderr
+        .contains("postie: sent 1 of 2 messages, 1 queued\n"));
+    let docs: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for d in &docs {
+        valid(d);
+    }
+    assert_eq!(docs[1]["status"], "queued");
+    assert_eq!(docs[1]["spool_id"], ids[0].as_str());
+    let mut list = postie();
+    list.args(["queue", "list", "--queue-dir"])
+        .arg(spool.path());
+    let listed = go(list);
+    listed.assert_code(0, "queue list");
+    assert!(
+        listed.stdout.contains("later@y.example") && !listed.stdout.contains("r2@y.example"),
+        "{}",
+        listed.describe()
+    );
+    let stored = std::fs::read(spool.path().join("msg").join(&ids[0])).unwrap();
+    assert!(String::from_utf8_lossy(&stored).contains("body 2"));
+}
