@@ -23,7 +23,7 @@ _postie() {
 
     case "${cmd}" in
         postie)
-            opts="-c -b -s -f -H -a -C -A -P -v -4 -6 -h -V --to --cc --bcc --subject --from --header --body --body-file --attach --message --server --socket --protocol --tls --tls-ca --helo --timeout --tls-no-verify --resolver --no-mta-sts --mta-sts-url-base --no-pipeline --no-pipelining --no-chunking --require-tls --domain --aliases --skip-empty --config --account --show-config --log --user --password-file --dkim-key --dkim-selector --dkim-domain --dkim-expire --password-command --auth --allow-plaintext-auth --verbose --syslog --color --show-time --print-message --dry-run --quit-after --probe --mx --port --ipv4 --ipv6 --queue --queue-dir --queue-max-age --json --help --version"
+            opts="-c -b -s -f -H -a -C -A -P -v -4 -6 -h -V --to --cc --bcc --subject --from --header --body --body-file --attach --message --messages --server --socket --protocol --tls --tls-ca --helo --timeout --tls-no-verify --resolver --no-mta-sts --mta-sts-url-base --no-pipeline --no-pipelining --no-chunking --require-tls --domain --aliases --skip-empty --config --account --show-config --log --user --password-file --dkim-key --dkim-selector --dkim-domain --dkim-expire --password-command --auth --allow-plaintext-auth --verbose --syslog --color --show-time --print-message --dry-run --quit-after --probe --mx --port --ipv4 --ipv6 --queue --queue-dir --queue-max-age --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -90,6 +90,10 @@ _postie() {
                     return 0
                     ;;
                 --message)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --messages)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
