@@ -546,7 +546,11 @@ mod tests {
                 true,
             ),
             (reply_err(Phase::Mail, "451 4.5.3 too many\r\n"), true, true),
-            (reply_err(Phase::Mail, "452 too many messages\r\n"), true, true),
+            (
+                reply_err(Phase::Mail, "452 too many messages\r\n"),
+                true,
+                true,
+            ),
             (
                 reply_err(Phase::Mail, "450 4.7.1 greylisted\r\n"),
                 false,

@@ -23,6 +23,7 @@ pub mod certinfo;
 pub mod timeout;
 pub mod tls;
 
+use std::cell::Cell;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
@@ -116,6 +117,9 @@ pub struct Connection {
     quit_sent: bool,
     /// -vv: message data not yet shown because its line is not complete.
     partial: Vec<u8>,
+    /// The socket's read and write timeouts as last set: setting them again to the same
+    /// value is a system call per command saved (batch sends thousands of commands).
+    timeouts_set: Cell<(Option<Duration>, Option<Duration>)>,
 }
 
 /// Queued bytes past this size are written at once: the size of the writes that carry
@@ -172,6 +176,7 @@ impl Connection {
                         timeouts,
                         transcript,
                         last_sent: Instant::now(),
+                        timeouts_set: Cell::default(),
                         out: Vec::new(),
                         out_phase: Phase::Connect,
                         in_data: false,
@@ -239,6 +244,7 @@ impl Connection {
                     in_data: false,
                     quit_sent: false,
                     partial: Vec::new(),
+                    timeouts_set: Cell::default(),
                 })
             }
             Err(e) => {
@@ -269,9 +275,22 @@ impl Connection {
         }
         let t = self.timeouts.for_phase(phase);
         // Setting a timeout only fails for a zero duration, which Timeouts never gives.
-        self.stream.set_read_timeout(t);
-        self.stream.set_write_timeout(t);
+        self.set_read_timeout(t);
+        let (read, write) = self.timeouts_set.get();
+        if write != Some(t) {
+            self.stream.set_write_timeout(t);
+            self.timeouts_set.set((read, Some(t)));
+        }
         t
+    }
+
+    /// The socket's read timeout, set only when it changes.
+    fn set_read_timeout(&self, t: Duration) {
+        let (read, write) = self.timeouts_set.get();
+        if read != Some(t) {
+            self.stream.set_read_timeout(t);
+            self.timeouts_set.set((Some(t), write));
+        }
     }
 
     /// Send one command now (with anything queued before it); the transcript shows its
@@ -429,7 +448,13 @@ impl Connection {
             if left.is_zero() {
                 return Err(Error::Timeout { phase, after }.into());
             }
-            self.stream.set_read_timeout(left);
+            // The phase's whole timeout is set already; only a later read of the same
+            // reply needs the shorter time left (to the millisecond: no call per read).
+            let rounded =
+                Duration::from_millis(u64::try_from(left.as_millis().max(1)).unwrap_or(u64::MAX));
+            if rounded + Duration::from_millis(1) < after {
+                self.set_read_timeout(rounded);
+            }
             let n = match self.stream.read(&mut chunk) {
                 Ok(0) => {
                     let e = io::Error::new(
