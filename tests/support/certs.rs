@@ -85,6 +85,8 @@ fn make_pki() -> TestPki {
     let dir = pki_dir();
     let (ca_params, ca_key) = ca_params("postie test CA");
     let ca_cert = ca_params.self_signed(&ca_key).expect("self-sign CA");
+    // Kept for `bad_leaf`, which signs more leaves with the same CA.
+    let _ = CA.set((ca_params.clone(), ca_key.serialize_der()));
     let issuer = Issuer::new(ca_params, ca_key);
 
     let leaf_key = KeyPair::generate().expect("generate leaf key");
@@ -117,4 +119,70 @@ fn write_file(path: &Path, bytes: &[u8]) -> PathBuf {
     fs::set_permissions(path, fs::Permissions::from_mode(0o644))
         .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
     path.to_path_buf()
+}
+
+/// The test CA's parameters and PKCS#8 key, set by `make_pki` for [`bad_leaf`].
+static CA: OnceLock<(CertificateParams, Vec<u8>)> = OnceLock::new();
+
+/// A server certificate postie must refuse even when it trusts the test CA (`--tls-ca`
+/// [`TestPki::ca_pem`]): for the hostile-server tests (RFC 6125 name checks, RFC 5280
+/// §4.1.2.5 validity, an unanchored chain).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BadCert {
+    /// Signed by the test CA, valid, but only for `wrong-name.example.test`.
+    WrongName,
+    /// Signed by the test CA, for the right names, but expired in 2001.
+    Expired,
+    /// For the right names and valid, but self-signed: no chain to the test CA.
+    SelfSigned,
+}
+
+/// DER of the certificate and DER (PKCS#8) of its key for `kind`, made once per process.
+pub fn bad_leaf(kind: BadCert) -> &'static (Vec<u8>, Vec<u8>) {
+    static LEAVES: OnceLock<std::sync::Mutex<Vec<(BadCert, &'static (Vec<u8>, Vec<u8>))>>> =
+        OnceLock::new();
+    let leaves = LEAVES.get_or_init(Default::default);
+    let mut leaves = leaves.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, leaf)) = leaves.iter().find(|(k, _)| *k == kind) {
+        return leaf;
+    }
+    let leaf: &'static (Vec<u8>, Vec<u8>) = Box::leak(Box::new(make_bad_leaf(kind)));
+    leaves.push((kind, leaf));
+    leaf
+}
+
+fn make_bad_leaf(kind: BadCert) -> (Vec<u8>, Vec<u8>) {
+    pki();
+    let (ca_params, ca_key_der) = CA.get().expect("make_pki set the CA");
+    let ca_key = KeyPair::try_from(ca_key_der.as_slice()).expect("CA key");
+    let issuer = Issuer::from_params(ca_params, ca_key);
+    let names = match kind {
+        BadCert::WrongName => vec!["wrong-name.example.test".to_string()],
+        BadCert::Expired | BadCert::SelfSigned => {
+            ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec()
+        }
+    };
+    let key = KeyPair::generate().expect("generate leaf key");
+    let mut leaf = CertificateParams::new(names).expect("leaf params");
+    leaf.distinguished_name
+        .push(DnType::CommonName, format!("postie bad leaf {kind:?}"));
+    leaf.is_ca = IsCa::ExplicitNoCa;
+    leaf.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    leaf.not_before = rcgen::date_time_ymd(2000, 1, 1);
+    leaf.not_after = match kind {
+        BadCert::Expired => rcgen::date_time_ymd(2001, 1, 1),
+        BadCert::WrongName | BadCert::SelfSigned => rcgen::date_time_ymd(2099, 12, 31),
+    };
+    let cert = match kind {
+        BadCert::SelfSigned => leaf.self_signed(&key).expect("self-sign leaf"),
+        BadCert::WrongName | BadCert::Expired => {
+            leaf.use_authority_key_identifier_extension = true;
+            leaf.signed_by(&key, &issuer).expect("sign leaf")
+        }
+    };
+    (cert.der().to_vec(), key.serialize_der())
 }

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-use super::certs::pki;
+use super::certs::{bad_leaf, pki, BadCert};
 
 /// Timeout of every socket read and write on the server side.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -96,6 +96,32 @@ pub enum Step {
     /// its listener open until the script ends (others stop listening after the first
     /// connection).
     Reconnect,
+    /// Write these bytes verbatim, in one write; unlike [`Step::Send`] they need not be
+    /// UTF-8 (NUL, bytes above 127, half a UTF-8 sequence).
+    SendBytes(Vec<u8>),
+    /// Write `head`, then `unit` again and again until `total` bytes are out or the client
+    /// has gone (a write error ends the step quietly: a client that gives up on a flood
+    /// closes in the middle of it). For a 10 MB reply line, an endless multiline reply.
+    Flood {
+        head: Vec<u8>,
+        unit: Vec<u8>,
+        total: usize,
+    },
+    /// Write `bytes` one byte at a time, `every` apart (at most 30 s in all), stopping
+    /// quietly when the client has gone: a server that trickles its reply.
+    Trickle { bytes: Vec<u8>, every: Duration },
+    /// Like [`Step::StartTlsRejected`], presenting the bad certificate `kind` instead of the
+    /// test PKI's leaf: the client must abort the handshake.
+    StartTlsRejectedWith(BadCert),
+    /// Read and discard whatever the client sends until it closes (at most [`MAX_DATA`]
+    /// bytes, each read bounded by [`IO_TIMEOUT`]), keeping the bytes in
+    /// [`Session::drained`]: for clients that must give up in the middle of something
+    /// (a TLS handshake disturbed by injected plaintext).
+    Drain,
+    /// Like [`Step::ReadData`], but only count the payload's bytes (into
+    /// [`Session::data_sizes`]) instead of keeping them, with no size limit: a sink for big
+    /// messages. The count includes the final `.\r\n`.
+    CountData,
 }
 
 /// `Step::Send` of a string.
@@ -201,6 +227,10 @@ pub struct Session {
     pub chunks: Vec<Vec<u8>>,
     /// Connections accepted (more than one only with [`Step::Reconnect`]).
     pub connections: usize,
+    /// What [`Step::Drain`] read, raw.
+    pub drained: Vec<u8>,
+    /// The byte count of each payload read by [`Step::CountData`].
+    pub data_sizes: Vec<u64>,
 }
 
 impl Session {
@@ -465,7 +495,29 @@ fn describe(step: &Step) -> String {
         Step::ExpectClose => "ExpectClose".into(),
         Step::QuitOrClose => "QuitOrClose".into(),
         Step::Reconnect => "Reconnect".into(),
+        Step::SendBytes(b) => format!("SendBytes {:?}", shorten(b)),
+        Step::Flood { head, unit, total } => format!(
+            "Flood {:?} then {:?} up to {total} bytes",
+            shorten(head),
+            shorten(unit)
+        ),
+        Step::Trickle { bytes, every } => {
+            format!("Trickle {:?} one byte every {every:?}", shorten(bytes))
+        }
+        Step::StartTlsRejectedWith(kind) => format!("StartTlsRejectedWith {kind:?}"),
+        Step::Drain => "Drain".into(),
+        Step::CountData => "CountData".into(),
     }
+}
+
+/// At most 60 bytes of `bytes`, lossily, for the script account.
+fn shorten(bytes: &[u8]) -> String {
+    let end = bytes.len().min(60);
+    let mut out = String::from_utf8_lossy(&bytes[..end]).into_owned();
+    if end < bytes.len() {
+        let _ = write!(out, "... ({} bytes)", bytes.len());
+    }
+    out
 }
 
 fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
@@ -523,6 +575,7 @@ fn serve(listener: Listener, script: Vec<Step>, state: &Mutex<State>, stop: &Ato
         buf: Vec::new(),
         state,
         reads: 0,
+        tls_config: None,
     };
     for (i, step) in script.iter().enumerate() {
         lock(state).step = i;
@@ -650,6 +703,8 @@ struct Server<'a> {
     state: &'a Mutex<State>,
     /// Socket reads that returned bytes so far (to tell one write from several).
     reads: usize,
+    /// The TLS configuration for the next handshake when not the default one.
+    tls_config: Option<Arc<ServerConfig>>,
 }
 
 type StepResult = Result<(), String>;
@@ -709,6 +764,12 @@ impl Server<'_> {
             }
             Step::StartTls => self.start_tls(true),
             Step::StartTlsRejected => self.start_tls(false),
+            Step::StartTlsRejectedWith(kind) => self.start_tls_with(server_config_for(*kind)),
+            Step::SendBytes(bytes) => self.send_bytes(bytes),
+            Step::Flood { head, unit, total } => self.flood(head, unit, *total),
+            Step::Trickle { bytes, every } => self.trickle(bytes, *every),
+            Step::Drain => self.drain(),
+            Step::CountData => self.count_data(),
             Step::Sleep(d) => {
                 thread::sleep((*d).min(MAX_SLEEP));
                 Ok(())
@@ -961,6 +1022,151 @@ impl Server<'_> {
         ))
     }
 
+    fn send_bytes(&mut self, bytes: &[u8]) -> StepResult {
+        let mark = if self.conn()?.is_tls() { "S~" } else { "S:" };
+        self.log(format!("{mark} {:?}", shorten(bytes)));
+        let conn = self.conn()?;
+        conn.write_all(bytes)
+            .and_then(|()| conn.flush())
+            .map_err(|e| format!("write failed ({e}): the client has probably gone"))
+    }
+
+    fn flood(&mut self, head: &[u8], unit: &[u8], total: usize) -> StepResult {
+        if unit.is_empty() {
+            return Err("Flood needs a non-empty unit".into());
+        }
+        self.log(format!(
+            "S: <flood: {:?}, then {:?} up to {total} bytes>",
+            shorten(head),
+            shorten(unit)
+        ));
+        // Whole units in 64 KiB writes, so the flood is quick but the client sees every
+        // byte in order.
+        let per_write = (64 * 1024 / unit.len()).max(1);
+        let block = unit.repeat(per_write);
+        let conn = self.conn()?;
+        let mut sent = 0usize;
+        let mut outcome = conn.write_all(head);
+        sent += head.len();
+        while outcome.is_ok() && sent < total {
+            let n = block.len().min(total - sent);
+            outcome = conn.write_all(&block[..n]);
+            sent += n;
+        }
+        let outcome = outcome.and_then(|()| conn.flush());
+        match outcome {
+            Ok(()) => self.log(format!("== flood of {sent} bytes written")),
+            Err(e) => self.log(format!(
+                "== flood stopped after about {sent} bytes: {e} (the client went away)"
+            )),
+        }
+        Ok(())
+    }
+
+    fn trickle(&mut self, bytes: &[u8], every: Duration) -> StepResult {
+        self.log(format!("S: <trickle {:?}, one byte every {every:?}>", shorten(bytes)));
+        let start = Instant::now();
+        for (i, b) in bytes.iter().enumerate() {
+            if start.elapsed() >= MAX_SLEEP {
+                self.log(format!("== trickle stopped at {MAX_SLEEP:?}"));
+                return Ok(());
+            }
+            let conn = self.conn()?;
+            if let Err(e) = conn.write_all(&[*b]).and_then(|()| conn.flush()) {
+                self.log(format!(
+                    "== trickle stopped after {i} bytes: {e} (the client went away)"
+                ));
+                return Ok(());
+            }
+            thread::sleep(every);
+        }
+        self.log("== trickle done".into());
+        Ok(())
+    }
+
+    fn drain(&mut self) -> StepResult {
+        let mut got = std::mem::take(&mut self.buf);
+        let mut chunk = [0u8; 16 * 1024];
+        let outcome = loop {
+            if got.len() > MAX_DATA {
+                break Err(format!("drained more than {MAX_DATA} bytes"));
+            }
+            let conn = self.conn()?;
+            match conn.read(&mut chunk) {
+                Ok(0) => break Ok(()),
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    break Err(format!("the client did not close within {IO_TIMEOUT:?}"))
+                }
+                // A TLS stream or a reset ends the drain like a close.
+                Err(_) => break Ok(()),
+            }
+        };
+        self.log(format!("C: <drained {} bytes, then the close>", got.len()));
+        lock(self.state).session.drained = got;
+        self.close();
+        outcome
+    }
+
+    fn count_data(&mut self) -> StepResult {
+        const END: &[u8] = b"\r\n.\r\n";
+        let mut count = 0u64;
+        // The last 4 bytes counted, so an end mark split between reads is found.
+        let mut tail: Vec<u8> = Vec::new();
+        let mut chunk = vec![0u8; 256 * 1024];
+        let mut pending = std::mem::take(&mut self.buf);
+        // Bounded: each pass consumes the bytes read or ends; the socket timeout ends a
+        // stalled client.
+        loop {
+            if pending.is_empty() {
+                let conn = self.conn()?;
+                match conn.read(&mut chunk) {
+                    Ok(0) => {
+                        return Err(format!(
+                            "the connection closed inside DATA after {count} bytes"
+                        ))
+                    }
+                    Ok(n) => pending.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        return Err(format!("read error inside DATA after {count} bytes: {e}"))
+                    }
+                }
+            }
+            // An empty payload is just ".\r\n".
+            if count == 0 && pending.starts_with(b".\r\n") {
+                count = 3;
+                self.buf = pending.split_off(3);
+                break;
+            }
+            let mut hay = tail.clone();
+            hay.extend_from_slice(&pending);
+            if let Some(at) = hay.windows(END.len()).position(|w| w == END) {
+                let used = at + END.len() - tail.len();
+                count += used as u64;
+                self.buf = pending.split_off(used);
+                break;
+            }
+            count += pending.len() as u64;
+            tail = hay[hay.len().saturating_sub(END.len() - 1)..].to_vec();
+            pending.clear();
+        }
+        let mut st = lock(self.state);
+        st.log
+            .push(format!("C: <DATA payload, {count} bytes, counted>"));
+        st.session.data_sizes.push(count);
+        Ok(())
+    }
+
+    /// Offer a TLS handshake with `config` and require the client to abort it.
+    fn start_tls_with(&mut self, config: Arc<ServerConfig>) -> StepResult {
+        self.tls_config = Some(config);
+        let outcome = self.start_tls(false);
+        self.tls_config = None;
+        outcome
+    }
+
     fn start_tls(&mut self, must_succeed: bool) -> StepResult {
         if !self.buf.is_empty() {
             return Err(format!(
@@ -981,7 +1187,8 @@ impl Server<'_> {
             None => return Err("the connection is already closed".into()),
         };
         let mut tcp = tcp;
-        let mut tls = ServerConnection::new(server_config())
+        let config = self.tls_config.clone().unwrap_or_else(server_config);
+        let mut tls = ServerConnection::new(config)
             .map_err(|e| format!("rustls ServerConnection: {e}"))?;
         let mut outcome = Ok(());
         // Each complete_io call moves the handshake on or fails; the socket timeouts bound it.
@@ -1108,6 +1315,22 @@ fn server_config() -> Arc<ServerConfig> {
             .expect("server certificate");
         Arc::new(config)
     }))
+}
+
+/// A rustls server configuration presenting the bad certificate `kind`.
+fn server_config_for(kind: BadCert) -> Arc<ServerConfig> {
+    let (cert, key) = bad_leaf(kind);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(cert.clone())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.clone())),
+        )
+        .expect("server certificate");
+    Arc::new(config)
 }
 
 impl fmt::Display for Session {
