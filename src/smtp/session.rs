@@ -1130,9 +1130,12 @@ fn lockstep(
     }
     let accepted = recipients.iter().filter(|r| r.accepted()).count();
     if accepted == 0 {
-        // Nothing to send: abandon the transaction (RFC 5321 §4.1.1.5).
-        conn.send(&Command::Rset, Phase::Rset)?;
-        let _ = conn.read_reply(Phase::Rset)?;
+        // Nothing to send: abandon the transaction (RFC 5321 §4.1.1.5). Best effort: the
+        // RCPT replies decide the outcome, and a server that said 421 has already closed
+        // (reporting the lost RSET instead would hide its reply).
+        if conn.send(&Command::Rset, Phase::Rset).is_ok() {
+            let _ = conn.read_reply(Phase::Rset);
+        }
         return Ok((
             Report {
                 recipients,
