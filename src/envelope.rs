@@ -111,6 +111,15 @@ fn split_mailbox(input: &str) -> Result<Mailbox> {
     })
 }
 
+/// RFC 5321 §4.5.3.1: local part at most 64 octets, domain at most 255, and a path at most
+/// 256 with its angle brackets, so an address at most 254.
+const MAX_LOCAL: usize = 64;
+const MAX_DOMAIN: usize = 255;
+const MAX_ADDRESS: usize = 254;
+
+/// `addr` must be an RFC 5321 §4.1.2 Mailbox (local part a dot-string or a quoted string
+/// without spaces; domain a host name or an address literal; UTF-8 allowed where RFC 6531
+/// allows it) within the §4.5.3.1 length limits.
 fn check_addr(input: &str, addr: &str) -> Result<()> {
     let Some((local, domain)) = addr.rsplit_once('@') else {
         return Err(bad_address(input, "no @domain"));
@@ -127,10 +136,76 @@ fn check_addr(input: &str, addr: &str) -> Result<()> {
             "space, control character or bracket in it",
         ));
     }
-    if domain.starts_with('.') || domain.ends_with('.') || domain.contains("..") {
+    if !(is_domain(domain) || is_address_literal(domain))
+        || domain.split('.').any(|label| label.len() > 63)
+    {
         return Err(bad_address(input, "malformed domain"));
     }
+    let quoted = local
+        .strip_prefix('"')
+        .is_some_and(|q| quoted_end(q) == Some(q.len() - 1));
+    if !(quoted || is_dot_string(local)) {
+        return Err(bad_address(input, "malformed local part"));
+    }
+    if local.len() > MAX_LOCAL || domain.len() > MAX_DOMAIN || addr.len() > MAX_ADDRESS {
+        return Err(bad_address(
+            input,
+            "too long (RFC 5321 §4.5.3.1: local part at most 64 octets, address at most 254)",
+        ));
+    }
     Ok(())
+}
+
+/// Index (in `text`, which follows the opening quote) of the closing quote of a
+/// Quoted-string whose content is qtextSMTP / quoted-pairSMTP (RFC 5321 §4.1.2).
+pub(crate) fn quoted_end(text: &str) -> Option<usize> {
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        if escaped {
+            if !(' '..='~').contains(&c) {
+                return None;
+            }
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else if c == '"' {
+            return Some(i);
+        } else if c.is_control() {
+            return None;
+        }
+    }
+    None
+}
+
+/// Dot-string = Atom *("." Atom); atext per RFC 5322 §3.2.3, plus UTF-8 (RFC 6531).
+pub(crate) fn is_dot_string(text: &str) -> bool {
+    text.split('.').all(|atom| {
+        !atom.is_empty()
+            && atom.chars().all(|c| {
+                c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || !c.is_ascii()
+            })
+    })
+}
+
+/// Domain = sub-domain *("." sub-domain), sub-domain = Let-dig [Ldh-str]; U-labels allowed.
+pub(crate) fn is_domain(text: &str) -> bool {
+    text.split('.').all(|label| {
+        !label.is_empty()
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.chars().all(|c| {
+                c.is_ascii_alphanumeric() || c == '-' || (!c.is_ascii() && !c.is_control())
+            })
+    })
+}
+
+/// address-literal = "[" ... "]" with dcontent (%d33-90 / %d94-126) inside.
+pub(crate) fn is_address_literal(text: &str) -> bool {
+    text.strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .is_some_and(|inner| {
+            !inner.is_empty() && inner.bytes().all(|b| matches!(b, 33..=90 | 94..=126))
+        })
 }
 
 fn bad_address(input: &str, why: &str) -> anyhow::Error {
@@ -243,6 +318,14 @@ mod tests {
                 Some("Jürgen"),
                 "jürgen@bücher.example",
             ),
+            ("\"a@b\"@x.example", None, "\"a@b\"@x.example"),
+            ("a@[192.0.2.1]", None, "a@[192.0.2.1]"),
+            ("a@[IPv6:2001:db8::1]", None, "a@[IPv6:2001:db8::1]"),
+            (
+                "first.last+tag@sub.x-y.example",
+                None,
+                "first.last+tag@sub.x-y.example",
+            ),
         ];
         for (input, name, addr) in cases {
             let m = parse_mailbox(input).unwrap();
@@ -268,6 +351,17 @@ mod tests {
             "a@x.example\r\nRCPT TO:<evil@x>",
             "a,b@x.example",
             "a@.x",
+            // Found by the hostile-input tests (issue 6): these used to be accepted.
+            "a@@x.example",
+            "a\"b@x.example",
+            "a;b@x.example",
+            "a@[127.0.0.1",
+            "a@x_y.example",
+            "a@-x.example",
+            "a@x:example",
+            format!("{}@x.example", "a".repeat(65)).as_str(),
+            format!("a@{}.example", "d".repeat(64)).as_str(),
+            format!("a@{}.example", vec!["d".repeat(60); 5].join(".")).as_str(),
         ] {
             let err = parse_mailbox(bad).unwrap_err();
             assert_eq!(

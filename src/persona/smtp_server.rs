@@ -20,6 +20,8 @@
 
 use std::io::{self, BufRead, Write};
 
+use crate::envelope::{is_address_literal, is_domain, is_dot_string, quoted_end};
+
 /// One received message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Incoming {
@@ -603,58 +605,6 @@ fn mailbox(path: &str) -> Option<String> {
     let local_ok = local.starts_with('"') || is_dot_string(local);
     let domain_ok = domain.is_none_or(|d| is_domain(d) || is_address_literal(d));
     (local_ok && domain_ok).then(|| mailbox.to_string())
-}
-
-/// Index (in `text`, which follows the opening quote) of the closing quote of a
-/// Quoted-string whose content is qtextSMTP / quoted-pairSMTP (RFC 5321 §4.1.2).
-fn quoted_end(text: &str) -> Option<usize> {
-    let mut escaped = false;
-    for (i, c) in text.char_indices() {
-        if escaped {
-            if !(' '..='~').contains(&c) {
-                return None;
-            }
-            escaped = false;
-        } else if c == '\\' {
-            escaped = true;
-        } else if c == '"' {
-            return Some(i);
-        } else if c.is_control() {
-            return None;
-        }
-    }
-    None
-}
-
-/// Dot-string = Atom *("." Atom); atext per RFC 5322 §3.2.3, plus UTF-8 (RFC 6531).
-fn is_dot_string(text: &str) -> bool {
-    text.split('.').all(|atom| {
-        !atom.is_empty()
-            && atom.chars().all(|c| {
-                c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || !c.is_ascii()
-            })
-    })
-}
-
-/// Domain = sub-domain *("." sub-domain), sub-domain = Let-dig [Ldh-str]; U-labels allowed.
-fn is_domain(text: &str) -> bool {
-    text.split('.').all(|label| {
-        !label.is_empty()
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-            && label.chars().all(|c| {
-                c.is_ascii_alphanumeric() || c == '-' || (!c.is_ascii() && !c.is_control())
-            })
-    })
-}
-
-/// address-literal = "[" ... "]" with dcontent (%d33-90 / %d94-126) inside.
-fn is_address_literal(text: &str) -> bool {
-    text.strip_prefix('[')
-        .and_then(|t| t.strip_suffix(']'))
-        .is_some_and(|inner| {
-            !inner.is_empty() && inner.bytes().all(|b| matches!(b, 33..=90 | 94..=126))
-        })
 }
 
 /// Checks the syntax of MAIL parameters and returns SIZE (RFC 1870 §6), saturated to
