@@ -75,7 +75,8 @@ fn assert_failure(run: &Outcome, want: i32, phase_words: &[&str], bound: Duratio
 /// that "DATA" does not match "end of data"), ignoring ASCII case otherwise.
 fn names(line: &str, word: &str) -> bool {
     if word.bytes().any(|b| b.is_ascii_lowercase()) {
-        line.to_ascii_lowercase().contains(&word.to_ascii_lowercase())
+        line.to_ascii_lowercase()
+            .contains(&word.to_ascii_lowercase())
     } else {
         line.contains(word)
     }
@@ -178,20 +179,11 @@ impl Phase {
                 ],
             ]
             .concat(),
-            Phase::Data => [
-                plain(),
-                envelope(FROM, &[TO]),
-                vec![expect("DATA")],
-            ]
-            .concat(),
+            Phase::Data => [plain(), envelope(FROM, &[TO]), vec![expect("DATA")]].concat(),
             Phase::DataEnd => [
                 plain(),
                 envelope(FROM, &[TO]),
-                vec![
-                    expect("DATA"),
-                    send("354 go ahead\r\n"),
-                    Step::ReadData,
-                ],
+                vec![expect("DATA"), send("354 go ahead\r\n"), Step::ReadData],
             ]
             .concat(),
         }
@@ -200,8 +192,13 @@ impl Phase {
     /// The command line for a run that reaches this phase.
     fn command(self, server: &FakeServer, timeout: u64) -> Command {
         let mut cmd = postie();
-        cmd.args(["--server", &server.addr(), "--timeout", &timeout.to_string()])
-            .args(["-f", FROM, "-s", "fault matrix", "--body", "Hello"]);
+        cmd.args([
+            "--server",
+            &server.addr(),
+            "--timeout",
+            &timeout.to_string(),
+        ])
+        .args(["-f", FROM, "-s", "fault matrix", "--body", "Hello"]);
         match self {
             Phase::StartTls => {
                 cmd.args(["--tls-ca", ca()]);
@@ -236,7 +233,10 @@ impl Phase {
             }
             Fault::Permanent => match self {
                 Phase::Greeting => (
-                    vec![send("554 5.3.2 no SMTP service here\r\n"), Step::QuitOrClose],
+                    vec![
+                        send("554 5.3.2 no SMTP service here\r\n"),
+                        Step::QuitOrClose,
+                    ],
                     69,
                 ),
                 // A 5xx to EHLO makes postie try HELO (RFC 5321 §4.1.4); refuse that too.
@@ -278,10 +278,7 @@ impl Phase {
                 ),
             },
             Fault::Close => (vec![Step::Close], 75),
-            Fault::Silence => (
-                vec![Step::Sleep(Duration::from_secs(TIMEOUT) + SLACK)],
-                75,
-            ),
+            Fault::Silence => (vec![Step::Sleep(Duration::from_secs(TIMEOUT) + SLACK)], 75),
         }
     }
 }
@@ -320,7 +317,10 @@ fn matrix_row(phase: Phase, fault: Fault) -> (Outcome, Session) {
     // Nothing past the fault: no message text unless the fault came after it, and no
     // credentials or mail after a failed STARTTLS.
     if phase != Phase::DataEnd {
-        assert!(session.data.is_empty(), "{case}: the message was sent\n{run}");
+        assert!(
+            session.data.is_empty(),
+            "{case}: the message was sent\n{run}"
+        );
     }
     if phase == Phase::StartTls {
         assert!(
@@ -368,8 +368,13 @@ fn plain_lead() -> Vec<Step> {
 
 fn plain_send(server: &FakeServer, timeout: u64) -> Command {
     let mut cmd = postie();
-    cmd.args(["--server", &server.addr(), "--timeout", &timeout.to_string()])
-        .args(["--tls", "none", "-f", FROM, "-s", "odd server"]);
+    cmd.args([
+        "--server",
+        &server.addr(),
+        "--timeout",
+        &timeout.to_string(),
+    ])
+    .args(["--tls", "none", "-f", FROM, "-s", "odd server"]);
     cmd
 }
 
@@ -515,17 +520,19 @@ fn nul_and_non_ascii_bytes_in_positive_replies_do_not_stop_delivery() {
     // not a reason to fail, and the message gets through.
     let script = [
         vec![
-        Step::SendBytes(b"220 fake.test \xff\xfe ESMTP \x00 gr\xc3\xbc\xc3\x9fe\r\n".to_vec()),
-        expect("EHLO postie.test"),
-        Step::SendBytes(b"250-fake.test \x00\x01\r\n250-X-\xe9T\xe9\r\n250 8BITMIME\r\n".to_vec()),
-        expect_prefix(format!("MAIL FROM:<{FROM}>")),
-        Step::SendBytes(b"250 2.1.0 \xc3(\x00 ok\r\n".to_vec()),
-        expect(format!("RCPT TO:<{TO}>")),
-        send("250 2.1.5 ok\r\n"),
-        expect("DATA"),
-        Step::SendBytes(b"354 \x00\r\n".to_vec()),
-        Step::ReadData,
-        Step::SendBytes(b"250 2.0.0 queued \xf0\x9f\x93\xa8 \x00\r\n".to_vec()),
+            Step::SendBytes(b"220 fake.test \xff\xfe ESMTP \x00 gr\xc3\xbc\xc3\x9fe\r\n".to_vec()),
+            expect("EHLO postie.test"),
+            Step::SendBytes(
+                b"250-fake.test \x00\x01\r\n250-X-\xe9T\xe9\r\n250 8BITMIME\r\n".to_vec(),
+            ),
+            expect_prefix(format!("MAIL FROM:<{FROM}>")),
+            Step::SendBytes(b"250 2.1.0 \xc3(\x00 ok\r\n".to_vec()),
+            expect(format!("RCPT TO:<{TO}>")),
+            send("250 2.1.5 ok\r\n"),
+            expect("DATA"),
+            Step::SendBytes(b"354 \x00\r\n".to_vec()),
+            Step::ReadData,
+            Step::SendBytes(b"250 2.0.0 queued \xf0\x9f\x93\xa8 \x00\r\n".to_vec()),
         ],
         quit(),
     ]
@@ -713,7 +720,12 @@ const SINK_PHASES: [(&str, Phase); 6] = [
 
 /// Runs postie against an smtp-sink started with `flag cmd` for each phase; `want` gives
 /// the exit code per phase (0: the message must be delivered, and dumped).
-fn sink_matrix(flag: &str, arg: impl Fn(&str) -> String, timeout: u64, want: impl Fn(Phase) -> i32) {
+fn sink_matrix(
+    flag: &str,
+    arg: impl Fn(&str) -> String,
+    timeout: u64,
+    want: impl Fn(Phase) -> i32,
+) {
     let Some(bin) = Sink::binary() else {
         return;
     };
@@ -732,7 +744,10 @@ fn sink_matrix(flag: &str, arg: impl Fn(&str) -> String, timeout: u64, want: imp
         if want == 0 {
             assert_no_panic(&run, &case);
             assert_eq!(run.code, Some(0), "{case}\n{run}");
-            assert!(delivered, "{case}: exit 0 but smtp-sink has no message\n{run}");
+            assert!(
+                delivered,
+                "{case}: exit 0 but smtp-sink has no message\n{run}"
+            );
         } else {
             let bound = Duration::from_secs(timeout) + SLACK;
             assert_failure(&run, want, phase.words(), bound, &case);

@@ -137,21 +137,24 @@ pub enum BadCert {
     SelfSigned,
 }
 
-/// DER of the certificate and DER (PKCS#8) of its key for `kind`, made once per process.
-pub fn bad_leaf(kind: BadCert) -> &'static (Vec<u8>, Vec<u8>) {
-    static LEAVES: OnceLock<std::sync::Mutex<Vec<(BadCert, &'static (Vec<u8>, Vec<u8>))>>> =
-        OnceLock::new();
+/// DER of a certificate and DER (PKCS#8) of its key.
+pub type Leaf = (Vec<u8>, Vec<u8>);
+
+/// The [`Leaf`] for `kind`, made once per process.
+pub fn bad_leaf(kind: BadCert) -> &'static Leaf {
+    type Made = Vec<(BadCert, &'static Leaf)>;
+    static LEAVES: OnceLock<std::sync::Mutex<Made>> = OnceLock::new();
     let leaves = LEAVES.get_or_init(Default::default);
     let mut leaves = leaves.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((_, leaf)) = leaves.iter().find(|(k, _)| *k == kind) {
         return leaf;
     }
-    let leaf: &'static (Vec<u8>, Vec<u8>) = Box::leak(Box::new(make_bad_leaf(kind)));
+    let leaf: &'static Leaf = Box::leak(Box::new(make_bad_leaf(kind)));
     leaves.push((kind, leaf));
     leaf
 }
 
-fn make_bad_leaf(kind: BadCert) -> (Vec<u8>, Vec<u8>) {
+fn make_bad_leaf(kind: BadCert) -> Leaf {
     pki();
     let (ca_params, ca_key_der) = CA.get().expect("make_pki set the CA");
     let ca_key = KeyPair::try_from(ca_key_der.as_slice()).expect("CA key");

@@ -1064,7 +1064,10 @@ impl Server<'_> {
     }
 
     fn trickle(&mut self, bytes: &[u8], every: Duration) -> StepResult {
-        self.log(format!("S: <trickle {:?}, one byte every {every:?}>", shorten(bytes)));
+        self.log(format!(
+            "S: <trickle {:?}, one byte every {every:?}>",
+            shorten(bytes)
+        ));
         let start = Instant::now();
         for (i, b) in bytes.iter().enumerate() {
             if start.elapsed() >= MAX_SLEEP {
@@ -1096,7 +1099,12 @@ impl Server<'_> {
                 Ok(0) => break Ok(()),
                 Ok(n) => got.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
                     break Err(format!("the client did not close within {IO_TIMEOUT:?}"))
                 }
                 // A TLS stream or a reset ends the drain like a close.
@@ -1188,8 +1196,8 @@ impl Server<'_> {
         };
         let mut tcp = tcp;
         let config = self.tls_config.clone().unwrap_or_else(server_config);
-        let mut tls = ServerConnection::new(config)
-            .map_err(|e| format!("rustls ServerConnection: {e}"))?;
+        let mut tls =
+            ServerConnection::new(config).map_err(|e| format!("rustls ServerConnection: {e}"))?;
         let mut outcome = Ok(());
         // Each complete_io call moves the handshake on or fails; the socket timeouts bound it.
         for _ in 0..64 {
