@@ -339,6 +339,28 @@ impl Environment {
     }
 }
 
+/// For unit tests elsewhere: `postie ARGS...` resolved on host box.example for user ops,
+/// with no system configuration and `vars` as the only other environment.
+#[cfg(test)]
+pub fn for_tests(args: &[&str], vars: &[(&'static str, &'static str)]) -> Config {
+    use clap::Parser;
+    let vars = vars.to_vec();
+    let args = Args::try_parse_from(std::iter::once("postie").chain(args.iter().copied()))
+        .expect("test arguments parse");
+    let env = Environment {
+        var: Box::new(move |k| match k {
+            SYSCONFDIR_ENV => Some("/nonexistent/postie-test-etc".into()),
+            "USER" => Some("ops".into()),
+            _ => vars
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string()),
+        }),
+        hostname: "box.example".into(),
+    };
+    Config::resolve(args, &env).expect("test configuration resolves")
+}
+
 impl Config {
     /// Resolve arguments over the configuration file's account (flags win). Reads the
     /// password (file, command, env, config, prompt) unless this is a dry run or

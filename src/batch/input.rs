@@ -393,21 +393,11 @@ mod tests {
     }
 
     fn config(args: &[&str]) -> Config {
-        use clap::Parser;
-        let argv = ["postie", "--server", "127.0.0.1:25", "--tls", "none"]
+        let argv: Vec<&str> = ["--server", "127.0.0.1:25", "--tls", "none"]
             .into_iter()
-            .chain(args.iter().copied());
-        let args = crate::cli::Args::try_parse_from(argv).unwrap();
-        let env = crate::config::Environment {
-            var: Box::new(|k| match k {
-                crate::config::SYSCONFDIR_ENV => Some("/nonexistent/postie-test-etc".into()),
-                crate::config::TEST_MODE_ENV => Some("1".into()),
-                "USER" => Some("ops".into()),
-                _ => None,
-            }),
-            hostname: "box.example".into(),
-        };
-        Config::resolve(args, &env).unwrap()
+            .chain(args.iter().copied())
+            .collect();
+        crate::config::for_tests(&argv, &[(crate::config::TEST_MODE_ENV, "1")])
     }
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {

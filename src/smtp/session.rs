@@ -1706,19 +1706,7 @@ mod tests {
     }
 
     fn config_for_tests(args: &[&str]) -> Config {
-        use clap::Parser;
-        let args =
-            crate::cli::Args::try_parse_from(std::iter::once("postie").chain(args.iter().copied()))
-                .unwrap();
-        let env = crate::config::Environment {
-            var: Box::new(|k| match k {
-                crate::config::SYSCONFDIR_ENV => Some("/nonexistent/postie-test-etc".into()),
-                "USER" => Some("ops".into()),
-                _ => None,
-            }),
-            hostname: "box.example".into(),
-        };
-        Config::resolve(args, &env).unwrap()
+        crate::config::for_tests(args, &[])
     }
 
     #[test]
