@@ -62,7 +62,7 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand --color 'Colour the -v transcript: auto (only on a terminal, and not when NO_COLOR is set), always or never'
             cand --quit-after 'Stop cleanly after PHASE (QUIT) and exit 0 if everything up to it succeeded: test a server without sending mail'
             cand --port 'With --mx (or no server configured): the port to use on each MX host [default: 25]'
-            cand --queue-dir 'The queue directory [default: $XDG_STATE_HOME/postie/queue or ~/.local/state/postie/queue; /var/spool/postie for root]'
+            cand --queue-dir 'The queue directory [default: $POSTIE_QUEUE_DIR, else $XDG_STATE_HOME/postie/queue or ~/.local/state/postie/queue; /var/spool/postie for root]'
             cand --queue-max-age 'Give up on a queued message this old and report it to its sender [default: 5d]: seconds, or a number with s, m, h or d'
             cand --tls-no-verify 'Do not verify the server''s TLS certificate. DANGEROUS: anyone on the path can read the mail and the password. For testing only; postie warns on every run'
             cand --no-mta-sts 'Direct delivery (--mx): ignore MTA-STS policies (RFC 8461). By default a domain''s published policy is fetched over HTTPS, cached, and in enforce mode restricts delivery to its listed MX hosts over verified TLS'

@@ -52,7 +52,7 @@ mail\t'After MAIL FROM is accepted'
 rcpt\t'After every RCPT TO is answered (needs a recipient)'
 data\t'After DATA\'s 354: the connection is closed without the end-of-data mark, so nothing is delivered'"
 complete -c postie -l port -d 'With --mx (or no server configured): the port to use on each MX host [default: 25]' -r
-complete -c postie -l queue-dir -d 'The queue directory [default: $XDG_STATE_HOME/postie/queue or ~/.local/state/postie/queue; /var/spool/postie for root]' -r -F
+complete -c postie -l queue-dir -d 'The queue directory [default: $POSTIE_QUEUE_DIR, else $XDG_STATE_HOME/postie/queue or ~/.local/state/postie/queue; /var/spool/postie for root]' -r -F
 complete -c postie -l queue-max-age -d 'Give up on a queued message this old and report it to its sender [default: 5d]: seconds, or a number with s, m, h or d' -r
 complete -c postie -l tls-no-verify -d 'Do not verify the server\'s TLS certificate. DANGEROUS: anyone on the path can read the mail and the password. For testing only; postie warns on every run'
 complete -c postie -l no-mta-sts -d 'Direct delivery (--mx): ignore MTA-STS policies (RFC 8461). By default a domain\'s published policy is fetched over HTTPS, cached, and in enforce mode restricts delivery to its listed MX hosts over verified TLS'

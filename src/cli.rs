@@ -503,8 +503,8 @@ pub struct Args {
     #[arg(long, help_heading = "Queue")]
     pub queue: bool,
 
-    /// The queue directory [default: $XDG_STATE_HOME/postie/queue or
-    /// ~/.local/state/postie/queue; /var/spool/postie for root].
+    /// The queue directory [default: $POSTIE_QUEUE_DIR, else $XDG_STATE_HOME/postie/queue
+    /// or ~/.local/state/postie/queue; /var/spool/postie for root].
     #[arg(long, value_name = "DIR", help_heading = "Queue")]
     pub queue_dir: Option<PathBuf>,
 

@@ -40,6 +40,9 @@ pub const TEST_MODE_ENV: &str = "POSTIE_TEST_MODE";
 pub const RESOLVER_ENV: &str = "POSTIE_RESOLVER";
 /// Test mode only: seconds added to the clock the queue reads (backoff, maximum age).
 pub const CLOCK_SHIFT_ENV: &str = "POSTIE_TEST_CLOCK_SHIFT";
+/// Where the queue lives when no flag or configuration names it (like msmtpq's
+/// MSMTP_QUEUE); it moves the default, so the sendmail persona does not start queueing.
+pub const QUEUE_DIR_ENV: &str = "POSTIE_QUEUE_DIR";
 /// Environment variable that turns the transcript's colour off, whatever its value
 /// (<https://no-color.org>); `--color always` still wins.
 pub const NO_COLOR_ENV: &str = "NO_COLOR";
@@ -675,7 +678,9 @@ fn queue_settings(
 ) -> Result<QueueSettings> {
     let named = args.queue_dir.clone().or(account.queue_dir.clone());
     let var = |k: &str| (env.var)(k).filter(|v| !v.is_empty());
-    let default_dir = if running_as_root(env) {
+    let default_dir = if let Some(dir) = var(QUEUE_DIR_ENV) {
+        Some(PathBuf::from(dir))
+    } else if running_as_root(env) {
         Some(PathBuf::from("/var/spool/postie"))
     } else if let Some(state) = var("XDG_STATE_HOME") {
         Some(PathBuf::from(state).join("postie/queue"))
@@ -1051,6 +1056,26 @@ mod tests {
         let args = Args::try_parse_from(std::iter::once("postie").chain(args.iter().copied()))
             .expect("args parse");
         Config::resolve(args, &env(vars))
+    }
+
+    #[test]
+    fn queue_dir_from_the_environment_moves_the_default_only() {
+        let cfg = resolve(&["--server", "h", "b@x.test"], &[(QUEUE_DIR_ENV, "/q")]).unwrap();
+        assert_eq!(cfg.queue.dir.as_deref(), Some(std::path::Path::new("/q")));
+        assert!(
+            !cfg.queue.dir_configured,
+            "the sendmail persona must not start queueing"
+        );
+        let cfg = resolve(
+            &["--server", "h", "--queue-dir", "/flag", "b@x.test"],
+            &[(QUEUE_DIR_ENV, "/q")],
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.queue.dir.as_deref(),
+            Some(std::path::Path::new("/flag"))
+        );
+        assert!(cfg.queue.dir_configured);
     }
 
     #[test]

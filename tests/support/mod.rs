@@ -18,6 +18,9 @@ pub fn postie() -> Command {
     cmd.env("POSTIE_TEST_MODE", "1")
         .env("POSTIE_SYSCONFDIR", "/nonexistent/postie-test-etc")
         .env("HOME", "/nonexistent/postie-test-home")
+        // Tests run as root in CI, whose default queue is /var/spool/postie: never the
+        // machine's queue either.
+        .env("POSTIE_QUEUE_DIR", "/nonexistent/postie-test-queue")
         .env_remove("XDG_CONFIG_HOME")
         .env_remove("POSTIE_PASSWORD")
         .env_remove("POSTIE_RESOLVER")
