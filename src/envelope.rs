@@ -143,7 +143,8 @@ fn check_addr(input: &str, addr: &str) -> Result<()> {
     }
     let quoted = local
         .strip_prefix('"')
-        .is_some_and(|q| quoted_end(q) == Some(q.len() - 1));
+        // The closing quote must end the local part (a lone `"` has none).
+        .is_some_and(|q| quoted_end(q).is_some_and(|end| end + 1 == q.len()));
     if !(quoted || is_dot_string(local)) {
         return Err(bad_address(input, "malformed local part"));
     }
@@ -362,6 +363,10 @@ mod tests {
             format!("{}@x.example", "a".repeat(65)).as_str(),
             format!("a@{}.example", "d".repeat(64)).as_str(),
             format!("a@{}.example", vec!["d".repeat(60); 5].join(".")).as_str(),
+            // Found by the header_recipients fuzz target in CI: a local part that is a
+            // lone quote made the closing-quote check subtract below zero (a panic).
+            "\"@y.test",
+            "\"\"\"@y.test",
         ] {
             let err = parse_mailbox(bad).unwrap_err();
             assert_eq!(
