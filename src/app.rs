@@ -368,15 +368,36 @@ fn run_batch(args: Args) -> Result<Exit> {
         if !cfg.tls_verify {
             eprintln!("postie: warning: TLS certificates are NOT verified (--tls-no-verify)");
         }
-        // The route and the TLS set-up once, when the first message is ready.
-        let mut link: Option<Link> = None;
+        // The server and its fallbacks (--server a,b), each route and TLS set-up resolved
+        // once, when first needed. A (re)connection tries them in order while the failure
+        // is transient, as a single message does, and never after a 5xx.
+        let servers = server_configs(&cfg);
+        let mut links: Vec<Option<Link>> = servers.iter().map(|_| None).collect();
         let mut connect = || -> Result<smtp::session::Session> {
-            let link = match &mut link {
-                Some(l) => l,
-                None => link.insert(Link::resolve(&cfg)?),
-            };
-            let conn = link.open(&cfg, Transcript::for_config(&cfg))?;
-            smtp::session::Session::open(conn, &cfg, &link.tls)
+            let mut result = Err(anyhow::anyhow!("no server to try (a bug)"));
+            for (i, (one, slot)) in servers.iter().zip(links.iter_mut()).enumerate() {
+                if i > 0 {
+                    if let (Err(e), Some(next)) = (&result, &one.server) {
+                        Transcript::for_config(&cfg).info(&format!(
+                            "Falling back to {}:{} ({e:#})",
+                            next.host, next.port
+                        ));
+                    }
+                }
+                result = (|| {
+                    let link = match slot {
+                        Some(l) => l,
+                        None => slot.insert(Link::resolve(one)?),
+                    };
+                    let conn = link.open(one, Transcript::for_config(one))?;
+                    smtp::session::Session::open(conn, one, &link.tls)
+                })();
+                match &result {
+                    Err(e) if exit_code(e) == Exit::TempFail => continue,
+                    _ => break,
+                }
+            }
+            result
         };
         // --queue: a message that failed temporarily goes to the spool (durably, before it
         // counts as done); without it nothing takes the message, and it is deferred (75).
@@ -414,17 +435,7 @@ fn deliver(
     facts: &mut Facts,
 ) -> Result<Report> {
     let mut message = Some(message);
-    let servers: Vec<Config> = match &cfg.server {
-        Some(_) if !cfg.fallback_servers.is_empty() => std::iter::once(cfg.server.clone())
-            .chain(cfg.fallback_servers.iter().cloned().map(Some))
-            .map(|server| Config {
-                server,
-                fallback_servers: Vec::new(),
-                ..cfg.clone()
-            })
-            .collect(),
-        _ => vec![cfg.clone()],
-    };
+    let servers = server_configs(cfg);
     let mut result = Err(anyhow::anyhow!("no server to try (a bug)"));
     for (i, one) in servers.iter().enumerate() {
         result = over_connection(one, facts, |conn, tls| {
@@ -454,6 +465,22 @@ fn deliver(
         ));
     }
     result
+}
+
+/// One configuration per server to try, in order: the server, then each fallback server
+/// (--server a,b); just `cfg` when there are no fallbacks (or a socket).
+fn server_configs(cfg: &Config) -> Vec<Config> {
+    match &cfg.server {
+        Some(_) if !cfg.fallback_servers.is_empty() => std::iter::once(cfg.server.clone())
+            .chain(cfg.fallback_servers.iter().cloned().map(Some))
+            .map(|server| Config {
+                server,
+                fallback_servers: Vec::new(),
+                ..cfg.clone()
+            })
+            .collect(),
+        _ => vec![cfg.clone()],
+    }
 }
 
 /// Route, connect (with the -v transcript) and run `session` over the connection; with

@@ -700,3 +700,26 @@ fn with_queue_a_deferred_message_is_spooled_for_the_recipients_still_due() {
     let stored = std::fs::read(spool.path().join("msg").join(&ids[0])).unwrap();
     assert!(String::from_utf8_lossy(&stored).contains("body 2"));
 }
+
+#[test]
+fn a_refused_first_server_falls_back_to_the_next_for_the_whole_batch() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let dir = eml_dir(2);
+    let server = FakeServer::start(one_connection(vec![
+        transaction(FROM, &["r1@y.example"]),
+        transaction(FROM, &["r2@y.example"]),
+    ]));
+    let servers = format!("127.0.0.1:{dead},{}", server.addr());
+    let out = go(batch(&servers, &["-v", s(dir.path())]));
+    let seen = server.finish_with(&out.describe());
+    out.assert_code(0, "fallback server takes the batch");
+    assert_eq!((seen.connections, seen.data.len()), (1, 2));
+    assert!(
+        out.stderr.contains("=== Falling back to 127.0.0.1:"),
+        "{}",
+        out.stderr
+    );
+}
