@@ -1556,6 +1556,24 @@ mod tests {
         );
     }
 
+    /// A plain-text [`Session`] to the test server at `addr` (5 s timeouts), its
+    /// configuration, and the envelope a@x.test -> b@x.test.
+    fn session_to(addr: std::net::SocketAddr) -> (Session, Config, Envelope) {
+        let cfg = config_for_tests(&["--server", &addr.to_string(), "--tls", "none"]);
+        let tls = Tls::new(None, true).unwrap();
+        let timeouts = Timeouts {
+            uniform: Some(Duration::from_secs(5)),
+        };
+        let conn =
+            Connection::open("127.0.0.1", &[addr], None, timeouts, Transcript::silent()).unwrap();
+        let session = Session::open(conn, &cfg, &tls).unwrap();
+        let envelope = Envelope {
+            reverse_path: "a@x.test".into(),
+            forward_paths: vec!["b@x.test".into()],
+        };
+        (session, cfg, envelope)
+    }
+
     /// What a thread playing a pipelining server saw of two transactions on one Session:
     /// the bytes of the second group, read once after the client had time to send it all.
     #[test]
@@ -1605,18 +1623,7 @@ mod tests {
             s.write_all(b"221 bye\r\n").unwrap();
             String::from_utf8_lossy(&group[..n]).into_owned()
         });
-        let cfg = config_for_tests(&["--server", &addr.to_string(), "--tls", "none"]);
-        let tls = Tls::new(None, true).unwrap();
-        let timeouts = Timeouts {
-            uniform: Some(Duration::from_secs(5)),
-        };
-        let conn =
-            Connection::open("127.0.0.1", &[addr], None, timeouts, Transcript::silent()).unwrap();
-        let mut session = Session::open(conn, &cfg, &tls).unwrap();
-        let envelope = Envelope {
-            reverse_path: "a@x.test".into(),
-            forward_paths: vec!["b@x.test".into()],
-        };
+        let (mut session, cfg, envelope) = session_to(addr);
         for i in 1..=2 {
             let mut message = Some(Message::in_memory(b"Subject: x\r\n\r\nhi\r\n".to_vec()));
             let report = session.send(&cfg, &envelope, &mut message).unwrap();
@@ -1666,18 +1673,7 @@ mod tests {
             }
             lines
         });
-        let cfg = config_for_tests(&["--server", &addr.to_string(), "--tls", "none"]);
-        let tls = Tls::new(None, true).unwrap();
-        let timeouts = Timeouts {
-            uniform: Some(Duration::from_secs(5)),
-        };
-        let conn =
-            Connection::open("127.0.0.1", &[addr], None, timeouts, Transcript::silent()).unwrap();
-        let mut session = Session::open(conn, &cfg, &tls).unwrap();
-        let envelope = Envelope {
-            reverse_path: "a@x.test".into(),
-            forward_paths: vec!["b@x.test".into()],
-        };
+        let (mut session, cfg, envelope) = session_to(addr);
         let mut body = b"line\r\n".repeat(20_000);
         body.extend_from_slice("caf\u{e9}\r\n".as_bytes());
         let mut message = Some(Message::streaming(
