@@ -1,7 +1,13 @@
-//! Wires the stages in order — args → config → message → envelope → route → connection →
-//! session → report — and turns the outcome into the exit status. No protocol knowledge
-//! lives here. `--probe` hands over to [`crate::probe`]; `--quit-after` before DATA skips
-//! the message stage (stdin is never read) and runs the dialogue only up to its phase. The personas (`sendmail`, `mail`, `newaliases`, `mailq`) only change how the
+//! Wires the stages in order — args → config → message → envelope → engine → report —
+//! and turns the outcome into the exit status.
+//!
+//! Owns: dispatch on the mode of the run (send, dry run, show config, probe, quit-after
+//! rehearsal, batch, `-bs`), the --json, log and stderr reports of the outcome, and
+//! committing a staged message to the queue. Must not: drive a connection or a session,
+//! or decide whether a failure is retried (that is [`crate::engine`], through
+//! [`crate::error::classify`]); compare reply text. `--probe` hands over to
+//! [`crate::probe`]; `--quit-after` before DATA skips the message stage (stdin is never
+//! read). The personas (`sendmail`, `mail`, `newaliases`, `mailq`) only change how the
 //! command line is read and which message fix-ups apply; they share this pipeline.
 
 use std::ffi::OsString;
@@ -16,16 +22,13 @@ use crate::envelope::{self, Envelope};
 use crate::error::{exit_code, Error, Exit};
 use crate::json::{self, Facts, JsonResult, Step};
 use crate::message::{self, Message};
-use crate::net::{self, Connection};
 use crate::persona::sendmail::{self, Mode, SendmailArgs};
 use crate::persona::smtp_server::{self, Incoming, Verdict};
 use crate::persona::{self, mailx, Persona};
 use crate::queue::{self, Sorted};
 use crate::report::Report;
-use crate::route;
-use crate::smtp;
 use crate::smtp::session::Milestone;
-use crate::transcript::{printable, Transcript};
+use crate::transcript::printable;
 
 /// The program: pick the persona, run, print at most one error line, exit with a sysexits
 /// code.
@@ -38,7 +41,10 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
     // `postie queue ...` likewise; delivering uses this module's routes.
     if argv.get(1).is_some_and(|a| a == "queue") {
         let own = argv.get(1..).unwrap_or_default().to_vec();
-        return finish_command("postie", queue::command::main(own, &mut attempt));
+        return finish_command(
+            "postie",
+            queue::command::main(own, &mut crate::engine::attempt),
+        );
     }
     // `postie batch PATH...`: --messages with the paths as positional arguments.
     if argv.get(1).is_some_and(|a| a == "batch") {
@@ -186,7 +192,7 @@ fn send(cfg: &Config, program: &str, facts: &mut Facts) -> Result<Exit> {
     let outcome = if cfg.mx_port.is_some() {
         facts.stage = Some(Step::Resolve);
         let started = std::time::Instant::now();
-        let delivery = crate::deliver::run(cfg, &envelope, Some(message), cfg.quit_after)?;
+        let delivery = crate::engine::mx::run(cfg, &envelope, Some(message), cfg.quit_after)?;
         facts.elapsed = Some(started.elapsed());
         facts.domains.clone_from(&delivery.domains);
         let result = delivery.as_result();
@@ -194,7 +200,7 @@ fn send(cfg: &Config, program: &str, facts: &mut Facts) -> Result<Exit> {
         direct = Some(delivery);
         result
     } else {
-        deliver(cfg, &envelope, message, facts)
+        crate::engine::submit(cfg, &envelope, message, facts)
     };
     if let Ok(report) = &outcome {
         facts.report = Some(report.clone());
@@ -215,7 +221,7 @@ fn send(cfg: &Config, program: &str, facts: &mut Facts) -> Result<Exit> {
     }
     if let Some(staged) = staged {
         let sorted = match &direct {
-            Some(d) => sort_delivery(d, false),
+            Some(d) => d.sorted(false),
             None => Sorted::of(&envelope.forward_paths, &outcome, false),
         };
         if !sorted.deferred.is_empty() {
@@ -249,7 +255,7 @@ fn queue_rest(
     envelope: &Envelope,
     sorted: &Sorted,
     outcome: &Result<Report>,
-    direct: Option<crate::deliver::Delivery>,
+    direct: Option<crate::engine::mx::Delivery>,
 ) -> Result<Exit> {
     let rest = Envelope {
         reverse_path: envelope.reverse_path.clone(),
@@ -294,31 +300,6 @@ fn queue_rest(
     Ok(sorted.refused_exit)
 }
 
-/// A direct delivery's outcome per recipient, domain by domain.
-fn sort_delivery(d: &crate::deliver::Delivery, in_queue: bool) -> Sorted {
-    d.domains.iter().fold(Sorted::default(), |acc, domain| {
-        let one = match (&domain.report, &domain.error) {
-            (_, Some(e)) => Sorted::of_error(&domain.recipients, e, in_queue),
-            (Some(r), None) => Sorted::of_report(r),
-            (None, None) => Sorted::default(),
-        };
-        acc.merge(one)
-    })
-}
-
-/// One delivery attempt for `postie queue run`, through the same routes as a normal run
-/// (the submission server and its fallbacks, or the recipients' MX hosts).
-fn attempt(cfg: &Config, envelope: &Envelope, message: Message) -> Sorted {
-    if cfg.mx_port.is_some() {
-        return match crate::deliver::run(cfg, envelope, Some(message), None) {
-            Ok(d) => sort_delivery(&d, true),
-            Err(e) => Sorted::of_error(&envelope.forward_paths, &e, true),
-        };
-    }
-    let outcome = deliver(cfg, envelope, message, &mut Facts::default());
-    Sorted::of(&envelope.forward_paths, &outcome, true)
-}
-
 /// --quit-after before DATA: no message; the envelope only from `mail` on. Refused
 /// recipients (`rcpt`) are reported and decide the exit code as usual.
 fn rehearse(cfg: &Config, stop: Milestone, program: &str, facts: &mut Facts) -> Result<Exit> {
@@ -326,7 +307,7 @@ fn rehearse(cfg: &Config, stop: Milestone, program: &str, facts: &mut Facts) -> 
         // The recipients' domains decide where to go, so the envelope is needed at once.
         let envelope = envelope::without_message(cfg)?;
         facts.envelope = Some(envelope.clone());
-        let delivery = crate::deliver::run(cfg, &envelope, None, Some(stop))?;
+        let delivery = crate::engine::mx::run(cfg, &envelope, None, Some(stop))?;
         facts.domains.clone_from(&delivery.domains);
         facts.report = Some(delivery.report());
         for line in delivery.failure_lines() {
@@ -339,9 +320,7 @@ fn rehearse(cfg: &Config, stop: Milestone, program: &str, facts: &mut Facts) -> 
         _ => None,
     };
     facts.envelope.clone_from(&envelope);
-    let report = over_connection(cfg, facts, |conn, tls| {
-        smtp::session::rehearse(conn, cfg, tls, envelope.as_ref(), stop)
-    })?;
+    let report = crate::engine::rehearse(cfg, envelope.as_ref(), stop, facts)?;
     facts.report = Some(report.clone());
     for line in report.failure_lines() {
         eprintln!("{program}: {}", printable(&line));
@@ -368,37 +347,9 @@ fn run_batch(args: Args) -> Result<Exit> {
         if !cfg.tls_verify {
             eprintln!("postie: warning: TLS certificates are NOT verified (--tls-no-verify)");
         }
-        // The server and its fallbacks (--server a,b), each route and TLS set-up resolved
-        // once, when first needed. A (re)connection tries them in order while the failure
-        // is transient, as a single message does, and never after a 5xx.
-        let servers = server_configs(&cfg);
-        let mut links: Vec<Option<Link>> = servers.iter().map(|_| None).collect();
-        let mut connect = || -> Result<smtp::session::Session> {
-            let mut result = Err(anyhow::anyhow!("no server to try (a bug)"));
-            for (i, (one, slot)) in servers.iter().zip(links.iter_mut()).enumerate() {
-                if i > 0 {
-                    if let (Err(e), Some(next)) = (&result, &one.server) {
-                        Transcript::for_config(&cfg).info(&format!(
-                            "Falling back to {}:{} ({e:#})",
-                            next.host, next.port
-                        ));
-                    }
-                }
-                result = (|| {
-                    let link = match slot {
-                        Some(l) => l,
-                        None => slot.insert(Link::resolve(one)?),
-                    };
-                    let conn = link.open(one, Transcript::for_config(one))?;
-                    smtp::session::Session::open(conn, one, &link.tls)
-                })();
-                match &result {
-                    Err(e) if exit_code(e) == Exit::TempFail => continue,
-                    _ => break,
-                }
-            }
-            result
-        };
+        // The server and its fallbacks, through the engine (as a single message goes).
+        let mut connector = crate::engine::Connector::new(&cfg);
+        let mut connect = || connector.open();
         // --queue: a message that failed temporarily goes to the spool (durably, before it
         // counts as done); without it nothing takes the message, and it is deferred (75).
         let mut spool: Option<queue::Spool> = None;
@@ -425,142 +376,6 @@ fn run_batch(args: Args) -> Result<Exit> {
     outcome
 }
 
-/// Route, connect and run the SMTP session for one message: with the server, then each
-/// fallback server in order while the failure is transient (no connection, a 4xx) and the
-/// message has not been handed over yet; never after a 5xx.
-fn deliver(
-    cfg: &Config,
-    envelope: &Envelope,
-    message: Message,
-    facts: &mut Facts,
-) -> Result<Report> {
-    let mut message = Some(message);
-    let servers = server_configs(cfg);
-    let mut result = Err(anyhow::anyhow!("no server to try (a bug)"));
-    for (i, one) in servers.iter().enumerate() {
-        result = over_connection(one, facts, |conn, tls| {
-            smtp::session::deliver_keeping(conn, one, tls, envelope, &mut message)
-        });
-        let transient = match &result {
-            Err(e) => exit_code(e) == Exit::TempFail,
-            Ok(report) => report.final_reply.is_none() && report.exit() == Exit::TempFail,
-        };
-        let Some(next) = servers.get(i + 1).and_then(|c| c.server.as_ref()) else {
-            break;
-        };
-        if !transient || message.is_none() {
-            break;
-        }
-        let why = match &result {
-            Err(e) => format!("{e:#}"),
-            Ok(report) => report.failure_lines().join("; "),
-        };
-        let this = one
-            .server
-            .as_ref()
-            .map_or_else(String::new, |s| format!("{}:{}", s.host, s.port));
-        Transcript::for_config(cfg).info(&format!(
-            "Falling back to {}:{} ({this}: {why})",
-            next.host, next.port
-        ));
-    }
-    result
-}
-
-/// One configuration per server to try, in order: the server, then each fallback server
-/// (--server a,b); just `cfg` when there are no fallbacks (or a socket).
-fn server_configs(cfg: &Config) -> Vec<Config> {
-    match &cfg.server {
-        Some(_) if !cfg.fallback_servers.is_empty() => std::iter::once(cfg.server.clone())
-            .chain(cfg.fallback_servers.iter().cloned().map(Some))
-            .map(|server| Config {
-                server,
-                fallback_servers: Vec::new(),
-                ..cfg.clone()
-            })
-            .collect(),
-        _ => vec![cfg.clone()],
-    }
-}
-
-/// Route, connect (with the -v transcript) and run `session` over the connection; with
-/// --show-time and -v, the total time at the end. `facts` gets what the wire showed.
-fn over_connection<T>(
-    cfg: &Config,
-    facts: &mut Facts,
-    session: impl FnOnce(Connection, &net::tls::Tls) -> Result<T>,
-) -> Result<T> {
-    facts.stage = Some(Step::Resolve);
-    let link = Link::resolve(cfg)?;
-    let transcript = Transcript::for_config(cfg);
-    let trace = transcript.trace().clone();
-    let started = std::time::Instant::now();
-    let result = link
-        .open(cfg, transcript)
-        .and_then(|conn| session(conn, &link.tls));
-    let seen = trace.snapshot();
-    let elapsed = started.elapsed();
-    let waited = seen.timings.iter().map(|t| t.elapsed).sum();
-    Transcript::for_config(cfg).total(elapsed, waited);
-    facts.trace = Some(seen);
-    facts.elapsed = Some(elapsed);
-    result
-}
-
-/// Where the configured server is and how to reach it: resolved once, then any number of
-/// connections (`postie batch` reconnects over the same route and TLS set-up).
-struct Link {
-    /// `None` for --socket: nothing to resolve, and never TLS (config refused it).
-    route: Option<route::Route>,
-    tls: net::tls::Tls,
-}
-
-impl Link {
-    fn resolve(cfg: &Config) -> Result<Link> {
-        let route = match (&cfg.socket, &cfg.server) {
-            (Some(_), _) => None,
-            (None, Some(server)) => {
-                let dns_timeout = cfg.timeouts.for_phase(crate::net::timeout::Phase::Connect);
-                let mut route = route::submission(server, cfg.security, cfg.resolver, dns_timeout)?;
-                route.addrs = route::only(route.addrs, cfg.family);
-                if route.addrs.is_empty() {
-                    return Err(Error::NoHost(format!(
-                        "{} has no address of the family asked for (-4/-6)",
-                        server.host
-                    ))
-                    .into());
-                }
-                Some(route)
-            }
-            (None, None) => {
-                return Err(
-                    Error::Config("no mail server given: use --server HOST[:PORT]".into()).into(),
-                )
-            }
-        };
-        let tls = net::tls::Tls::new(cfg.tls_ca.as_deref(), cfg.tls_verify)?;
-        Ok(Link { route, tls })
-    }
-
-    /// A new connection (with implicit TLS, its handshake done), writing `transcript`.
-    fn open(&self, cfg: &Config, transcript: Transcript) -> Result<Connection> {
-        match (&cfg.socket, &self.route) {
-            (_, Some(route)) => {
-                let implicit = (route.security == Security::Implicit).then_some(&self.tls);
-                Connection::open(
-                    &route.host,
-                    &route.addrs,
-                    implicit,
-                    cfg.timeouts,
-                    transcript,
-                )
-            }
-            (Some(path), None) => Connection::open_unix(path, cfg.timeouts, transcript),
-            (None, None) => Err(anyhow::anyhow!("no route and no socket (a bug)")),
-        }
-    }
-}
-
 /// The sendmail command line: the message comes from stdin (or, with -bs, over SMTP on
 /// stdin/stdout); the server and credentials from the configuration file.
 fn run_sendmail(sa: SendmailArgs) -> Result<Exit> {
@@ -578,7 +393,7 @@ fn run_sendmail(sa: SendmailArgs) -> Result<Exit> {
             if sa.verbose > 0 {
                 place.push(OsString::from("-v"));
             }
-            return queue::command::run(&place, false, &mut attempt);
+            return queue::command::run(&place, false, &mut crate::engine::attempt);
         }
         Mode::Deliver | Mode::Smtp => {}
     }
@@ -637,7 +452,7 @@ fn serve_smtp(cfg: &Config) -> Result<Exit> {
                 forward_paths: paths,
             };
             let message = message::sign(cfg, Message::in_memory(incoming.data))?;
-            deliver(cfg, &envelope, message, &mut Facts::default())
+            crate::engine::submit(cfg, &envelope, message, &mut crate::engine::Unobserved)
         })();
         match result {
             Ok(report) => {
@@ -653,7 +468,7 @@ fn serve_smtp(cfg: &Config) -> Result<Exit> {
             Err(e) => {
                 let text = format!("{e:#}");
                 eprintln!("sendmail: {}", printable(&text));
-                if exit_code(&e) == Exit::TempFail {
+                if crate::error::classify(&e).retry != crate::error::Retry::Never {
                     Verdict::TempFail(text)
                 } else {
                     Verdict::PermFail(text)

@@ -5,6 +5,11 @@
 //! an `anyhow` error with context, which maps to EX_SOFTWARE (70) unless an I/O error sits
 //! in its chain (EX_IOERR, 74). 4xx replies always map to EX_TEMPFAIL (75), never to
 //! msmtp's EX_UNAVAILABLE.
+//!
+//! [`classify`] is the one place that also decides what a failure means for the delivery
+//! engine: try the next host now, retry later, give up ([`Retry`]), and whether the
+//! session it happened in can go on ([`Class::in_step`], [`Class::reconnect`]). Every
+//! route and mode (submission with fallbacks, MX, batch, queue run, `-bs`) asks it.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -138,6 +143,85 @@ impl Error {
     }
 }
 
+impl Error {
+    /// Temporary, and raised before the message reached the server (the phase is one
+    /// before the message data): another host may take the message now.
+    fn before_data(&self) -> bool {
+        let phase = match self {
+            Error::Reply { phase, .. }
+            | Error::Timeout { phase, .. }
+            | Error::Lost { phase, .. } => *phase,
+            // No connection at all, or no address for this host at the moment.
+            Error::Connect(_) | Error::DnsTemporary(_) => return true,
+            _ => return false,
+        };
+        !matches!(phase, Phase::DataBlock | Phase::DataEnd | Phase::Quit)
+    }
+}
+
+/// What a failure means for the next step of a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Permanent: neither another host nor a later try can help (5xx, bad data, policy,
+    /// configuration). The exit code is the permanent one.
+    Never,
+    /// Temporary, and the message has not reached this server yet: the next host (the
+    /// next server of a fallback list, the next MX) may take it now (RFC 5321 §5.1).
+    NextHost,
+    /// Temporary, but the server may already have the message (the connection was lost
+    /// or timed out in or after the data): no other host now, retry later (75, queue).
+    Later,
+}
+
+/// A failure, classified once for every route and mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Class {
+    pub exit: Exit,
+    pub retry: Retry,
+    /// The server answered with a reply and is still talking: the session may go on (after
+    /// RSET) or end with QUIT.
+    pub in_step: bool,
+    /// The session is over, but a new one may take the message: a 421 anywhere (RFC 5321
+    /// §3.8), a "too many messages" 452 / x.5.3 to MAIL, a lost or silent connection.
+    pub reconnect: bool,
+}
+
+/// Classify any error: the first typed [`Error`] in the chain decides (as for
+/// [`exit_code`]); an untyped error is local or a bug, never retried.
+pub fn classify(err: &anyhow::Error) -> Class {
+    let exit = exit_code(err);
+    let Some(typed) = err.chain().find_map(|c| c.downcast_ref::<Error>()) else {
+        return Class {
+            exit,
+            retry: Retry::Never,
+            in_step: false,
+            reconnect: false,
+        };
+    };
+    let closing = matches!(typed, Error::Reply { reply, .. } if reply.code.as_u16() == 421);
+    let retry = match exit {
+        Exit::TempFail if typed.before_data() => Retry::NextHost,
+        Exit::TempFail => Retry::Later,
+        _ => Retry::Never,
+    };
+    let too_many = matches!(typed, Error::Reply { phase: Phase::Mail, reply, .. }
+        if reply.code.severity == Severity::TransientNegative
+            && (reply.code.as_u16() == 452
+                || reply.enhanced.is_some_and(|e| e.class == 4 && e.subject == 5 && e.detail == 3)));
+    let in_step = matches!(
+        typed,
+        Error::Reply { .. } | Error::Unavailable(_) | Error::Data(_)
+    ) && !closing;
+    let reconnect =
+        closing || too_many || matches!(typed, Error::Lost { .. } | Error::Timeout { .. });
+    Class {
+        exit,
+        retry,
+        in_step,
+        reconnect,
+    }
+}
+
 /// Exit code for a negative reply in a phase (design.md §2).
 pub fn reply_exit(phase: Phase, reply: &Reply) -> Exit {
     match reply.code.severity {
@@ -145,7 +229,8 @@ pub fn reply_exit(phase: Phase, reply: &Reply) -> Exit {
         Severity::PermanentNegative => match phase {
             Phase::Auth => Exit::NoPerm,
             Phase::Rcpt => Exit::NoUser,
-            Phase::Mail | Phase::DataInit | Phase::DataEnd => Exit::DataErr,
+            // Any BDAT chunk too (a 552 to a middle chunk: the message is too big).
+            Phase::Mail | Phase::DataInit | Phase::DataBlock | Phase::DataEnd => Exit::DataErr,
             _ => Exit::Unavailable,
         },
         // A positive reply where another was required, e.g. 250 to DATA.
@@ -226,10 +311,245 @@ mod tests {
             (Phase::Auth, "535 5.7.8 bad\r\n", Exit::NoPerm),
             (Phase::Auth, "454 4.7.0 later\r\n", Exit::TempFail),
             (Phase::Greeting, "554 go away\r\n", Exit::Unavailable),
+            (Phase::DataBlock, "552 5.3.4 too big\r\n", Exit::DataErr),
             (Phase::Ehlo, "250 ok\r\n", Exit::Protocol),
         ];
         for (phase, text, want) in cases {
             assert_eq!(reply_exit(phase, &reply(text)), want, "{phase:?} {text:?}");
+        }
+    }
+
+    fn refused(phase: Phase, text: &str) -> anyhow::Error {
+        Error::Reply {
+            phase,
+            what: "x".into(),
+            reply: reply(&format!("{text}\r\n")),
+        }
+        .into()
+    }
+
+    fn lost(phase: Phase) -> anyhow::Error {
+        Error::Lost {
+            phase,
+            source: std::io::Error::new(std::io::ErrorKind::BrokenPipe, "gone"),
+        }
+        .into()
+    }
+
+    fn timeout(phase: Phase) -> anyhow::Error {
+        Error::Timeout {
+            phase,
+            after: Duration::from_secs(1),
+        }
+        .into()
+    }
+
+    /// The one classification every route and mode uses: (error, exit, retry, in step,
+    /// reconnect).
+    #[test]
+    fn one_classification_for_every_failure() {
+        use Retry::{Later, Never, NextHost};
+        let cases: Vec<(anyhow::Error, Exit, Retry, bool, bool)> = vec![
+            (
+                Error::Connect("refused".into()).into(),
+                Exit::TempFail,
+                NextHost,
+                false,
+                false,
+            ),
+            (
+                Error::DnsTemporary("servfail".into()).into(),
+                Exit::TempFail,
+                NextHost,
+                false,
+                false,
+            ),
+            (
+                Error::NoHost("nxdomain".into()).into(),
+                Exit::NoHost,
+                Never,
+                false,
+                false,
+            ),
+            // A tarpit: the greeting never comes (RFC 5321 §5.1: try the next MX).
+            (
+                timeout(Phase::Greeting),
+                Exit::TempFail,
+                NextHost,
+                false,
+                true,
+            ),
+            (timeout(Phase::Ehlo), Exit::TempFail, NextHost, false, true),
+            (timeout(Phase::Rcpt), Exit::TempFail, NextHost, false, true),
+            (timeout(Phase::DataEnd), Exit::TempFail, Later, false, true),
+            (lost(Phase::Greeting), Exit::TempFail, NextHost, false, true),
+            (lost(Phase::Mail), Exit::TempFail, NextHost, false, true),
+            (lost(Phase::DataBlock), Exit::TempFail, Later, false, true),
+            (lost(Phase::DataEnd), Exit::TempFail, Later, false, true),
+            (
+                refused(Phase::Greeting, "421 busy"),
+                Exit::TempFail,
+                NextHost,
+                false,
+                true,
+            ),
+            (
+                refused(Phase::Greeting, "554 no service"),
+                Exit::Unavailable,
+                Never,
+                true,
+                false,
+            ),
+            (
+                refused(Phase::Ehlo, "451 later"),
+                Exit::TempFail,
+                NextHost,
+                true,
+                false,
+            ),
+            (
+                refused(Phase::Auth, "454 4.7.0 later"),
+                Exit::TempFail,
+                NextHost,
+                true,
+                false,
+            ),
+            (
+                refused(Phase::Auth, "535 5.7.8 bad"),
+                Exit::NoPerm,
+                Never,
+                true,
+                false,
+            ),
+            (
+                refused(Phase::Mail, "452 4.5.3 too many messages"),
+                Exit::TempFail,
+                NextHost,
+                true,
+                true,
+            ),
+            (
+                refused(Phase::Mail, "451 4.5.3 too many"),
+                Exit::TempFail,
+                NextHost,
+                true,
+                true,
+            ),
+            (
+                refused(Phase::Mail, "452 too many messages"),
+                Exit::TempFail,
+                NextHost,
+                true,
+                true,
+            ),
+            (
+                refused(Phase::Mail, "450 4.7.1 greylisted"),
+                Exit::TempFail,
+                NextHost,
+                true,
+                false,
+            ),
+            (
+                refused(Phase::Mail, "421 4.3.2 bye"),
+                Exit::TempFail,
+                NextHost,
+                false,
+                true,
+            ),
+            (
+                refused(Phase::Mail, "550 5.7.1 no"),
+                Exit::DataErr,
+                Never,
+                true,
+                false,
+            ),
+            (
+                refused(Phase::Rcpt, "452 4.5.3 too many recipients"),
+                Exit::TempFail,
+                NextHost,
+                true,
+                false,
+            ),
+            (
+                refused(Phase::DataInit, "451 later"),
+                Exit::TempFail,
+                NextHost,
+                true,
+                false,
+            ),
+            // A BDAT chunk or the end of data refused: the message reached the server.
+            (
+                refused(Phase::DataBlock, "552 5.3.4 too big"),
+                Exit::DataErr,
+                Never,
+                true,
+                false,
+            ),
+            (
+                refused(Phase::DataBlock, "451 later"),
+                Exit::TempFail,
+                Later,
+                true,
+                false,
+            ),
+            (
+                refused(Phase::DataEnd, "451 later"),
+                Exit::TempFail,
+                Later,
+                true,
+                false,
+            ),
+            (
+                refused(Phase::DataEnd, "421 closing"),
+                Exit::TempFail,
+                Later,
+                false,
+                true,
+            ),
+            (
+                refused(Phase::DataEnd, "554 rejected"),
+                Exit::DataErr,
+                Never,
+                true,
+                false,
+            ),
+            (
+                Error::Protocol("junk".into()).into(),
+                Exit::Protocol,
+                Never,
+                false,
+                false,
+            ),
+            (
+                Error::Unavailable("no TLS".into()).into(),
+                Exit::Unavailable,
+                Never,
+                true,
+                false,
+            ),
+            (
+                anyhow::Error::from(Error::Connect("x".into())).context("with context"),
+                Exit::TempFail,
+                NextHost,
+                false,
+                false,
+            ),
+            (
+                anyhow::anyhow!("a bug"),
+                Exit::Software,
+                Never,
+                false,
+                false,
+            ),
+        ];
+        for (err, exit, retry, in_step, reconnect) in cases {
+            let want = Class {
+                exit,
+                retry,
+                in_step,
+                reconnect,
+            };
+            assert_eq!(classify(&err), want, "{err:#}");
         }
     }
 

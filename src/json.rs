@@ -50,7 +50,7 @@ pub struct Facts {
     /// every domain's in one report).
     pub report: Option<Report>,
     /// Direct MX delivery: each recipient domain's outcome.
-    pub domains: Vec<crate::deliver::DomainOutcome>,
+    pub domains: Vec<crate::engine::mx::DomainOutcome>,
     /// From the first connection attempt to the end of the session.
     pub elapsed: Option<Duration>,
     /// The step the run entered last before any connection (e.g. resolving the server):
@@ -69,6 +69,18 @@ pub struct Queued {
     pub reason: String,
     /// The recipients still to deliver to.
     pub recipients: Vec<String>,
+}
+
+/// The engine reports what the wire showed as it goes.
+impl crate::engine::Observer for Facts {
+    fn resolving(&mut self) {
+        self.stage = Some(Step::Resolve);
+    }
+
+    fn connection(&mut self, seen: Trace, elapsed: Duration) {
+        self.trace = Some(seen);
+        self.elapsed = Some(elapsed);
+    }
 }
 
 impl Facts {
@@ -142,8 +154,8 @@ pub struct DomainTlsJson {
     pub verified: bool,
 }
 
-impl From<&crate::deliver::DomainOutcome> for DomainJson {
-    fn from(d: &crate::deliver::DomainOutcome) -> DomainJson {
+impl From<&crate::engine::mx::DomainOutcome> for DomainJson {
+    fn from(d: &crate::engine::mx::DomainOutcome) -> DomainJson {
         DomainJson {
             domain: d.domain.clone(),
             recipients: d.recipients.clone(),
@@ -524,7 +536,7 @@ impl JsonResult {
                 message: facts
                     .domains
                     .iter()
-                    .flat_map(crate::deliver::DomainOutcome::failure_lines)
+                    .flat_map(crate::engine::mx::DomainOutcome::failure_lines)
                     .collect::<Vec<_>>()
                     .join("; "),
                 phase: None,
@@ -825,7 +837,7 @@ mod tests {
 
     #[test]
     fn direct_delivery_lists_each_domain() {
-        use crate::deliver::DomainOutcome;
+        use crate::engine::mx::DomainOutcome;
         use std::sync::Arc;
         let accepted = DomainOutcome {
             domain: "a.test".into(),

@@ -68,6 +68,13 @@ impl Report {
             .fold(Exit::Ok, Exit::most_urgent)
     }
 
+    /// No recipient took the message and at least one refusal was temporary: another host
+    /// may take it now (the engine's "next host" rule for a transaction that ended in
+    /// replies rather than an error).
+    pub fn untaken_and_retryable(&self) -> bool {
+        self.final_reply.is_none() && self.exit() == Exit::TempFail
+    }
+
     /// Lines for stderr: one per refused recipient, and (SMTP) the partial-delivery note.
     /// Under LMTP every recipient's line already carries its own final reply, so there is
     /// no note.

@@ -4,7 +4,7 @@
 //! (RFC 5321 §5.1: MX hosts by preference, the implicit MX, address literals). The DNS
 //! questions are `dns`'s; this module connects to nothing.
 
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 
 use anyhow::Result;
 
@@ -33,9 +33,9 @@ pub fn submission(
         (Err(_), Some(dns)) => {
             crate::dns::Resolver::new(Some(dns), timeout)?.addrs(&server.host, server.port)?
         }
-        (Err(_), None) => (server.host.as_str(), server.port)
-            .to_socket_addrs()
-            .map_err(|e| Error::NoHost(format!("cannot resolve {}: {e}", server.host)))?
+        (Err(_), None) => system_lookup(&server.host)?
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, server.port))
             .collect(),
     };
     if addrs.is_empty() {
@@ -47,6 +47,39 @@ pub fn submission(
         security,
         addrs,
     })
+}
+
+/// The system resolver's addresses for `host` (getaddrinfo: /etc/hosts, nsswitch, DNS),
+/// in its order. The answer decides the exit code as the MX route's lookups do: a name
+/// that does not exist (or has no address) is NoHost (68); a lookup that may work later —
+/// EAI_AGAIN (no resolver answered, SERVFAIL), or a local failure (EAI_SYSTEM, memory) —
+/// is DnsTemporary (75), so the message is queued rather than given up.
+fn system_lookup(host: &str) -> Result<Vec<IpAddr>> {
+    use dns_lookup::LookupErrorKind as Kind;
+    match dns_lookup::lookup_host(host) {
+        Ok(ips) => {
+            let mut unique: Vec<IpAddr> = Vec::new();
+            for ip in ips {
+                if !unique.contains(&ip) {
+                    unique.push(ip);
+                }
+            }
+            Ok(unique)
+        }
+        Err(e) => {
+            let kind = e.kind();
+            let why = std::io::Error::from(e);
+            Err(match kind {
+                Kind::Again | Kind::System | Kind::Memory | Kind::IO | Kind::Unknown => {
+                    Error::DnsTemporary(format!(
+                        "cannot resolve {host} now (temporary failure: {why}); try again later"
+                    ))
+                }
+                _ => Error::NoHost(format!("cannot resolve {host}: {why}")),
+            }
+            .into())
+        }
+    }
 }
 
 /// One recipient domain of the envelope, and its recipients in envelope order.

@@ -32,11 +32,10 @@ use anyhow::Result;
 
 use crate::config::Config;
 use crate::envelope::Envelope;
-use crate::error::{exit_code, Error, Exit};
-use crate::net::timeout::Phase;
+use crate::error::{classify, exit_code, Error, Exit, Retry};
 use crate::report::Report;
 use crate::smtp::reply::Severity;
-use crate::smtp::session::{closing, Session};
+use crate::smtp::session::Session;
 use input::{Item, Prepare};
 pub use output::Printer;
 
@@ -291,7 +290,7 @@ fn send_one(
                     *link.session = Some(s);
                 }
                 Err(e) => {
-                    if exit_code(&e) == Exit::TempFail && reconnects < MAX_RECONNECTS {
+                    if classify(&e).retry != Retry::Never && reconnects < MAX_RECONNECTS {
                         reconnects += 1;
                         pause(reconnects);
                         continue;
@@ -312,8 +311,9 @@ fn send_one(
             }
             Err(e) => e,
         };
-        let retry = worth_reconnecting(&err);
-        if retry || !in_step(&err) {
+        let class = classify(&err);
+        let retry = class.reconnect;
+        if retry || !class.in_step {
             if let Some(mut s) = link.session.take() {
                 if retry {
                     s.transcript().info(&format!(
@@ -323,7 +323,7 @@ fn send_one(
                     ));
                 }
                 // After a 452 the server still talks (and Session::send sent RSET).
-                if in_step(&err) {
+                if class.in_step {
                     s.quit();
                 }
             }
@@ -350,39 +350,6 @@ fn pause(reconnects: usize) {
     if reconnects > 1 {
         let ms = 500 * (reconnects as u64 - 1);
         std::thread::sleep(Duration::from_millis(ms));
-    }
-}
-
-/// The server answered with a reply and did not close: the session can go on (after the
-/// RSET that [`Session::send`] sends).
-fn in_step(err: &anyhow::Error) -> bool {
-    let polite = matches!(
-        err.downcast_ref::<Error>(),
-        Some(Error::Reply { .. } | Error::Unavailable(_) | Error::Data(_))
-    );
-    polite && !closing(err)
-}
-
-/// Worth a new session and another try of the same message: 421 anywhere, a "too many"
-/// 452 (or x.5.3) to MAIL, a lost connection, a server that stopped answering.
-fn worth_reconnecting(err: &anyhow::Error) -> bool {
-    if closing(err) {
-        return true;
-    }
-    match err.downcast_ref::<Error>() {
-        Some(Error::Reply {
-            phase: Phase::Mail,
-            reply,
-            ..
-        }) => {
-            reply.code.severity == Severity::TransientNegative
-                && (reply.code.as_u16() == 452
-                    || reply
-                        .enhanced
-                        .is_some_and(|e| e.to_string().starts_with("4.5.3")))
-        }
-        Some(Error::Lost { .. } | Error::Timeout { .. }) => true,
-        _ => false,
     }
 }
 
@@ -516,6 +483,7 @@ fn duplicate(err: &anyhow::Error) -> anyhow::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::timeout::Phase;
     use crate::smtp::reply::parse;
 
     fn reply_err(phase: Phase, text: &str) -> anyhow::Error {
@@ -525,50 +493,6 @@ mod tests {
             reply: parse(text.as_bytes()).unwrap().unwrap().0,
         }
         .into()
-    }
-
-    #[test]
-    fn which_failures_reconnect() {
-        let lost = || -> anyhow::Error {
-            Error::Lost {
-                phase: Phase::Rcpt,
-                source: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "gone"),
-            }
-            .into()
-        };
-        let cases: Vec<(anyhow::Error, bool, bool)> = vec![
-            // (error, reconnect and retry, session still usable)
-            (reply_err(Phase::Mail, "421 4.3.2 bye\r\n"), true, false),
-            (reply_err(Phase::DataEnd, "421 closing\r\n"), true, false),
-            (
-                reply_err(Phase::Mail, "452 4.5.3 too many messages\r\n"),
-                true,
-                true,
-            ),
-            (reply_err(Phase::Mail, "451 4.5.3 too many\r\n"), true, true),
-            (
-                reply_err(Phase::Mail, "452 too many messages\r\n"),
-                true,
-                true,
-            ),
-            (
-                reply_err(Phase::Mail, "450 4.7.1 greylisted\r\n"),
-                false,
-                true,
-            ),
-            (
-                reply_err(Phase::Rcpt, "452 4.5.3 too many recipients\r\n"),
-                false,
-                true,
-            ),
-            (reply_err(Phase::Mail, "550 5.7.1 no\r\n"), false, true),
-            (lost(), true, false),
-            (Error::Protocol("junk".into()).into(), false, false),
-        ];
-        for (err, retry, step) in cases {
-            assert_eq!(worth_reconnecting(&err), retry, "{err:#}");
-            assert_eq!(in_step(&err), step, "{err:#}");
-        }
     }
 
     #[test]

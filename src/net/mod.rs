@@ -127,6 +127,9 @@ pub struct Connection {
 /// memory flat whatever the message size).
 pub const FLUSH_AT: usize = 64 * 1024;
 
+/// How long a failed write waits for a reply the server may have sent before closing.
+const WAITING_REPLY: Duration = Duration::from_secs(2);
+
 /// A read or write error in a phase, as a typed error.
 fn io_failure(phase: Phase, after: Duration, e: io::Error) -> Error {
     match e.kind() {
@@ -336,7 +339,55 @@ impl Connection {
         let after = self.set_timeouts(Phase::DataBlock);
         let result = self.stream.write_all(bytes);
         self.last_sent = Instant::now();
-        result.map_err(|e| io_failure(Phase::DataBlock, after, e).into())
+        result.map_err(|e| self.write_failed(Phase::DataBlock, after, e))
+    }
+
+    /// A write failed. A server that refuses a message often says why and closes (Exim's
+    /// 552 for a message too big, then the close that breaks the pipe): a reply already
+    /// waiting is read (briefly: it is there or it is not) and is the error, so the
+    /// outcome does not depend on how far the write got. Otherwise the write's failure.
+    fn write_failed(&mut self, phase: Phase, after: Duration, e: io::Error) -> anyhow::Error {
+        let failure = io_failure(phase, after, e);
+        if !matches!(failure, Error::Lost { .. }) {
+            return failure.into();
+        }
+        self.out.clear();
+        match self.waiting_reply(after.min(WAITING_REPLY)) {
+            Some(reply) => {
+                let tls = self.is_tls();
+                self.transcript.received(&reply, tls, None);
+                let what = match phase {
+                    Phase::DataBlock | Phase::DataEnd => "the message".to_string(),
+                    other => other.to_string(),
+                };
+                Error::Reply { phase, what, reply }.into()
+            }
+            None => failure.into(),
+        }
+    }
+
+    /// A complete reply that is already on its way, within `wait`; `None` when the
+    /// connection ends or the time passes first.
+    fn waiting_reply(&mut self, wait: Duration) -> Option<Reply> {
+        let deadline = Instant::now() + wait;
+        let mut chunk = [0u8; 8192];
+        loop {
+            if let Ok(Some((reply, used))) = reply::parse(&self.buf) {
+                self.buf.drain(..used);
+                return Some(reply);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            self.set_read_timeout(left.max(Duration::from_millis(1)));
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return None,
+            }
+        }
     }
 
     /// At -vv, message data line by line.
@@ -379,7 +430,7 @@ impl Connection {
         if self.out.capacity() > 2 * FLUSH_AT {
             self.out.shrink_to(FLUSH_AT);
         }
-        result.map_err(|e| io_failure(phase, after, e).into())
+        result.map_err(|e| self.write_failed(phase, after, e))
     }
 
     /// True between the first byte of a DATA payload and its end-of-data mark: the server
@@ -556,7 +607,10 @@ impl Connection {
     /// end-of-data mark) with whatever is queued after it, at the next read or flush.
     pub fn data_writer(&mut self) -> DataWriter<'_> {
         self.in_data = true;
-        DataWriter { conn: self }
+        DataWriter {
+            conn: self,
+            failed: None,
+        }
     }
 }
 
@@ -564,16 +618,24 @@ impl Connection {
 /// each line in the transcript.
 pub struct DataWriter<'a> {
     conn: &'a mut Connection,
+    /// The typed error of the write that failed (a reply the server sent, a timeout): what
+    /// [`DataWriter::failure`] gives back, since `io::Write` can only carry an io error.
+    failed: Option<anyhow::Error>,
 }
 
 impl DataWriter<'_> {
-    /// The typed error for a failed data write.
-    pub fn failure(&self, e: io::Error) -> Error {
-        io_failure(
-            Phase::DataBlock,
-            self.conn.timeouts.for_phase(Phase::DataBlock),
-            e,
-        )
+    /// The typed error for a failed data write: the connection's own, when the failure
+    /// came from it; else `e` as a failure of the data phase.
+    pub fn failure(&mut self, e: io::Error) -> anyhow::Error {
+        match self.failed.take() {
+            Some(err) => err,
+            None => io_failure(
+                Phase::DataBlock,
+                self.conn.timeouts.for_phase(Phase::DataBlock),
+                e,
+            )
+            .into(),
+        }
     }
 }
 
@@ -581,12 +643,11 @@ impl Write for DataWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self.conn.queue_data(buf) {
             Ok(()) => Ok(buf.len()),
-            Err(e) => Err(match e.downcast::<Error>() {
-                Ok(Error::Lost { source, .. }) => source,
-                Ok(Error::Timeout { .. }) => io::ErrorKind::TimedOut.into(),
-                Ok(other) => io::Error::other(other.to_string()),
-                Err(other) => io::Error::other(other.to_string()),
-            }),
+            Err(e) => {
+                let text = e.to_string();
+                self.failed = Some(e);
+                Err(io::Error::other(text))
+            }
         }
     }
 

@@ -370,14 +370,6 @@ fn is_polite(err: &anyhow::Error) -> bool {
     )
 }
 
-/// A 421 reply: the server is closing the connection (RFC 5321 §3.8).
-pub fn closing(err: &anyhow::Error) -> bool {
-    matches!(
-        err.downcast_ref::<Error>(),
-        Some(Error::Reply { reply, .. }) if reply.code.as_u16() == 421
-    )
-}
-
 /// The report of a dialogue that stopped before RCPT: no recipients, no final reply.
 fn no_report() -> Report {
     Report {
@@ -414,13 +406,7 @@ pub fn explore(conn: Connection, cfg: &Config, tls: &Tls, starttls: bool) -> Res
         quit(&mut conn);
         return Ok(Explored::Done);
     }
-    if let Err(e) = command(
-        &mut conn,
-        &Command::StartTls,
-        Phase::StartTls,
-        Severity::PositiveCompletion,
-        "STARTTLS",
-    ) {
+    if let Err(e) = starttls_command(&mut conn) {
         // A refused STARTTLS leaves a server that still talks.
         let polite = matches!(e.downcast_ref::<Error>(), Some(Error::Reply { .. }));
         if polite {
@@ -498,15 +484,49 @@ fn command(
     expect(reply, want, phase, what)
 }
 
-/// The server's greeting must be positive.
+/// The server's greeting must be 220 (RFC 5321 §4.3.2). A 4xx or 5xx greeting (554: "no
+/// SMTP service here", §3.1) is a refusal, answered with QUIT by the caller; any other
+/// code (221, 250, ...) is not a greeting at all.
 fn greeting(conn: &mut Connection) -> Result<()> {
-    let greeting = conn.read_reply(Phase::Greeting)?;
-    expect(
-        greeting,
+    let reply = conn.read_reply(Phase::Greeting)?;
+    match reply.code.severity {
+        _ if reply.code.as_u16() == 220 => Ok(()),
+        Severity::TransientNegative | Severity::PermanentNegative => Err(Error::Reply {
+            phase: Phase::Greeting,
+            what: "the server's greeting".into(),
+            reply,
+        }
+        .into()),
+        Severity::PositiveCompletion | Severity::PositiveIntermediate => {
+            Err(not_expected(conn, &reply, "its greeting", 220))
+        }
+    }
+}
+
+/// A reply of the right severity but the wrong code (250 to STARTTLS, 221 as a greeting):
+/// the server does not speak the protocol, and the dialogue cannot go on.
+fn not_expected(conn: &mut Connection, reply: &Reply, what: &str, want: u16) -> anyhow::Error {
+    let msg = format!(
+        "the server answered {what} with {} where only {want} is valid; giving up",
+        reply.summary()
+    );
+    conn.transcript().error(&msg);
+    Error::Protocol(msg).into()
+}
+
+/// STARTTLS and its reply, which must be 220 (RFC 3207 §4): anything else positive is
+/// no go-ahead for a handshake. A refusal comes back as the reply error.
+fn starttls_command(conn: &mut Connection) -> Result<()> {
+    let reply = command(
+        conn,
+        &Command::StartTls,
+        Phase::StartTls,
         Severity::PositiveCompletion,
-        Phase::Greeting,
-        "the server's greeting",
+        "STARTTLS",
     )?;
+    if reply.code.as_u16() != 220 {
+        return Err(not_expected(conn, &reply, "STARTTLS", 220));
+    }
     Ok(())
 }
 
@@ -576,13 +596,7 @@ fn secure(
         conn.transcript().error(&err.to_string());
         return Err(quit_after(&mut conn, err.into()));
     }
-    if let Err(e) = command(
-        &mut conn,
-        &Command::StartTls,
-        Phase::StartTls,
-        Severity::PositiveCompletion,
-        "STARTTLS",
-    ) {
+    if let Err(e) = starttls_command(&mut conn) {
         return Err(quit_after(&mut conn, e));
     }
     conn.starttls(tls)
@@ -592,14 +606,8 @@ fn secure(
 /// when the server refused STARTTLS with a reply (still talking, in plain text). A failed
 /// handshake is an error marked [`StartTlsFailed`].
 fn opportunistic(mut conn: Connection, tls: &Tls) -> Result<(Connection, bool)> {
-    match command(
-        &mut conn,
-        &Command::StartTls,
-        Phase::StartTls,
-        Severity::PositiveCompletion,
-        "STARTTLS",
-    ) {
-        Ok(_) => {}
+    match starttls_command(&mut conn) {
+        Ok(()) => {}
         Err(e) if matches!(e.downcast_ref::<Error>(), Some(Error::Reply { .. })) => {
             conn.transcript()
                 .info("STARTTLS refused; going on without TLS (opportunistic, RFC 7435)");
@@ -1298,7 +1306,7 @@ fn send_data(conn: &mut Connection, ctx: &Tx, message: Message) -> Result<()> {
         }
         if let Err(e) = stuffer.write_all(&chunk[..n]) {
             drop(stuffer);
-            return Err(writer.failure(e).into());
+            return Err(writer.failure(e));
         }
     }
     match stuffer.finish() {
@@ -1306,7 +1314,7 @@ fn send_data(conn: &mut Connection, ctx: &Tx, message: Message) -> Result<()> {
             conn.end_data();
             Ok(())
         }
-        Err(e) => Err(writer.failure(e).into()),
+        Err(e) => Err(writer.failure(e)),
     }
 }
 

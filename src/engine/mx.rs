@@ -3,10 +3,10 @@
 //!
 //! For each domain (recipients grouped by `route::by_domain`), the MX hosts are tried in
 //! preference order; each host's addresses share one connect budget
-//! ([`Connection::open`]). The next host is tried when a host cannot be reached, loses the
-//! connection before its greeting, or answers the greeting, EHLO or MAIL with a 4xx reply;
-//! never after a 5xx, and never once MAIL was accepted (the transaction then has an
-//! outcome). With opportunistic STARTTLS (RFC 7435) a failed handshake is retried once on
+//! ([`Connection::open`]). The next host is tried by the engine's one rule
+//! ([`super::next_host`]): the host cannot be reached, times out, loses the connection or
+//! answers with a 4xx before the message data, or defers every recipient; never after a
+//! 5xx, and never once the message data has begun. With opportunistic STARTTLS (RFC 7435) a failed handshake is retried once on
 //! the same host in plain text (RFC 7435 §6.1; Postfix's `may` level does the same). AUTH
 //! happens only when the user gave `--user` (`config` drops an account's login for MX
 //! delivery). The MTA-STS and DANE checks are meant to plug in per domain: they set
@@ -34,16 +34,16 @@ use crate::config::{Config, Content, Security, SendmailOptions, Source};
 use crate::dane;
 use crate::dns::Resolver;
 use crate::envelope::Envelope;
-use crate::error::{exit_code, Error, Exit};
+use crate::error::{classify, exit_code, Error, Exit, Retry};
 use crate::message::{self, Message};
 use crate::mta_sts;
 use crate::net::timeout::Phase;
 use crate::net::tls::Tls;
 use crate::net::Connection;
+use crate::queue::Sorted;
 use crate::report::Report;
 use crate::route::{self, Domain};
 use crate::smtp;
-use crate::smtp::reply::Severity;
 use crate::smtp::session::{Milestone, StartTlsFailed};
 use crate::trace::TlsInfo;
 use crate::transcript::Transcript;
@@ -166,6 +166,19 @@ impl Delivery {
                 .collect(),
             final_reply: reports.filter_map(|r| r.final_reply.clone()).next_back(),
         }
+    }
+
+    /// Each recipient as the queue sees it (delivered, deferred, refused), domain by
+    /// domain; `in_queue` classifies for `queue run`, which retries more.
+    pub fn sorted(&self, in_queue: bool) -> Sorted {
+        self.domains.iter().fold(Sorted::default(), |acc, domain| {
+            let one = match (&domain.report, &domain.error) {
+                (_, Some(e)) => Sorted::of_error(&domain.recipients, e, in_queue),
+                (Some(r), None) => Sorted::of_report(r),
+                (None, None) => Sorted::default(),
+            };
+            acc.merge(one)
+        })
     }
 
     /// The outcome as one result (for the log line): the combined report, or, when a
@@ -303,7 +316,9 @@ fn deliver_domain(
         forward_paths: domain.recipients.clone(),
     };
     let mut last: Option<anyhow::Error> = None;
-    for host in hosts {
+    let count = hosts.len();
+    for (i, host) in hosts.into_iter().enumerate() {
+        let more_hosts = i + 1 < count;
         let addrs = match route::host_addrs(resolver, &host.host, port, cfg.family) {
             Ok(a) => a,
             Err(e) => {
@@ -376,9 +391,19 @@ fn deliver_domain(
                         .push(format!("{}: {e:#} (retried without TLS)", host.host));
                     security = Security::Plain;
                 }
-                Err(e) if try_next(&e) => {
+                Err(e) if classify(&e).retry == Retry::NextHost => {
                     out.tried.push(format!("{}: {e:#}", host.host));
                     last = Some(e);
+                    break;
+                }
+                // Every recipient deferred (4xx to each RCPT): nobody has the message, so
+                // the next host is offered it, as after a 4xx to MAIL.
+                Ok(report) if report.untaken_and_retryable() && more_hosts => {
+                    out.tried.push(format!(
+                        "{}: {}",
+                        host.host,
+                        report.failure_lines().join("; ")
+                    ));
                     break;
                 }
                 result => {
@@ -514,25 +539,6 @@ fn dane_step(cfg: &Config, host: &str, port: u16) -> Result<DaneStep> {
     })
 }
 
-/// Whether a failure with one MX host means the next one should be tried: the host could
-/// not be reached or dropped the connection before greeting, or it answered the greeting,
-/// EHLO or MAIL with a transient (4xx) reply. Never after a 5xx.
-fn try_next(err: &anyhow::Error) -> bool {
-    err.chain().any(|c| match c.downcast_ref::<Error>() {
-        Some(Error::Connect(_)) => true,
-        Some(Error::Lost {
-            phase: Phase::Greeting,
-            ..
-        }) => true,
-        Some(Error::Reply {
-            phase: Phase::Greeting | Phase::Ehlo | Phase::Mail,
-            reply,
-            ..
-        }) => reply.code.severity == Severity::TransientNegative,
-        _ => false,
-    })
-}
-
 /// The message, once per domain.
 enum Copies {
     /// A rehearsal: no message.
@@ -659,52 +665,6 @@ mod tests {
 
     fn reply(text: &str) -> crate::smtp::reply::Reply {
         parse(format!("{text}\r\n").as_bytes()).unwrap().unwrap().0
-    }
-
-    #[test]
-    fn which_failures_move_on_to_the_next_mx() {
-        let refused = |phase, text: &str| -> anyhow::Error {
-            Error::Reply {
-                phase,
-                what: "x".into(),
-                reply: reply(text),
-            }
-            .into()
-        };
-        let cases: Vec<(anyhow::Error, bool)> = vec![
-            (Error::Connect("refused".into()).into(), true),
-            (refused(Phase::Greeting, "421 busy"), true),
-            (refused(Phase::Greeting, "554 go away"), false),
-            (refused(Phase::Ehlo, "451 later"), true),
-            (refused(Phase::Mail, "452 full"), true),
-            (refused(Phase::Mail, "550 no"), false),
-            (refused(Phase::DataEnd, "451 later"), false),
-            (refused(Phase::Rcpt, "450 later"), false),
-            (
-                Error::Lost {
-                    phase: Phase::Greeting,
-                    source: io::Error::other("reset"),
-                }
-                .into(),
-                true,
-            ),
-            (
-                Error::Lost {
-                    phase: Phase::DataEnd,
-                    source: io::Error::other("reset"),
-                }
-                .into(),
-                false,
-            ),
-            (Error::NoHost("x".into()).into(), false),
-            (
-                anyhow::Error::from(Error::Connect("x".into())).context("with context"),
-                true,
-            ),
-        ];
-        for (err, want) in cases {
-            assert_eq!(try_next(&err), want, "{err:#}");
-        }
     }
 
     fn outcome(

@@ -1,0 +1,265 @@
+//! The delivery engine: the only code that drives route → connection → session.
+//!
+//! Owns: the order in which hosts are tried and when to move on — the submission server
+//! and its fallbacks (`--server a,b`), each recipient domain's MX hosts ([`mx`]: MX
+//! preference, A/AAAA, MTA-STS, DANE, the opportunistic-TLS retry in plain text), a unix
+//! socket (LMTP) — and the sessions `postie batch` reconnects ([`Connector`]). Every mode
+//! comes through here: a single send ([`submit`], [`mx::run`]), `--quit-after` rehearsals
+//! ([`rehearse`]), `postie batch`, `postie queue run` ([`attempt`]) and `sendmail -bs`.
+//!
+//! Decides through one classification: [`crate::error::classify`] says whether a failure
+//! lets the next host take the message now ([`Retry::NextHost`]: no connection, a 4xx or
+//! a silent server before the message data), must wait ([`Retry::Later`]: the server may
+//! have the message), or is final. A transaction in which every recipient was deferred
+//! (4xx to each RCPT) counts as "next host" too: the message has reached nobody. The
+//! message is offered to the next host only while the session has not taken it
+//! (`session::deliver_keeping` takes it after DATA's 354).
+//!
+//! Must not: parse the command line, print the final report or pick the exit code (the
+//! caller does, from the outcome); compare reply text.
+//!
+//! RFC 5321 §5.1 (try the next MX host), §3.8 (421), RFC 7435 §6.1 (opportunistic TLS).
+
+pub mod mx;
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use crate::config::{Config, Security};
+use crate::envelope::Envelope;
+use crate::error::{classify, Error, Retry};
+use crate::message::Message;
+use crate::net::{self, Connection};
+use crate::queue::Sorted;
+use crate::report::Report;
+use crate::route;
+use crate::smtp;
+use crate::smtp::session::{Milestone, Session};
+use crate::trace::Trace;
+use crate::transcript::Transcript;
+
+/// What the engine tells the report about a run as it goes: `--json` (json::Facts) and
+/// anything else that wants to watch. Every method has a default that does nothing.
+pub trait Observer {
+    /// Routing has begun: names are being looked up.
+    fn resolving(&mut self) {}
+    /// One connection ended: what the wire showed, and how long the dialogue took.
+    fn connection(&mut self, _seen: Trace, _elapsed: Duration) {}
+}
+
+/// An observer that watches nothing.
+pub struct Unobserved;
+
+impl Observer for Unobserved {}
+
+/// Whether the next host should be offered the message: a failure that [`classify`]
+/// calls [`Retry::NextHost`], or a transaction whose recipients were all deferred.
+pub fn next_host(outcome: &Result<Report>) -> bool {
+    match outcome {
+        Err(e) => classify(e).retry == Retry::NextHost,
+        Ok(report) => report.untaken_and_retryable(),
+    }
+}
+
+/// Send one message through the submission route: the server, then each fallback server
+/// in order while [`next_host`] says so and the message has not been handed over.
+pub fn submit(
+    cfg: &Config,
+    envelope: &Envelope,
+    message: Message,
+    observer: &mut dyn Observer,
+) -> Result<Report> {
+    let mut message = Some(message);
+    let servers = server_configs(cfg);
+    let mut result = Err(anyhow::anyhow!("no server to try"));
+    for (i, one) in servers.iter().enumerate() {
+        result = over_connection(one, observer, |conn, tls| {
+            smtp::session::deliver_keeping(conn, one, tls, envelope, &mut message)
+        });
+        let Some(next) = servers.get(i + 1).and_then(|c| c.server.as_ref()) else {
+            break;
+        };
+        if !next_host(&result) || message.is_none() {
+            break;
+        }
+        let why = match &result {
+            Err(e) => format!("{e:#}"),
+            Ok(report) => report.failure_lines().join("; "),
+        };
+        let this = one
+            .server
+            .as_ref()
+            .map_or_else(String::new, |s| format!("{}:{}", s.host, s.port));
+        Transcript::for_config(cfg).info(&format!(
+            "Falling back to {}:{} ({this}: {why})",
+            next.host, next.port
+        ));
+    }
+    result
+}
+
+/// `--quit-after` before DATA through the submission route (the first server only: a
+/// rehearsal is about one server). `envelope` is needed from `mail` on.
+pub fn rehearse(
+    cfg: &Config,
+    envelope: Option<&Envelope>,
+    stop: Milestone,
+    observer: &mut dyn Observer,
+) -> Result<Report> {
+    over_connection(cfg, observer, |conn, tls| {
+        smtp::session::rehearse(conn, cfg, tls, envelope, stop)
+    })
+}
+
+/// One delivery attempt for `postie queue run`, through the same routes as a normal run
+/// (the submission server and its fallbacks, or the recipients' MX hosts), sorted per
+/// recipient for the queue.
+pub fn attempt(cfg: &Config, envelope: &Envelope, message: Message) -> Sorted {
+    if cfg.mx_port.is_some() {
+        return match mx::run(cfg, envelope, Some(message), None) {
+            Ok(d) => d.sorted(true),
+            Err(e) => Sorted::of_error(&envelope.forward_paths, &e, true),
+        };
+    }
+    let outcome = submit(cfg, envelope, message, &mut Unobserved);
+    Sorted::of(&envelope.forward_paths, &outcome, true)
+}
+
+/// Opens sessions for `postie batch`: through the server and its fallbacks, each route
+/// and TLS set-up resolved once, when first needed. A (re)connection tries the servers
+/// in order while [`classify`] says the next host may help, as a single message does.
+pub struct Connector {
+    servers: Vec<Config>,
+    links: Vec<Option<Link>>,
+}
+
+impl Connector {
+    pub fn new(cfg: &Config) -> Connector {
+        let servers = server_configs(cfg);
+        let links = servers.iter().map(|_| None).collect();
+        Connector { servers, links }
+    }
+
+    /// A session ready for MAIL, from the first server that gives one.
+    pub fn open(&mut self) -> Result<Session> {
+        let mut result = Err(anyhow::anyhow!("no server to try"));
+        for (i, (one, slot)) in self.servers.iter().zip(self.links.iter_mut()).enumerate() {
+            if i > 0 {
+                if let (Err(e), Some(next)) = (&result, &one.server) {
+                    Transcript::for_config(one).info(&format!(
+                        "Falling back to {}:{} ({e:#})",
+                        next.host, next.port
+                    ));
+                }
+            }
+            result = (|| {
+                let link = match slot {
+                    Some(l) => l,
+                    None => slot.insert(Link::resolve(one)?),
+                };
+                let conn = link.open(one, Transcript::for_config(one))?;
+                Session::open(conn, one, &link.tls)
+            })();
+            match &result {
+                Err(e) if classify(e).retry == Retry::NextHost => continue,
+                _ => break,
+            }
+        }
+        result
+    }
+}
+
+/// One configuration per server to try, in order: the server, then each fallback server
+/// (--server a,b); just `cfg` when there are no fallbacks (or a socket).
+fn server_configs(cfg: &Config) -> Vec<Config> {
+    match &cfg.server {
+        Some(_) if !cfg.fallback_servers.is_empty() => std::iter::once(cfg.server.clone())
+            .chain(cfg.fallback_servers.iter().cloned().map(Some))
+            .map(|server| Config {
+                server,
+                fallback_servers: Vec::new(),
+                ..cfg.clone()
+            })
+            .collect(),
+        _ => vec![cfg.clone()],
+    }
+}
+
+/// Route, connect (with the -v transcript) and run `session` over the connection; with
+/// --show-time and -v, the total time at the end. The observer gets what the wire showed.
+fn over_connection<T>(
+    cfg: &Config,
+    observer: &mut dyn Observer,
+    session: impl FnOnce(Connection, &net::tls::Tls) -> Result<T>,
+) -> Result<T> {
+    observer.resolving();
+    let link = Link::resolve(cfg)?;
+    let transcript = Transcript::for_config(cfg);
+    let trace = transcript.trace().clone();
+    let started = Instant::now();
+    let result = link
+        .open(cfg, transcript)
+        .and_then(|conn| session(conn, &link.tls));
+    let seen = trace.snapshot();
+    let elapsed = started.elapsed();
+    let waited = seen.timings.iter().map(|t| t.elapsed).sum();
+    Transcript::for_config(cfg).total(elapsed, waited);
+    observer.connection(seen, elapsed);
+    result
+}
+
+/// Where the configured server is and how to reach it: resolved once, then any number of
+/// connections (`postie batch` reconnects over the same route and TLS set-up).
+struct Link {
+    /// `None` for --socket: nothing to resolve, and never TLS (config refused it).
+    route: Option<route::Route>,
+    tls: net::tls::Tls,
+}
+
+impl Link {
+    fn resolve(cfg: &Config) -> Result<Link> {
+        let route = match (&cfg.socket, &cfg.server) {
+            (Some(_), _) => None,
+            (None, Some(server)) => {
+                let dns_timeout = cfg.timeouts.for_phase(crate::net::timeout::Phase::Connect);
+                let mut route = route::submission(server, cfg.security, cfg.resolver, dns_timeout)?;
+                route.addrs = route::only(route.addrs, cfg.family);
+                if route.addrs.is_empty() {
+                    return Err(Error::NoHost(format!(
+                        "{} has no address of the family asked for (-4/-6)",
+                        server.host
+                    ))
+                    .into());
+                }
+                Some(route)
+            }
+            (None, None) => {
+                return Err(
+                    Error::Config("no mail server given: use --server HOST[:PORT]".into()).into(),
+                )
+            }
+        };
+        let tls = net::tls::Tls::new(cfg.tls_ca.as_deref(), cfg.tls_verify)?;
+        Ok(Link { route, tls })
+    }
+
+    /// A new connection (with implicit TLS, its handshake done), writing `transcript`.
+    fn open(&self, cfg: &Config, transcript: Transcript) -> Result<Connection> {
+        match (&cfg.socket, &self.route) {
+            (_, Some(route)) => {
+                let implicit = (route.security == Security::Implicit).then_some(&self.tls);
+                Connection::open(
+                    &route.host,
+                    &route.addrs,
+                    implicit,
+                    cfg.timeouts,
+                    transcript,
+                )
+            }
+            (Some(path), None) => Connection::open_unix(path, cfg.timeouts, transcript),
+            // Link::resolve gives a route whenever there is no socket.
+            (None, None) => Err(Error::Config("no mail server given".into()).into()),
+        }
+    }
+}
