@@ -348,8 +348,7 @@ fn run_batch(args: Args) -> Result<Exit> {
             eprintln!("postie: warning: TLS certificates are NOT verified (--tls-no-verify)");
         }
         // The server and its fallbacks, through the engine (as a single message goes).
-        let mut connector = crate::engine::Connector::new(&cfg);
-        let mut connect = || connector.open();
+        let mut sessions = crate::engine::Sessions::new(&cfg);
         // --queue: a message that failed temporarily goes to the spool (durably, before it
         // counts as done); without it nothing takes the message, and it is deferred (75).
         let mut spool: Option<queue::Spool> = None;
@@ -367,7 +366,7 @@ fn run_batch(args: Args) -> Result<Exit> {
             spool.add(envelope, message, why).map(Some)
         };
         let mut printer = crate::batch::Printer::new("postie", verbosity, json);
-        crate::batch::run(&cfg, &mut connect, &mut on_retryable, &mut printer)
+        crate::batch::run(&cfg, &mut sessions, &mut on_retryable, &mut printer)
             .map(|summary| summary.exit)
     });
     if let Err(e) = &outcome {

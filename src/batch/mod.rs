@@ -4,22 +4,29 @@
 //! The inputs are checked whole first ([`input::plan`]): a bad JSON line or an empty
 //! directory stops the run before anything is sent. Then each message is opened (ready
 //! messages stream from their files), enveloped as a single message would be, and sent as
-//! one transaction of one [`Session`]; the route, the TLS set-up, the greeting, EHLO,
-//! STARTTLS and AUTH happen once per connection, not per message.
+//! one transaction over the engine's [`Sessions`]; the route, the TLS set-up, the
+//! greeting, EHLO, STARTTLS and AUTH happen once per connection, not per message.
 //!
-//! Reconnecting: a server that limits messages per connection says so with 421 (at any
-//! point, RFC 5321 §3.8) or with 452 to MAIL (RFC 5321 §4.5.3.1.10 "too many"; 4.5.3 in
-//! enhanced codes), and a server may also just drop the connection. Then the session is
-//! closed, a new one opened, and the same message tried again: at most
-//! [`MAX_RECONNECTS`] times per message. When that runs out, or a new session cannot be
-//! opened at all, the run gives up: the message and every one after it end with that
-//! failure (75 when it is temporary), and are offered to the retry hook.
+//! Reconnecting and falling back are the engine's ([`Sessions::send`]): a server that
+//! limits messages per connection says so with 421 (at any point, RFC 5321 §3.8) or with
+//! 452 to MAIL (RFC 5321 §4.5.3.1.10 "too many"; 4.5.3 in enhanced codes), and a server
+//! may also just drop the connection. Then the session is closed, a new one opened, and
+//! the same message tried again: at most [`MAX_RECONNECTS`] times per message. A failure
+//! that lets the next host take the message (a 4xx before the data, every recipient
+//! deferred) moves on to the next server of a fallback list, as a single message does.
+//! When the reconnections run out, or a new session cannot be opened at all, the run
+//! gives up: the message and every one after it end with that failure (75 when it is
+//! temporary), and are offered to the retry hook.
 //!
 //! Every other failure is that message's own outcome: a permanent one is reported and the
 //! run goes on; a temporary one (4xx to RCPT or DATA, ...) is offered to the retry hook
 //! (the queue, when it is on), with the envelope narrowed to the recipients still due. The
 //! exit code is the most urgent over all messages (design.md §2: 75, then the permanent
 //! code, then 0); a message the hook queued counts as done.
+//!
+//! Owns: reading the inputs, one outcome per message, the retry hook, the report. Must
+//! not: open connections or decide retries itself (the engine does, through
+//! [`crate::error::classify`]).
 
 pub mod input;
 mod mbox;
@@ -31,20 +38,15 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use crate::config::Config;
+use crate::engine::Sessions;
 use crate::envelope::Envelope;
-use crate::error::{classify, exit_code, Error, Exit, Retry};
+use crate::error::{exit_code, Error, Exit};
 use crate::report::Report;
 use crate::smtp::reply::Severity;
-use crate::smtp::session::Session;
 use input::{Item, Prepare};
 pub use output::Printer;
 
-/// How many times one message may make postie reconnect before the run gives up.
-pub const MAX_RECONNECTS: usize = 3;
-
-/// Opens a new session (route, connection, greeting ... AUTH). Called lazily: not before
-/// the first message is ready, and again after a session ended.
-pub type Connect<'a> = dyn FnMut() -> Result<Session> + 'a;
+pub use crate::engine::MAX_RECONNECTS;
 
 /// Offered each message that failed temporarily: its envelope (only the recipients still
 /// due), the whole message, and why it failed. Returns the queue id when the message was
@@ -179,7 +181,7 @@ impl Summary {
 /// `out`. Fails (sending nothing) when the inputs do not check out.
 pub fn run(
     cfg: &Config,
-    connect: &mut Connect<'_>,
+    sessions: &mut Sessions,
     on_retryable: &mut OnRetryable<'_>,
     out: &mut Printer,
 ) -> Result<Summary> {
@@ -187,19 +189,13 @@ pub fn run(
     let items = input::plan(cfg, &cfg.messages)?;
     let mut prep = Prepare::new(cfg);
     let mut summary = Summary::new(items.len());
-    let mut session: Option<Session> = None;
     let mut gave_up: Option<anyhow::Error> = None;
     for (i, item) in items.iter().enumerate() {
         let mut give_up = None;
         let mut outcome = match &gave_up {
             Some(reason) => not_tried(&mut prep, i, item, reason),
             None => {
-                let mut link = Link {
-                    session: &mut session,
-                    connect: &mut *connect,
-                    connections: &mut summary.connections,
-                };
-                let (outcome, reason) = send_one(cfg, &mut prep, &mut link, i, item);
+                let (outcome, reason) = send_one(&mut prep, sessions, i, item);
                 give_up = reason;
                 outcome
             }
@@ -213,53 +209,28 @@ pub fn run(
             gave_up = give_up;
         }
     }
-    if let Some(s) = session.take() {
-        s.quit();
-    }
+    sessions.close();
+    summary.connections = sessions.connections;
     summary.elapsed = started.elapsed();
     out.summary(&summary);
     Ok(summary)
 }
 
-/// The session slot and how to fill it.
-struct Link<'s, 'c, 'f> {
-    session: &'s mut Option<Session>,
-    connect: &'c mut Connect<'f>,
-    connections: &'s mut usize,
-}
-
-/// Send one message, reconnecting as the server asks. The second value is set when the run
+/// Send one message through the engine's sessions. The second value is set when the run
 /// must give up: the failure to report for every message after this one.
 fn send_one(
-    cfg: &Config,
     prep: &mut Prepare<'_>,
-    link: &mut Link<'_, '_, '_>,
+    sessions: &mut Sessions,
     index: usize,
     item: &Item,
 ) -> (Outcome, Option<anyhow::Error>) {
-    let (envelope, message) = match prep.item(item) {
-        Ok(x) => x,
-        Err(e) => {
-            let outcome = Outcome {
-                index: index + 1,
-                source: item.source(),
-                envelope: None,
-                size: None,
-                result: Err(e),
-                queued: None,
-                queue_error: None,
-                not_tried: false,
-            };
-            return (outcome, None);
-        }
-    };
-    // The result is set before every return below; no error is made up front (an
-    // anyhow::Error captures a backtrace when RUST_BACKTRACE is set: costly per message).
     let mut outcome = Outcome {
         index: index + 1,
         source: item.source(),
         envelope: None,
         size: None,
+        // Set below; no error is made up front (an anyhow::Error captures a backtrace
+        // when RUST_BACKTRACE is set: costly per message).
         result: Ok(Report {
             recipients: Vec::new(),
             final_reply: None,
@@ -268,89 +239,24 @@ fn send_one(
         queue_error: None,
         not_tried: false,
     };
-    outcome.size = message.size;
-    let mut message = Some(message);
-    outcome.envelope = Some(envelope.clone());
-    let mut reconnects = 0;
-    loop {
-        if message.is_none() {
-            // A failed attempt got as far as sending it: open it again.
-            match prep.item(item) {
-                Ok((_, m)) => message = Some(m),
-                Err(e) => {
-                    outcome.result = Err(e);
-                    return (outcome, None);
-                }
-            }
-        }
-        if link.session.is_none() {
-            match (link.connect)() {
-                Ok(s) => {
-                    *link.connections += 1;
-                    *link.session = Some(s);
-                }
-                Err(e) => {
-                    if classify(&e).retry != Retry::Never && reconnects < MAX_RECONNECTS {
-                        reconnects += 1;
-                        pause(reconnects);
-                        continue;
-                    }
-                    let reason = duplicate(&e);
-                    outcome.result = Err(e);
-                    return (outcome, Some(reason));
-                }
-            }
-        }
-        let Some(session) = link.session.as_mut() else {
-            continue;
-        };
-        let err = match session.send(cfg, &envelope, &mut message) {
-            Ok(report) => {
-                outcome.result = Ok(report);
-                return (outcome, None);
-            }
-            Err(e) => e,
-        };
-        let class = classify(&err);
-        let retry = class.reconnect;
-        if retry || !class.in_step {
-            if let Some(mut s) = link.session.take() {
-                if retry {
-                    s.transcript().info(&format!(
-                        "{}: the server ended the session; reconnecting ({})",
-                        outcome.source,
-                        crate::transcript::printable(&format!("{err:#}"))
-                    ));
-                }
-                // After a 452 the server still talks (and Session::send sent RSET).
-                if class.in_step {
-                    s.quit();
-                }
-            }
-        }
-        if !retry {
-            outcome.result = Err(err);
+    let (envelope, message) = match prep.item(item) {
+        Ok(x) => x,
+        Err(e) => {
+            outcome.result = Err(e);
             return (outcome, None);
         }
-        if reconnects >= MAX_RECONNECTS {
-            let reason = duplicate(&err).context(format!(
-                "giving up after {MAX_RECONNECTS} reconnections for one message"
-            ));
-            outcome.result = Err(err);
-            return (outcome, Some(reason));
-        }
-        reconnects += 1;
-        pause(reconnects);
-    }
-}
-
-/// The first reconnection is at once (a per-connection message limit is routine); later
-/// ones wait a little longer each time.
-fn pause(reconnects: usize) {
-    if reconnects > 1 {
-        let ms = 500 * (reconnects as u64 - 1);
-        std::thread::sleep(Duration::from_millis(ms));
-    }
+    };
+    outcome.size = message.size;
+    outcome.envelope = Some(envelope.clone());
+    let mut reopen = || prep.item(item).map(|(_, m)| m);
+    let sent = sessions.send(&envelope, message, &outcome.source, &mut reopen);
+    let reason = match (&sent.give_up, &sent.result) {
+        (Some(why), Err(e)) if why.is_empty() => Some(duplicate(e)),
+        (Some(why), Err(e)) => Some(duplicate(e).context(why.clone())),
+        _ => None,
+    };
+    outcome.result = sent.result;
+    (outcome, reason)
 }
 
 /// A message after the run gave up: opened only to have its envelope for the report and

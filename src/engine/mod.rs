@@ -126,26 +126,55 @@ pub fn attempt(cfg: &Config, envelope: &Envelope, message: Message) -> Sorted {
     Sorted::of(&envelope.forward_paths, &outcome, true)
 }
 
-/// Opens sessions for `postie batch`: through the server and its fallbacks, each route
-/// and TLS set-up resolved once, when first needed. A (re)connection tries the servers
-/// in order while [`classify`] says the next host may help, as a single message does.
-pub struct Connector {
+/// How many times one message may make postie reconnect before a batch gives up.
+pub const MAX_RECONNECTS: usize = 3;
+
+/// The sessions `postie batch` sends its messages over: one at a time, through the server
+/// and its fallbacks, each route and TLS set-up resolved once, when first needed.
+///
+/// A (re)connection tries the servers in order while [`classify`] says the next host may
+/// help, as a single message does. A message is sent again over a new session when the
+/// server ends the session ([`crate::error::Class::reconnect`]: 421, "too many messages",
+/// a lost or silent connection), at most [`MAX_RECONNECTS`] times; a failure that lets
+/// the next host take the message ([`next_host`]) moves the session on to the next server
+/// of the list, as a single message would fall back. Everything else is the message's own
+/// outcome.
+pub struct Sessions {
     servers: Vec<Config>,
     links: Vec<Option<Link>>,
+    /// The open session and the index of its server.
+    current: Option<(Session, usize)>,
+    /// Sessions opened so far.
+    pub connections: usize,
 }
 
-impl Connector {
-    pub fn new(cfg: &Config) -> Connector {
+/// What became of one message sent over [`Sessions`].
+pub struct Sent {
+    pub result: Result<Report>,
+    /// Set when no session can be had any more: the run should give up, for this reason
+    /// (the result's own error, with this said about it when not empty).
+    pub give_up: Option<String>,
+}
+
+impl Sessions {
+    pub fn new(cfg: &Config) -> Sessions {
         let servers = server_configs(cfg);
         let links = servers.iter().map(|_| None).collect();
-        Connector { servers, links }
+        Sessions {
+            servers,
+            links,
+            current: None,
+            connections: 0,
+        }
     }
 
-    /// A session ready for MAIL, from the first server that gives one.
-    pub fn open(&mut self) -> Result<Session> {
+    /// A session ready for MAIL, from the first of the servers from `first` on that gives
+    /// one; and that server's index.
+    fn open_from(&mut self, first: usize) -> Result<(Session, usize)> {
         let mut result = Err(anyhow::anyhow!("no server to try"));
-        for (i, (one, slot)) in self.servers.iter().zip(self.links.iter_mut()).enumerate() {
-            if i > 0 {
+        let servers = self.servers.iter().zip(self.links.iter_mut()).enumerate();
+        for (i, (one, slot)) in servers.skip(first) {
+            if i > first {
                 if let (Err(e), Some(next)) = (&result, &one.server) {
                     Transcript::for_config(one).info(&format!(
                         "Falling back to {}:{} ({e:#})",
@@ -159,7 +188,7 @@ impl Connector {
                     None => slot.insert(Link::resolve(one)?),
                 };
                 let conn = link.open(one, Transcript::for_config(one))?;
-                Session::open(conn, one, &link.tls)
+                Session::open(conn, one, &link.tls).map(|s| (s, i))
             })();
             match &result {
                 Err(e) if classify(e).retry == Retry::NextHost => continue,
@@ -167,6 +196,133 @@ impl Connector {
             }
         }
         result
+    }
+
+    /// Send one message (`label` names it in the transcript), reconnecting or moving on
+    /// to the next server as described above; `reopen` opens the message again when an
+    /// attempt got as far as sending it.
+    pub fn send(
+        &mut self,
+        envelope: &Envelope,
+        message: Message,
+        label: &str,
+        reopen: &mut dyn FnMut() -> Result<Message>,
+    ) -> Sent {
+        let done = |result| Sent {
+            result,
+            give_up: None,
+        };
+        let mut message = Some(message);
+        let mut reconnects = 0;
+        // Where a new session starts: the first server, or the one after a server that
+        // could not take this message.
+        let mut first = 0;
+        loop {
+            if message.is_none() {
+                match reopen() {
+                    Ok(m) => message = Some(m),
+                    Err(e) => return done(Err(e)),
+                }
+            }
+            if self.current.is_none() {
+                match self.open_from(first) {
+                    Ok(opened) => {
+                        self.connections += 1;
+                        self.current = Some(opened);
+                    }
+                    Err(e) => {
+                        if classify(&e).retry != Retry::Never && reconnects < MAX_RECONNECTS {
+                            reconnects += 1;
+                            pause(reconnects);
+                            first = 0;
+                            continue;
+                        }
+                        return Sent {
+                            result: Err(e),
+                            give_up: Some(String::new()),
+                        };
+                    }
+                }
+            }
+            let Some((session, index)) = self.current.as_mut() else {
+                continue;
+            };
+            let index = *index;
+            let more_servers = index + 1 < self.servers.len();
+            let outcome = session.send(&self.servers[index], envelope, &mut message);
+            let moves = more_servers && next_host(&outcome);
+            let outcome = match outcome {
+                Ok(report) if !moves => return done(Ok(report)),
+                other => other,
+            };
+            let (class, why) = match &outcome {
+                Err(e) => (Some(classify(e)), format!("{e:#}")),
+                Ok(report) => (None, report.failure_lines().join("; ")),
+            };
+            // The next server, for a message this one could not take now.
+            let move_on = more_servers
+                && match &class {
+                    Some(c) => c.retry == Retry::NextHost && !c.reconnect,
+                    None => true,
+                };
+            let reconnect = class.is_some_and(|c| c.reconnect);
+            let in_step = class.is_none_or(|c| c.in_step);
+            if move_on || reconnect || !in_step {
+                if let Some((mut s, _)) = self.current.take() {
+                    let printable = crate::transcript::printable(&why);
+                    if move_on {
+                        s.transcript()
+                            .info(&format!("{label}: trying the next server ({printable})"));
+                    } else if reconnect {
+                        s.transcript().info(&format!(
+                            "{label}: the server ended the session; reconnecting ({printable})"
+                        ));
+                    }
+                    // After a reply the server still talks (and Session::send sent RSET).
+                    if in_step {
+                        s.quit();
+                    }
+                }
+            }
+            if move_on {
+                first = index + 1;
+                continue;
+            }
+            let Err(err) = outcome else {
+                // Not reached: a report that does not move on was returned above.
+                continue;
+            };
+            if !reconnect {
+                return done(Err(err));
+            }
+            if reconnects >= MAX_RECONNECTS {
+                return Sent {
+                    result: Err(err),
+                    give_up: Some(format!(
+                        "giving up after {MAX_RECONNECTS} reconnections for one message"
+                    )),
+                };
+            }
+            reconnects += 1;
+            pause(reconnects);
+            first = 0;
+        }
+    }
+
+    /// QUIT the open session, if any.
+    pub fn close(&mut self) {
+        if let Some((s, _)) = self.current.take() {
+            s.quit();
+        }
+    }
+}
+
+/// The first reconnection is at once (a per-connection message limit is routine); later
+/// ones wait a little longer each time.
+fn pause(reconnects: usize) {
+    if reconnects > 1 {
+        let ms = 500 * (reconnects as u64 - 1);
+        std::thread::sleep(Duration::from_millis(ms));
     }
 }
 
