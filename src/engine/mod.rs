@@ -169,11 +169,12 @@ impl Sessions {
     }
 
     /// A session ready for MAIL, from the first of the servers from `first` on that gives
-    /// one; and that server's index.
-    fn open_from(&mut self, first: usize) -> Result<(Session, usize)> {
+    /// one (with `pinned`, only from `first` itself); and that server's index.
+    fn open_from(&mut self, first: usize, pinned: bool) -> Result<(Session, usize)> {
         let mut result = Err(anyhow::anyhow!("no server to try"));
         let servers = self.servers.iter().zip(self.links.iter_mut()).enumerate();
-        for (i, (one, slot)) in servers.skip(first) {
+        let count = if pinned { 1 } else { usize::MAX };
+        for (i, (one, slot)) in servers.skip(first).take(count) {
             if i > first {
                 if let (Err(e), Some(next)) = (&result, &one.server) {
                     Transcript::for_config(one).info(&format!(
@@ -215,8 +216,11 @@ impl Sessions {
         let mut message = Some(message);
         let mut reconnects = 0;
         // Where a new session starts: the first server, or the one after a server that
-        // could not take this message.
+        // could not take this message. Pinned to one server when that server may already
+        // have the message (a failure the classification retries "later"): the message
+        // goes to it again, never to another server as well.
         let mut first = 0;
+        let mut pinned = false;
         loop {
             if message.is_none() {
                 match reopen() {
@@ -225,7 +229,7 @@ impl Sessions {
                 }
             }
             if self.current.is_none() {
-                match self.open_from(first) {
+                match self.open_from(first, pinned) {
                     Ok(opened) => {
                         self.connections += 1;
                         self.current = Some(opened);
@@ -234,7 +238,6 @@ impl Sessions {
                         if classify(&e).retry != Retry::Never && reconnects < MAX_RECONNECTS {
                             reconnects += 1;
                             pause(reconnects);
-                            first = 0;
                             continue;
                         }
                         return Sent {
@@ -286,6 +289,7 @@ impl Sessions {
             }
             if move_on {
                 first = index + 1;
+                pinned = false;
                 continue;
             }
             let Err(err) = outcome else {
@@ -305,7 +309,8 @@ impl Sessions {
             }
             reconnects += 1;
             pause(reconnects);
-            first = 0;
+            pinned = class.is_some_and(|c| c.retry == Retry::Later);
+            first = if pinned { index } else { 0 };
         }
     }
 

@@ -33,14 +33,14 @@ use crate::support::fake_server::{
 use crate::support::postie;
 use crate::support::run::{run as run_postie, Outcome};
 
-const FROM: &str = "sender@example.test";
-const TO: &str = "rcpt@example.test";
-const USER: &str = "user";
-const PASSWORD: &str = "s3cr3t-Pa55";
+pub(crate) const FROM: &str = "sender@example.test";
+pub(crate) const TO: &str = "rcpt@example.test";
+pub(crate) const USER: &str = "user";
+pub(crate) const PASSWORD: &str = "s3cr3t-Pa55";
 /// The outer bound on any one postie run: far above every timeout used here.
 const RUN_LIMIT: Duration = Duration::from_secs(30);
 /// postie's `--timeout` in the matrix (seconds): every phase waits at most this long.
-const TIMEOUT: u64 = 2;
+pub(crate) const TIMEOUT: u64 = 2;
 /// How much longer than its timeout a run may take (start-up, the QUIT, a loaded machine);
 /// a run that waits for no timeout must end within this too. (A per-read deadline would
 /// let the trickle test run for 20 s, far past TIMEOUT + SLACK.)
@@ -101,7 +101,7 @@ fn assert_no_panic(run: &Outcome, case: &str) {
 
 /// Where in the dialogue the fault strikes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
+pub(crate) enum Phase {
     Greeting,
     Ehlo,
     StartTls,
@@ -112,7 +112,7 @@ enum Phase {
     DataEnd,
 }
 
-const PHASES: [Phase; 8] = [
+pub(crate) const PHASES: [Phase; 8] = [
     Phase::Greeting,
     Phase::Ehlo,
     Phase::StartTls,
@@ -125,7 +125,7 @@ const PHASES: [Phase; 8] = [
 
 /// How the server fails.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Fault {
+pub(crate) enum Fault {
     /// A 4xx reply (421 for the greeting), then it waits for QUIT or a close.
     Temporary,
     /// A 5xx reply, then it waits for QUIT or a close.
@@ -153,7 +153,7 @@ impl Phase {
 
     /// The script up to the fault: everything the server does before it must answer the
     /// command of this phase (for the greeting: nothing).
-    fn lead(self) -> Vec<Step> {
+    pub(crate) fn lead(self) -> Vec<Step> {
         let tls_lead = || {
             [
                 vec![greeting()],
@@ -220,7 +220,7 @@ impl Phase {
     }
 
     /// The fault's steps and the exit postie must give.
-    fn fault(self, fault: Fault) -> (Vec<Step>, i32) {
+    pub(crate) fn fault(self, fault: Fault) -> (Vec<Step>, i32) {
         match fault {
             Fault::Temporary => {
                 let reply = match self {
@@ -287,7 +287,7 @@ impl Phase {
     }
 }
 
-fn ca() -> &'static str {
+pub(crate) fn ca() -> &'static str {
     pki().ca_pem.to_str().expect("UTF-8 path")
 }
 

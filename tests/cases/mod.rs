@@ -3,6 +3,7 @@ mod check;
 mod dane;
 mod dkim;
 mod dns;
+mod engine;
 mod faults;
 mod generated;
 mod hostile;

@@ -28,7 +28,7 @@ fn ip(last: u8) -> IpAddr {
 }
 
 /// A port free on both 127.0.0.2 and 127.0.0.3 (bound on the first, checked on the second).
-fn shared_port() -> u16 {
+pub(crate) fn shared_port() -> u16 {
     for _ in 0..20 {
         let first = TcpListener::bind((ip(2), 0)).expect("bind 127.0.0.2:0");
         let port = first.local_addr().expect("local_addr").port();
