@@ -392,6 +392,7 @@ fn deliver_domain(
                     security = Security::Plain;
                 }
                 Err(e) if classify(&e).retry == Retry::NextHost => {
+                    note.error(&format!("{}: {e:#}", host.host));
                     out.tried.push(format!("{}: {e:#}", host.host));
                     last = Some(e);
                     break;
