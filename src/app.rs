@@ -22,12 +22,12 @@ use crate::envelope::{self, Envelope};
 use crate::error::{exit_code, Error, Exit};
 use crate::json::{self, Facts, JsonResult, Step};
 use crate::message::{self, Message};
+use crate::net::timeout::Milestone;
 use crate::persona::sendmail::{self, Mode, SendmailArgs};
 use crate::persona::smtp_server::{self, Incoming, Verdict};
 use crate::persona::{self, mailx, Persona};
 use crate::queue::{self, Sorted};
 use crate::report::Report;
-use crate::smtp::session::Milestone;
 use crate::transcript::printable;
 
 /// The program: pick the persona, run, print at most one error line, exit with a sysexits

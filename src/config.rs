@@ -22,13 +22,13 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 pub use crate::cli::Protocol;
-use crate::cli::{Args, AuthMech, QuitAfter, TlsMode};
+use crate::cli::{Args, AuthMech, ColorWhen, QuitAfter, TlsMode};
 use crate::error::Error;
+use crate::net::timeout::Milestone;
 use crate::net::timeout::Timeouts;
 use crate::secret::Secret;
 use crate::settings::{Account, AuthSetting, TlsSetting};
 use crate::smtp::auth::Mechanism;
-use crate::smtp::session::Milestone;
 
 /// Environment variable holding the password.
 pub const PASSWORD_ENV: &str = "POSTIE_PASSWORD";
@@ -373,7 +373,7 @@ impl Config {
         let from_hint = match &args.from {
             Some(f) => {
                 reject_line_breaks("--from", f)?;
-                Some(crate::envelope::parse_mailbox(f)?.addr)
+                Some(crate::address::parse_mailbox(f)?.addr)
             }
             None => None,
         };
@@ -604,7 +604,7 @@ impl Config {
             allow_plaintext_auth: args.allow_plaintext_auth,
             verbosity: args.verbose,
             show_time: args.show_time,
-            color: crate::transcript::use_colour(
+            color: use_colour(
                 args.color,
                 (env.var)(NO_COLOR_ENV).as_deref(),
                 (env.var)("TERM").as_deref(),
@@ -688,13 +688,13 @@ fn queue_settings(
         var("HOME").map(|h| PathBuf::from(h).join(".local/state/postie/queue"))
     };
     let max_age = match (&args.queue_max_age, account.queue_max_age) {
-        (Some(s), _) => crate::queue::parse_age(s).ok_or_else(|| {
+        (Some(s), _) => crate::settings::parse_age(s).ok_or_else(|| {
             Error::Usage(format!(
                 "--queue-max-age: not an age: {s:?} (SECS, or a number with s, m, h or d)"
             ))
         })?,
         (None, Some(secs)) => Duration::from_secs(secs),
-        (None, None) => crate::queue::DEFAULT_MAX_AGE,
+        (None, None) => crate::settings::DEFAULT_MAX_AGE,
     };
     let clock_shift = match var(CLOCK_SHIFT_ENV) {
         Some(v) if test_mode => v
@@ -744,13 +744,12 @@ fn resolver(args: &Args, env: &Environment) -> Result<Option<SocketAddr>> {
 /// from the environment.
 fn mta_sts(args: &Args, env: &Environment) -> Result<MtaSts> {
     if let Some(base) = &args.mta_sts_url_base {
-        crate::mta_sts::parse_url_base(base)
-            .map_err(|e| Error::Usage(format!("--mta-sts-url-base: {e}")))?;
+        parse_url_base(base).map_err(|e| Error::Usage(format!("--mta-sts-url-base: {e}")))?;
     }
     Ok(MtaSts {
         enabled: !args.no_mta_sts,
         url_base: args.mta_sts_url_base.clone(),
-        cache_dir: crate::mta_sts::cache_dir(&|k| (env.var)(k)),
+        cache_dir: mta_sts_cache_dir(&|k| (env.var)(k)),
     })
 }
 
@@ -1029,6 +1028,75 @@ fn first_line(text: &str) -> String {
         .unwrap_or("")
         .trim_end_matches('\r')
         .to_string()
+}
+
+/// Whether the transcript is coloured: `--color always`/`never` decide; `auto` colours only
+/// a terminal, and never when `NO_COLOR` is set (to any value) or `TERM` is `dumb`.
+pub fn use_colour(
+    when: ColorWhen,
+    no_color: Option<&str>,
+    term: Option<&str>,
+    stderr_is_terminal: bool,
+) -> bool {
+    match when {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => stderr_is_terminal && no_color.is_none() && term != Some("dumb"),
+    }
+}
+
+/// The policy cache directory: `$POSTIE_CACHE_DIR/mta-sts`, else
+/// `$XDG_CACHE_HOME/postie/mta-sts`, else `$HOME/.cache/postie/mta-sts` (relative or empty
+/// values are skipped, as the XDG base directory specification says); None without any.
+pub fn mta_sts_cache_dir(var: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    let absolute = |name: &str| var(name).map(PathBuf::from).filter(|p| p.is_absolute());
+    if let Some(dir) = absolute("POSTIE_CACHE_DIR") {
+        return Some(dir.join("mta-sts"));
+    }
+    if let Some(dir) = absolute("XDG_CACHE_HOME") {
+        return Some(dir.join("postie").join("mta-sts"));
+    }
+    absolute("HOME").map(|home| home.join(".cache").join("postie").join("mta-sts"))
+}
+
+/// `https://HOST[:PORT][/PATH]` → (host, port, path without the final `/`). The host may
+/// be a name, an IPv4 address or `[IPv6]`; no user info, query or fragment.
+pub fn parse_url_base(base: &str) -> std::result::Result<(String, u16, String), String> {
+    let rest = base
+        .strip_prefix("https://")
+        .ok_or_else(|| format!("{base:?} does not start with https://"))?;
+    if rest.contains(['?', '#', '@']) || rest.chars().any(|c| c.is_whitespace()) {
+        return Err(format!(
+            "{base:?}: only https://HOST[:PORT][/PATH] is allowed"
+        ));
+    }
+    let (auth, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let (host, port) = if let Some(v6) = auth.strip_prefix('[') {
+        let (ip, after) = v6
+            .split_once(']')
+            .ok_or_else(|| format!("{base:?}: unclosed ["))?;
+        (ip.to_string(), after.strip_prefix(':'))
+    } else {
+        match auth.split_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (auth.to_string(), None),
+        }
+    };
+    if host.is_empty() {
+        return Err(format!("{base:?}: no host"));
+    }
+    let port = match port {
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| format!("{base:?}: bad port {p:?}"))?,
+        None => 443,
+    };
+    Ok((host, port, path.trim_end_matches('/').to_string()))
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@
 //! [`batch`] (`postie batch`, `--messages`) sends many messages over one connection.
 #![forbid(unsafe_code)]
 
+pub mod address;
 pub mod aliases;
 pub mod app;
 pub mod batch;

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{anyhow, bail, Context, Result};
 use rustls::{ClientConnection, StreamOwned};
 
+use crate::config::parse_url_base;
 use crate::error::Error;
 use crate::net::tls::{server_name, Tls};
 
@@ -279,7 +280,7 @@ impl Fetcher {
     /// system's). `url_base` (`--mta-sts-url-base`, for tests): fetch
     /// `URL_BASE/DOMAIN/.well-known/mta-sts.txt` instead; it must be `https://HOST[:PORT]`
     /// with an optional path, else EX_USAGE. `cache_dir`: the directory of cached policies
-    /// (see [`cache_dir`]); None = no cache. `tls` must verify certificates: the policy is
+    /// (see [`crate::config::mta_sts_cache_dir`]); None = no cache. `tls` must verify certificates: the policy is
     /// only as good as its certificate (RFC 8461 §3.3), so a `--tls-no-verify` set-up is
     /// refused here (EX_USAGE); build one with `Tls::new(ca, true)`. `timeout` bounds the
     /// DNS lookups and the connect, and each read and write of the fetch.
@@ -445,60 +446,6 @@ impl Fetcher {
             None => anyhow!("{url}: {e}"),
         }
     }
-}
-
-/// The policy cache directory: `$POSTIE_CACHE_DIR/mta-sts`, else
-/// `$XDG_CACHE_HOME/postie/mta-sts`, else `$HOME/.cache/postie/mta-sts` (relative or empty
-/// values are skipped, as the XDG base directory specification says); None without any.
-pub fn cache_dir(var: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
-    let absolute = |name: &str| var(name).map(PathBuf::from).filter(|p| p.is_absolute());
-    if let Some(dir) = absolute("POSTIE_CACHE_DIR") {
-        return Some(dir.join("mta-sts"));
-    }
-    if let Some(dir) = absolute("XDG_CACHE_HOME") {
-        return Some(dir.join("postie").join("mta-sts"));
-    }
-    absolute("HOME").map(|home| home.join(".cache").join("postie").join("mta-sts"))
-}
-
-/// `https://HOST[:PORT][/PATH]` → (host, port, path without the final `/`). The host may
-/// be a name, an IPv4 address or `[IPv6]`; no user info, query or fragment.
-pub fn parse_url_base(base: &str) -> std::result::Result<(String, u16, String), String> {
-    let rest = base
-        .strip_prefix("https://")
-        .ok_or_else(|| format!("{base:?} does not start with https://"))?;
-    if rest.contains(['?', '#', '@']) || rest.chars().any(|c| c.is_whitespace()) {
-        return Err(format!(
-            "{base:?}: only https://HOST[:PORT][/PATH] is allowed"
-        ));
-    }
-    let (auth, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let (host, port) = if let Some(v6) = auth.strip_prefix('[') {
-        let (ip, after) = v6
-            .split_once(']')
-            .ok_or_else(|| format!("{base:?}: unclosed ["))?;
-        (ip.to_string(), after.strip_prefix(':'))
-    } else {
-        match auth.split_once(':') {
-            Some((h, p)) => (h.to_string(), Some(p)),
-            None => (auth.to_string(), None),
-        }
-    };
-    if host.is_empty() {
-        return Err(format!("{base:?}: no host"));
-    }
-    let port = match port {
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| format!("{base:?}: bad port {p:?}"))?,
-        None => 443,
-    };
-    Ok((host, port, path.trim_end_matches('/').to_string()))
 }
 
 /// `host:port` for the Host header and messages; IPv6 in brackets, `:443` left out.
@@ -1048,7 +995,11 @@ mod tests {
             (&[], None),
         ];
         for (vars, want) in cases {
-            assert_eq!(cache_dir(&env(vars)), want.map(PathBuf::from), "{vars:?}");
+            assert_eq!(
+                crate::config::mta_sts_cache_dir(&env(vars)),
+                want.map(PathBuf::from),
+                "{vars:?}"
+            );
         }
     }
 

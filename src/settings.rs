@@ -460,6 +460,27 @@ fn check_private(_path: &Path, _display: &str, _line: usize) -> Result<()> {
     Ok(())
 }
 
+/// Default maximum age of a queue entry: 5 days.
+pub const DEFAULT_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(5 * 24 * 60 * 60);
+
+/// `SECS`, or a number with `s`, `m`, `h` or `d` (`5d`, `12h`).
+pub fn parse_age(s: &str) -> Option<std::time::Duration> {
+    let s = s.trim();
+    let (num, unit) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c.to_ascii_lowercase()),
+        _ => (s, 's'),
+    };
+    let n: u64 = num.parse().ok()?;
+    let secs = match unit {
+        's' => n,
+        'm' => n.checked_mul(60)?,
+        'h' => n.checked_mul(3600)?,
+        'd' => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    (secs > 0).then(|| std::time::Duration::from_secs(secs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

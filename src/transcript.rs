@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use anstyle::{AnsiColor, Style};
 
-use crate::cli::ColorWhen;
 use crate::net::certinfo::CertInfo;
 use crate::smtp::enhanced;
 use crate::smtp::reply::{Reply, Severity};
@@ -38,21 +37,6 @@ pub fn printable(text: &str) -> Cow<'_, str> {
             })
             .collect(),
     )
-}
-
-/// Whether the transcript is coloured: `--color always`/`never` decide; `auto` colours only
-/// a terminal, and never when `NO_COLOR` is set (to any value) or `TERM` is `dumb`.
-pub fn use_colour(
-    when: ColorWhen,
-    no_color: Option<&str>,
-    term: Option<&str>,
-    stderr_is_terminal: bool,
-) -> bool {
-    match when {
-        ColorWhen::Always => true,
-        ColorWhen::Never => false,
-        ColorWhen::Auto => stderr_is_terminal && no_color.is_none() && term != Some("dumb"),
-    }
 }
 
 /// What a line is, for its colour.
@@ -431,7 +415,7 @@ mod tests {
 
     #[test]
     fn colour_only_when_wanted() {
-        use ColorWhen::{Always, Auto, Never};
+        use crate::cli::ColorWhen::{Always, Auto, Never};
         for (when, no_color, term, tty, colour) in [
             (Auto, None, Some("xterm-256color"), true, true),
             (Auto, None, None, true, true),
@@ -445,7 +429,7 @@ mod tests {
             (Always, Some("1"), Some("dumb"), false, true),
         ] {
             assert_eq!(
-                use_colour(when, no_color, term, tty),
+                crate::config::use_colour(when, no_color, term, tty),
                 colour,
                 "{when:?} NO_COLOR={no_color:?} TERM={term:?} tty={tty}"
             );

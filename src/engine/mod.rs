@@ -30,12 +30,13 @@ use crate::config::{Config, Security};
 use crate::envelope::Envelope;
 use crate::error::{classify, Error, Retry};
 use crate::message::Message;
+use crate::net::timeout::Milestone;
 use crate::net::{self, Connection};
 use crate::queue::Sorted;
 use crate::report::Report;
 use crate::route;
 use crate::smtp;
-use crate::smtp::session::{Milestone, Session};
+use crate::smtp::session::Session;
 use crate::trace::Trace;
 use crate::transcript::Transcript;
 

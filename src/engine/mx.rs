@@ -37,6 +37,7 @@ use crate::envelope::Envelope;
 use crate::error::{classify, exit_code, Error, Exit, Retry};
 use crate::message::{self, Message};
 use crate::mta_sts;
+use crate::net::timeout::Milestone;
 use crate::net::timeout::Phase;
 use crate::net::tls::Tls;
 use crate::net::Connection;
@@ -44,7 +45,7 @@ use crate::queue::Sorted;
 use crate::report::Report;
 use crate::route::{self, Domain};
 use crate::smtp;
-use crate::smtp::session::{Milestone, StartTlsFailed};
+use crate::smtp::session::StartTlsFailed;
 use crate::trace::TlsInfo;
 use crate::transcript::Transcript;
 

@@ -22,7 +22,7 @@ use mail_builder::headers::date::Date;
 use mail_builder::headers::Header;
 use mail_parser::{Addr, Address, HeaderName, MessageParser};
 
-use crate::envelope::parse_mailbox;
+use crate::address::parse_mailbox;
 use crate::error::Error;
 
 /// Recipients for `-t`: the addresses in To, Cc and Bcc, or, if the head has any

@@ -27,8 +27,8 @@ use mail_builder::headers::date::Date;
 use mail_builder::headers::text::Text;
 use mail_builder::MessageBuilder;
 
+use crate::address::parse_mailbox;
 use crate::config::{Body, Compose, Config, Content, Source};
-use crate::envelope::parse_mailbox;
 use crate::error::Error;
 
 /// How much of a ready message is read ahead to find its header block.

@@ -1,4 +1,5 @@
-//! The phases of an SMTP session and how long each may wait (RFC 5321 §4.5.3.2).
+//! The phases of an SMTP session and how long each may wait (RFC 5321 §4.5.3.2), and the
+//! milestones of the dialogue that `--quit-after` can stop at.
 //!
 //! Every blocking read or write names its phase, so a timeout tells the user *what* the
 //! server failed to do ("timed out waiting for reply to RCPT TO (300 s)").
@@ -62,6 +63,52 @@ impl fmt::Display for Phase {
             Phase::Rset => "RSET",
             Phase::Quit => "QUIT",
         })
+    }
+}
+
+/// The steps `--quit-after` can stop after, in dialogue order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Milestone {
+    /// The TCP connection (and, with implicit TLS, its handshake) is up: close it.
+    Connect,
+    /// The server's 220 greeting.
+    Greeting,
+    /// The first EHLO (or HELO) reply.
+    Ehlo,
+    /// The 220 to STARTTLS and the TLS handshake, before EHLO is repeated.
+    StartTls,
+    /// TLS is up and EHLO has been repeated inside it (implicit TLS: the first EHLO).
+    Tls,
+    /// AUTH succeeded.
+    Auth,
+    /// MAIL FROM accepted.
+    Mail,
+    /// Every RCPT TO answered.
+    Rcpt,
+    /// DATA answered 354: close without the message, so nothing is delivered.
+    Data,
+}
+
+impl Milestone {
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Milestone::Connect => "connect",
+            Milestone::Greeting => "greeting",
+            Milestone::Ehlo => "ehlo",
+            Milestone::StartTls => "starttls",
+            Milestone::Tls => "tls",
+            Milestone::Auth => "auth",
+            Milestone::Mail => "mail",
+            Milestone::Rcpt => "rcpt",
+            Milestone::Data => "data",
+        }
+    }
+}
+
+impl fmt::Display for Milestone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 

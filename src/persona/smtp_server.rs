@@ -20,7 +20,7 @@
 
 use std::io::{self, BufRead, Write};
 
-use crate::envelope::{is_address_literal, is_domain, is_dot_string, quoted_end};
+use crate::address::{is_address_literal, is_domain, is_dot_string, quoted_end};
 
 /// One received message.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -28,12 +28,13 @@
 pub mod command;
 pub mod spool;
 
+pub use crate::settings::{parse_age, DEFAULT_MAX_AGE};
+
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Result;
 
@@ -50,8 +51,6 @@ use spool::{Meta, TmpFile};
 pub const FIRST_RETRY: i64 = 5 * 60;
 /// ... up to this.
 pub const MAX_RETRY: i64 = 4 * 60 * 60;
-/// Default maximum age of an entry: 5 days.
-pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(5 * 24 * 60 * 60);
 /// How much of a message's header block goes into a report to its sender.
 const REPORT_HEADERS: usize = 16 * 1024;
 
@@ -67,24 +66,6 @@ pub fn now(cfg: &Config) -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
     real.saturating_add(cfg.queue.clock_shift)
-}
-
-/// `SECS`, or a number with `s`, `m`, `h` or `d` (`5d`, `12h`).
-pub fn parse_age(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let (num, unit) = match s.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c.to_ascii_lowercase()),
-        _ => (s, 's'),
-    };
-    let n: u64 = num.parse().ok()?;
-    let secs = match unit {
-        's' => n,
-        'm' => n.checked_mul(60)?,
-        'h' => n.checked_mul(3600)?,
-        'd' => n.checked_mul(86_400)?,
-        _ => return None,
-    };
-    (secs > 0).then(|| Duration::from_secs(secs))
 }
 
 /// A duration as people read it: `42s`, `5m`, `3h`, `2d`.
@@ -756,7 +737,11 @@ mod tests {
             ("12h", 43_200),
             ("5d", 432_000),
         ] {
-            assert_eq!(parse_age(s), Some(Duration::from_secs(secs)), "{s}");
+            assert_eq!(
+                parse_age(s),
+                Some(std::time::Duration::from_secs(secs)),
+                "{s}"
+            );
         }
         for bad in ["", "0", "5w", "d", "-1", "1.5h"] {
             assert_eq!(parse_age(bad), None, "{bad}");

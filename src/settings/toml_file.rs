@@ -255,7 +255,7 @@ fn setting(
         "queue_max_age" => {
             acc.queue_max_age = Some(
                 match value {
-                    toml::Value::String(s) => crate::queue::parse_age(s).map(|d| d.as_secs()),
+                    toml::Value::String(s) => crate::settings::parse_age(s).map(|d| d.as_secs()),
                     _ => value
                         .as_integer()
                         .and_then(|n| u64::try_from(n).ok())

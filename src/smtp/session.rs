@@ -32,7 +32,7 @@ use crate::envelope::Envelope;
 use crate::error::Error;
 use crate::message::wire::DotStuffer;
 use crate::message::{BodyKind, Message};
-use crate::net::timeout::Phase;
+use crate::net::timeout::{Milestone, Phase};
 use crate::net::tls::Tls;
 use crate::net::Connection;
 use crate::report::{Recipient, Report};
@@ -41,52 +41,6 @@ use crate::smtp::command::Command;
 use crate::smtp::ehlo::Capabilities;
 use crate::smtp::reply::{Reply, Severity};
 use crate::transcript::Transcript;
-
-/// The steps `--quit-after` can stop after, in dialogue order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Milestone {
-    /// The TCP connection (and, with implicit TLS, its handshake) is up: close it.
-    Connect,
-    /// The server's 220 greeting.
-    Greeting,
-    /// The first EHLO (or HELO) reply.
-    Ehlo,
-    /// The 220 to STARTTLS and the TLS handshake, before EHLO is repeated.
-    StartTls,
-    /// TLS is up and EHLO has been repeated inside it (implicit TLS: the first EHLO).
-    Tls,
-    /// AUTH succeeded.
-    Auth,
-    /// MAIL FROM accepted.
-    Mail,
-    /// Every RCPT TO answered.
-    Rcpt,
-    /// DATA answered 354: close without the message, so nothing is delivered.
-    Data,
-}
-
-impl Milestone {
-    /// The name on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Milestone::Connect => "connect",
-            Milestone::Greeting => "greeting",
-            Milestone::Ehlo => "ehlo",
-            Milestone::StartTls => "starttls",
-            Milestone::Tls => "tls",
-            Milestone::Auth => "auth",
-            Milestone::Mail => "mail",
-            Milestone::Rcpt => "rcpt",
-            Milestone::Data => "data",
-        }
-    }
-}
-
-impl std::fmt::Display for Milestone {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// Run the whole dialogue and return what the server did with each recipient. With
 /// `cfg.quit_after` it stops after that milestone instead (the message is then never sent).
