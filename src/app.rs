@@ -33,67 +33,49 @@ use crate::transcript::printable;
 /// The program: pick the persona, run, print at most one error line, exit with a sysexits
 /// code.
 pub fn main(argv: Vec<OsString>) -> ExitCode {
-    // `postie dkim ...`: a command of its own, with its own small parser.
-    if argv.get(1).is_some_and(|a| a == "dkim") {
-        let own = argv.get(1..).unwrap_or_default().to_vec();
-        return finish_command("postie", crate::dkim::main(own));
-    }
-    // `postie queue ...` likewise; delivering uses this module's routes.
-    if argv.get(1).is_some_and(|a| a == "queue") {
-        let own = argv.get(1..).unwrap_or_default().to_vec();
-        return finish_command(
-            "postie",
-            queue::command::main(own, &mut crate::engine::attempt),
-        );
-    }
-    // `postie batch PATH...`: --messages with the paths as positional arguments.
-    if argv.get(1).is_some_and(|a| a == "batch") {
-        let mut own = vec![OsString::from("postie batch")];
-        own.extend(argv.get(2..).unwrap_or_default().iter().cloned());
-        let outcome = match crate::cli::try_parse_batch(own) {
-            Ok(args) => run_batch(args),
-            Err(clap_err) => {
-                if clap_exit(&clap_err) != Exit::Ok && json::requested(&argv[1..]) {
-                    let usage = Error::Usage(clap_summary(&clap_err)).into();
-                    crate::batch::Printer::setup_failure(true, &usage);
-                }
-                Err(clap_err.into())
-            }
-        };
-        return finish_command("postie", outcome);
-    }
     let (persona, skip) = persona::detect(&argv);
     let own = argv.get(skip..).unwrap_or_default();
     let outcome = match persona {
-        Persona::Postie => {
-            // `postie sendmail ...` is handled above; plain postie gets its whole argv.
-            let mut full = vec![OsString::from("postie")];
-            full.extend(own.iter().cloned());
-            parse_postie(full).and_then(|a| run_as(a, persona))
-        }
+        // Only postie's own command line has subcommands: `sendmail queue` sends to the
+        // local user `queue`.
+        Persona::Postie => return run_postie(argv),
         Persona::Mailx => mailx::translate(own)
             .and_then(|argv| parse_postie(argv).and_then(|a| run_as(a, persona))),
         Persona::Sendmail => sendmail::parse(own).and_then(run_sendmail),
-        Persona::Check => crate::check::run(own),
         Persona::Newaliases => Ok(Exit::Ok),
         Persona::Mailq => queue::command::list(&[]),
     };
-    match outcome {
-        Ok(exit) => ExitCode::from(exit.code()),
-        Err(err) => {
-            if let Some(clap_err) = err.downcast_ref::<clap::Error>() {
-                let _ = clap_err.print();
-                let exit = clap_exit(clap_err);
-                if exit != Exit::Ok && persona == Persona::Postie && json::requested(&argv) {
-                    let usage = Error::Usage(clap_summary(clap_err)).into();
+    finish_command(persona.program(), outcome)
+}
+
+/// `postie [OPTIONS] [RECIPIENT]...` or one of its subcommands. A usage error with --json
+/// still prints a JSON result (for batch, the batch's setup-failure line).
+fn run_postie(argv: Vec<OsString>) -> ExitCode {
+    use crate::cli::Invocation;
+    let json = json::requested(&argv);
+    let batch = argv.get(1).is_some_and(|a| a == "batch");
+    let (program, outcome) = match crate::cli::parse(argv) {
+        Ok(Invocation::Send(args)) => ("postie", run_as(*args, Persona::Postie)),
+        Ok(Invocation::Batch(args)) => ("postie", run_batch(*args)),
+        Ok(Invocation::Queue(action, args)) => (
+            "postie",
+            queue::command::main(action, *args, &mut crate::engine::attempt),
+        ),
+        Ok(Invocation::Dkim(args)) => ("postie", crate::dkim::run(args)),
+        Ok(Invocation::Check(args)) => ("postie check", crate::check::run(&args)),
+        Err(clap_err) => {
+            if clap_exit(&clap_err) != Exit::Ok && json {
+                let usage = Error::Usage(clap_summary(&clap_err)).into();
+                if batch {
+                    crate::batch::Printer::setup_failure(true, &usage);
+                } else {
                     json::print(&JsonResult::new(&Facts::default(), &Err(usage)));
                 }
-                return ExitCode::from(exit.code());
             }
-            eprintln!("{}: {}", persona.program(), printable(&format!("{err:#}")));
-            ExitCode::from(exit_code(&err).code())
+            ("postie", Err(clap_err.into()))
         }
-    }
+    };
+    finish_command(program, outcome)
 }
 
 /// A subcommand's outcome as the exit status: clap's own output for --help and usage

@@ -14,7 +14,6 @@
 //! RFC 7208 (SPF), RFC 6376 (DKIM), RFC 7489 (DMARC). DNS lookups and the SPF and DKIM
 //! evaluations are mail-auth's; the DMARC record's `p=`/`sp=` tags are read here.
 
-use std::ffi::OsString;
 use std::io::{self, Read};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -36,7 +35,7 @@ const MAX_LINE: usize = 998;
 /// `postie check`'s command line.
 #[derive(Debug, Parser)]
 #[command(
-    name = "postie check",
+    name = "check",
     about = "Lint a message before sending it: headers, line lengths and endings, and \
              (with DNS) SPF, DKIM and DMARC",
     disable_version_flag = true
@@ -146,18 +145,15 @@ struct JsonReport<'a> {
     warnings: usize,
 }
 
-/// `postie check ARGS...` (`args` without `postie check`).
-pub fn run(args: &[OsString]) -> Result<Exit> {
-    let mut argv = vec![OsString::from("postie check")];
-    argv.extend(args.iter().cloned());
-    let args = CheckArgs::try_parse_from(argv)?;
+/// `postie check` (parsed by [`crate::cli::parse`]).
+pub fn run(args: &CheckArgs) -> Result<Exit> {
     let raw = read_message(args.file.as_ref())?;
     let envelope = args.envelope_from.as_deref();
     let mut findings = lint(&raw, envelope);
     let dns = if args.no_dns {
         None
     } else {
-        let (more, results) = dns_checks(&raw, &args)?;
+        let (more, results) = dns_checks(&raw, args)?;
         findings.extend(more);
         Some(results)
     };

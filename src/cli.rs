@@ -5,6 +5,11 @@
 //! short help and the rest is the long help and the man page paragraph. This module does no
 //! I/O and applies no defaults that need the environment: `config` resolves `Args` into a
 //! `Config`. Flag names follow mailx (`-s -c -b -a -r`) so `postie` reads like `mail`.
+//!
+//! [`command`] is the whole tree — postie's options and the subcommands `batch`, `queue`
+//! (list, run, flush, remove), `dkim` and `check` — so `--help`, the man pages and the
+//! completions are generated from one definition; [`parse`] turns an argv into an
+//! [`Invocation`]. `dkim`'s and `check`'s own arguments are defined next to their code.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -584,29 +589,91 @@ Exit status: 0 sent; 64 usage; 65 bad message or address; 66 input file unreadab
 76 protocol error; 77 authentication refused; 78 configuration error.";
 
 impl Args {
-    /// Parse an argv (including argv[0]); clap's error carries help/version/usage output.
+    /// Parse an argv (including argv[0]) as postie's own options, without subcommands;
+    /// clap's error carries help/version/usage output. The personas' translations and
+    /// `sendmail -bp`/`-q` use this.
     pub fn try_parse_argv(argv: Vec<OsString>) -> Result<Args, clap::Error> {
         Args::try_parse_from(argv)
     }
 }
 
-/// `postie batch [OPTIONS] PATH...`: the main command line with its positional arguments
-/// taken as --messages paths (recipients then go with --to, -c and -b).
-pub fn try_parse_batch(argv: Vec<OsString>) -> Result<Args, clap::Error> {
-    use clap::FromArgMatches;
-    let mut cmd = batch_command();
-    let matches = cmd.try_get_matches_from_mut(argv)?;
-    let mut args = Args::from_arg_matches(&matches)?;
-    let paths = std::mem::take(&mut args.recipients);
-    args.messages.extend(paths.into_iter().map(PathBuf::from));
-    Ok(args)
+/// What a `postie` command line asks for: a message (postie's own options) or one of the
+/// subcommands. Each carries its typed arguments; nothing is re-parsed later.
+#[derive(Debug)]
+pub enum Invocation {
+    /// `postie [OPTIONS] [RECIPIENT]...`.
+    Send(Box<Args>),
+    /// `postie batch [OPTIONS] PATH...` (the paths are in `messages`).
+    Batch(Box<Args>),
+    /// `postie queue list|run|flush|remove [OPTIONS]` (remove's ids are in `recipients`).
+    Queue(QueueAction, Box<Args>),
+    /// `postie dkim ...`.
+    Dkim(crate::dkim::DkimArgs),
+    /// `postie check ...`.
+    Check(Box<crate::check::CheckArgs>),
 }
 
-/// The clap command of `postie batch`.
-pub fn batch_command() -> clap::Command {
-    command()
-        .name("postie batch")
-        .bin_name("postie batch")
+/// The action of `postie queue`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueAction {
+    /// List the queue.
+    List,
+    /// Try every entry that is due.
+    Run,
+    /// Try every entry now.
+    Flush,
+    /// Remove the entries named.
+    Remove,
+}
+
+/// The subcommands' names, in the order `--help` lists them.
+pub const SUBCOMMANDS: [&str; 4] = ["batch", "queue", "dkim", "check"];
+
+/// Parse a whole `postie` argv (including argv[0]) into what it asks for.
+pub fn parse(argv: Vec<OsString>) -> Result<Invocation, clap::Error> {
+    use clap::FromArgMatches;
+    let matches = command().try_get_matches_from(argv)?;
+    Ok(match matches.subcommand() {
+        Some(("batch", m)) => {
+            let mut args = Args::from_arg_matches(m)?;
+            let paths = std::mem::take(&mut args.recipients);
+            args.messages.extend(paths.into_iter().map(PathBuf::from));
+            Invocation::Batch(Box::new(args))
+        }
+        Some(("queue", m)) => {
+            let (action, m) = match m.subcommand() {
+                Some(("list", m)) => (QueueAction::List, m),
+                Some(("run", m)) => (QueueAction::Run, m),
+                Some(("flush", m)) => (QueueAction::Flush, m),
+                Some(("remove", m)) => (QueueAction::Remove, m),
+                _ => {
+                    return Err(command().error(
+                        clap::error::ErrorKind::MissingSubcommand,
+                        "postie queue needs an action: list, run, flush or remove",
+                    ))
+                }
+            };
+            Invocation::Queue(action, Box::new(Args::from_arg_matches(m)?))
+        }
+        Some(("dkim", m)) => Invocation::Dkim(crate::dkim::DkimArgs::from_arg_matches(m)?),
+        Some(("check", m)) => {
+            Invocation::Check(Box::new(crate::check::CheckArgs::from_arg_matches(m)?))
+        }
+        _ => Invocation::Send(Box::new(Args::from_arg_matches(&matches)?)),
+    })
+}
+
+/// postie's own options as a clap command, without the subcommands (the base every
+/// subcommand that delivers is built from).
+fn options_command() -> clap::Command {
+    <Args as clap::CommandFactory>::command()
+}
+
+/// `postie batch [OPTIONS] PATH...`: the main command line with its positional arguments
+/// taken as --messages paths (recipients then go with --to, -c and -b).
+fn batch_command() -> clap::Command {
+    options_command()
+        .name("batch")
         .about("Send many messages over one connection (same as postie --messages PATH...)")
         .long_about(
             "Send many messages over one connection: each PATH is a directory of .eml files, \
@@ -614,6 +681,7 @@ pub fn batch_command() -> clap::Command {
              `postie [OPTIONS] --messages PATH...`; see --messages in `postie --help` for \
              the formats, the envelope and the report.",
         )
+        .disable_version_flag(true)
         .mut_arg("recipients", |a| {
             a.value_name("PATH")
                 .help("Directories of .eml files, mbox files or JSON-lines files")
@@ -627,9 +695,69 @@ pub fn batch_command() -> clap::Command {
         )
 }
 
-/// The clap command, for generating the man page and shell completions.
+/// `postie queue ACTION [OPTIONS]`: each action takes postie's own options, so a queue
+/// run goes the way a normal run with the same options would.
+fn queue_command() -> clap::Command {
+    let action = |name: &'static str, about: &'static str| {
+        options_command()
+            .name(name)
+            .about(about)
+            .long_about(about)
+            .disable_version_flag(true)
+            .after_long_help(None::<&str>)
+            .mut_arg("recipients", |a| a.hide(true))
+    };
+    clap::Command::new("queue")
+        .about("Look at and run the queue of messages kept by --queue")
+        .long_about(
+            "Look at and run the queue of messages kept by --queue.\n\n\
+             Each action takes postie's own options after it: --queue-dir DIR (or -C/-A for a \
+             configuration's queue_dir), and for run and flush the connection options \
+             (--server, --tls, --user, -v, ...) that say how to deliver. Every entry keeps its \
+             own envelope.",
+        )
+        .subcommand_required(true)
+        .disable_help_subcommand(true)
+        .subcommand(action(
+            "list",
+            "List the queue: id, age, size, sender, recipients, attempts, last error",
+        ))
+        .subcommand(action(
+            "run",
+            "Try every entry that is due; give up on those older than --queue-max-age",
+        ))
+        .subcommand(action(
+            "flush",
+            "Try every entry now, whatever its backoff says",
+        ))
+        .subcommand(
+            action("remove", "Remove the entries named").mut_arg("recipients", |a| {
+                a.hide(false)
+                    .value_name("ID")
+                    .help("The ids of the entries to remove (as postie queue list shows them)")
+                    .required(true)
+            }),
+        )
+        .after_help(
+            "Examples:\n  postie queue list --queue-dir /var/spool/postie\n  \
+             postie queue run --server smtp.example.com      # from cron, e.g. every 10 minutes\n  \
+             postie queue remove 0069a3f0c-1f3a-0ab12cd0",
+        )
+}
+
+/// The whole clap command — postie's options and its subcommands — for parsing and for
+/// generating the man page and shell completions.
 pub fn command() -> clap::Command {
-    <Args as clap::CommandFactory>::command()
+    use clap::CommandFactory;
+    options_command()
+        // A recipient named like a subcommand after any option stays a recipient
+        // (`postie -s hi queue`), and there is no `help` subcommand to shadow one.
+        .args_conflicts_with_subcommands(true)
+        .disable_help_subcommand(true)
+        .subcommand(batch_command())
+        .subcommand(queue_command())
+        .subcommand(crate::dkim::DkimArgs::command().name("dkim"))
+        .subcommand(crate::check::CheckArgs::command().name("check"))
 }
 
 #[cfg(test)]
@@ -640,6 +768,76 @@ mod tests {
         let mut argv = vec![OsString::from("postie")];
         argv.extend(args.iter().map(OsString::from));
         Args::try_parse_argv(argv)
+    }
+
+    fn invocation(args: &[&str]) -> Invocation {
+        let mut argv = vec![OsString::from("postie")];
+        argv.extend(args.iter().map(OsString::from));
+        super::parse(argv).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    #[test]
+    fn subcommands_are_parsed_and_a_recipient_after_an_option_stays_a_recipient() {
+        match invocation(&["queue", "run", "--server", "mx.example", "-v"]) {
+            Invocation::Queue(QueueAction::Run, a) => {
+                assert_eq!(a.server.as_deref(), Some("mx.example"));
+                assert_eq!(a.verbose, 1);
+            }
+            other => panic!("queue run: {other:?}"),
+        }
+        match invocation(&["queue", "remove", "id1", "id2", "--queue-dir", "/q"]) {
+            Invocation::Queue(QueueAction::Remove, a) => assert_eq!(a.recipients, ["id1", "id2"]),
+            other => panic!("queue remove: {other:?}"),
+        }
+        match invocation(&["batch", "--server", "r", "out/", "list.jsonl"]) {
+            Invocation::Batch(a) => {
+                assert_eq!(
+                    a.messages,
+                    [PathBuf::from("out/"), PathBuf::from("list.jsonl")]
+                );
+                assert!(a.recipients.is_empty());
+            }
+            other => panic!("batch: {other:?}"),
+        }
+        match invocation(&["check", "--no-dns", "m.eml"]) {
+            Invocation::Check(a) => assert_eq!(a.file, Some(PathBuf::from("m.eml"))),
+            other => panic!("check: {other:?}"),
+        }
+        assert!(matches!(
+            invocation(&["dkim", "keygen", "--selector", "s", "--domain", "d"]),
+            Invocation::Dkim(_)
+        ));
+        // After an option or a recipient, a subcommand's name is a recipient; there is no
+        // `help` subcommand.
+        for args in [
+            &["-s", "hi", "queue"][..],
+            &["a@x", "check"],
+            &["help"],
+            &["--to", "a@x", "batch"],
+        ] {
+            match invocation(args) {
+                Invocation::Send(a) => {
+                    let last = args[args.len() - 1];
+                    assert_eq!(
+                        a.recipients.last().map(String::as_str),
+                        Some(last),
+                        "{args:?}"
+                    );
+                }
+                other => panic!("{args:?}: {other:?}"),
+            }
+        }
+        for bad in [
+            &["queue"][..],
+            &["queue", "remove"],
+            &["batch"],
+            &["queue", "nonsense"],
+        ] {
+            let mut argv = vec![OsString::from("postie")];
+            argv.extend(bad.iter().map(OsString::from));
+            let err = super::parse(argv).expect_err("a usage error");
+            assert!(err.use_stderr(), "{bad:?}: {err}");
+        }
     }
 
     #[test]

@@ -9,7 +9,6 @@
 //! body), so a message is held in memory for it, bounded by [`SIGN_LIMIT`]. The module does
 //! no network I/O and sends nothing.
 
-use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -352,7 +351,7 @@ pub fn txt_record(selector: &str, domain: &str, kind: KeyType, p: &str) -> Strin
 
 /// `postie dkim ...`.
 #[derive(Debug, Parser)]
-#[command(name = "postie dkim", about = "DKIM key management")]
+#[command(name = "dkim", about = "DKIM key management")]
 pub struct DkimArgs {
     #[command(subcommand)]
     pub command: DkimCommand,
@@ -380,9 +379,8 @@ pub enum DkimCommand {
     },
 }
 
-/// Run `postie dkim` with its own arguments (`argv[0]` is the program name).
-pub fn main(argv: Vec<OsString>) -> Result<Exit> {
-    let args = DkimArgs::try_parse_from(argv)?;
+/// Run `postie dkim` (parsed by [`crate::cli::parse`]).
+pub fn run(args: DkimArgs) -> Result<Exit> {
     match args.command {
         DkimCommand::Keygen {
             selector,

@@ -29,8 +29,6 @@ pub enum Persona {
     Newaliases,
     /// `mailq`: sendmail `-bp`.
     Mailq,
-    /// `postie check`: lint a message ([`crate::check`]); only as a first argument.
-    Check,
 }
 
 impl Persona {
@@ -42,7 +40,6 @@ impl Persona {
             Persona::Mailx => "mail",
             Persona::Newaliases => "newaliases",
             Persona::Mailq => "mailq",
-            Persona::Check => "postie check",
         }
     }
 
@@ -68,7 +65,9 @@ impl Persona {
 /// * `sendmail -t` (argv[0]'s file name is `sendmail`, `mail`, `mailx`, `Mail`,
 ///   `newaliases` or `mailq`; a `.exe` suffix is ignored) → that persona, skip 1;
 /// * `postie sendmail -t` (the same names as postie's first argument) → skip 2;
-/// * anything else → `Postie`, skip 1 (clap is given the whole argv, as before).
+/// * anything else → `Postie`, skip 1: clap is given the whole argv, and postie's
+///   subcommands (`queue`, `batch`, `dkim`, `check`) are clap's, so no persona ever sees
+///   them (`sendmail queue` sends to the user `queue`).
 ///
 /// The first argument is only looked at when argv[0] is not itself a persona name, so
 /// `sendmail mail` still sends to the local user `mail`.
@@ -79,9 +78,6 @@ pub fn detect(argv: &[OsString]) -> (Persona, usize) {
         .and_then(Persona::from_name);
     if let Some(p) = own {
         return (p, 1);
-    }
-    if argv.get(1).is_some_and(|a1| a1 == "check") {
-        return (Persona::Check, 2);
     }
     match argv.get(1).and_then(|a1| Persona::from_name(a1)) {
         Some(p) => (p, 2),
@@ -115,7 +111,7 @@ mod tests {
             (&["postie", "mailx"], Persona::Mailx, 2),
             (&["postie", "newaliases"], Persona::Newaliases, 2),
             (&["postie", "mailq"], Persona::Mailq, 2),
-            (&["postie", "check", "m.eml"], Persona::Check, 2),
+            (&["postie", "check", "m.eml"], Persona::Postie, 1),
             (&["postie", "a@x", "check"], Persona::Postie, 1),
             (&["check", "m.eml"], Persona::Postie, 1),
             (&["postie", "-s", "x", "a@x"], Persona::Postie, 1),

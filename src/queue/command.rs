@@ -1,5 +1,5 @@
-//! `postie queue list|run|flush|remove`: a command of its own (like `postie dkim`), with
-//! a small parser for the action; everything after it is read as postie's own options
+//! `postie queue list|run|flush|remove` (a subcommand in [`crate::cli`]): each action
+//! takes postie's own options
 //! (`--queue-dir`, `-C`, `-A`, `--server`, `--tls`, `-v`, ...), so a queue run takes the
 //! same route as a normal run with the same options would.
 
@@ -7,78 +7,35 @@ use std::ffi::OsString;
 use std::io::{self, Write};
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
 
 use super::{Deliver, Spool};
-use crate::cli::Args;
+use crate::cli::{Args, QueueAction};
 use crate::config::{Config, Environment};
 use crate::error::{Error, Exit};
 
-/// `postie queue ...`.
-#[derive(Debug, Parser)]
-#[command(
-    name = "postie queue",
-    bin_name = "postie queue",
-    about = "Look at and run the queue of messages kept by --queue",
-    long_about = "Look at and run the queue of messages kept by --queue.\n\n\
-        Each action takes postie's own options after it: --queue-dir DIR (or -C/-A for a \
-        configuration's queue_dir), and for run and flush the connection options \
-        (--server, --tls, --user, -v, ...) that say how to deliver. Every entry keeps its \
-        own envelope.",
-    after_help = "Examples:\n  postie queue list --queue-dir /var/spool/postie\n  \
-        postie queue run --server smtp.example.com      # from cron, e.g. every 10 minutes\n  \
-        postie queue remove 0069a3f0c-1f3a-0ab12cd0"
-)]
-pub struct QueueArgs {
-    #[command(subcommand)]
-    pub command: QueueCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum QueueCommand {
-    /// List the queue: id, age, size, sender, recipients, attempts, last error.
-    List(Rest),
-    /// Try every entry that is due; give up on those older than --queue-max-age.
-    Run(Rest),
-    /// Try every entry now, whatever its backoff says.
-    Flush(Rest),
-    /// Remove the entries named (postie queue remove ID... [OPTIONS]).
-    Remove(Rest),
-}
-
-#[derive(Debug, clap::Args)]
-pub struct Rest {
-    /// postie's options (for remove: the ids first).
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "ARGS"
-    )]
-    pub args: Vec<OsString>,
-}
-
-/// Run `postie queue` with its own arguments (`argv[0]` is "queue").
-pub fn main(argv: Vec<OsString>, deliver: &mut Deliver) -> Result<Exit> {
-    let args = QueueArgs::try_parse_from(argv)?;
-    match args.command {
-        QueueCommand::List(r) => list(&r.args),
-        QueueCommand::Run(r) => run(&r.args, false, deliver),
-        QueueCommand::Flush(r) => run(&r.args, true, deliver),
-        QueueCommand::Remove(r) => remove(&r.args),
+/// Run `postie queue ACTION` (parsed by [`crate::cli::parse`]).
+pub fn main(action: QueueAction, args: Args, deliver: &mut Deliver) -> Result<Exit> {
+    match action {
+        QueueAction::List => list_with(args),
+        QueueAction::Run => run_with(args, false, deliver),
+        QueueAction::Flush => run_with(args, true, deliver),
+        QueueAction::Remove => remove(args),
     }
 }
 
 /// Resolve postie's options. `look`: only the queue is looked at, so no password is read
 /// and no server is needed.
-fn config(options: &[OsString], look: bool) -> Result<(Config, Vec<String>)> {
-    let mut argv = vec![OsString::from("postie")];
-    if look {
-        argv.push(OsString::from("--dry-run"));
-    }
-    argv.extend(options.iter().cloned());
-    let args = Args::try_parse_argv(argv)?;
+fn config(mut args: Args, look: bool) -> Result<(Config, Vec<String>)> {
+    args.dry_run |= look;
     let positional = args.recipients.clone();
     Ok((Config::resolve(args, &Environment::real())?, positional))
+}
+
+/// postie's options from an argv without argv[0] (`sendmail -bp`/`-q`, `mailq`).
+fn options(options: &[OsString]) -> Result<Args> {
+    let mut argv = vec![OsString::from("postie")];
+    argv.extend(options.iter().cloned());
+    Ok(Args::try_parse_argv(argv)?)
 }
 
 fn no_positional(positional: &[String]) -> Result<()> {
@@ -90,7 +47,11 @@ fn no_positional(positional: &[String]) -> Result<()> {
 
 /// `postie queue list`, `mailq`, `sendmail -bp`.
 pub fn list(options: &[OsString]) -> Result<Exit> {
-    let (cfg, positional) = config(options, true)?;
+    list_with(self::options(options)?)
+}
+
+fn list_with(args: Args) -> Result<Exit> {
+    let (cfg, positional) = config(args, true)?;
     no_positional(&positional)?;
     let mut out = io::stdout().lock();
     let listed = match Spool::existing(&cfg)? {
@@ -106,7 +67,11 @@ pub fn list(options: &[OsString]) -> Result<Exit> {
 
 /// `postie queue run` / `flush`, `sendmail -q`.
 pub fn run(options: &[OsString], flush: bool, deliver: &mut Deliver) -> Result<Exit> {
-    let (cfg, positional) = config(options, false)?;
+    run_with(self::options(options)?, flush, deliver)
+}
+
+fn run_with(args: Args, flush: bool, deliver: &mut Deliver) -> Result<Exit> {
+    let (cfg, positional) = config(args, false)?;
     no_positional(&positional)?;
     match Spool::existing(&cfg)? {
         Some(spool) => super::run(&spool, &cfg, flush, deliver),
@@ -115,8 +80,8 @@ pub fn run(options: &[OsString], flush: bool, deliver: &mut Deliver) -> Result<E
 }
 
 /// `postie queue remove ID...`.
-fn remove(options: &[OsString]) -> Result<Exit> {
-    let (cfg, ids) = config(options, true)?;
+fn remove(args: Args) -> Result<Exit> {
+    let (cfg, ids) = config(args, true)?;
     if ids.is_empty() {
         return Err(Error::Usage("postie queue remove: name the entries' ids".into()).into());
     }

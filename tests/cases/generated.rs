@@ -24,6 +24,7 @@ fn man_page() -> Vec<u8> {
     man.render_synopsis_section(&mut out).unwrap();
     man.render_description_section(&mut out).unwrap();
     man.render_options_section(&mut out).unwrap();
+    man.render_subcommands_section(&mut out).unwrap();
     // after_long_help's examples are for --help; the man page has its own EXAMPLES section.
     for section in [
         "examples.roff",
@@ -36,6 +37,27 @@ fn man_page() -> Vec<u8> {
         out.extend(std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())));
     }
     man.render_version_section(&mut out).unwrap();
+    out
+}
+
+/// One page per subcommand, as `postie.1`'s SUBCOMMANDS section names them
+/// (postie-queue.1, postie-queue-run.1, ...): (file name, page).
+fn subcommand_pages() -> Vec<(String, Vec<u8>)> {
+    fn walk(cmd: &clap::Command, out: &mut Vec<(String, Vec<u8>)>) {
+        for sub in cmd.get_subcommands() {
+            let man = clap_mangen::Man::new(sub.clone())
+                .date(MAN_DATE)
+                .manual("postie manual");
+            let mut page = Vec::new();
+            man.render(&mut page).unwrap();
+            out.push((man.get_filename(), page));
+            walk(sub, out);
+        }
+    }
+    let mut cmd = postie::cli::command();
+    cmd.build();
+    let mut out = Vec::new();
+    walk(&cmd, &mut out);
     out
 }
 
@@ -62,6 +84,20 @@ fn check(path: &Path, want: &[u8]) {
 #[test]
 fn man_page_is_fresh() {
     check(&root().join("man/postie.1"), &man_page());
+    let pages = subcommand_pages();
+    for (name, page) in &pages {
+        check(&root().join("man").join(name), page);
+    }
+    // No page is left over from a subcommand that is gone.
+    let mut on_disk: Vec<String> = std::fs::read_dir(root().join("man"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("postie-") && n.ends_with(".1"))
+        .collect();
+    on_disk.sort();
+    let mut want: Vec<String> = pages.into_iter().map(|(n, _)| n).collect();
+    want.sort();
+    assert_eq!(on_disk, want, "man/ holds pages for other subcommands");
 }
 
 #[test]
@@ -104,6 +140,19 @@ fn man_page_renders_without_warnings() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "man failed: {stderr}");
     assert!(stderr.trim().is_empty(), "man warns: {stderr}");
+    for (name, _) in subcommand_pages() {
+        let sub = std::process::Command::new("man")
+            .args(["--warnings", "-l"])
+            .arg(root().join("man").join(&name))
+            .env("MANWIDTH", "100")
+            .output()
+            .expect("man ran once already");
+        let stderr = String::from_utf8_lossy(&sub.stderr);
+        assert!(
+            sub.status.success() && stderr.trim().is_empty(),
+            "{name}: {stderr}"
+        );
+    }
     // man may embolden with overstrikes ("E\x08E"): keep only what is finally shown.
     let mut text = String::new();
     for c in String::from_utf8_lossy(&out.stdout).chars() {
@@ -127,4 +176,54 @@ fn man_page_renders_without_warnings() {
             "no {section} section"
         );
     }
+}
+
+/// The subcommands are in `postie --help`, in the man page's SUBCOMMANDS section and in
+/// every completion script, from the one clap definition.
+#[test]
+fn subcommands_reach_help_man_page_and_completions() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_postie"))
+        .arg("--help")
+        .output()
+        .expect("run postie --help");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    let listed: Vec<&str> = help
+        .lines()
+        .skip_while(|l| *l != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(listed, postie::cli::SUBCOMMANDS, "postie --help:\n{help}");
+    let man = String::from_utf8_lossy(&man_page()).into_owned();
+    assert!(man.contains(".SH SUBCOMMANDS"), "no SUBCOMMANDS section");
+    for name in postie::cli::SUBCOMMANDS {
+        assert!(
+            man.contains(&format!("postie\\-{name}(1)")),
+            "man page lacks {name}"
+        );
+        let bash = String::from_utf8_lossy(&completion(Shell::Bash)).into_owned();
+        assert!(
+            bash.contains(&format!("cmd=\"postie__subcmd__{name}\"")),
+            "bash completion lacks {name}"
+        );
+        let fish = String::from_utf8_lossy(&completion(Shell::Fish)).into_owned();
+        assert!(
+            fish.contains(&format!("-a \"{name}\"")),
+            "fish completion lacks {name}"
+        );
+    }
+    // queue run completes postie's own options (the connection it delivers over).
+    let bash = String::from_utf8_lossy(&completion(Shell::Bash)).into_owned();
+    let run = bash
+        .split("\n        postie__subcmd__queue__subcmd__run)")
+        .nth(1)
+        .expect("queue run in bash completion");
+    let run = run.split(";;").next().unwrap_or_default();
+    assert!(
+        run.contains("--server") && run.contains("--queue-dir"),
+        "{run}"
+    );
 }

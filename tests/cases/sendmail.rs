@@ -1008,6 +1008,35 @@ fn bs_relays_a_scripted_smtp_session_and_passes_refusals_back() {
 // ---------------------------------------------------------------------------------------
 // 7. queue and aliases commands
 
+/// postie's subcommands are postie's alone: invoked as `sendmail` (and as `mail`), a local
+/// recipient named `queue`, `batch`, `dkim` or `check` gets the message.
+#[test]
+fn subcommand_names_are_recipients_for_the_personas() {
+    let Some(pf) = Postfix::get() else { return };
+    let domain = "sm-subcmd.example.test";
+    let inst = Install::new();
+    inst.write(
+        "etc/postie.toml",
+        &postie_toml(pf, &format!("domain = \"{domain}\"\n")),
+        0o644,
+    );
+    let message = "Subject: to a user named queue\n\nbody\n";
+    let cmd = inst.sendmail(&["queue", "batch"]);
+    run(cmd, Some(message.as_bytes())).assert_quiet_success("sendmail queue batch");
+    for user in ["queue", "batch"] {
+        let d = Delivered::get(pf, &format!("{user}@{domain}"));
+        assert_eq!(d.one("Subject"), "to a user named queue", "sendmail {user}");
+        assert_eq!(d.body(), b"body\n", "sendmail {user}");
+    }
+    let mut cmd = inst.command("mail");
+    cmd.args(["-s", "to a user named check", "check", "dkim"]);
+    run(cmd, Some(b"body\n")).assert_quiet_success("mail check dkim");
+    for user in ["check", "dkim"] {
+        let d = Delivered::get(pf, &format!("{user}@{domain}"));
+        assert_eq!(d.one("Subject"), "to a user named check", "mail {user}");
+    }
+}
+
 #[test]
 fn queue_and_alias_commands_exit_zero_without_config() {
     let inst = Install::new();
