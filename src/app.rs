@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::cli::Args;
-use crate::config::{Config, Dsn, Environment, Security, SendmailOptions};
+use crate::config::{Config, Dsn, Environment, Mode as RunMode, Security, SendmailOptions};
 use crate::envelope::{self, Envelope};
 use crate::error::{exit_code, Error, Exit};
 use crate::json::{self, Facts, JsonResult, Step};
@@ -129,41 +129,43 @@ fn run_as(args: Args, persona: Persona) -> Result<Exit> {
     let json = args.json;
     let mut facts = Facts::default();
     let outcome = Config::resolve(args, &Environment::real())
-        .and_then(|cfg| send(&cfg, persona.program(), &mut facts));
+        .and_then(|cfg| dispatch(&cfg, persona.program(), &mut facts));
     if json {
         json::print(&JsonResult::new(&facts, &outcome));
     }
     outcome
 }
 
-/// `program` starts each stderr line (`postie`, `sendmail`, `mail`); `facts` collects what
-/// --json reports, as far as the run gets.
-fn send(cfg: &Config, program: &str, facts: &mut Facts) -> Result<Exit> {
+/// One message's run, by mode. `program` starts each stderr line (`postie`, `sendmail`,
+/// `mail`); `facts` collects what --json reports, as far as the run gets.
+fn dispatch(cfg: &Config, program: &str, facts: &mut Facts) -> Result<Exit> {
     facts.note_config(cfg);
-    if cfg.show_config {
-        return show_config(cfg);
-    }
-    if !cfg.tls_verify {
+    if cfg.mode != RunMode::ShowConfig && !cfg.tls_verify {
         eprintln!("{program}: warning: TLS certificates are NOT verified (--tls-no-verify)");
     }
-    if cfg.probe.is_some() {
-        return crate::probe::run(cfg);
+    match &cfg.mode {
+        RunMode::ShowConfig => show_config(cfg),
+        RunMode::Probe(probe) => crate::probe::run(cfg, probe),
+        RunMode::Rehearse(stop) if *stop < Milestone::Data => rehearse(cfg, *stop, program, facts),
+        RunMode::Batch(_) => batch(cfg, cfg.verbosity, false),
+        RunMode::Send | RunMode::DryRun | RunMode::Rehearse(_) => send(cfg, program, facts),
     }
-    if let Some(stop) = cfg.quit_after.filter(|m| *m < Milestone::Data) {
-        return rehearse(cfg, stop, program, facts);
-    }
+}
+
+/// Send (or with --dry-run show, or with --quit-after data rehearse) one message.
+fn send(cfg: &Config, program: &str, facts: &mut Facts) -> Result<Exit> {
     let message = message::prepare(cfg, Box::new(io::stdin()))?;
     if cfg.skip_empty && message.empty_body {
         return Ok(Exit::Ok);
     }
     let envelope = envelope::build(cfg, &message)?;
     facts.envelope = Some(envelope.clone());
-    if cfg.dry_run {
+    if cfg.mode == RunMode::DryRun {
         return dry_run(cfg, &envelope, message);
     }
     // --queue: the message goes to the spool first and is sent from there, so it can be
     // kept whichever phase fails (stdin cannot be read twice).
-    let (message, staged) = if cfg.queue.enabled && cfg.quit_after.is_none() {
+    let (message, staged) = if cfg.queue.enabled && cfg.quit_after().is_none() {
         let staged = queue::Spool::for_config(cfg)?.stage(message)?;
         (staged.message(cfg)?, Some(staged))
     } else {
@@ -174,7 +176,7 @@ fn send(cfg: &Config, program: &str, facts: &mut Facts) -> Result<Exit> {
     let outcome = if cfg.mx_port.is_some() {
         facts.stage = Some(Step::Resolve);
         let started = std::time::Instant::now();
-        let delivery = crate::engine::mx::run(cfg, &envelope, Some(message), cfg.quit_after)?;
+        let delivery = crate::engine::mx::run(cfg, &envelope, Some(message), cfg.quit_after())?;
         facts.elapsed = Some(started.elapsed());
         facts.domains.clone_from(&delivery.domains);
         let result = delivery.as_result();
@@ -188,7 +190,7 @@ fn send(cfg: &Config, program: &str, facts: &mut Facts) -> Result<Exit> {
         facts.report = Some(report.clone());
     }
     // --quit-after data sends no message, so there is nothing to log.
-    if (cfg.log.is_some() || cfg.syslog) && cfg.quit_after.is_none() {
+    if (cfg.log.is_some() || cfg.syslog) && cfg.quit_after().is_none() {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
@@ -316,45 +318,47 @@ fn rehearse(cfg: &Config, stop: Milestone, program: &str, facts: &mut Facts) -> 
 fn run_batch(args: Args) -> Result<Exit> {
     let json = args.json;
     let verbosity = args.verbose;
-    let outcome = Config::resolve(args, &Environment::real()).and_then(|cfg| {
-        if cfg.mx_port.is_some() {
-            return Err(Error::Config(
-                "--messages sends every message to one server: give --server HOST[:PORT], \
-                 --socket PATH or an account with a server (direct MX delivery sends one \
-                 message at a time)"
-                    .into(),
-            )
-            .into());
-        }
-        if !cfg.tls_verify {
-            eprintln!("postie: warning: TLS certificates are NOT verified (--tls-no-verify)");
-        }
-        // The server and its fallbacks, through the engine (as a single message goes).
-        let mut sessions = crate::engine::Sessions::new(&cfg);
-        // --queue: a message that failed temporarily goes to the spool (durably, before it
-        // counts as done); without it nothing takes the message, and it is deferred (75).
-        let mut spool: Option<queue::Spool> = None;
-        let mut on_retryable = |envelope: &Envelope,
-                                message: &mut dyn io::Read,
-                                why: &str|
-         -> Result<Option<String>> {
+    let outcome =
+        Config::resolve(args, &Environment::real()).and_then(|cfg| batch(&cfg, verbosity, json));
+    if let Err(e) = &outcome {
+        crate::batch::Printer::setup_failure(json, e);
+    }
+    outcome
+}
+
+/// Send every message of a batch (`Mode::Batch`) over the server and its fallbacks.
+fn batch(cfg: &Config, verbosity: u8, json: bool) -> Result<Exit> {
+    if cfg.mx_port.is_some() {
+        return Err(Error::Config(
+            "--messages sends every message to one server: give --server HOST[:PORT], \
+             --socket PATH or an account with a server (direct MX delivery sends one \
+             message at a time)"
+                .into(),
+        )
+        .into());
+    }
+    if !cfg.tls_verify {
+        eprintln!("postie: warning: TLS certificates are NOT verified (--tls-no-verify)");
+    }
+    // The server and its fallbacks, through the engine (as a single message goes).
+    let mut sessions = crate::engine::Sessions::new(cfg);
+    // --queue: a message that failed temporarily goes to the spool (durably, before it
+    // counts as done); without it nothing takes the message, and it is deferred (75).
+    let mut spool: Option<queue::Spool> = None;
+    let mut on_retryable =
+        |envelope: &Envelope, message: &mut dyn io::Read, why: &str| -> Result<Option<String>> {
             if !cfg.queue.enabled {
                 return Ok(None);
             }
             let spool = match &mut spool {
                 Some(s) => s,
-                None => spool.insert(queue::Spool::for_config(&cfg)?),
+                None => spool.insert(queue::Spool::for_config(cfg)?),
             };
             spool.add(envelope, message, why).map(Some)
         };
-        let mut printer = crate::batch::Printer::new("postie", verbosity, json);
-        crate::batch::run(&cfg, &mut sessions, &mut on_retryable, &mut printer)
-            .map(|summary| summary.exit)
-    });
-    if let Err(e) = &outcome {
-        crate::batch::Printer::setup_failure(json, e);
-    }
-    outcome
+    let mut printer = crate::batch::Printer::new("postie", verbosity, json);
+    crate::batch::run(cfg, &mut sessions, &mut on_retryable, &mut printer)
+        .map(|summary| summary.exit)
 }
 
 /// The sendmail command line: the message comes from stdin (or, with -bs, over SMTP on

@@ -156,6 +156,25 @@ pub enum Probe {
     Mx { domains: Vec<String>, port: u16 },
 }
 
+/// What the run does. One value, so that contradictory requests (a dry run that probes, a
+/// batch that stops after EHLO) cannot be expressed past the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Deliver the message (the default).
+    Send,
+    /// --dry-run: print the envelope and the message; send nothing.
+    DryRun,
+    /// --show-config: print the resolved settings; send nothing.
+    ShowConfig,
+    /// --probe: report what the server (or each MX host) offers.
+    Probe(Probe),
+    /// --quit-after: the dialogue stops cleanly after this milestone; nothing is delivered.
+    /// Before [`Milestone::Data`] no message is read.
+    Rehearse(Milestone),
+    /// --messages / `postie batch`: the inputs to send over one connection.
+    Batch(Vec<PathBuf>),
+}
+
 /// Recipients as given (comma lists split, not yet validated).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recipients {
@@ -208,8 +227,8 @@ pub struct Config {
     pub show_time: bool,
     /// Colour the transcript: --color, NO_COLOR, TERM and whether stderr is a terminal.
     pub color: bool,
-    pub dry_run: bool,
-    pub show_config: bool,
+    /// What this run does: send, dry run, show config, probe, rehearse, batch.
+    pub mode: Mode,
     /// mailx -E: an empty body means nothing to send.
     pub skip_empty: bool,
     pub test_mode: bool,
@@ -239,21 +258,14 @@ pub struct Config {
     pub sendmail: SendmailOptions,
     /// Delivery status notification requests (RFC 3461), used when the server offers DSN.
     pub dsn: Dsn,
-    /// --quit-after: where the dialogue stops; nothing is delivered.
-    pub quit_after: Option<Milestone>,
     /// False with --no-pipelining: one command, one reply, even when PIPELINING is offered.
     pub pipelining: bool,
     /// False with --no-chunking: DATA even when CHUNKING is offered.
     pub chunking: bool,
     /// --require-tls: MAIL FROM with REQUIRETLS (RFC 8689), refused unless possible.
     pub require_tls: bool,
-    /// --probe: report what the server offers instead of sending.
-    pub probe: Option<Probe>,
     /// --dkim-key and friends, or the account's `dkim_*`: sign the message.
     pub dkim: Option<crate::dkim::Options>,
-    /// --messages (`postie batch`): the inputs to send over one connection; empty for a
-    /// single message.
-    pub messages: Vec<PathBuf>,
 }
 
 /// A callback on a finished mail transaction (see [`Config::on_transaction_end`]).
@@ -365,6 +377,14 @@ pub fn for_tests(args: &[&str], vars: &[(&'static str, &'static str)]) -> Config
 }
 
 impl Config {
+    /// Where a --quit-after rehearsal stops (`None` for every other mode).
+    pub fn quit_after(&self) -> Option<Milestone> {
+        match self.mode {
+            Mode::Rehearse(stop) => Some(stop),
+            _ => None,
+        }
+    }
+
     /// Resolve arguments over the configuration file's account (flags win). Reads the
     /// password (file, command, env, config, prompt) unless this is a dry run or
     /// --show-config.
@@ -611,8 +631,19 @@ impl Config {
                 std::io::stderr().is_terminal(),
             ),
             syslog: args.syslog,
-            dry_run: args.dry_run,
-            show_config: args.show_config,
+            mode: if !args.messages.is_empty() {
+                Mode::Batch(args.messages.clone())
+            } else if args.show_config {
+                Mode::ShowConfig
+            } else if let Some(probe) = probe {
+                Mode::Probe(probe)
+            } else if let Some(stop) = quit_after {
+                Mode::Rehearse(stop)
+            } else if args.dry_run {
+                Mode::DryRun
+            } else {
+                Mode::Send
+            },
             skip_empty: args.skip_empty,
             test_mode,
             content,
@@ -642,18 +673,15 @@ impl Config {
             mta_sts: mta_sts(&args, env)?,
             sendmail: SendmailOptions::default(),
             dsn: Dsn::default(),
-            quit_after,
             pipelining: !args.no_pipelining,
             chunking: !args.no_chunking,
             require_tls: args.require_tls,
-            probe,
             dkim: crate::dkim::Options::resolve(
                 args.dkim_key.clone().or(account.dkim_key.clone()),
                 args.dkim_selector.clone().or(account.dkim_selector.clone()),
                 args.dkim_domain.clone().or(account.dkim_domain.clone()),
                 args.dkim_expire,
             )?,
-            messages: args.messages.clone(),
         })
     }
 }
@@ -1436,7 +1464,7 @@ mod tests {
         ];
         for (args, want) in fine {
             assert_eq!(
-                resolve(args, &[]).unwrap().quit_after,
+                resolve(args, &[]).unwrap().quit_after(),
                 Some(*want),
                 "{args:?}"
             );
@@ -1473,9 +1501,43 @@ mod tests {
     }
 
     #[test]
+    fn each_request_is_one_mode() {
+        let cases: &[(&[&str], Mode)] = &[
+            (&["--server", "h", "a@x"], Mode::Send),
+            (&["--dry-run", "a@x"], Mode::DryRun),
+            (&["--show-config"], Mode::ShowConfig),
+            (
+                &["--server", "h", "--show-config", "--dry-run"],
+                Mode::ShowConfig,
+            ),
+            (
+                &["--server", "h", "--quit-after", "ehlo"],
+                Mode::Rehearse(Milestone::Ehlo),
+            ),
+            (
+                &["--server", "h", "--quit-after", "data", "a@x"],
+                Mode::Rehearse(Milestone::Data),
+            ),
+            (
+                &["--server", "h", "--messages", "out/"],
+                Mode::Batch(vec![PathBuf::from("out/")]),
+            ),
+        ];
+        for (args, want) in cases {
+            let c = resolve(args, &[]).unwrap_or_else(|e| panic!("{args:?}: {e:#}"));
+            assert_eq!(&c.mode, want, "{args:?}");
+            let stop = match want {
+                Mode::Rehearse(m) => Some(*m),
+                _ => None,
+            };
+            assert_eq!(c.quit_after(), stop, "{args:?}");
+        }
+    }
+
+    #[test]
     fn probe_targets_and_their_security() {
         let c = resolve(&["--server", "h", "--probe"], &[]).unwrap();
-        assert_eq!(c.probe, Some(Probe::Server));
+        assert_eq!(c.mode, Mode::Probe(Probe::Server));
         let cases: &[(&[&str], u16, Security)] = &[
             (
                 &["--probe", "--mx", "example.com"],
@@ -1499,7 +1561,11 @@ mod tests {
                 domains: vec!["example.com".into()],
                 port: *port,
             };
-            assert_eq!((c.probe, c.security), (Some(want), *security), "{args:?}");
+            assert_eq!(
+                (c.mode, c.security),
+                (Mode::Probe(want), *security),
+                "{args:?}"
+            );
         }
         // --probe alone still needs a server; --probe --mx needs a domain.
         let err = resolve(&["--probe"], &[]).unwrap_err();
@@ -1508,8 +1574,8 @@ mod tests {
         assert_eq!(exit_code(&err), crate::error::Exit::Usage);
         let c = resolve(&["--probe", "--mx", "a.example", "b.example"], &[]).unwrap();
         assert_eq!(
-            c.probe,
-            Some(Probe::Mx {
+            c.mode,
+            Mode::Probe(Probe::Mx {
                 domains: vec!["a.example".into(), "b.example".into()],
                 port: 25
             })

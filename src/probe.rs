@@ -165,7 +165,7 @@ impl Findings {
 }
 
 /// `--probe`: probe the server, or every MX host of the domain, and print the reports.
-pub fn run(cfg: &Config) -> Result<Exit> {
+pub fn run(cfg: &Config, probe: &Probe) -> Result<Exit> {
     let tls = Tls::new(cfg.tls_ca.as_deref(), cfg.tls_verify)?;
     // For the second look after a failed verification.
     let unverified = Tls::new(cfg.tls_ca.as_deref(), false)?;
@@ -173,8 +173,8 @@ pub fn run(cfg: &Config) -> Result<Exit> {
         first: &tls,
         retry: cfg.tls_verify.then_some(&unverified),
     };
-    match &cfg.probe {
-        Some(Probe::Mx { domains, port }) => {
+    match probe {
+        Probe::Mx { domains, port } => {
             let mut exit = Exit::Ok;
             for (i, domain) in domains.iter().enumerate() {
                 if i > 0 {
@@ -193,7 +193,7 @@ pub fn run(cfg: &Config) -> Result<Exit> {
             }
             Ok(exit)
         }
-        Some(Probe::Server) | None => {
+        Probe::Server => {
             let Some(server) = &cfg.server else {
                 return Err(Error::Config(
                     "no mail server to probe: use --server HOST[:PORT]".into(),

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use crate::config::Config;
+use crate::config::{Config, Mode};
 use crate::engine::Sessions;
 use crate::envelope::Envelope;
 use crate::error::{exit_code, Error, Exit};
@@ -186,7 +186,11 @@ pub fn run(
     out: &mut Printer,
 ) -> Result<Summary> {
     let started = Instant::now();
-    let items = input::plan(cfg, &cfg.messages)?;
+    let paths = match &cfg.mode {
+        Mode::Batch(paths) => paths.as_slice(),
+        _ => &[],
+    };
+    let items = input::plan(cfg, paths)?;
     let mut prep = Prepare::new(cfg);
     let mut summary = Summary::new(items.len());
     let mut gave_up: Option<anyhow::Error> = None;

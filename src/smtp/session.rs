@@ -64,7 +64,7 @@ pub fn deliver_keeping(
     envelope: &Envelope,
     message: &mut Option<Message>,
 ) -> Result<Report> {
-    dialogue(conn, cfg, tls, Some(envelope), message, cfg.quit_after)
+    dialogue(conn, cfg, tls, Some(envelope), message, cfg.quit_after())
 }
 
 /// Marks an error whose cause is a failed TLS handshake after an opportunistic STARTTLS:
