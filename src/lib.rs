@@ -1,28 +1,34 @@
 //! postie: a command-line mail sending client.
 //!
-//! Data flows one way, one stage a module:
+//! Data flows one way, one stage a module (ARCHITECTURE.md draws it and names each
+//! stage's files):
 //!
 //! ```text
-//! cli args ─► config ─► message ─► envelope ─► route ─► connection ─► session ─► report
+//! argv ─► persona/cli ─► config ─► message ─► envelope ─► engine ─► report
+//!                                                  (route ─► net ─► smtp session)
 //! ```
 //!
-//! * [`cli`] holds the raw arguments exactly as typed (no I/O);
-//! * [`config`] resolves them: defaults, ports, the TLS policy, the password;
+//! * [`persona`] reads sendmail(8) and mailx(1) command lines; [`cli`] is postie's own
+//!   clap tree, subcommands included (no I/O);
+//! * [`config`] resolves the arguments and configuration files ([`settings`]) into one
+//!   [`config::Config`] whose [`config::Mode`] says what the run does;
 //! * [`message`] builds the RFC 5322 message (mail-builder) or opens a ready one;
-//! * [`envelope`] fixes the SMTP reverse-path and forward-paths;
-//! * [`route`] turns the server name into socket addresses ([`dns`] answers MX and address
-//!   questions, the crate's only async code, behind blocking calls; [`dane`] asks a
-//!   validating resolver for TLSA records and checks certificates against them);
+//! * [`envelope`] fixes the SMTP reverse-path and forward-paths ([`address`] holds the
+//!   mailbox grammar);
+//! * [`engine`] is the only code that drives route → connection → session, for every
+//!   mode: host order and fallback, MX, MTA-STS ([`mta_sts`]) and DANE ([`dane`]),
+//!   reconnects; [`error::classify`] decides, once, what a failure means;
+//! * [`route`] turns names into socket addresses ([`dns`] answers MX and address
+//!   questions, the crate's only async code, behind blocking calls);
 //! * [`net`] is the only place bytes cross the wire, and where the transcript is written;
 //! * [`smtp`] parses replies and runs the dialogue;
-//! * [`report`] prints what happened per recipient and picks the exit code.
+//! * [`report`] holds what happened per recipient and the exit code it stands for;
+//!   [`json`] and [`log`] print it.
 //!
 //! [`queue`] keeps messages whose delivery failed temporarily (`--queue`) and retries
-//! them (`postie queue run`).
-//!
-//! [`error`] maps every failure to one sysexits code, in one place. [`probe`] (`--probe`)
-//! runs a short dialogue of its own and reports what a server offers instead of sending.
-//! [`batch`] (`postie batch`, `--messages`) sends many messages over one connection.
+//! them through the engine (`postie queue run`). [`batch`] (`postie batch`) sends many
+//! messages over one engine session. [`probe`] (`--probe`) and [`check`] (`postie check`)
+//! report instead of sending. [`error`] maps every failure to one sysexits code.
 #![forbid(unsafe_code)]
 
 pub mod address;
