@@ -801,7 +801,18 @@ fn load_account(
         return Ok((None, Account::default()));
     };
     let settings = crate::settings::load(&path)?;
-    let account = settings.account(args.account.as_deref(), from)?;
+    let account = match settings.choose(args.account.as_deref(), from)? {
+        Some(account) => account,
+        None => {
+            // A file of accounts without a default does not mean "deliver to the MX
+            // hosts": stop, unless the command line names the route or nothing is sent.
+            let route_given = args.server.is_some() || args.socket.is_some() || args.mx;
+            match settings.needs_a_choice() {
+                Some(err) if !(route_given || args.dry_run) => return Err(err.into()),
+                _ => settings.defaults.clone(),
+            }
+        }
+    };
     let account = account.clone().or(&settings.format_defaults(&account));
     Ok((Some(path), account))
 }
@@ -1262,6 +1273,66 @@ mod tests {
             (c.security, c.socket, c.protocol),
             (Security::StartTlsRequired, None, Protocol::Lmtp)
         );
+    }
+
+    #[test]
+    fn a_file_of_accounts_without_a_default_stops_instead_of_going_direct() {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = dir.path().join("config.toml");
+        std::fs::write(
+            &toml,
+            "[account.bob]\nserver = \"smtp.example\"\nfrom = \"bob@example\"\n",
+        )
+        .unwrap();
+        let rc = dir.path().join("msmtprc");
+        std::fs::write(
+            &rc,
+            "account work\nhost smtp.work.example\nfrom me@work.example\n",
+        )
+        .unwrap();
+        let path = |p: &std::path::Path| -> &'static str {
+            Box::leak(p.to_str().unwrap().to_string().into_boxed_str())
+        };
+        let (toml, rc) = (path(&toml), path(&rc));
+        for (file, names, how) in [
+            (toml, "bob", "default_account = \"NAME\""),
+            (rc, "work", "account default : NAME"),
+        ] {
+            let err = resolve(&["-C", file, "a@x.test"], &[]).expect_err(file);
+            assert_eq!(exit_code(&err), crate::error::Exit::Config, "{file}");
+            let msg = format!("{err:#}");
+            assert!(
+                msg.contains(&format!("no default account (it defines: {names})"))
+                    && msg.contains("-A NAME")
+                    && msg.contains(how),
+                "{msg}"
+            );
+            // Chosen by name, by a matching From, or a route on the command line: fine.
+            let a = resolve(&["-C", file, "-A", names, "a@x.test"], &[]).unwrap();
+            assert_eq!(a.mx_port, None, "{file} -A: submission, not MX");
+            assert!(a.server.is_some(), "{file} -A");
+            let from = if names == "bob" {
+                "bob@example"
+            } else {
+                "me@work.example"
+            };
+            let f = resolve(&["-C", file, "-f", from, "a@x.test"], &[]).unwrap();
+            assert!(f.server.is_some(), "{file}: account chosen by its from");
+            let s = resolve(&["-C", file, "--server", "relay.test", "a@x.test"], &[]).unwrap();
+            assert_eq!(s.server.map(|s| s.host), Some("relay.test".into()));
+            let mx = resolve(&["-C", file, "--mx", "a@x.test"], &[]).unwrap();
+            assert_eq!(mx.mx_port, Some(SMTP_PORT), "{file} --mx is asked for");
+            resolve(&["-C", file, "--dry-run", "a@x.test"], &[]).expect("a dry run sends nothing");
+        }
+        // A [defaults] table with a server is a default.
+        let both = dir.path().join("both.toml");
+        std::fs::write(
+            &both,
+            "[defaults]\nserver = \"d.example\"\n[account.bob]\nserver = \"b.example\"\n",
+        )
+        .unwrap();
+        let c = resolve(&["-C", path(&both), "a@x.test"], &[]).unwrap();
+        assert_eq!(c.server.map(|s| s.host), Some("d.example".into()));
     }
 
     #[test]

@@ -180,9 +180,18 @@ impl Settings {
     /// first account whose `from` matches `from_addr` (msmtp's automatic choice), else the
     /// default account, else the defaults alone. Inheritance is already applied.
     pub fn account(&self, name: Option<&str>, from_addr: Option<&str>) -> Result<Account> {
+        Ok(self
+            .choose(name, from_addr)?
+            .unwrap_or_else(|| self.defaults.clone()))
+    }
+
+    /// [`Settings::account`], but `None` where no account was chosen (no name, no `from`
+    /// match, no default account): the caller decides whether the defaults alone will do
+    /// ([`Settings::needs_a_choice`]).
+    pub fn choose(&self, name: Option<&str>, from_addr: Option<&str>) -> Result<Option<Account>> {
         if let Some(name) = name {
             return match self.accounts.get(name) {
-                Some(a) => Ok(a.clone()),
+                Some(a) => Ok(Some(a.clone())),
                 None => {
                     let known = if self.order.is_empty() {
                         "it defines none".to_string()
@@ -206,17 +215,33 @@ impl Settings {
                     .then_some(acc)
             });
             if let Some(acc) = found {
-                return Ok(acc.clone());
+                return Ok(Some(acc.clone()));
             }
         }
-        if let Some(acc) = self
+        Ok(self
             .default_account
             .as_ref()
             .and_then(|n| self.accounts.get(n))
-        {
-            return Ok(acc.clone());
+            .cloned())
+    }
+
+    /// When no account was chosen: the error to stop with if the defaults alone name no
+    /// server although the file defines accounts (msmtp: "account default not found").
+    /// Going on would deliver straight to the recipients' MX hosts, unauthenticated, which
+    /// is never what a file of accounts means. `None`: the defaults will do.
+    pub fn needs_a_choice(&self) -> Option<Error> {
+        if self.order.is_empty() || self.defaults.server.is_some() {
+            return None;
         }
-        Ok(self.defaults.clone())
+        let how = match self.syntax {
+            Syntax::Toml => "default_account = \"NAME\" at the top of the file",
+            Syntax::Msmtprc => "`account default : NAME`",
+        };
+        Some(Error::Config(format!(
+            "{}: no default account (it defines: {}): choose one with -A NAME, or set {how}",
+            self.display,
+            self.order.join(", ")
+        )))
     }
 
     /// What msmtp itself would use where an msmtprc account leaves a setting unset and

@@ -1008,6 +1008,73 @@ fn bs_relays_a_scripted_smtp_session_and_passes_refusals_back() {
 // ---------------------------------------------------------------------------------------
 // 7. queue and aliases commands
 
+/// An msmtprc or postie.toml whose accounts include no default stops with 78 and names
+/// the accounts (msmtp: "account default not found"), through every persona, instead of
+/// delivering straight to the recipients' MX hosts unauthenticated.
+#[test]
+fn accounts_without_a_default_exit_78_naming_them_in_every_persona() {
+    let inst = Install::new();
+    inst.write(
+        "home/.msmtprc",
+        "account work\nhost smtp.work.example\nfrom me@work.example\nauth off\n\n\
+         account home\nhost smtp.home.example\n",
+        0o600,
+    );
+    let msmtp_line = "no default account (it defines: work, home): choose one with -A NAME, \
+                      or set `account default : NAME`";
+    let message = b"To: someone@example.org\nSubject: x\n\nbody\n";
+    let runs: [(&str, &[&str]); 4] = [
+        ("sendmail", &["-t"]),
+        ("sendmail", &["someone@example.org"]),
+        ("mail", &["-s", "x", "someone@example.org"]),
+        ("mailx", &["-s", "x", "someone@example.org"]),
+    ];
+    for (name, args) in runs {
+        let mut cmd = inst.command(name);
+        cmd.args(args);
+        let out = run(cmd, Some(message));
+        out.assert_code(78, &format!("{name} {args:?}"));
+        let program = if name == "mailx" { "mail" } else { name };
+        assert_eq!(
+            out.stderr,
+            format!("{program}: ~/.msmtprc: {msmtp_line}\n"),
+            "{name} {args:?}: {}",
+            out.describe()
+        );
+    }
+    let mut cmd = postie();
+    cmd.env("HOME", &inst.home)
+        .args(["-s", "x", "someone@example.org"]);
+    let out = run(cmd, Some(b"body\n"));
+    out.assert_code(78, "postie");
+    assert_eq!(out.stderr, format!("postie: ~/.msmtprc: {msmtp_line}\n"));
+    // Naming one (msmtp's -a, postie's -A) gets past the check (to --dry-run here).
+    let mut cmd = postie();
+    cmd.env("HOME", &inst.home)
+        .args(["-A", "work", "--dry-run", "-s", "x", "someone@example.org"]);
+    run(cmd, Some(b"body\n")).assert_code(0, "postie -A work --dry-run");
+
+    // postie's own TOML file: the same, with its own way to set a default.
+    let toml = Install::new();
+    toml.write(
+        "etc/postie.toml",
+        "[account.bob]\nserver = \"smtp.example.org\"\n",
+        0o644,
+    );
+    let mut cmd = toml.sendmail(&["someone@example.org"]);
+    cmd.env_remove("XDG_CONFIG_HOME");
+    let out = run(cmd, Some(message));
+    out.assert_code(78, "sendmail, postie.toml");
+    assert!(
+        out.stderr.ends_with(
+            "no default account (it defines: bob): choose one with -A NAME, or set \
+             default_account = \"NAME\" at the top of the file\n"
+        ) && out.stderr.lines().count() == 1,
+        "{}",
+        out.describe()
+    );
+}
+
 /// postie's subcommands are postie's alone: invoked as `sendmail` (and as `mail`), a local
 /// recipient named `queue`, `batch`, `dkim` or `check` gets the message.
 #[test]
