@@ -241,6 +241,9 @@ pub struct Config {
     pub default_sender: String,
     /// Qualifies bare local recipients.
     pub domain: Option<String>,
+    /// Qualifies bare senders (`-f root`, `From: root`) and the default sender: `domain`,
+    /// else the host's fully qualified name, else its bare name.
+    pub sender_domain: String,
     /// aliases(5)-style file for bare local recipients, and its contents.
     pub aliases_file: Option<PathBuf>,
     pub aliases: Option<crate::aliases::Aliases>,
@@ -334,6 +337,9 @@ pub type VarLookup = Box<dyn Fn(&str) -> Option<String>>;
 pub struct Environment {
     pub var: VarLookup,
     pub hostname: String,
+    /// The fully qualified name of a bare host name (`hostname -f`), if the system
+    /// resolver knows one.
+    pub fqdn: fn(&str) -> Option<String>,
 }
 
 impl Environment {
@@ -350,8 +356,22 @@ impl Environment {
         Environment {
             var: Box::new(|k| std::env::var(k).ok()),
             hostname: gethostname::gethostname().to_string_lossy().into_owned(),
+            fqdn: canonical_name,
         }
     }
+}
+
+/// The canonical name getaddrinfo gives `host` (AI_CANONNAME: /etc/hosts, nsswitch, DNS),
+/// as `hostname -f` prints it; `None` unless that is a dotted name.
+fn canonical_name(host: &str) -> Option<String> {
+    let hints = dns_lookup::AddrInfoHints {
+        flags: libc::AI_CANONNAME,
+        ..Default::default()
+    };
+    dns_lookup::getaddrinfo(Some(host), None, Some(hints))
+        .ok()?
+        .filter_map(|a| a.ok()?.canonname)
+        .find(|name| name.contains('.') && !name.ends_with('.'))
 }
 
 /// For unit tests elsewhere: `postie ARGS...` resolved on host box.example for user ops,
@@ -372,6 +392,7 @@ pub fn for_tests(args: &[&str], vars: &[(&'static str, &'static str)]) -> Config
                 .map(|(_, v)| v.to_string()),
         }),
         hostname: "box.example".into(),
+        fqdn: |_| None,
     };
     Config::resolve(args, &env).expect("test configuration resolves")
 }
@@ -393,7 +414,7 @@ impl Config {
         let from_hint = match &args.from {
             Some(f) => {
                 reject_line_breaks("--from", f)?;
-                Some(crate::address::parse_mailbox(f)?.addr)
+                Some(crate::address::parse_recipient(f)?.addr)
             }
             None => None,
         };
@@ -507,6 +528,20 @@ impl Config {
         } else {
             env.hostname.trim().to_string()
         };
+        // A bare host name ("box") is no name for EHLO or for mail: its fully qualified
+        // form, as `hostname -f` gives it.
+        let host_fqdn = if hostname.contains('.') {
+            Some(hostname.clone())
+        } else {
+            (env.fqdn)(&hostname)
+        };
+        let domain = args.domain.clone().or(account.domain.clone());
+        // Bare senders (and the default sender) are qualified with the configured domain,
+        // else the host's fully qualified name.
+        let sender_domain = domain
+            .clone()
+            .or(host_fqdn.clone())
+            .unwrap_or_else(|| hostname.clone());
         let helo = match args.helo.as_ref().or(account.helo.as_ref()) {
             Some(h) => {
                 if h.is_empty() || h.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -515,7 +550,7 @@ impl Config {
                 h.clone()
             }
             None if test_mode => "postie.test".to_string(),
-            None => hostname.clone(),
+            None => host_fqdn.clone().unwrap_or_else(|| hostname.clone()),
         };
 
         let content = match &args.message {
@@ -542,8 +577,9 @@ impl Config {
             _ => {
                 let login = (env.var)("USER")
                     .or_else(|| (env.var)("LOGNAME"))
+                    .filter(|l| !l.is_empty())
                     .unwrap_or_else(|| "postie".into());
-                format!("{login}@{hostname}")
+                format!("{login}@{sender_domain}")
             }
         };
 
@@ -650,7 +686,8 @@ impl Config {
             recipients,
             from,
             default_sender,
-            domain: args.domain.clone().or(account.domain.clone()),
+            domain,
+            sender_domain,
             aliases: match args.aliases.as_ref().or(account.aliases.as_ref()) {
                 Some(path) => Some(crate::aliases::load(path)?),
                 None => None,
@@ -1156,6 +1193,7 @@ mod tests {
                 _ => map.get(k).cloned(),
             }),
             hostname: "box.example".into(),
+            fqdn: |_| None,
         }
     }
 

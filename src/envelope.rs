@@ -6,7 +6,7 @@
 
 use anyhow::Result;
 
-use crate::address::{bad_address, check_addr, parse_recipient};
+use crate::address::{check_addr, parse_recipient};
 pub use crate::address::{parse_mailbox, Mailbox};
 use crate::config::Config;
 use crate::error::Error;
@@ -132,16 +132,21 @@ fn forward_paths<'a>(
     Ok(paths)
 }
 
-/// The envelope sender: an address, or a bare name qualified (first alias target).
+/// The envelope sender: an address, or a bare name (`-f root`) qualified with
+/// [`Config::sender_domain`] — never through the aliases, which map recipients.
 pub fn sender(cfg: &Config, raw: &str) -> Result<String> {
     let m = parse_recipient(raw)?;
     if m.addr.contains('@') {
         return Ok(m.addr);
     }
-    qualify(cfg, raw)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| bad_address(raw, "cannot qualify this sender"))
+    let addr = qualify_sender(cfg, &m.addr);
+    check_addr(raw, &addr)?;
+    Ok(addr)
+}
+
+/// A bare sender name as an address: `name@` [`Config::sender_domain`].
+pub fn qualify_sender(cfg: &Config, name: &str) -> String {
+    format!("{name}@{}", cfg.sender_domain)
 }
 
 #[cfg(test)]
@@ -234,7 +239,9 @@ mod tests {
     #[test]
     fn envelope_without_a_message() {
         let cases: &[(&[&str], &str, &[&str])] = &[
-            (&["--server", "h"], "ops@box.example", &[]),
+            // The default sender takes the configured domain (bare senders do too).
+            (&["--server", "h"], "ops@d.example", &[]),
+            (&["--server", "h", "-f", "root"], "root@d.example", &[]),
             (
                 &["--server", "h", "-f", "Me <me@x.example>"],
                 "me@x.example",
@@ -250,7 +257,7 @@ mod tests {
                     "-b",
                     "b@x.example,root",
                 ],
-                "ops@box.example",
+                "ops@d.example",
                 &["a@x.example", "B@x.example", "root@d.example"],
             ),
         ];
@@ -263,6 +270,9 @@ mod tests {
         }
         let err = without_message(&config(&["--server", "h", "root"])).unwrap_err();
         assert_eq!(crate::error::exit_code(&err), crate::error::Exit::DataErr);
+        // Without a domain a bare sender takes the host's (fully qualified) name.
+        let e = without_message(&config(&["--server", "h", "-f", "root", "a@x.example"])).unwrap();
+        assert_eq!(e.reverse_path, "root@box.example");
     }
 
     #[test]

@@ -1325,6 +1325,7 @@ mod tests {
                 _ => None,
             }),
             hostname: "box.example".into(),
+            fqdn: |_| None,
         };
         let cfg = Config::resolve(args, &env).unwrap();
         assert!(

@@ -99,6 +99,9 @@ pub struct Rewrite<'a> {
     /// Maps a bare local name (no `@`) to the address or addresses it stands for (alias
     /// targets, or `name@domain`). An empty answer leaves the name as it is.
     pub qualify: Option<Qualify<'a>>,
+    /// The same for the originator fields (From, Sender and their Resent- forms), which
+    /// name senders, not recipients; `None`: `qualify` is used for them too.
+    pub qualify_sender: Option<Qualify<'a>>,
     /// The From: to add when the head has none: `addr` or `Name <addr>` (the name may be
     /// non-ASCII; it is encoded per RFC 2047).
     pub add_from: Option<String>,
@@ -146,7 +149,11 @@ pub fn rewrite(head: &[u8], r: &Rewrite) -> Result<Vec<u8>> {
         if r.strip_bcc && f.name.is_bcc() {
             continue;
         }
-        match (r.qualify, &f.items) {
+        let qualify = match (f.name.is_originator(), r.qualify_sender) {
+            (true, Some(q)) => Some(q),
+            _ => r.qualify,
+        };
+        match (qualify, &f.items) {
             (Some(q), Some(items))
                 if needs_qualifying(items) && std::str::from_utf8(raw).is_ok() =>
             {
@@ -606,6 +613,11 @@ mod tests {
         }
     }
 
+    /// Senders are qualified with the domain, never through the recipient aliases.
+    fn qualify_sender(name: &str) -> Vec<String> {
+        vec![format!("{name}@example.org")]
+    }
+
     fn show(b: &[u8]) -> String {
         String::from_utf8_lossy(b).into_owned()
     }
@@ -615,6 +627,7 @@ mod tests {
         Rewrite {
             strip_bcc: true,
             qualify: Some(&qualify),
+            qualify_sender: Some(&qualify_sender),
             add_from: Some("CronDaemon <root@host.example>".into()),
             add_date: Some(T),
             add_message_id: Some("1.2@host.example".into()),
@@ -663,6 +676,12 @@ mod tests {
                 b"From: a@x\r\nDate: d\r\nMessage-ID: <m@x>\r\n\r\n",
             ),
             (
+                "originators are senders: From: staff is not expanded through the aliases",
+                b"From: staff\nSender: nobody\nTo: staff\nDate: d\nMessage-ID: <m@x>\n\n",
+                b"From: <staff@example.org>\nSender: <nobody@example.org>\n\
+                  To: <alice@example.org>, <bob@example.org>\nDate: d\nMessage-ID: <m@x>\n\n",
+            ),
+            (
                 "Resent- fields: qualified, Resent-Bcc stripped, the originals kept",
                 b"Resent-From: root\nResent-To: staff\nResent-Bcc: hidden@x\nResent-Date: d\n\
                   From: a@x\nTo: b@x\nDate: d\nMessage-ID: <m@x>\n\n",
@@ -698,9 +717,9 @@ mod tests {
                   From: a@x\nDate: d\nMessage-ID: <m@x>\n\n",
             ),
             (
-                "From naming an alias with two targets keeps one address",
+                "From naming an alias is qualified as a sender, keeping its display name",
                 b"From: Ops <staff>\nDate: d\nMessage-ID: <m@x>\n\n",
-                b"From: \"Ops\" <alice@example.org>\nDate: d\nMessage-ID: <m@x>\n\n",
+                b"From: \"Ops\" <staff@example.org>\nDate: d\nMessage-ID: <m@x>\n\n",
             ),
             (
                 "no blank line and no final newline",

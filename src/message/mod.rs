@@ -27,7 +27,6 @@ use mail_builder::headers::date::Date;
 use mail_builder::headers::text::Text;
 use mail_builder::MessageBuilder;
 
-use crate::address::parse_mailbox;
 use crate::config::{Body, Compose, Config, Content, Source};
 use crate::error::Error;
 
@@ -215,6 +214,7 @@ fn sendmail_fixups(cfg: &Config, mut m: Message) -> Result<Message> {
         None => sender,
     };
     let qualify = |name: &str| crate::envelope::qualify_local(cfg, name);
+    let qualify_sender = |name: &str| vec![crate::envelope::qualify_sender(cfg, name)];
     let (date, id) = if cfg.test_mode {
         (TEST_DATE, "postie-test@postie.test".to_string())
     } else {
@@ -233,6 +233,7 @@ fn sendmail_fixups(cfg: &Config, mut m: Message) -> Result<Message> {
     let rewrite = headers::Rewrite {
         strip_bcc: true,
         qualify: Some(&qualify),
+        qualify_sender: Some(&qualify_sender),
         add_from: Some(add_from),
         add_date: Some(date),
         add_message_id: Some(id),
@@ -275,7 +276,12 @@ fn compose(cfg: &Config, c: &Compose, mut stdin: Box<dyn Read>) -> Result<Messag
     })?;
 
     let body_is_empty = body.trim().is_empty();
-    let from = parse_mailbox(cfg.from.as_deref().unwrap_or(&cfg.default_sender))?;
+    let mut from =
+        crate::address::parse_recipient(cfg.from.as_deref().unwrap_or(&cfg.default_sender))?;
+    if !from.addr.contains('@') {
+        // `-f root`: the same address MAIL FROM gets.
+        from.addr = crate::envelope::sender(cfg, &from.addr)?;
+    }
     let mut b = MessageBuilder::new().from(address(&from));
     if let Some(to) = address_list(cfg, &cfg.recipients.to)? {
         b = b.to(to);

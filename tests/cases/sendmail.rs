@@ -1075,6 +1075,48 @@ fn accounts_without_a_default_exit_78_naming_them_in_every_persona() {
     );
 }
 
+/// Senders are qualified like recipients, with the configured domain (never through the
+/// aliases, which map recipients): `sendmail -f root`, a `From: root` header, and the
+/// default sender of a systemd unit or container where USER and LOGNAME are unset.
+#[test]
+fn bare_and_default_senders_take_the_configured_domain() {
+    let Some(pf) = Postfix::get() else { return };
+    let domain = "sm-sender.example.test";
+    let inst = Install::new();
+    // root is aliased for mail *to* root; the sender root must stay root.
+    let aliases = inst.aliases("root: sm-sender-root-mail@example.test\n");
+    // Postfix's plain port takes mail from loopback without a login (a login that is an
+    // address would itself be the default sender).
+    let toml = format!(
+        "[defaults]\nserver = \"127.0.0.1:{port}\"\ntls = \"none\"\ntimeout = 30\n\
+         domain = \"{domain}\"\n{aliases}",
+        port = pf.plain_port,
+        aliases = toml_path("aliases", &aliases),
+    );
+    inst.write("etc/postie.toml", &toml, 0o644);
+
+    let rcpt = "sm-sender-1@example.test";
+    let mut cmd = inst.sendmail(&["-t"]);
+    cmd.env_remove("USER").env_remove("LOGNAME");
+    let message = format!("To: {rcpt}\nSubject: no USER\n\nbody\n");
+    run(cmd, Some(message.as_bytes())).assert_quiet_success("sendmail without USER");
+    let d = Delivered::get(pf, rcpt);
+    assert_eq!(d.envelope_sender(pf), format!("postie@{domain}"));
+    assert_eq!(d.addresses("From"), [format!("postie@{domain}")]);
+
+    let rcpt = "sm-sender-2@example.test";
+    let cmd = inst.sendmail(&["-f", "root", rcpt]);
+    let message = "From: root\nSubject: from root\n\nbody\n";
+    run(cmd, Some(message.as_bytes())).assert_quiet_success("sendmail -f root");
+    let d = Delivered::get(pf, rcpt);
+    assert_eq!(d.envelope_sender(pf), format!("root@{domain}"));
+    assert_eq!(
+        d.one("From"),
+        format!("<root@{domain}>"),
+        "From: is not aliased"
+    );
+}
+
 /// postie's subcommands are postie's alone: invoked as `sendmail` (and as `mail`), a local
 /// recipient named `queue`, `batch`, `dkim` or `check` gets the message.
 #[test]
