@@ -378,7 +378,8 @@ fn run_sendmail(sa: SendmailArgs) -> Result<Exit> {
             if sa.verbose > 0 {
                 place.push(OsString::from("-v"));
             }
-            return queue::command::run(&place, false, &mut crate::engine::attempt);
+            // Postfix's `sendmail -q` is `postqueue -f`: every entry now, due or not.
+            return queue::command::run(&place, true, &mut crate::engine::attempt);
         }
         Mode::Deliver | Mode::Smtp => {}
     }

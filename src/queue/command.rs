@@ -75,7 +75,16 @@ fn run_with(args: Args, flush: bool, deliver: &mut Deliver) -> Result<Exit> {
     no_positional(&positional)?;
     match Spool::existing(&cfg)? {
         Some(spool) => super::run(&spool, &cfg, flush, deliver),
-        None => Ok(Exit::Ok),
+        None => {
+            if cfg.verbosity > 0 {
+                let dir = cfg.queue.dir.as_deref().map(|d| d.display().to_string());
+                eprintln!(
+                    "postie: queue: {}: no queue, nothing to do",
+                    dir.as_deref().unwrap_or("(no queue directory)")
+                );
+            }
+            Ok(Exit::Ok)
+        }
     }
 }
 

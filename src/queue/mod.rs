@@ -470,6 +470,8 @@ pub fn run(spool: &Spool, cfg: &Config, flush: bool, deliver: &mut Deliver) -> R
         }
     }
     order.sort_by_key(|m| m.next_attempt);
+    let waiting = order.len();
+    let (mut tried, mut next_due) = (0usize, None::<i64>);
     for listed in order {
         let id = listed.id;
         let Some(lock) = spool::lock_message(&spool.msg(&id))? else {
@@ -488,11 +490,28 @@ pub fn run(spool: &Spool, cfg: &Config, flush: bool, deliver: &mut Deliver) -> R
         let now = now(cfg);
         let expired = now.saturating_sub(meta.created) >= max_age_secs(cfg);
         if !(flush || expired || meta.next_attempt <= now) {
+            next_due = Some(next_due.map_or(meta.next_attempt, |n| n.min(meta.next_attempt)));
             continue;
         }
+        tried += 1;
         let entry_exit = run_entry(spool, cfg, meta, now, expired, deliver)?;
         exit = exit.most_urgent(entry_exit);
         drop(lock);
+    }
+    if cfg.verbosity > 0 {
+        let dir = spool.dir().display();
+        let later = match next_due {
+            Some(at) => format!(
+                "; {} not due yet (next in {})",
+                waiting - tried,
+                human_age((at - now(cfg)).max(0))
+            ),
+            None => String::new(),
+        };
+        eprintln!(
+            "postie: queue: {dir}: {waiting} {}, {tried} tried{later}",
+            if waiting == 1 { "entry" } else { "entries" }
+        );
     }
     Ok(exit)
 }

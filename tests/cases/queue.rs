@@ -298,6 +298,79 @@ fn queue_run_respects_backoff_flush_ignores_it_and_delivery_removes() {
     assert_eq!(listed.stdout.trim(), "Mail queue is empty", "{listed}");
 }
 
+/// `postie queue run -v` says what it did, also when nothing was due or there is no
+/// queue; `sendmail -q` is Postfix's `postqueue -f`: every entry now, due or not.
+#[test]
+fn sendmail_q_flushes_and_queue_run_v_says_what_it_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let none = dir.path().join("none");
+    let out = queue(
+        &none,
+        "run",
+        &["-v", "--server", &closed_port(), "--tls", "none"],
+    );
+    out.assert_code(0, "no queue");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "postie: queue: {}: no queue, nothing to do\n",
+            none.display()
+        ),
+        "{out}"
+    );
+
+    let q = dir.path().join("q");
+    run(send_cmd(&q, &closed_port(), "sq"), None, LIMIT).assert_code(0, "queue it");
+    let idle = FakeServer::start(accepting(FROM, &[RCPT]));
+    let out = queue(
+        &q,
+        "run",
+        &["-v", "--server", &idle.addr(), "--tls", "none"],
+    );
+    assert!(
+        idle.finish_if_connected(&out.to_string()).is_none(),
+        "{out}"
+    );
+    out.assert_code(0, "run -v before due");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "postie: queue: {}: 1 entry, 0 tried; 1 not due yet (next in 5m)\n",
+            q.display()
+        ),
+        "{out}"
+    );
+
+    // sendmail -q, with the server from its configuration: tried at once and delivered.
+    let good = FakeServer::start(accepting(FROM, &[RCPT]));
+    let conf = dir.path().join("postie.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[defaults]\nserver = \"{}\"\ntls = \"none\"\nqueue_dir = \"{}\"\n",
+            good.addr(),
+            q.display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = postie();
+    cmd.arg("sendmail").arg("-C").arg(&conf).args(["-q", "-v"]);
+    let out = run(cmd, None, LIMIT);
+    let session = good.finish_with(&out.to_string());
+    out.assert_code(0, "sendmail -q");
+    assert!(
+        String::from_utf8_lossy(&session.data[0]).contains("X-Tag: sq"),
+        "{out}"
+    );
+    assert!(entries(&q).is_empty(), "{out}");
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l == format!("postie: queue: {}: 1 entry, 1 tried", q.display())),
+        "{out}"
+    );
+}
+
 #[test]
 fn remove_takes_an_entry_out_and_refuses_unknown_ids() {
     let dir = tempfile::tempdir().unwrap();
