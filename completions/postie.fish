@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_postie_global_optspecs
-    string join \n to= c/cc= b/bcc= s/subject= f/from= H/header= body= body-file= a/attach= message= messages= server= socket= protocol= tls= tls-ca= helo= timeout= tls-no-verify resolver= no-mta-sts mta-sts-url-base= no-pipelining no-chunking require-tls domain= aliases= skip-empty C/config= A/account= P/show-config log= user= password-file= dkim-key= dkim-selector= dkim-domain= dkim-expire= password-command= auth= allow-plaintext-auth v/verbose syslog color= show-time dry-run quit-after= probe mx port= 4/ipv4 6/ipv6 queue queue-dir= queue-max-age= json h/help V/version
+    string join \n to= c/cc= b/bcc= s/subject= f/from= H/header= body= body-file= html= html-body= a/attach= message= messages= server= socket= protocol= tls= tls-ca= helo= timeout= tls-no-verify resolver= no-mta-sts mta-sts-url-base= no-pipelining no-chunking require-tls domain= aliases= skip-empty C/config= A/account= P/show-config log= user= password-file= dkim-key= dkim-selector= dkim-domain= dkim-expire= password-command= auth= allow-plaintext-auth v/verbose syslog color= show-time dry-run quit-after= probe mx port= 4/ipv4 6/ipv6 queue queue-dir= queue-max-age= json h/help V/version
 end
 
 function __fish_postie_needs_command
@@ -32,6 +32,8 @@ complete -c postie -n "__fish_postie_needs_command" -s f -l from -d 'Sender addr
 complete -c postie -n "__fish_postie_needs_command" -s H -l header -d 'Add a header, "Name: value" (repeatable). CR and LF are refused' -r
 complete -c postie -n "__fish_postie_needs_command" -l body -d 'Message body text. Without --body or --body-file the body is read from stdin' -r
 complete -c postie -n "__fish_postie_needs_command" -l body-file -d 'Read the message body from FILE' -r -F
+complete -c postie -n "__fish_postie_needs_command" -l html -d 'HTML body from FILE ("-" for stdin). With a text body too (--body, --body-file), the message is multipart/alternative: the text for plain readers, the HTML for the rest' -r -F
+complete -c postie -n "__fish_postie_needs_command" -l html-body -d 'HTML body text (as --html, from the command line)' -r
 complete -c postie -n "__fish_postie_needs_command" -s a -l attach -d 'Attach FILE (repeatable). The content type is guessed from the file name; append ";type=MIME/TYPE" to set it, e.g. -a \'dump.bin;type=application/x-core\'' -r
 complete -c postie -n "__fish_postie_needs_command" -l message -d 'Send a ready RFC 5322 message from FILE ("-" for stdin) instead of composing one' -r -F
 complete -c postie -n "__fish_postie_needs_command" -l messages -d 'Send many messages over one connection: each PATH is a directory of .eml files, an mbox file or a JSON-lines file (also written `postie batch PATH...`)' -r -F
@@ -112,6 +114,8 @@ complete -c postie -n "__fish_postie_using_subcommand batch" -s f -l from -d 'Se
 complete -c postie -n "__fish_postie_using_subcommand batch" -s H -l header -d 'Add a header, "Name: value" (repeatable). CR and LF are refused' -r
 complete -c postie -n "__fish_postie_using_subcommand batch" -l body -d 'Message body text. Without --body or --body-file the body is read from stdin' -r
 complete -c postie -n "__fish_postie_using_subcommand batch" -l body-file -d 'Read the message body from FILE' -r -F
+complete -c postie -n "__fish_postie_using_subcommand batch" -l html -d 'HTML body from FILE ("-" for stdin). With a text body too (--body, --body-file), the message is multipart/alternative: the text for plain readers, the HTML for the rest' -r -F
+complete -c postie -n "__fish_postie_using_subcommand batch" -l html-body -d 'HTML body text (as --html, from the command line)' -r
 complete -c postie -n "__fish_postie_using_subcommand batch" -s a -l attach -d 'Attach FILE (repeatable). The content type is guessed from the file name; append ";type=MIME/TYPE" to set it, e.g. -a \'dump.bin;type=application/x-core\'' -r
 complete -c postie -n "__fish_postie_using_subcommand batch" -l message -d 'Send a ready RFC 5322 message from FILE ("-" for stdin) instead of composing one' -r -F
 complete -c postie -n "__fish_postie_using_subcommand batch" -l server -d 'Mail server to submit to, HOST or HOST:PORT ([IPv6]:PORT). Default port 587, or 465 with --tls implicit' -r
@@ -192,6 +196,8 @@ complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_sub
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from list" -s H -l header -d 'Add a header, "Name: value" (repeatable). CR and LF are refused' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from list" -l body -d 'Message body text. Without --body or --body-file the body is read from stdin' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from list" -l body-file -d 'Read the message body from FILE' -r -F
+complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from list" -l html -d 'HTML body from FILE ("-" for stdin). With a text body too (--body, --body-file), the message is multipart/alternative: the text for plain readers, the HTML for the rest' -r -F
+complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from list" -l html-body -d 'HTML body text (as --html, from the command line)' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from list" -s a -l attach -d 'Attach FILE (repeatable). The content type is guessed from the file name; append ";type=MIME/TYPE" to set it, e.g. -a \'dump.bin;type=application/x-core\'' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from list" -l message -d 'Send a ready RFC 5322 message from FILE ("-" for stdin) instead of composing one' -r -F
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from list" -l messages -d 'Send many messages over one connection: each PATH is a directory of .eml files, an mbox file or a JSON-lines file (also written `postie batch PATH...`)' -r -F
@@ -267,6 +273,8 @@ complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_sub
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from run" -s H -l header -d 'Add a header, "Name: value" (repeatable). CR and LF are refused' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from run" -l body -d 'Message body text. Without --body or --body-file the body is read from stdin' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from run" -l body-file -d 'Read the message body from FILE' -r -F
+complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from run" -l html -d 'HTML body from FILE ("-" for stdin). With a text body too (--body, --body-file), the message is multipart/alternative: the text for plain readers, the HTML for the rest' -r -F
+complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from run" -l html-body -d 'HTML body text (as --html, from the command line)' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from run" -s a -l attach -d 'Attach FILE (repeatable). The content type is guessed from the file name; append ";type=MIME/TYPE" to set it, e.g. -a \'dump.bin;type=application/x-core\'' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from run" -l message -d 'Send a ready RFC 5322 message from FILE ("-" for stdin) instead of composing one' -r -F
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from run" -l messages -d 'Send many messages over one connection: each PATH is a directory of .eml files, an mbox file or a JSON-lines file (also written `postie batch PATH...`)' -r -F
@@ -342,6 +350,8 @@ complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_sub
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from flush" -s H -l header -d 'Add a header, "Name: value" (repeatable). CR and LF are refused' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from flush" -l body -d 'Message body text. Without --body or --body-file the body is read from stdin' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from flush" -l body-file -d 'Read the message body from FILE' -r -F
+complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from flush" -l html -d 'HTML body from FILE ("-" for stdin). With a text body too (--body, --body-file), the message is multipart/alternative: the text for plain readers, the HTML for the rest' -r -F
+complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from flush" -l html-body -d 'HTML body text (as --html, from the command line)' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from flush" -s a -l attach -d 'Attach FILE (repeatable). The content type is guessed from the file name; append ";type=MIME/TYPE" to set it, e.g. -a \'dump.bin;type=application/x-core\'' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from flush" -l message -d 'Send a ready RFC 5322 message from FILE ("-" for stdin) instead of composing one' -r -F
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from flush" -l messages -d 'Send many messages over one connection: each PATH is a directory of .eml files, an mbox file or a JSON-lines file (also written `postie batch PATH...`)' -r -F
@@ -417,6 +427,8 @@ complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_sub
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from remove" -s H -l header -d 'Add a header, "Name: value" (repeatable). CR and LF are refused' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from remove" -l body -d 'Message body text. Without --body or --body-file the body is read from stdin' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from remove" -l body-file -d 'Read the message body from FILE' -r -F
+complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from remove" -l html -d 'HTML body from FILE ("-" for stdin). With a text body too (--body, --body-file), the message is multipart/alternative: the text for plain readers, the HTML for the rest' -r -F
+complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from remove" -l html-body -d 'HTML body text (as --html, from the command line)' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from remove" -s a -l attach -d 'Attach FILE (repeatable). The content type is guessed from the file name; append ";type=MIME/TYPE" to set it, e.g. -a \'dump.bin;type=application/x-core\'' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from remove" -l message -d 'Send a ready RFC 5322 message from FILE ("-" for stdin) instead of composing one' -r -F
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from remove" -l messages -d 'Send many messages over one connection: each PATH is a directory of .eml files, an mbox file or a JSON-lines file (also written `postie batch PATH...`)' -r -F

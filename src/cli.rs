@@ -163,6 +163,21 @@ pub struct Args {
     #[arg(long, value_name = "FILE", help_heading = "Message")]
     pub body_file: Option<PathBuf>,
 
+    /// HTML body from FILE ("-" for stdin). With a text body too (--body, --body-file),
+    /// the message is multipart/alternative: the text for plain readers, the HTML for the
+    /// rest.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "html_body",
+        help_heading = "Message"
+    )]
+    pub html: Option<PathBuf>,
+
+    /// HTML body text (as --html, from the command line).
+    #[arg(long, value_name = "TEXT", help_heading = "Message")]
+    pub html_body: Option<String>,
+
     /// Attach FILE (repeatable). The content type is guessed from the file name; append
     /// ";type=MIME/TYPE" to set it, e.g. -a 'dump.bin;type=application/x-core'.
     #[arg(short = 'a', long, value_name = "FILE", action = ArgAction::Append, help_heading = "Message")]
@@ -176,7 +191,7 @@ pub struct Args {
     #[arg(
         long,
         value_name = "FILE",
-        conflicts_with_all = ["subject", "header", "body", "body_file", "attach"],
+        conflicts_with_all = ["subject", "header", "body", "body_file", "html", "html_body", "attach"],
         help_heading = "Message"
     )]
     pub message: Option<PathBuf>,
@@ -535,12 +550,14 @@ pub struct Args {
 
 /// What --messages (and `postie batch`) cannot be combined with: each message brings its
 /// own content, and a batch goes to one server.
-const BATCH_CONFLICTS: [&str; 11] = [
+const BATCH_CONFLICTS: [&str; 13] = [
     "message",
     "subject",
     "header",
     "body",
     "body_file",
+    "html",
+    "html_body",
     "attach",
     "skip_empty",
     "dry_run",

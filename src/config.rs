@@ -129,7 +129,11 @@ pub struct Attachment {
 pub struct Compose {
     pub subject: Option<String>,
     pub headers: Vec<(String, String)>,
-    pub body: Body,
+    /// The text/plain body; `None` when the message is HTML only.
+    pub body: Option<Body>,
+    /// The text/html body (--html, --html-body, or a `-H 'Content-Type: text/html'`
+    /// body); with `body` too, the message is multipart/alternative.
+    pub html: Option<Body>,
     pub attachments: Vec<Attachment>,
 }
 
@@ -1034,34 +1038,103 @@ pub fn parse_server(s: &str, tls: Option<TlsMode>) -> Result<Server> {
 
 fn compose(args: &Args) -> Result<Compose> {
     let mut headers = Vec::new();
+    let mut html_type = false;
     for h in &args.header {
-        headers.push(parse_header(h)?);
+        let (name, value) = parse_header(h)?;
+        match body_header(&name, &value)? {
+            BodyHeader::Html => html_type = true,
+            BodyHeader::Dropped => {}
+            BodyHeader::Other => headers.push((name, value)),
+        }
     }
-    let body = match (&args.body, &args.body_file) {
-        (Some(t), _) => Body::Text(t.clone()),
-        (None, Some(p)) => Body::File(p.clone()),
-        (None, None) => Body::Stdin,
+    let html = match (&args.html, &args.html_body) {
+        (Some(p), _) if p.as_os_str() == "-" => Some(Body::Stdin),
+        (Some(p), _) => Some(Body::File(p.clone())),
+        (None, Some(t)) => Some(Body::Text(t.clone())),
+        (None, None) => None,
+    };
+    let mut body = match (&args.body, &args.body_file) {
+        (Some(t), _) => Some(Body::Text(t.clone())),
+        (None, Some(p)) => Some(Body::File(p.clone())),
+        // stdin is the body unless the HTML is all there is.
+        (None, None) if html.is_none() => Some(Body::Stdin),
+        (None, None) => None,
+    };
+    let html = match (html_type, html) {
+        (true, Some(_)) => {
+            return Err(Error::Usage(
+                "-H Content-Type: text/html and --html/--html-body: give the HTML once, with \
+                 --html"
+                    .into(),
+            )
+            .into())
+        }
+        // `mail -a 'Content-Type: text/html'` (bsd-mailx): the body is the HTML.
+        (true, None) => body.take(),
+        (false, html) => html,
     };
     let attachments = args
         .attach
         .iter()
         .map(|a| match a.rsplit_once(";type=") {
-            Some((path, ct)) if !ct.is_empty() => Attachment {
-                path: PathBuf::from(path),
-                content_type: Some(ct.to_string()),
-            },
-            _ => Attachment {
+            Some((path, ct)) if !ct.is_empty() => {
+                reject_line_breaks("attachment type", ct)?;
+                Ok(Attachment {
+                    path: PathBuf::from(path),
+                    content_type: Some(ct.to_string()),
+                })
+            }
+            _ => Ok(Attachment {
                 path: PathBuf::from(a),
                 content_type: None,
-            },
+            }),
         })
-        .collect();
+        .collect::<Result<Vec<_>>>()?;
     Ok(Compose {
         subject: args.subject.clone(),
         headers,
         body,
+        html,
         attachments,
     })
+}
+
+/// What a `-H` header means for the body of a composed message.
+enum BodyHeader {
+    /// `Content-Type: text/html`: the body is HTML.
+    Html,
+    /// `Content-Type: text/plain` (what postie writes anyway) or `Content-Transfer-Encoding`
+    /// (postie picks the encoding the body needs): not repeated.
+    Dropped,
+    /// Any other header: added as given.
+    Other,
+}
+
+/// The MIME structure is mail-builder's: a composed body is text/plain or text/html
+/// (UTF-8), so those two types are taken as the body's type and anything else is refused.
+fn body_header(name: &str, value: &str) -> Result<BodyHeader> {
+    if name.eq_ignore_ascii_case("content-transfer-encoding") {
+        return Ok(BodyHeader::Dropped);
+    }
+    if !name.eq_ignore_ascii_case("content-type") {
+        return Ok(BodyHeader::Other);
+    }
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "text/html" => Ok(BodyHeader::Html),
+        "text/plain" => Ok(BodyHeader::Dropped),
+        _ => Err(Error::Usage(format!(
+            "-H Content-Type: {}: a composed body is text/plain or text/html (use --html, \
+             -a FILE for attachments, or send a ready message with --message)",
+            value.trim()
+        ))
+        .into()),
+    }
 }
 
 /// "Name: value" → (Name, value). Refuses CR/LF anywhere (header injection) and names that
@@ -1371,6 +1444,68 @@ mod tests {
         .unwrap();
         let c = resolve(&["-C", path(&both), "a@x.test"], &[]).unwrap();
         assert_eq!(c.server.map(|s| s.host), Some("d.example".into()));
+    }
+
+    #[test]
+    fn html_bodies_and_the_content_type_header() {
+        let compose = |args: &[&str]| match resolve(args, &[]) {
+            Ok(c) => match c.content {
+                Content::Compose(c) => Ok(c),
+                Content::Ready(_) => panic!("{args:?}: not composed"),
+            },
+            Err(e) => Err(e),
+        };
+        let base = ["--server", "h", "a@x.test"];
+        let with = |extra: &[&'static str]| -> Vec<&str> {
+            base.iter().copied().chain(extra.iter().copied()).collect()
+        };
+        let c = compose(&with(&[])).unwrap();
+        assert_eq!((c.body, c.html), (Some(Body::Stdin), None));
+        // bsd-mailx's -a 'Content-Type: text/html': the body read from stdin is the HTML.
+        let c = compose(&with(&["-H", "Content-Type: text/html; charset=UTF-8"])).unwrap();
+        assert_eq!(
+            (c.body, c.html, c.headers),
+            (None, Some(Body::Stdin), vec![])
+        );
+        let c = compose(&with(&[
+            "-H",
+            "content-type: TEXT/PLAIN",
+            "-H",
+            "Content-Transfer-Encoding: 8bit",
+        ]))
+        .unwrap();
+        assert_eq!(
+            (c.body, c.html, c.headers),
+            (Some(Body::Stdin), None, vec![])
+        );
+        let c = compose(&with(&["--html", "-"])).unwrap();
+        assert_eq!((c.body, c.html), (None, Some(Body::Stdin)));
+        let c = compose(&with(&["--body", "t", "--html-body", "<b>h</b>"])).unwrap();
+        assert_eq!(
+            (c.body, c.html),
+            (
+                Some(Body::Text("t".into())),
+                Some(Body::Text("<b>h</b>".into()))
+            )
+        );
+        for (extra, code) in [
+            (
+                &["-H", "Content-Type: image/png"][..],
+                crate::error::Exit::Usage,
+            ),
+            (
+                &["-H", "Content-Type: text/html", "--html-body", "x"],
+                crate::error::Exit::Usage,
+            ),
+            (
+                &["-a", "f.bin;type=text/plain\r\nBcc: x@y"],
+                crate::error::Exit::DataErr,
+            ),
+            (&["-a", "f.bin;type=a/b\0"], crate::error::Exit::DataErr),
+        ] {
+            let err = compose(&with(extra)).expect_err("refused");
+            assert_eq!(exit_code(&err), code, "{extra:?}: {err:#}");
+        }
     }
 
     #[test]

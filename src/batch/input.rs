@@ -369,7 +369,8 @@ impl<'a> Prepare<'a> {
                     (None, body) => Content::Compose(Compose {
                         subject: entry.subject.clone(),
                         headers: Vec::new(),
-                        body: Body::Text(body.clone().unwrap_or_default()),
+                        body: Some(Body::Text(body.clone().unwrap_or_default())),
+                        html: None,
                         attachments: Vec::new(),
                     }),
                 };

@@ -258,24 +258,32 @@ fn read_input(path: &Path, what: &'static str) -> Result<Vec<u8>> {
 }
 
 fn compose(cfg: &Config, c: &Compose, mut stdin: Box<dyn Read>) -> Result<Message> {
-    let body = match &c.body {
-        Body::Text(t) => t.clone().into_bytes(),
-        Body::File(p) => read_input(p, "body file")?,
-        Body::Stdin => {
-            let mut buf = Vec::new();
-            stdin
-                .read_to_end(&mut buf)
-                .map_err(|e| Error::Io(format!("reading the body from stdin: {e}")))?;
-            buf
-        }
+    let mut read = |body: &Body, what: &'static str| -> Result<String> {
+        let bytes = match body {
+            Body::Text(t) => t.clone().into_bytes(),
+            Body::File(p) => read_input(p, what)?,
+            Body::Stdin => {
+                let mut buf = Vec::new();
+                stdin
+                    .read_to_end(&mut buf)
+                    .map_err(|e| Error::Io(format!("reading the {what} from stdin: {e}")))?;
+                buf
+            }
+        };
+        String::from_utf8(bytes).map_err(|_| {
+            Error::Data(format!(
+                "the {what} is not UTF-8 text: attach it with -a, or send it with --message"
+            ))
+            .into()
+        })
     };
-    let body = String::from_utf8(body).map_err(|_| {
-        Error::Data(
-            "the body is not UTF-8 text: attach it with -a, or send it with --message".into(),
-        )
-    })?;
+    let text = c.body.as_ref().map(|b| read(b, "body")).transpose()?;
+    let html = c.html.as_ref().map(|b| read(b, "HTML body")).transpose()?;
 
-    let body_is_empty = body.trim().is_empty();
+    let body_is_empty = [&text, &html]
+        .into_iter()
+        .flatten()
+        .all(|b| b.trim().is_empty());
     let mut from =
         crate::address::parse_recipient(cfg.from.as_deref().unwrap_or(&cfg.default_sender))?;
     if !from.addr.contains('@') {
@@ -301,7 +309,13 @@ fn compose(cfg: &Config, c: &Compose, mut stdin: Box<dyn Read>) -> Result<Messag
         let name = canonical_header_name(name)?;
         b = b.header(name, Text::new(value.as_str()));
     }
-    b = b.text_body(body);
+    // Both: mail-builder makes it multipart/alternative (RFC 2046 §5.1.4), text first.
+    if let Some(text) = text {
+        b = b.text_body(text);
+    }
+    if let Some(html) = html {
+        b = b.html_body(html);
+    }
     for a in &c.attachments {
         let data = read_input(&a.path, "attachment")?;
         let content_type = match &a.content_type {

@@ -6,13 +6,14 @@
 //! command line into postie's argv, which clap then parses as usual: values are passed as
 //! `--name=VALUE` (so a subject starting with `-` stays a value), recipients follow `--`.
 //! Parsing is getopt(3)-style like mailx's: clusters (`-nv`), attached values (`-sHi`),
-//! options after recipients. It does no I/O.
+//! options after recipients.
 //!
-//! Mapping: `-s` → `--subject`, `-a` → `--attach` (but a value that looks like a header
-//! field, `-a 'X-Loop: a@b'`, is bsd-mailx's extra header and becomes `--header`), `-c` →
-//! `--cc`, `-b` → `--bcc`, `-r` → `--from`, `-v` → `-v`, `-E` (do not send an empty body)
-//! → `--skip-empty`; `-n`, `-N`, `-i` and `-S var[=val]` only matter to an interactive
-//! mailx and are ignored. Reading mail (`-f`, `-e`, `-H`, `-u`, or no recipient) is refused
+//! Mapping: `-s` → `--subject`, `-a` → `--attach` (s-nail's attachment; but a value that
+//! is not an existing file and looks like a header field, `-a 'Content-Type: text/html'`,
+//! is bsd-mailx's extra header and becomes `--header` — the only file system look here),
+//! `-c` → `--cc`, `-b` → `--bcc`, `-r` and s-nail's `-S from=ADDR` → `--from`, `-v` →
+//! `-v`, `-E` (do not send an empty body) → `--skip-empty`; `-n`, `-N`, `-i` and other
+//! `-S var[=val]` only matter to an interactive mailx and are ignored. Reading mail (`-f`, `-e`, `-H`, `-u`, or no recipient) is refused
 //! with EX_USAGE: postie only sends.
 
 use std::ffi::OsString;
@@ -70,14 +71,27 @@ pub fn translate(args: &[OsString]) -> Result<Vec<OsString>> {
                     } else {
                         OsString::from(attached)
                     };
+                    let mut value = value;
                     let long = match flag {
                         's' => "--subject=",
-                        'a' if value.to_str().is_some_and(looks_like_header) => "--header=",
+                        'a' if value.to_str().is_some_and(looks_like_header)
+                            && !std::path::Path::new(&value).exists() =>
+                        {
+                            "--header="
+                        }
                         'a' => "--attach=",
                         'c' => "--cc=",
                         'b' => "--bcc=",
                         'r' => "--from=",
-                        _ => break, // -S var[=val]: a mailx setting, ignored
+                        // s-nail's -S from=ADDR is the sender, as -r is.
+                        'S' => match value.to_str().and_then(|v| v.strip_prefix("from=")) {
+                            Some(addr) => {
+                                value = OsString::from(addr);
+                                "--from="
+                            }
+                            None => break, // any other -S var[=val]: a mailx setting, ignored
+                        },
+                        _ => break,
                     };
                     let mut joined = OsString::from(long);
                     joined.push(&value);
@@ -239,6 +253,16 @@ mod tests {
                 ],
             ),
             (
+                "s-nail's -S from=ADDR is the sender; other -S settings are ignored",
+                &[
+                    "-S",
+                    "from=Reports <reports@x>",
+                    "-Sttycharset=utf-8",
+                    "t@x",
+                ],
+                &["postie", "--from=Reports <reports@x>", "--", "t@x"],
+            ),
+            (
                 "a subject starting with a dash stays a value; -- ends options",
                 &["-s", "-5% disk", "--", "-odd@x"],
                 &["postie", "--subject=-5% disk", "--", "-odd@x"],
@@ -247,6 +271,19 @@ mod tests {
         for (what, args, want) in cases {
             assert_eq!(run(args).unwrap(), *want, "{what}");
         }
+    }
+
+    /// An existing file whose name looks like a header is attached (s-nail's -a).
+    #[test]
+    fn an_existing_file_is_attached_even_if_it_looks_like_a_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = dir.path().join("X-Report: 2026");
+        std::fs::write(&name, "data").unwrap();
+        let name = name.to_str().unwrap();
+        assert_eq!(
+            run(&["-a", name, "t@x"]).unwrap(),
+            ["postie", &format!("--attach={name}"), "--", "t@x"]
+        );
     }
 
     #[test]

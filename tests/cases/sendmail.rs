@@ -1117,6 +1117,56 @@ fn bare_and_default_senders_take_the_configured_domain() {
     );
 }
 
+/// The HTML report from cron: bsd-mailx's `-a 'Content-Type: text/html'` is a header
+/// (not a file), s-nail's `-S from=ADDR` the sender; an `-a` naming a file that exists
+/// is attached even when its name looks like a header.
+#[test]
+fn mailx_a_header_s_from_and_a_file_that_looks_like_a_header() {
+    let Some(pf) = Postfix::get() else { return };
+    let inst = Install::new();
+    inst.write("etc/postie.toml", &postie_toml(pf, ""), 0o644);
+    let rcpt = "sm-mailx-html@example.test";
+    let mut cmd = inst.command("mail");
+    cmd.args([
+        "-a",
+        "Content-Type: text/html; charset=UTF-8",
+        "-S",
+        "from=reports@example.test",
+        "-s",
+        "daily report",
+        rcpt,
+    ]);
+    let html = "<html><body><h1>All good</h1></body></html>\n";
+    run(cmd, Some(html.as_bytes())).assert_quiet_success("mail -a header -S from");
+    let d = Delivered::get(pf, rcpt);
+    assert_eq!(d.one("Content-Type"), "text/html; charset=\"utf-8\"");
+    assert_eq!(d.one("Subject"), "daily report");
+    assert_eq!(d.addresses("From"), ["reports@example.test"]);
+    assert_eq!(d.envelope_sender(pf), "reports@example.test");
+    assert_eq!(String::from_utf8_lossy(d.body()), html);
+
+    let rcpt = "sm-mailx-file@example.test";
+    let work = inst.root.join("work");
+    std::fs::create_dir(&work).expect("work dir");
+    std::fs::write(work.join("X-Report: 1"), "attached bytes\n").expect("odd file");
+    let mut cmd = inst.command("mail");
+    cmd.current_dir(&work)
+        .args(["-a", "X-Report: 1", "-s", "odd file", rcpt]);
+    run(cmd, Some(b"see attached\n")).assert_quiet_success("mail -a existing file");
+    let d = Delivered::get(pf, rcpt);
+    assert!(d.header("X-Report").is_empty(), "{}", d.text());
+    assert!(
+        d.one("Content-Type").starts_with("multipart/mixed"),
+        "{}",
+        d.text()
+    );
+    assert!(
+        d.text().contains("X-Report: 1"),
+        "the attachment's file name: {}",
+        d.text()
+    );
+}
+
 /// postie's subcommands are postie's alone: invoked as `sendmail` (and as `mail`), a local
 /// recipient named `queue`, `batch`, `dkim` or `check` gets the message.
 #[test]
