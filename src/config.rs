@@ -389,6 +389,17 @@ impl Config {
     /// password (file, command, env, config, prompt) unless this is a dry run or
     /// --show-config.
     pub fn resolve(args: Args, env: &Environment) -> Result<Config> {
+        Config::resolve_edited(args, env, &|_| {})
+    }
+
+    /// [`Config::resolve`], with `edit` applied to the configuration file's account before
+    /// the format's defaults fill its gaps and the flags go over it: the msmtp persona's
+    /// command-line settings, which msmtp applies to the account itself.
+    pub fn resolve_edited(
+        args: Args,
+        env: &Environment,
+        edit: &dyn Fn(&mut Account),
+    ) -> Result<Config> {
         let test_mode = (env.var)(TEST_MODE_ENV).is_some_and(|v| !v.is_empty() && v != "0");
         let from_hint = match &args.from {
             Some(f) => {
@@ -397,7 +408,7 @@ impl Config {
             }
             None => None,
         };
-        let (config_file, account) = load_account(&args, env, from_hint.as_deref())?;
+        let (config_file, account) = load_account(&args, env, from_hint.as_deref(), edit)?;
         let probe = match (args.mx, args.probe) {
             (true, true) => {
                 if args.recipients.is_empty() {
@@ -787,6 +798,7 @@ fn load_account(
     args: &Args,
     env: &Environment,
     from: Option<&str>,
+    edit: &dyn Fn(&mut Account),
 ) -> Result<(Option<PathBuf>, Account)> {
     let path = match &args.config {
         Some(p) => Some(p.clone()),
@@ -798,10 +810,13 @@ fn load_account(
                 Error::Config(format!("--account {name}: no configuration file found")).into(),
             );
         }
-        return Ok((None, Account::default()));
+        let mut account = Account::default();
+        edit(&mut account);
+        return Ok((None, account));
     };
     let settings = crate::settings::load(&path)?;
-    let account = settings.account(args.account.as_deref(), from)?;
+    let mut account = settings.account(args.account.as_deref(), from)?;
+    edit(&mut account);
     let account = account.clone().or(&settings.format_defaults(&account));
     Ok((Some(path), account))
 }
