@@ -25,7 +25,7 @@ use crate::message::{self, Message};
 use crate::net::timeout::Milestone;
 use crate::persona::sendmail::{self, Mode, SendmailArgs};
 use crate::persona::smtp_server::{self, Incoming, Verdict};
-use crate::persona::{self, mailx, Persona};
+use crate::persona::{self, mailx, msmtp, Persona};
 use crate::queue::{self, Sorted};
 use crate::report::Report;
 use crate::transcript::printable;
@@ -42,6 +42,7 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
         Persona::Mailx => mailx::translate(own)
             .and_then(|argv| parse_postie(argv).and_then(|a| run_as(a, persona))),
         Persona::Sendmail => sendmail::parse(own).and_then(run_sendmail),
+        Persona::Msmtp => msmtp::parse(own).and_then(run_msmtp),
         Persona::Newaliases => Ok(Exit::Ok),
         Persona::Mailq => queue::command::list(&[]),
     };
@@ -154,7 +155,17 @@ fn dispatch(cfg: &Config, program: &str, facts: &mut Facts) -> Result<Exit> {
 
 /// Send (or with --dry-run show, or with --quit-after data rehearse) one message.
 fn send(cfg: &Config, program: &str, facts: &mut Facts) -> Result<Exit> {
-    let message = message::prepare(cfg, Box::new(io::stdin()))?;
+    send_input(cfg, program, facts, Box::new(io::stdin()))
+}
+
+/// [`send`], with `input` in place of stdin.
+fn send_input(
+    cfg: &Config,
+    program: &str,
+    facts: &mut Facts,
+    input: Box<dyn io::Read>,
+) -> Result<Exit> {
+    let message = message::prepare(cfg, input)?;
     if cfg.skip_empty && message.empty_body {
         return Ok(Exit::Ok);
     }
@@ -413,6 +424,56 @@ fn run_sendmail(sa: SendmailArgs) -> Result<Exit> {
         Mode::Smtp => serve_smtp(&cfg),
         _ => send(&cfg, Persona::Sendmail.program(), &mut Facts::default()),
     }
+}
+
+/// msmtp's command line: its settings go over the chosen account (as msmtp applies them),
+/// then the run is sendmail's: the message on stdin, Bcc stripped, From/Date/Message-ID
+/// added when missing; `-P` is --show-config and `--serverinfo` is --probe.
+fn run_msmtp(ma: msmtp::MsmtpArgs) -> Result<Exit> {
+    let program = Persona::Msmtp.program();
+    match ma.mode {
+        msmtp::Mode::Version => {
+            return print_line(&format!("{program} (postie {})", env!("CARGO_PKG_VERSION")))
+        }
+        msmtp::Mode::Help => return print_line(msmtp::HELP),
+        _ => {}
+    }
+    let mut args = ma.postie_args()?;
+    let mut input: Box<dyn io::Read> = Box::new(io::stdin());
+    if ma.read_envelope_from && ma.mode == msmtp::Mode::Send {
+        // The From: address picks the account (unless -a does) and is the envelope sender.
+        let (from, whole) = msmtp::peek_from(input)?;
+        args.from = from;
+        input = whole;
+    }
+    let mut cfg = Config::resolve_edited(args, &Environment::real(), &|a| ma.overrides.apply(a))?;
+    cfg.sendmail = SendmailOptions {
+        extract_recipients: ma.read_recipients,
+        rewrite_headers: true,
+        full_name: ma.full_name.clone(),
+    };
+    cfg.dsn = Dsn {
+        notify: ma.dsn_notify.clone(),
+        ret: ma.dsn_return.clone(),
+        envid: None,
+    };
+    if cfg.verbosity > 0 && !ma.ignored.is_empty() {
+        eprintln!(
+            "=== msmtp options accepted and ignored: {}",
+            ma.ignored.join(" ")
+        );
+    }
+    let mut facts = Facts::default();
+    match cfg.mode {
+        RunMode::Send => send_input(&cfg, program, &mut facts, input),
+        _ => dispatch(&cfg, program, &mut facts),
+    }
+}
+
+/// `text` and a newline on stdout.
+fn print_line(text: &str) -> Result<Exit> {
+    let mut out = io::stdout().lock();
+    finish_stdout(writeln!(out, "{text}").and_then(|()| out.flush()))
 }
 
 /// `sendmail -bs`: act as an SMTP server on stdin/stdout and submit each message received

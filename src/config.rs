@@ -414,6 +414,17 @@ impl Config {
     /// password (file, command, env, config, prompt) unless this is a dry run or
     /// --show-config.
     pub fn resolve(args: Args, env: &Environment) -> Result<Config> {
+        Config::resolve_edited(args, env, &|_| {})
+    }
+
+    /// [`Config::resolve`], with `edit` applied to the configuration file's account before
+    /// the format's defaults fill its gaps and the flags go over it: the msmtp persona's
+    /// command-line settings, which msmtp applies to the account itself.
+    pub fn resolve_edited(
+        args: Args,
+        env: &Environment,
+        edit: &dyn Fn(&mut Account),
+    ) -> Result<Config> {
         let test_mode = (env.var)(TEST_MODE_ENV).is_some_and(|v| !v.is_empty() && v != "0");
         let from_hint = match &args.from {
             Some(f) => {
@@ -422,7 +433,7 @@ impl Config {
             }
             None => None,
         };
-        let (config_file, account) = load_account(&args, env, from_hint.as_deref())?;
+        let (config_file, account) = load_account(&args, env, from_hint.as_deref(), edit)?;
         let probe = match (args.mx, args.probe) {
             (true, true) => {
                 if args.recipients.is_empty() {
@@ -828,6 +839,7 @@ fn load_account(
     args: &Args,
     env: &Environment,
     from: Option<&str>,
+    edit: &dyn Fn(&mut Account),
 ) -> Result<(Option<PathBuf>, Account)> {
     let path = match &args.config {
         Some(p) => Some(p.clone()),
@@ -839,21 +851,27 @@ fn load_account(
                 Error::Config(format!("--account {name}: no configuration file found")).into(),
             );
         }
-        return Ok((None, Account::default()));
+        let mut account = Account::default();
+        edit(&mut account);
+        return Ok((None, account));
     };
     let settings = crate::settings::load(&path)?;
-    let account = match settings.choose(args.account.as_deref(), from)? {
-        Some(account) => account,
-        None => {
-            // A file of accounts without a default does not mean "deliver to the MX
-            // hosts": stop, unless the command line names the route or nothing is sent.
-            let route_given = args.server.is_some() || args.socket.is_some() || args.mx;
-            match settings.needs_a_choice() {
-                Some(err) if !(route_given || args.dry_run) => return Err(err.into()),
-                _ => settings.defaults.clone(),
+    let chosen = settings.choose(args.account.as_deref(), from)?;
+    let was_chosen = chosen.is_some();
+    let mut account = chosen.unwrap_or_else(|| settings.defaults.clone());
+    edit(&mut account);
+    if !was_chosen {
+        // A file of accounts without a default does not mean "deliver to the MX hosts":
+        // stop, unless the command line names the route (msmtp's --host included) or
+        // nothing is sent.
+        let route_given =
+            args.server.is_some() || args.socket.is_some() || args.mx || account.server.is_some();
+        if let Some(err) = settings.needs_a_choice() {
+            if !(route_given || args.dry_run) {
+                return Err(err.into());
             }
         }
-    };
+    }
     let account = account.clone().or(&settings.format_defaults(&account));
     Ok((Some(path), account))
 }

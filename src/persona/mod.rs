@@ -4,12 +4,14 @@
 //!
 //! * [`sendmail`] reads the sendmail(8) command line into typed arguments;
 //! * [`mailx`] translates the sending half of mailx(1) into postie's own argv;
+//! * [`msmtp`] reads msmtp(1)'s command line into typed arguments;
 //! * `smtp_server` is sendmail `-bs`: SMTP on stdin/stdout (RFC 5321 server side).
 //!
 //! This module only looks at names; it reads no files and decides nothing about
 //! delivery.
 
 pub mod mailx;
+pub mod msmtp;
 pub mod sendmail;
 pub mod smtp_server;
 
@@ -29,6 +31,8 @@ pub enum Persona {
     Newaliases,
     /// `mailq`: sendmail `-bp`.
     Mailq,
+    /// msmtp(1): its options over the msmtprc account, sendmail mode.
+    Msmtp,
 }
 
 impl Persona {
@@ -40,6 +44,7 @@ impl Persona {
             Persona::Mailx => "mail",
             Persona::Newaliases => "newaliases",
             Persona::Mailq => "mailq",
+            Persona::Msmtp => "msmtp",
         }
     }
 
@@ -54,6 +59,7 @@ impl Persona {
             "mail" | "mailx" | "Mail" => Persona::Mailx,
             "newaliases" => Persona::Newaliases,
             "mailq" => Persona::Mailq,
+            "msmtp" => Persona::Msmtp,
             _ => return None,
         })
     }
@@ -63,7 +69,7 @@ impl Persona {
 /// rather than to the persona: the persona's own arguments are `argv[skip..]`.
 ///
 /// * `sendmail -t` (argv[0]'s file name is `sendmail`, `mail`, `mailx`, `Mail`,
-///   `newaliases` or `mailq`; a `.exe` suffix is ignored) → that persona, skip 1;
+///   `newaliases`, `mailq` or `msmtp`; a `.exe` suffix is ignored) → that persona, skip 1;
 /// * `postie sendmail -t` (the same names as postie's first argument) → skip 2;
 /// * anything else → `Postie`, skip 1: clap is given the whole argv, and postie's
 ///   subcommands (`queue`, `batch`, `dkim`, `check`) are clap's, so no persona ever sees
@@ -111,6 +117,13 @@ mod tests {
             (&["postie", "mailx"], Persona::Mailx, 2),
             (&["postie", "newaliases"], Persona::Newaliases, 2),
             (&["postie", "mailq"], Persona::Mailq, 2),
+            (
+                &["/usr/bin/msmtp", "-a", "work", "--", "a@x"],
+                Persona::Msmtp,
+                1,
+            ),
+            (&["postie", "msmtp", "--serverinfo"], Persona::Msmtp, 2),
+            (&["msmtpq", "a@x"], Persona::Postie, 1),
             (&["postie", "check", "m.eml"], Persona::Postie, 1),
             (&["postie", "a@x", "check"], Persona::Postie, 1),
             (&["check", "m.eml"], Persona::Postie, 1),

@@ -234,8 +234,9 @@ fn apply(a: &mut SendmailArgs, flag: char, value: Value) -> Result<()> {
     Ok(())
 }
 
-/// `never`, or a comma list of `success`, `delay`, `failure` (any case, no repeats).
-fn dsn_notify(text: &str) -> Result<String> {
+/// `never`, or a comma list of `success`, `delay`, `failure` (any case, no repeats); also
+/// the msmtp persona's -N.
+pub(super) fn dsn_notify(text: &str) -> Result<String> {
     let words: Vec<String> = text
         .split(',')
         .map(|w| w.trim().to_ascii_uppercase())
@@ -261,21 +262,25 @@ fn dsn_notify(text: &str) -> Result<String> {
 /// A recipient argument: an address list (`a@x, b@y` is two recipients). Empty arguments
 /// (an unset `$MAILTO` in a script) are skipped.
 fn add_recipients(a: &mut SendmailArgs, arg: &str) -> Result<()> {
+    for r in split_recipients(arg)? {
+        if !a.recipients.contains(&r) {
+            a.recipients.push(r);
+        }
+    }
+    Ok(())
+}
+
+/// The addresses in one recipient argument (none for an empty one); also the msmtp
+/// persona's.
+pub(super) fn split_recipients(arg: &str) -> Result<Vec<String>> {
     if arg.trim().is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     if arg.contains(['\r', '\n']) {
         return Err(Error::Data(format!("recipient {arg:?} contains a line break")).into());
     }
     match headers::address_list(arg) {
-        Some(list) if !list.is_empty() => {
-            for r in list {
-                if !a.recipients.contains(&r) {
-                    a.recipients.push(r);
-                }
-            }
-            Ok(())
-        }
+        Some(list) if !list.is_empty() => Ok(list),
         _ => Err(Error::Data(format!("recipient {arg:?} is not an address")).into()),
     }
 }

@@ -10,6 +10,7 @@ mod hostile;
 mod json;
 mod lmtp;
 mod logging;
+mod msmtp;
 mod mta_sts;
 mod mx;
 mod pipelining;

@@ -35,31 +35,31 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 const SYSTEM_FROM: &str = "system@example.test";
 
 /// Runs `cmd` with `stdin` (or none), bounded by RUN_TIMEOUT.
-fn run(cmd: Command, stdin: Option<&[u8]>) -> Outcome {
+pub(super) fn run(cmd: Command, stdin: Option<&[u8]>) -> Outcome {
     crate::support::run::run(cmd, stdin, RUN_TIMEOUT)
 }
 
 /// A private installation of postie: `bin/` with the persona symlinks, a home directory
 /// and a system configuration directory (`$POSTIE_SYSCONFDIR`, postie's `/etc`).
-struct Install {
+pub(super) struct Install {
     _dir: tempfile::TempDir,
     root: PathBuf,
-    bin: PathBuf,
-    home: PathBuf,
+    pub(super) bin: PathBuf,
+    pub(super) home: PathBuf,
     etc: PathBuf,
     /// `XDG_CONFIG_HOME` when set (unset by default, as in `support::postie`).
     xdg: Option<PathBuf>,
 }
 
 impl Install {
-    fn new() -> Install {
+    pub(super) fn new() -> Install {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().to_path_buf();
         let (bin, home, etc) = (root.join("bin"), root.join("home"), root.join("etc"));
         for d in [&bin, &home, &etc] {
             std::fs::create_dir(d).expect("create install dir");
         }
-        for name in ["sendmail", "mail", "mailx", "mailq", "newaliases"] {
+        for name in ["sendmail", "mail", "mailx", "mailq", "newaliases", "msmtp"] {
             std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_postie"), bin.join(name))
                 .expect("persona symlink");
         }
@@ -75,7 +75,7 @@ impl Install {
 
     /// The persona `name` (a symlink to the binary), with `support::postie`'s environment
     /// but this installation's HOME and system directory.
-    fn command(&self, name: &str) -> Command {
+    pub(super) fn command(&self, name: &str) -> Command {
         let base = postie();
         let mut cmd = Command::new(self.bin.join(name));
         for (key, value) in base.get_envs() {
@@ -100,7 +100,7 @@ impl Install {
     }
 
     /// Writes `text` to `rel` (parents created) with permissions `mode`.
-    fn write(&self, rel: &str, text: &str, mode: u32) -> PathBuf {
+    pub(super) fn write(&self, rel: &str, text: &str, mode: u32) -> PathBuf {
         use std::os::unix::fs::PermissionsExt;
         let path = self.root.join(rel);
         std::fs::create_dir_all(path.parent().expect("a parent")).expect("create dirs");
@@ -144,15 +144,15 @@ fn toml_path(key: &str, path: &Path) -> String {
 }
 
 /// What arrived for one recipient, split up.
-struct Delivered {
+pub(super) struct Delivered {
     /// Postfix's `Received:` headers (one expected).
-    received: Vec<String>,
+    pub(super) received: Vec<String>,
     /// The message as postie sent it (without the Received headers).
-    message: Vec<u8>,
+    pub(super) message: Vec<u8>,
 }
 
 impl Delivered {
-    fn get(pf: &Postfix, rcpt: &str) -> Delivered {
+    pub(super) fn get(pf: &Postfix, rcpt: &str) -> Delivered {
         let bytes = pf.delivered(rcpt);
         let (received, rest) = strip_received(&bytes);
         assert_eq!(received.len(), 1, "{rcpt}: one Received header expected");
@@ -162,7 +162,7 @@ impl Delivered {
         }
     }
 
-    fn text(&self) -> String {
+    pub(super) fn text(&self) -> String {
         String::from_utf8_lossy(&self.message).into_owned()
     }
 
@@ -195,7 +195,7 @@ impl Delivered {
     }
 
     /// The one value of header `name`; panics naming the headers otherwise.
-    fn one(&self, name: &str) -> String {
+    pub(super) fn one(&self, name: &str) -> String {
         let values = self.header(name);
         assert_eq!(
             values.len(),
@@ -217,7 +217,7 @@ impl Delivered {
     }
 
     /// The addresses (lower-cased) in the header `name`, parsed by mail-parser.
-    fn addresses(&self, name: &str) -> Vec<String> {
+    pub(super) fn addresses(&self, name: &str) -> Vec<String> {
         let parsed = mail_parser::MessageParser::default()
             .parse(&self.message)
             .expect("parse the delivered message");
@@ -250,7 +250,7 @@ impl Delivered {
 
     /// The envelope sender Postfix logged for this message (via the queue id in Received).
     /// The log is written by postlogd, asynchronously: it is read again for a few seconds.
-    fn envelope_sender(&self, pf: &Postfix) -> String {
+    pub(super) fn envelope_sender(&self, pf: &Postfix) -> String {
         let received = &self.received[0];
         let id = received
             .split_whitespace()
@@ -274,7 +274,7 @@ impl Delivered {
     }
 
     /// The EHLO name Postfix recorded (`Received: from NAME (...)`).
-    fn helo(&self) -> String {
+    pub(super) fn helo(&self) -> String {
         self.received[0]
             .split_whitespace()
             .nth(2)
@@ -1023,7 +1023,9 @@ fn accounts_without_a_default_exit_78_naming_them_in_every_persona() {
     let msmtp_line = "no default account (it defines: work, home): choose one with -A NAME, \
                       or set `account default : NAME`";
     let message = b"To: someone@example.org\nSubject: x\n\nbody\n";
-    let runs: [(&str, &[&str]); 4] = [
+    let runs: [(&str, &[&str]); 6] = [
+        ("msmtp", &["-t"]),
+        ("msmtp", &["someone@example.org"]),
         ("sendmail", &["-t"]),
         ("sendmail", &["someone@example.org"]),
         ("mail", &["-s", "x", "someone@example.org"]),
@@ -1053,6 +1055,10 @@ fn accounts_without_a_default_exit_78_naming_them_in_every_persona() {
     cmd.env("HOME", &inst.home)
         .args(["-A", "work", "--dry-run", "-s", "x", "someone@example.org"]);
     run(cmd, Some(b"body\n")).assert_code(0, "postie -A work --dry-run");
+    // msmtp --host names the route itself: the file's accounts do not matter then.
+    let mut cmd = inst.command("msmtp");
+    cmd.args(["--host=127.0.0.1", "--port=1", "-P", "someone@example.org"]);
+    run(cmd, None).assert_code(0, "msmtp --host -P");
 
     // postie's own TOML file: the same, with its own way to set a default.
     let toml = Install::new();

@@ -1,0 +1,326 @@
+//! End to end through the msmtp persona (issue 13): the built binary run as `msmtp` (a
+//! symlink in a private `bin/`, see `sendmail::Install`) with the command lines mutt and
+//! neomutt, git send-email and msmtpq use, against the real Postfix of `support::mta`,
+//! with an msmtprc of accounts in `~/.msmtprc` (or named with `-C`).
+//!
+//! What is checked is what arrives: the message byte for byte (stdin is a ready message:
+//! nothing is added to a complete one, only Bcc is removed), the envelope sender (Postfix's
+//! log), the EHLO name of the account chosen (by `-a`, by From: with
+//! `--read-envelope-from`, or the default), the exit codes of sysexits(3) with the one
+//! stderr line a failure prints, `--serverinfo`'s report on stdout and `-P`'s settings
+//! without the password. Each test uses its own recipients; Postfix tests skip themselves
+//! (printing why) when Postfix cannot run here; the `-P` and usage tests need no server.
+
+use crate::support::certs::pki;
+use crate::support::mta::Postfix;
+
+use super::sendmail::{run, Delivered, Install};
+
+/// A complete LF message (From, To, Date, Message-ID), with 8-bit text and a line starting
+/// with a dot, so that nothing needs adding and it must arrive exactly as written.
+fn complete_message(from: &str, to: &str, id: &str) -> String {
+    format!(
+        "From: Sender Person <{from}>\n\
+         To: {to}\n\
+         Subject: msmtp persona {id}\n\
+         Date: Tue, 04 Mar 2025 10:00:00 +0000\n\
+         Message-ID: <{id}@client.example.test>\n\
+         MIME-Version: 1.0\n\
+         Content-Type: text/plain; charset=UTF-8\n\
+         Content-Transfer-Encoding: 8bit\n\
+         \n\
+         Grüße from the msmtp persona.\n\
+         .a line starting with a dot\n\
+         \n\
+         -- \n\
+         sig\n"
+    )
+}
+
+/// `~/.msmtprc` as msmtp users have it: TLS with a trust file, AUTH with a literal
+/// password, an account inheriting another, the default account.
+fn msmtprc(pf: &Postfix) -> String {
+    format!(
+        "# written by tests/cases/msmtp.rs\n\
+         defaults\n\
+         tls on\n\
+         tls_trust_file {ca}\n\
+         auth on\n\
+         timeout 30\n\
+         \n\
+         account work\n\
+         host 127.0.0.1\n\
+         port {port}\n\
+         user {user}\n\
+         password {password}\n\
+         from msmtp-work@example.test\n\
+         domain work-client.example.test\n\
+         \n\
+         account home : work\n\
+         from msmtp-home@example.test\n\
+         domain home-client.example.test\n\
+         \n\
+         account default : work\n",
+        ca = pki().ca_pem.display(),
+        port = pf.submission_port,
+        user = pf.user,
+        password = pf.password,
+    )
+}
+
+/// An installation with `~/.msmtprc` written.
+fn installed(pf: &Postfix) -> Install {
+    let inst = Install::new();
+    inst.write("home/.msmtprc", &msmtprc(pf), 0o600);
+    inst
+}
+
+fn msmtp(inst: &Install, args: &[&str]) -> std::process::Command {
+    let mut cmd = inst.command("msmtp");
+    cmd.args(args);
+    cmd
+}
+
+/// mutt: `set sendmail="msmtp -a home"` runs `msmtp -a home -- RCPT`. The account's from is
+/// the envelope sender; the message arrives unchanged, over TLS with AUTH.
+#[test]
+fn msmtp_mutt_account_sends_the_message_unchanged() {
+    let Some(pf) = Postfix::get() else { return };
+    let inst = installed(pf);
+    let rcpt = "ms-mutt@example.test";
+    let message = complete_message("alice@example.test", rcpt, "mutt");
+    run(
+        msmtp(&inst, &["-a", "home", "--", rcpt]),
+        Some(message.as_bytes()),
+    )
+    .assert_quiet_success("msmtp -a home");
+    let d = Delivered::get(pf, rcpt);
+    assert_eq!(d.text(), message, "the message must arrive byte for byte");
+    assert_eq!(d.envelope_sender(pf), "msmtp-home@example.test");
+    assert_eq!(d.helo(), "home-client.example.test", "{:?}", d.received);
+    assert!(
+        d.received[0].contains("with ESMTPSA"),
+        "not TLS + AUTH: {:?}",
+        d.received
+    );
+}
+
+/// neomutt: `msmtp --read-envelope-from -t`: the From: address is the envelope sender
+/// and picks the account whose from matches; recipients come from To/Cc/Bcc and Bcc is
+/// removed from what arrives.
+#[test]
+fn msmtp_read_envelope_from_picks_the_account_and_reads_recipients() {
+    let Some(pf) = Postfix::get() else { return };
+    let inst = installed(pf);
+    let (to, bcc) = ("ms-ref-to@example.test", "ms-ref-bcc@example.test");
+    let complete = complete_message("msmtp-home@example.test", to, "ref");
+    let (head, body) = complete.split_once("\n\n").expect("a header block");
+    let with_bcc = format!("{head}\nBcc: {bcc}\n\n{body}");
+    run(
+        msmtp(&inst, &["--read-envelope-from", "-t"]),
+        Some(with_bcc.as_bytes()),
+    )
+    .assert_quiet_success("msmtp --read-envelope-from -t");
+    for rcpt in [to, bcc] {
+        let d = Delivered::get(pf, rcpt);
+        assert_eq!(d.text(), complete, "{rcpt}: unchanged but for the Bcc line");
+        assert_eq!(d.envelope_sender(pf), "msmtp-home@example.test", "{rcpt}");
+        assert_eq!(d.helo(), "home-client.example.test", "{rcpt}: account home");
+    }
+}
+
+/// git send-email with `sendemail.smtpServer = /usr/bin/msmtp`: `msmtp -i -f SENDER
+/// RCPT...`. -f is the envelope sender; no account's from matches, so the default one
+/// (work) is used. Also `--host`: the command line alone, no configuration data (no TLS,
+/// no AUTH: the plain port takes mail for example.test without).
+#[test]
+fn msmtp_git_send_email_and_host_without_the_file() {
+    let Some(pf) = Postfix::get() else { return };
+    let inst = installed(pf);
+    let (r1, r2) = ("ms-git-1@example.test", "ms-git-2@example.test");
+    let sender = "dev@example.test";
+    let message = complete_message(sender, &format!("{r1}, {r2}"), "git");
+    run(
+        msmtp(&inst, &["-i", "-f", sender, r1, r2]),
+        Some(message.as_bytes()),
+    )
+    .assert_quiet_success("git send-email");
+    for rcpt in [r1, r2] {
+        let d = Delivered::get(pf, rcpt);
+        assert_eq!(d.text(), message, "{rcpt}");
+        assert_eq!(d.envelope_sender(pf), sender, "{rcpt}");
+        assert_eq!(
+            d.helo(),
+            "work-client.example.test",
+            "{rcpt}: default account"
+        );
+    }
+
+    let rcpt = "ms-host@example.test";
+    let message = complete_message(sender, rcpt, "host");
+    let port = pf.plain_port.to_string();
+    let args = [
+        "--host=127.0.0.1",
+        "--port",
+        &port,
+        "--domain=cli.example.test",
+        "-f",
+        sender,
+        rcpt,
+    ];
+    run(msmtp(&inst, &args), Some(message.as_bytes())).assert_quiet_success("--host");
+    let d = Delivered::get(pf, rcpt);
+    assert_eq!(d.text(), message);
+    assert_eq!(d.helo(), "cli.example.test");
+    assert!(
+        d.received[0].contains("with ESMTP ") || d.received[0].contains("with ESMTP;"),
+        "--host must not take TLS or AUTH from the file: {:?}",
+        d.received
+    );
+}
+
+/// msmtpq (msmtp-queue) flushes with `msmtp -C FILE -a ACCOUNT -- RCPT...`, the message on
+/// stdin; here the file is not ~/.msmtprc (HOME has none).
+#[test]
+fn msmtp_msmtpq_file_and_account() {
+    let Some(pf) = Postfix::get() else { return };
+    let inst = Install::new();
+    let rc = inst.write("queue/msmtprc", &msmtprc(pf), 0o600);
+    let rc = rc.to_str().expect("UTF-8 path");
+    let (r1, r2) = ("ms-q-1@example.test", "ms-q-2@example.test");
+    let message = complete_message("msmtp-work@example.test", r1, "msmtpq");
+    run(
+        msmtp(&inst, &["-C", rc, "-a", "work", "--", r1, r2]),
+        Some(message.as_bytes()),
+    )
+    .assert_quiet_success("msmtpq");
+    for rcpt in [r1, r2] {
+        let d = Delivered::get(pf, rcpt);
+        assert_eq!(d.text(), message, "{rcpt}");
+        assert_eq!(d.envelope_sender(pf), "msmtp-work@example.test", "{rcpt}");
+    }
+}
+
+/// Exit codes: a refused recipient is 67 with one line naming it and the reply; a 4xx is
+/// 75 (msmtp says 69); nothing is delivered to anyone else in the same run.
+#[test]
+fn msmtp_exit_codes_for_refused_recipients() {
+    let Some(pf) = Postfix::get() else { return };
+    let inst = installed(pf);
+    let message = b"Subject: refused\n\nnobody gets this\n";
+    let cases: [(&str, i32, &[&str]); 2] = [
+        (
+            "nosuchuser@example.test",
+            67,
+            &["nosuchuser@example.test", "550"],
+        ),
+        (
+            "tempfail@example.test",
+            75,
+            &["tempfail@example.test", "450"],
+        ),
+    ];
+    for (rcpt, code, texts) in cases {
+        let out = run(msmtp(&inst, &["-a", "work", "--", rcpt]), Some(message));
+        out.assert_code(code, rcpt);
+        out.assert_one_error_line("msmtp:", texts, rcpt);
+    }
+}
+
+/// `msmtp --serverinfo` (and `-S`): exit 0 and the server's capabilities on stdout,
+/// inside TLS (the account's STARTTLS); nothing is sent.
+#[test]
+fn msmtp_serverinfo_reports_capabilities() {
+    let Some(pf) = Postfix::get() else { return };
+    let inst = installed(pf);
+    for args in [&["--serverinfo"][..], &["-a", "home", "-S"]] {
+        let out = run(msmtp(&inst, args), None);
+        out.assert_code(0, &format!("{args:?}"));
+        for text in ["STARTTLS", "PLAIN", "PIPELINING", "TLS"] {
+            assert!(
+                out.stdout.contains(text),
+                "{args:?}: no {text} in the report: {}",
+                out.describe()
+            );
+        }
+        assert!(!out.stdout.contains(&pf.password), "{}", out.describe());
+    }
+}
+
+/// `msmtp -P` prints the settings that would be used, password never; the command line's
+/// settings are in them. No server is needed.
+#[test]
+fn msmtp_pretend_prints_the_config_without_the_password() {
+    let inst = Install::new();
+    let password = "s3cret-not-to-print";
+    inst.write(
+        "home/.msmtprc",
+        &format!(
+            "defaults\ntls on\nauth on\n\
+             account work\nhost smtp.work.example\nport 587\nuser me@work.example\n\
+             password {password}\nfrom me@work.example\n\
+             account default : work\n"
+        ),
+        0o600,
+    );
+    let out = run(msmtp(&inst, &["-P"]), None);
+    out.assert_code(0, "-P");
+    for text in [
+        "server       smtp.work.example:587",
+        "tls          starttls (required)",
+        "user         me@work.example",
+        "password     (from the configuration file)",
+        "from         me@work.example",
+    ] {
+        assert!(
+            out.stdout.contains(text),
+            "-P lacks {text:?}: {}",
+            out.describe()
+        );
+    }
+    assert!(!out.stdout.contains(password) && !out.stderr.contains(password));
+
+    let args = [
+        "--pretend",
+        "--tls-starttls=off",
+        "--port=465",
+        "--passwordeval=pass show mail",
+        "--domain=laptop.example",
+    ];
+    let out = run(msmtp(&inst, &args), None);
+    out.assert_code(0, "--pretend with settings");
+    for text in [
+        "server       smtp.work.example:465",
+        "tls          implicit",
+        "password     (from command \"pass show mail\")",
+        "helo         laptop.example",
+    ] {
+        assert!(
+            out.stdout.contains(text),
+            "lacks {text:?}: {}",
+            out.describe()
+        );
+    }
+    assert!(!out.stdout.contains(password));
+}
+
+/// Unknown options (and ones postie cannot honour) are EX_USAGE with one line naming the
+/// option; nothing is read or sent. No server is needed.
+#[test]
+fn msmtp_unknown_and_refused_options_exit_64() {
+    let inst = Install::new();
+    let cases: [(&[&str], &str); 4] = [
+        (&["--no-such-option", "a@example.test"], "--no-such-option"),
+        (&["-Z", "a@example.test"], "-Z"),
+        (
+            &["--tls-cert-file=c.pem", "a@example.test"],
+            "--tls-cert-file",
+        ),
+        (&["--host=h", "-a", "work", "a@example.test"], "--host"),
+    ];
+    for (args, name) in cases {
+        let out = run(msmtp(&inst, args), Some(b"Subject: x\n\nx\n"));
+        out.assert_code(64, name);
+        out.assert_one_error_line("msmtp:", &[name], name);
+    }
+}
