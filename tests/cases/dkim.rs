@@ -145,7 +145,7 @@ fn dkimpy_verifies(message: &[u8], txt: &str) -> Option<bool> {
         if std::env::var_os("POSTIE_REQUIRE_DKIMPY").is_some() {
             panic!("dkimpy (and pynacl) must be installed: python3 -m pip install dkimpy pynacl");
         }
-        eprintln!("skipping: dkimpy is not installed (python3 -m pip install dkimpy pynacl)");
+        crate::support::skip("dkimpy is not installed (python3 -m pip install dkimpy pynacl)");
         return None;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -718,7 +718,7 @@ fn eai_again_from_the_system_resolver_is_75() {
             std::env::var_os("POSTIE_REQUIRE_POSTFIX").is_none(),
             "CI must run this test (root and unshare are needed)"
         );
-        eprintln!("skipping: needs root and unshare(1) for a private /etc/resolv.conf");
+        crate::support::skip("needs root and unshare(1) for a private /etc/resolv.conf");
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");

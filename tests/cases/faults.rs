@@ -645,7 +645,7 @@ impl Sink {
             if std::env::var_os("POSTIE_REQUIRE_POSTFIX").is_some_and(|v| v == "1") {
                 panic!("POSTIE_REQUIRE_POSTFIX=1 but {reason}");
             }
-            eprintln!("skipping: {reason}");
+            crate::support::skip(reason);
         }
         found
     }

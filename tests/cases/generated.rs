@@ -133,7 +133,7 @@ fn man_page_renders_without_warnings() {
     {
         Ok(out) => out,
         Err(e) => {
-            eprintln!("skipping: man is not installed ({e})");
+            crate::support::skip(&format!("man is not installed ({e})"));
             return;
         }
     };

@@ -932,7 +932,7 @@ fn smtp_sink(flags: &[&str]) -> Option<(std::process::Child, String)> {
             std::env::var_os("POSTIE_REQUIRE_POSTFIX").is_none(),
             "POSTIE_REQUIRE_POSTFIX is set but smtp-sink is not installed"
         );
-        eprintln!("skipping: Postfix's smtp-sink is not installed");
+        crate::support::skip("Postfix's smtp-sink is not installed");
         return None;
     };
     let addr = closed_port();

@@ -8,7 +8,17 @@ pub mod fake_server;
 pub mod mta;
 pub mod run;
 
+use std::io::Write;
 use std::process::{Command, Stdio};
+
+/// Says that the running test skips, and why, where `cargo test` shows it: straight to
+/// the process's stderr, past libtest's capture of `eprintln!` (which would hide it
+/// unless the test failed). The line names the test (libtest names the thread after it).
+pub fn skip(reason: &str) {
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    let _ = writeln!(std::io::stderr(), "skipping {test}: {reason}");
+}
 
 /// The built binary with a deterministic environment: test mode on (fixed EHLO name, Date,
 /// Message-ID), no password in the environment, stdin empty.

@@ -75,13 +75,17 @@ pub struct Postfix {
 
 impl Postfix {
     /// The shared Postfix of this test process, started on first use; `None` (after
-    /// printing `skipping: <reason>`) when Postfix is not usable here, a panic instead when
+    /// saying `skipping TEST: <reason>`) when Postfix is not usable here, a panic instead when
     /// `POSTIE_REQUIRE_POSTFIX=1`, and a panic when it is installed but fails to start.
     pub fn get() -> Option<&'static Postfix> {
-        static PF: OnceLock<Result<Option<Postfix>, String>> = OnceLock::new();
+        static PF: OnceLock<Result<Result<Postfix, String>, String>> = OnceLock::new();
         match PF.get_or_init(start) {
-            Ok(Some(pf)) => Some(pf),
-            Ok(None) => None,
+            Ok(Ok(pf)) => Some(pf),
+            // Every test that skips says so, not only the first.
+            Ok(Err(reason)) => {
+                super::skip(reason);
+                None
+            }
             Err(e) => panic!("test Postfix failed to start: {e}"),
         }
     }
@@ -138,15 +142,15 @@ impl Postfix {
     }
 }
 
-fn start() -> Result<Option<Postfix>, String> {
+/// `Ok(Err(reason))`: not usable here, skip; `Err`: installed but failed to start.
+fn start() -> Result<Result<Postfix, String>, String> {
     let tools = match find_tools() {
         Ok(t) => t,
         Err(reason) => {
             if std::env::var_os("POSTIE_REQUIRE_POSTFIX").is_some_and(|v| v == "1") {
                 panic!("POSTIE_REQUIRE_POSTFIX=1 but Postfix is not usable: {reason}");
             }
-            eprintln!("skipping: {reason}");
-            return Ok(None);
+            return Ok(Err(reason));
         }
     };
     let base = run_base()?;
@@ -163,7 +167,7 @@ fn start() -> Result<Option<Postfix>, String> {
     let mut errors = Vec::new();
     for _attempt in 0..3 {
         match start_in(&tools, &dir, &dir_str) {
-            Ok(pf) => return Ok(Some(pf)),
+            Ok(pf) => return Ok(Ok(pf)),
             Err(e) => errors.push(e),
         }
     }
