@@ -979,7 +979,10 @@ impl PasswordSource {
                     path: path.clone(),
                     source,
                 })?;
-                Ok(Secret::new(first_line(&text)))
+                private_password_file(&path)?;
+                nonempty(first_line(&text), || {
+                    format!("password file {}", path.display())
+                })
             }
             PasswordSource::Command(cmd) => {
                 let out = Command::new("sh")
@@ -994,9 +997,9 @@ impl PasswordSource {
                         Error::Config(format!("password command failed ({})", out.status)).into(),
                     );
                 }
-                Ok(Secret::new(first_line(&String::from_utf8_lossy(
-                    &out.stdout,
-                ))))
+                nonempty(first_line(&String::from_utf8_lossy(&out.stdout)), || {
+                    format!("password command {cmd:?}")
+                })
             }
             PasswordSource::Env(p) => Ok(Secret::new(p)),
             PasswordSource::Literal(s) => Ok(s),
@@ -1015,6 +1018,40 @@ impl PasswordSource {
 }
 
 /// `HOST`, `HOST:PORT`, `[V6]`, `[V6]:PORT`, or a bare IPv6 address.
+/// An empty password is never what a file or a command meant (a command that failed
+/// quietly, an empty file): EX_CONFIG, naming where it came from.
+fn nonempty(password: String, source: impl Fn() -> String) -> Result<Secret> {
+    if password.is_empty() {
+        return Err(Error::Config(format!("{} gave an empty password", source())).into());
+    }
+    Ok(Secret::new(password))
+}
+
+/// A password file that group or others may read is refused, as a configuration file
+/// holding a password is (msmtp's rule for its own file).
+#[cfg(unix)]
+fn private_password_file(path: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| Error::Config(format!("password file {}: {e}", path.display())))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(Error::Config(format!(
+            "password file {path}: readable by others (mode {:04o}): chmod 600 {path}",
+            mode & 0o7777,
+            path = path.display()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn private_password_file(_path: &std::path::Path) -> Result<()> {
+    Ok(())
+}
+
 pub fn parse_server(s: &str, tls: Option<TlsMode>) -> Result<Server> {
     let default_port = if tls == Some(TlsMode::Implicit) {
         SUBMISSIONS_PORT
@@ -1531,6 +1568,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("pw");
         std::fs::write(&file, "from-file\nsecond line\n").unwrap();
+        let private = |p: &std::path::Path, mode: u32| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        private(&file, 0o600);
+        let open = dir.path().join("open");
+        std::fs::write(&open, "secret\n").unwrap();
+        private(&open, 0o644);
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\nsecond line\n").unwrap();
+        private(&empty, 0o600);
+        let leak = |p: &std::path::Path| -> &'static str {
+            Box::leak(p.to_str().unwrap().to_string().into_boxed_str())
+        };
+        let (open, empty) = (leak(&open), leak(&empty));
         let file = file.to_str().unwrap();
         let pw = |a: &[&str], v: &[(&str, &str)]| {
             resolve(a, v)
@@ -1559,6 +1611,26 @@ mod tests {
         assert_eq!(exit_code(&err), crate::error::Exit::Config);
         let err = resolve(&with(&["--password-file", "/nonexistent/pw"]), &[]).unwrap_err();
         assert_eq!(exit_code(&err), crate::error::Exit::NoInput);
+        // Never an empty password, never a file others can read: 78, saying which.
+        for (extra, says) in [
+            (
+                &["--password-command", "true"][..],
+                "password command \"true\" gave an empty password",
+            ),
+            (
+                &["--password-command", "printf '\\nx'"],
+                "gave an empty password",
+            ),
+            (&["--password-file", empty], "gave an empty password"),
+            (
+                &["--password-file", open],
+                "readable by others (mode 0644): chmod 600",
+            ),
+        ] {
+            let err = resolve(&with(extra), &[]).unwrap_err();
+            assert_eq!(exit_code(&err), crate::error::Exit::Config, "{extra:?}");
+            assert!(format!("{err:#}").contains(says), "{extra:?}: {err:#}");
+        }
     }
 
     #[test]

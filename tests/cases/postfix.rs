@@ -88,8 +88,11 @@ fn ready_message(tag: &str, rcpt: &str, body: &str) -> String {
 }
 
 fn temp_file(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
     let path = dir.path().join(name);
     std::fs::write(&path, bytes).expect("write temp file");
+    // Password files must be private (postie refuses one others can read).
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     path
 }
 
