@@ -23,6 +23,8 @@
 //! [`error`] maps every failure to one sysexits code, in one place. [`probe`] (`--probe`)
 //! runs a short dialogue of its own and reports what a server offers instead of sending.
 //! [`batch`] (`postie batch`, `--messages`) sends many messages over one connection.
+//! [`progress`] is the bar a big message shows on a terminal as it goes, which the
+//! [`engine`] puts on the message it hands to the session.
 #![forbid(unsafe_code)]
 
 pub mod address;
@@ -45,6 +47,7 @@ pub mod mta_sts;
 pub mod net;
 pub mod persona;
 pub mod probe;
+pub mod progress;
 pub mod queue;
 pub mod report;
 pub mod route;

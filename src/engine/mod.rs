@@ -71,7 +71,9 @@ pub fn submit(
     message: Message,
     observer: &mut dyn Observer,
 ) -> Result<Report> {
-    let mut message = Some(message);
+    // The progress bar is this caller's choice, made once: the message keeps it from one
+    // server to the next.
+    let mut message = Some(crate::progress::watch(cfg, message));
     let servers = server_configs(cfg);
     let mut result = Err(anyhow::anyhow!("no server to try"));
     for (i, one) in servers.iter().enumerate() {
@@ -253,7 +255,10 @@ impl Sessions {
             };
             let index = *index;
             let more_servers = index + 1 < self.servers.len();
-            let outcome = session.send(&self.servers[index], envelope, &mut message);
+            let one = &self.servers[index];
+            // The progress bar is the caller's choice (a reopened message needs it again).
+            message = message.map(|m| crate::progress::watch(one, m));
+            let outcome = session.send(one, envelope, &mut message);
             let moves = more_servers && next_host(&outcome);
             let outcome = match outcome {
                 Ok(report) if !moves => return done(Ok(report)),

@@ -306,7 +306,7 @@ fn deliver_domain(
         listed.join(", ")
     ));
     let mut message = match copies.next() {
-        Ok(m) => m,
+        Ok(m) => m.map(|m| crate::progress::watch(cfg, m)),
         Err(e) => {
             out.error = Some(Arc::new(e));
             return out;

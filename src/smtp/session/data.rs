@@ -71,15 +71,14 @@ pub(super) fn abandon_data(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
-/// The message as it is read while sending: 8-bit bytes refused when the server has no
-/// 8BITMIME, and the progress bar moved.
+/// The message as it is read while sending (through whatever the caller watches it with,
+/// [`Message::watched`]): 8-bit bytes refused when the server has no 8BITMIME.
 fn message_reader(message: Message, ctx: &Tx) -> Box<dyn Read> {
-    let size = message.size;
-    let mut input = message.into_reader();
+    let input = message.into_reader();
     if ctx.body == Body::SevenBitOnly {
-        input = Box::new(SevenBit(input));
+        return Box::new(SevenBit(input));
     }
-    progress::wrap(ctx.cfg, size, input)
+    input
 }
 
 /// Fails at the first byte above 127 (the server has no 8BITMIME).
@@ -228,76 +227,4 @@ fn chunk_reply(conn: &mut Connection) -> Result<()> {
         "BDAT",
     )?;
     Ok(())
-}
-
-/// The progress bar for big bodies (indicatif): only on a terminal (stderr), never with
-/// -v (it would garble the transcript) or in test mode, and only once more than
-/// [`progress::MIN_SIZE`] bytes have been read, so a small message never flashes one.
-mod progress {
-    use std::io::{self, IsTerminal, Read};
-
-    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-
-    use crate::config::Config;
-
-    /// The bar appears after this many bytes.
-    pub const MIN_SIZE: u64 = 4 * 1024 * 1024;
-
-    /// Counts what is read through it; shows the bar past [`MIN_SIZE`].
-    pub struct Progress<R> {
-        inner: R,
-        seen: u64,
-        total: Option<u64>,
-        bar: Option<ProgressBar>,
-    }
-
-    /// `input`, with a progress bar when the configuration and stderr allow one.
-    pub fn wrap(cfg: &Config, size: Option<u64>, input: Box<dyn Read>) -> Box<dyn Read> {
-        if cfg.verbosity > 0 || cfg.test_mode || !io::stderr().is_terminal() {
-            return input;
-        }
-        if size.is_some_and(|n| n < MIN_SIZE) {
-            return input;
-        }
-        Box::new(Progress {
-            inner: input,
-            seen: 0,
-            total: size,
-            bar: None,
-        })
-    }
-
-    fn new_bar(total: Option<u64>) -> ProgressBar {
-        let template = match total {
-            Some(_) => "{bytes}/{total_bytes} [{bar:30}] {bytes_per_sec}, {eta} left",
-            None => "{bytes} sent, {bytes_per_sec}",
-        };
-        let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
-        match ProgressStyle::with_template(template) {
-            Ok(style) => bar.with_style(style.progress_chars("=> ")),
-            Err(_) => bar,
-        }
-    }
-
-    impl<R: Read> Read for Progress<R> {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let n = self.inner.read(buf)?;
-            self.seen += n as u64;
-            if self.bar.is_none() && self.seen >= MIN_SIZE {
-                self.bar = Some(new_bar(self.total));
-            }
-            if let Some(bar) = &self.bar {
-                bar.set_position(self.seen);
-            }
-            Ok(n)
-        }
-    }
-
-    impl<R> Drop for Progress<R> {
-        fn drop(&mut self) {
-            if let Some(bar) = self.bar.take() {
-                bar.finish_and_clear();
-            }
-        }
-    }
 }
