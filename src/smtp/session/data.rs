@@ -7,8 +7,10 @@
 //! streaming to a server without 8BITMIME ([`SevenBit`]); line-ending normalisation for
 //! BDAT (exact bytes for BINARYMIME); how many chunk replies may be outstanding.
 //!
-//! Must not: decide whether the message may go (the transaction did, from the replies);
-//! dot-stuff or normalise itself (`message::wire` does).
+//! Must not: decide whether the message may go (the transaction did, from the replies),
+//! or read the replies to its end (the transaction does: one per LMTP recipient); decide
+//! how the message is watched going out (the caller's progress bar wraps it before the
+//! session sees it); dot-stuff or normalise itself (`message::wire` does).
 //!
 //! RFC 5321 §4.1.1.4 (DATA), §4.5.2 (transparency); RFC 3030 (BDAT, BINARYMIME); RFC 6152
 //! (8BITMIME).
@@ -22,33 +24,64 @@ use crate::message::wire::DotStuffer;
 use crate::message::Message;
 use crate::net::timeout::Phase;
 use crate::net::Connection;
-use crate::report::{Recipient, Report};
 use crate::smtp::command::Command;
 use crate::smtp::reply::Severity;
 
-use super::expect;
-use super::transaction::{eight_bit_refused, finish, Body, Tx, CHUNK};
-use super::End;
+use super::{expect, End};
 
-/// After DATA's 354: the message, dot-stuffed, the end-of-data mark (and QUIT when
-/// pipelining and this is the last transaction), then the reply.
+/// How the body travels, decided before MAIL from the message and the capabilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Body {
+    /// Any bytes as they are (mostly 7-bit; 8-bit declared with BODY=8BITMIME).
+    Text,
+    /// The server has no 8BITMIME and the message streams: its bytes must stay 7-bit, and
+    /// an 8-bit byte found while sending aborts the transaction.
+    SevenBitOnly,
+    /// BODY=BINARYMIME: exact bytes with BDAT, no line-ending normalisation.
+    Binary,
+}
+
+/// How the message goes, decided before MAIL.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Sending {
+    pub body: Body,
+    /// The server offers PIPELINING and it is used: one BDAT reply may be outstanding, and
+    /// QUIT may go out with the end of the data.
+    pub pipelined: bool,
+    /// The last transaction on the connection: QUIT right after the end of data.
+    pub quit_last: bool,
+}
+
+/// BDAT chunk size (a small message goes whole: see the transaction).
+const CHUNK: usize = 1024 * 1024;
+
+pub(super) fn eight_bit_refused() -> Error {
+    Error::Data(
+        "the message has 8-bit data but the server does not offer 8BITMIME: encode it \
+         (quoted-printable or base64), or send it through a server that offers 8BITMIME"
+            .into(),
+    )
+}
+
+/// After DATA's 354: the message, dot-stuffed, and the end-of-data mark (and QUIT when
+/// pipelining and this is the last transaction). The caller reads the reply.
 pub(super) fn send_message(
     conn: &mut Connection,
-    ctx: &Tx,
-    recipients: Vec<Recipient>,
-    message: &mut Option<Message>,
-) -> Result<(Report, End)> {
-    let Some(message) = message.take() else {
-        return Err(anyhow::anyhow!("no message to send (a bug)"));
-    };
-    send_data(conn, ctx, message)?;
-    let end = if ctx.quit_last && ctx.pipelined {
+    sending: Sending,
+    message: Message,
+) -> Result<End> {
+    send_data(conn, sending.body, message)?;
+    Ok(quit_with_end(conn, sending))
+}
+
+/// QUIT in the same write as the end of the data, when pipelining the last transaction.
+fn quit_with_end(conn: &mut Connection, sending: Sending) -> End {
+    if sending.quit_last && sending.pipelined {
         conn.queue(&Command::Quit, Phase::Quit);
         End::QuitSent
     } else {
         End::Quit
-    };
-    finish(conn, ctx.cfg, recipients, end)
+    }
 }
 
 /// The BDAT bytes of a message held whole: line ends normalised to CRLF (exact bytes for
@@ -73,9 +106,9 @@ pub(super) fn abandon_data(conn: &mut Connection) -> Result<()> {
 
 /// The message as it is read while sending (through whatever the caller watches it with,
 /// [`Message::watched`]): 8-bit bytes refused when the server has no 8BITMIME.
-fn message_reader(message: Message, ctx: &Tx) -> Box<dyn Read> {
+fn message_reader(message: Message, body: Body) -> Box<dyn Read> {
     let input = message.into_reader();
-    if ctx.body == Body::SevenBitOnly {
+    if body == Body::SevenBitOnly {
         return Box::new(SevenBit(input));
     }
     input
@@ -128,8 +161,8 @@ fn read_message(input: &mut dyn Read, buf: &mut [u8]) -> Result<usize> {
 
 /// Stream the message through the dot-stuffing codec into the connection's queue; the
 /// end-of-data mark is queued last and goes out with the next read (or a pipelined QUIT).
-fn send_data(conn: &mut Connection, ctx: &Tx, message: Message) -> Result<()> {
-    let mut input = message_reader(message, ctx);
+fn send_data(conn: &mut Connection, body: Body, message: Message) -> Result<()> {
+    let mut input = message_reader(message, body);
     let mut chunk = vec![0u8; 64 * 1024];
     let mut writer = conn.data_writer();
     let mut stuffer = DotStuffer::new(&mut writer);
@@ -157,20 +190,16 @@ fn send_data(conn: &mut Connection, ctx: &Tx, message: Message) -> Result<()> {
 /// PIPELINING one chunk's reply is read while the next goes out; without, each waits.
 pub(super) fn send_chunks(
     conn: &mut Connection,
-    ctx: &Tx,
-    recipients: Vec<Recipient>,
-    message: &mut Option<Message>,
-) -> Result<(Report, End)> {
-    let Some(message) = message.take() else {
-        return Err(anyhow::anyhow!("no message to send (a bug)"));
-    };
-    let mut input = message_reader(message, ctx);
+    sending: Sending,
+    message: Message,
+) -> Result<End> {
+    let mut input = message_reader(message, sending.body);
     let mut read_buf = vec![0u8; 64 * 1024];
     let mut chunk: Vec<u8> = Vec::with_capacity(CHUNK + 2 * read_buf.len() + 2);
-    let mut normaliser = (ctx.body != Body::Binary).then(|| DotStuffer::crlf_only(Vec::new()));
+    let mut normaliser = (sending.body != Body::Binary).then(|| DotStuffer::crlf_only(Vec::new()));
     // Chunks sent whose reply has not been read, and how many may be.
     let mut unanswered = 0usize;
-    let window = if ctx.pipelined { 1 } else { 0 };
+    let window = if sending.pipelined { 1 } else { 0 };
     loop {
         let n = read_message(&mut input, &mut read_buf)?;
         let last = n == 0;
@@ -205,16 +234,11 @@ pub(super) fn send_chunks(
             unanswered -= 1;
         }
     }
-    let end = if ctx.quit_last && ctx.pipelined {
-        conn.queue(&Command::Quit, Phase::Quit);
-        End::QuitSent
-    } else {
-        End::Quit
-    };
+    let end = quit_with_end(conn, sending);
     for _ in 0..unanswered {
         chunk_reply(conn)?;
     }
-    finish(conn, ctx.cfg, recipients, end)
+    Ok(end)
 }
 
 /// The reply to a BDAT chunk that is not the last: 250, or the transaction is over.
@@ -227,4 +251,28 @@ fn chunk_reply(conn: &mut Connection) -> Result<()> {
         "BDAT",
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{exit_code, Exit};
+
+    #[test]
+    fn an_eight_bit_byte_for_a_seven_bit_only_server_fails_the_message() {
+        let mut buf = [0u8; 16];
+        let eight = Message::in_memory("caf\u{e9}\r\n".as_bytes().to_vec());
+        let mut input = message_reader(eight, Body::SevenBitOnly);
+        let err = read_message(&mut input, &mut buf).unwrap_err();
+        assert_eq!(exit_code(&err), Exit::DataErr, "{err:#}");
+        let seven = Message::in_memory(b"cafe\r\n".to_vec());
+        let mut input = message_reader(seven, Body::SevenBitOnly);
+        assert_eq!(read_message(&mut input, &mut buf).unwrap(), 6);
+    }
+
+    #[test]
+    fn binary_bdat_bytes_are_the_exact_bytes() {
+        let bytes = b"a\nb\r\n\x00\xff";
+        assert_eq!(bdat_bytes(bytes, Body::Binary), bytes);
+    }
 }

@@ -1,16 +1,18 @@
 //! The SMTP dialogue over one connection, up to the first MAIL: greeting, EHLO (LHLO,
 //! HELO fallback), STARTTLS, AUTH; and the entry points that run a whole dialogue
 //! ([`deliver`], [`deliver_keeping`], [`rehearse`], [`Session`] for `postie batch`,
-//! [`explore`] for `--probe`). QUIT on every path where the server still talks.
+//! [`explore()`] for `--probe`). QUIT on every path where the server still talks.
 //!
 //! Owns: the security policy — STARTTLS required means no AUTH and no MAIL without it; AUTH
 //! never crosses a plaintext link unless allowed — and where `--quit-after` ([`Milestone`])
-//! stops before MAIL: QUIT right after the named step (after `connect`, just a close). A
-//! reply decides what happens by its severity, never by comparing text. AUTH is driven
-//! generically: [`auth::Exchange`] says what to send for each 334 and judges the 235
-//! (SCRAM's server signature); this module only moves the lines. The mail transaction
-//! itself (MAIL .. end of data) is `transaction`'s, the message bytes `data`'s, the
-//! `--probe` dialogue `explore`'s.
+//! stops before MAIL: QUIT right after the named step (after `connect`, just a close). The
+//! dialogue's goal is typed: a [`Rehearsal`] that reaches MAIL carries its envelope, a
+//! delivery owns its message (and gets it back when the server never had it), and a
+//! [`Session`] is only ever opened through to MAIL. A reply decides what happens by its
+//! severity, never by comparing text. AUTH is driven generically: [`auth::Exchange`] says
+//! what to send for each 334 and judges the 235 (SCRAM's server signature); this module
+//! only moves the lines. The mail transaction itself (MAIL .. end of data) is
+//! `transaction`'s, the message bytes `data`'s, the `--probe` dialogue `explore`'s.
 //!
 //! Opportunistic STARTTLS (direct MX delivery, RFC 7435): STARTTLS is used when the server
 //! offers it; when it is not offered, or refused with a reply, the dialogue goes on in plain
@@ -30,6 +32,8 @@ mod transaction;
 
 pub use explore::{explore, Explored};
 
+use std::ops::ControlFlow;
+
 use anyhow::Result;
 
 use crate::config::{Config, Protocol, Security};
@@ -46,7 +50,7 @@ use crate::smtp::ehlo::Capabilities;
 use crate::smtp::reply::{Reply, Severity};
 use crate::transcript::Transcript;
 
-use transaction::{transaction, Around};
+use transaction::Around;
 
 /// Run the whole dialogue and return what the server did with each recipient. With
 /// `cfg.quit_after` it stops after that milestone instead (the message is then never sent).
@@ -57,20 +61,45 @@ pub fn deliver(
     envelope: &Envelope,
     message: Message,
 ) -> Result<Report> {
-    deliver_keeping(conn, cfg, tls, envelope, &mut Some(message))
+    deliver_keeping(conn, cfg, tls, envelope, message).0
 }
 
-/// [`deliver`], taking the message out of `message` only when the server is ready for it
-/// (after DATA's 354): a dialogue that fails before that leaves it there, to be offered to
-/// the next MX host.
+/// [`deliver`], giving the message back when the server was never given it (a dialogue
+/// that ended before DATA's 354, or before a `BDAT`), so that it can be offered to the next
+/// host. `None` once the server has (some of) it.
 pub fn deliver_keeping(
     conn: Connection,
     cfg: &Config,
     tls: &Tls,
     envelope: &Envelope,
-    message: &mut Option<Message>,
-) -> Result<Report> {
-    dialogue(conn, cfg, tls, Some(envelope), message, cfg.quit_after)
+    message: Message,
+) -> (Result<Report>, Option<Message>) {
+    match cfg.quit_after.map(Stop::from) {
+        None => {
+            let mut session = match establish(conn, cfg, tls, ToMail) {
+                Ok(session) => session,
+                Err(e) => return (Err(e), Some(message)),
+            };
+            let around = Around {
+                reset_first: false,
+                quit_last: true,
+            };
+            let (outcome, kept) = transaction::deliver(
+                &mut session.conn,
+                cfg,
+                &session.caps,
+                envelope,
+                message,
+                around,
+            );
+            (session.end(cfg, outcome), kept)
+        }
+        Some(Stop::Early(at)) => (establish(conn, cfg, tls, at), Some(message)),
+        Some(Stop::Late(at)) => {
+            let outcome = stop_in_transaction(conn, cfg, tls, envelope, Some(&message), at);
+            (outcome, Some(message))
+        }
+    }
 }
 
 /// Marks an error whose cause is a failed TLS handshake after an opportunistic STARTTLS:
@@ -84,17 +113,136 @@ impl std::fmt::Display for StartTlsFailed {
     }
 }
 
-/// `--quit-after` before DATA: the dialogue up to `stop`, then QUIT (after `connect`, just a
-/// close). No message is needed; `envelope` is, from `mail` on (MAIL FROM then carries no
-/// SIZE or BODY parameter). The report lists the RCPT replies when `stop` is `rcpt`.
+/// `--quit-after` before DATA ([`rehearse`]): where the dialogue stops, and the envelope
+/// when it gets as far as MAIL. No message: MAIL FROM then carries no SIZE or BODY.
+#[derive(Debug, Clone)]
+pub struct Rehearsal(Plan);
+
+#[derive(Debug, Clone)]
+enum Plan {
+    Early(Early),
+    Late(Envelope, Late),
+}
+
+impl Rehearsal {
+    /// Stop at `stop`; `envelope` is called only when the dialogue reaches MAIL (`mail` and
+    /// later), so that a rehearsal of the greeting needs no recipients.
+    pub fn new(stop: Milestone, envelope: impl FnOnce() -> Result<Envelope>) -> Result<Rehearsal> {
+        Ok(Rehearsal(match Stop::from(stop) {
+            Stop::Early(at) => Plan::Early(at),
+            Stop::Late(at) => Plan::Late(envelope()?, at),
+        }))
+    }
+
+    /// Stop at `stop`, with an envelope at hand.
+    pub fn with_envelope(stop: Milestone, envelope: Envelope) -> Rehearsal {
+        Rehearsal(match Stop::from(stop) {
+            Stop::Early(at) => Plan::Early(at),
+            Stop::Late(at) => Plan::Late(envelope, at),
+        })
+    }
+
+    /// The envelope, when the rehearsal reaches MAIL.
+    pub fn envelope(&self) -> Option<&Envelope> {
+        match &self.0 {
+            Plan::Early(_) => None,
+            Plan::Late(envelope, _) => Some(envelope),
+        }
+    }
+}
+
+/// `--quit-after` before DATA: the dialogue up to the rehearsal's milestone, then QUIT
+/// (after `connect`, just a close). The report lists the RCPT replies when it stops at
+/// `rcpt`.
 pub fn rehearse(
     conn: Connection,
     cfg: &Config,
     tls: &Tls,
-    envelope: Option<&Envelope>,
-    stop: Milestone,
+    rehearsal: &Rehearsal,
 ) -> Result<Report> {
-    dialogue(conn, cfg, tls, envelope, &mut None, Some(stop))
+    match &rehearsal.0 {
+        Plan::Early(at) => establish(conn, cfg, tls, *at),
+        Plan::Late(envelope, at) => stop_in_transaction(conn, cfg, tls, envelope, None, *at),
+    }
+}
+
+/// `--quit-after` ([`Milestone`]), split by whether the dialogue reaches MAIL: only then
+/// does it need an envelope, and only the transaction knows how to stop there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Early(Early),
+    Late(Late),
+}
+
+/// A `--quit-after` step before MAIL, in dialogue order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Early {
+    Connect,
+    Greeting,
+    Ehlo,
+    StartTls,
+    Tls,
+    Auth,
+}
+
+/// A `--quit-after` step inside the mail transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Late {
+    Mail,
+    Rcpt,
+    Data,
+}
+
+impl From<Milestone> for Stop {
+    fn from(m: Milestone) -> Stop {
+        match m {
+            Milestone::Connect => Stop::Early(Early::Connect),
+            Milestone::Greeting => Stop::Early(Early::Greeting),
+            Milestone::Ehlo => Stop::Early(Early::Ehlo),
+            Milestone::StartTls => Stop::Early(Early::StartTls),
+            Milestone::Tls => Stop::Early(Early::Tls),
+            Milestone::Auth => Stop::Early(Early::Auth),
+            Milestone::Mail => Stop::Late(Late::Mail),
+            Milestone::Rcpt => Stop::Late(Late::Rcpt),
+            Milestone::Data => Stop::Late(Late::Data),
+        }
+    }
+}
+
+impl From<Early> for Milestone {
+    fn from(e: Early) -> Milestone {
+        match e {
+            Early::Connect => Milestone::Connect,
+            Early::Greeting => Milestone::Greeting,
+            Early::Ehlo => Milestone::Ehlo,
+            Early::StartTls => Milestone::StartTls,
+            Early::Tls => Milestone::Tls,
+            Early::Auth => Milestone::Auth,
+        }
+    }
+}
+
+/// `--quit-after` mail, rcpt or data: the dialogue through AUTH, then the transaction up to
+/// `at`. `declared` is the message, when there is one: declared in MAIL FROM (SIZE, BODY),
+/// never sent.
+fn stop_in_transaction(
+    conn: Connection,
+    cfg: &Config,
+    tls: &Tls,
+    envelope: &Envelope,
+    declared: Option<&Message>,
+    at: Late,
+) -> Result<Report> {
+    let mut session = establish(conn, cfg, tls, ToMail)?;
+    let outcome = transaction::rehearse(
+        &mut session.conn,
+        cfg,
+        &session.caps,
+        envelope,
+        declared,
+        at,
+    );
+    session.end(cfg, outcome)
 }
 
 /// How a dialogue that went well ends.
@@ -107,100 +255,80 @@ enum End {
     Close,
 }
 
-fn dialogue(
-    conn: Connection,
-    cfg: &Config,
-    tls: &Tls,
-    envelope: Option<&Envelope>,
-    message: &mut Option<Message>,
-    stop: Option<Milestone>,
-) -> Result<Report> {
-    let mut session = match establish(conn, cfg, tls, stop)? {
-        Established::Ready(session) => *session,
-        Established::Stopped(report) => return Ok(report),
-    };
-    let Some(envelope) = envelope else {
-        session.quit();
-        return Err(anyhow::anyhow!("no envelope for MAIL FROM (a bug)"));
-    };
-    let around = Around {
-        reset_first: false,
-        quit_last: true,
-    };
-    match transaction(
-        &mut session.conn,
-        cfg,
-        &session.caps,
-        envelope,
-        message,
-        stop,
-        around,
-    ) {
-        Ok((report, End::Quit | End::QuitSent)) => {
-            // The transaction is over: let the queue drop a delivered entry before QUIT
-            // (or, pipelined, before QUIT's reply is read).
-            if let Some(hook) = &cfg.on_transaction_end {
-                (hook.0)(&report);
-            }
-            session.quit();
-            Ok(report)
+/// Where [`establish`] ends, and what it gives back there: at a `--quit-after` step
+/// ([`Early`]: a report), or ready for MAIL ([`ToMail`]: a [`Session`]).
+trait Until {
+    type Out;
+    /// Reached `at`: stop here (QUIT, or after `connect` a close), or go on.
+    fn stop(&self, conn: Connection, at: Milestone) -> ControlFlow<Self::Out, Connection>;
+    /// AUTH done, or not needed: the last step before MAIL.
+    fn ready(self, conn: Connection, caps: Capabilities) -> Self::Out;
+}
+
+/// Through to the first MAIL.
+struct ToMail;
+
+impl Until for ToMail {
+    type Out = Session;
+
+    fn stop(&self, conn: Connection, _: Milestone) -> ControlFlow<Session, Connection> {
+        ControlFlow::Continue(conn)
+    }
+
+    fn ready(self, conn: Connection, caps: Capabilities) -> Session {
+        Session {
+            conn,
+            caps,
+            used: false,
         }
-        Ok((report, End::Close)) => {
-            session.conn.close();
-            Ok(report)
-        }
-        Err(e) => Err(quit_after(&mut session.conn, e)),
     }
 }
 
-/// How [`establish`] ended: a session ready for MAIL, or `--quit-after` reached before it.
-enum Established {
-    Ready(Box<Session>),
-    Stopped(Report),
+/// At or past the milestone asked for: a configuration that skips a step (no STARTTLS with
+/// --tls none) still stops at the next check, never later. AUTH is the last check, so every
+/// early stop ends there at the latest.
+impl Until for Early {
+    type Out = Report;
+
+    fn stop(&self, conn: Connection, at: Milestone) -> ControlFlow<Report, Connection> {
+        if Milestone::from(*self) <= at {
+            ControlFlow::Break(stop_here(conn, at))
+        } else {
+            ControlFlow::Continue(conn)
+        }
+    }
+
+    fn ready(self, conn: Connection, _: Capabilities) -> Report {
+        stop_here(conn, Milestone::Auth)
+    }
 }
 
 /// Greeting, EHLO, STARTTLS (as the policy says), EHLO again, AUTH: everything before the
-/// first MAIL. With `stop`, QUIT at that milestone instead.
-fn establish(
-    mut conn: Connection,
-    cfg: &Config,
-    tls: &Tls,
-    stop: Option<Milestone>,
-) -> Result<Established> {
-    // At or past the milestone asked for: a configuration that skips a step (no STARTTLS
-    // with --tls none) still stops at the next check, never later.
-    let stops = |m: Milestone| stop.is_some_and(|s| s <= m);
-    if stops(Milestone::Connect) {
-        conn.transcript()
-            .info("--quit-after connect: closing the connection");
-        conn.close();
-        return Ok(Established::Stopped(no_report()));
+/// first MAIL, or as far as `until` says.
+fn establish<U: Until>(conn: Connection, cfg: &Config, tls: &Tls, until: U) -> Result<U::Out> {
+    // The connection after `until` had its say at a milestone: stop there, or go on.
+    macro_rules! at {
+        ($conn:expr, $milestone:expr) => {
+            match until.stop($conn, $milestone) {
+                ControlFlow::Break(out) => return Ok(out),
+                ControlFlow::Continue(conn) => conn,
+            }
+        };
     }
+    let mut conn = at!(conn, Milestone::Connect);
     if let Err(e) = greeting(&mut conn) {
         return Err(quit_after(&mut conn, e));
     }
-    if stops(Milestone::Greeting) {
-        return Ok(Established::Stopped(stop_here(
-            &mut conn,
-            Milestone::Greeting,
-        )));
-    }
+    let mut conn = at!(conn, Milestone::Greeting);
     let caps = match ehlo(&mut conn, cfg) {
         Ok(c) => c,
         Err(e) => return Err(quit_after(&mut conn, e)),
     };
-    if stops(Milestone::Ehlo) {
-        return Ok(Established::Stopped(stop_here(&mut conn, Milestone::Ehlo)));
-    }
-    let (mut conn, caps) = match cfg.security {
+    let conn = at!(conn, Milestone::Ehlo);
+    let (conn, caps) = match cfg.security {
         Security::StartTlsRequired => {
-            let mut conn = secure(conn, cfg, tls, &caps)?;
-            if stops(Milestone::StartTls) {
-                return Ok(Established::Stopped(stop_here(
-                    &mut conn,
-                    Milestone::StartTls,
-                )));
-            }
+            let conn = secure(conn, cfg, tls, &caps)?;
+            let mut conn = at!(conn, Milestone::StartTls);
             match ehlo(&mut conn, cfg) {
                 Ok(caps) => (conn, caps),
                 Err(e) => return Err(quit_after(&mut conn, e)),
@@ -217,20 +345,11 @@ fn establish(
         }
         Security::Implicit | Security::Plain | Security::Opportunistic => (conn, caps),
     };
-    if stops(Milestone::Tls) {
-        return Ok(Established::Stopped(stop_here(&mut conn, Milestone::Tls)));
-    }
+    let mut conn = at!(conn, Milestone::Tls);
     if let Err(e) = authenticate(&mut conn, cfg, &caps) {
         return Err(quit_after(&mut conn, e));
     }
-    if stops(Milestone::Auth) {
-        return Ok(Established::Stopped(stop_here(&mut conn, Milestone::Auth)));
-    }
-    Ok(Established::Ready(Box::new(Session {
-        conn,
-        caps,
-        used: false,
-    })))
+    Ok(until.ready(conn, caps))
 }
 
 /// A connection through greeting, EHLO, STARTTLS and AUTH, ready for mail transactions:
@@ -249,10 +368,7 @@ impl Session {
     /// Run the dialogue up to the first MAIL. On failure the connection is closed
     /// (after QUIT when the server is still talking).
     pub fn open(conn: Connection, cfg: &Config, tls: &Tls) -> Result<Session> {
-        match establish(conn, cfg, tls, None)? {
-            Established::Ready(session) => Ok(*session),
-            Established::Stopped(_) => Err(anyhow::anyhow!("session stopped early (a bug)")),
-        }
+        establish(conn, cfg, tls, ToMail)
     }
 
     /// What the server offered in its last EHLO (inside TLS when TLS is up).
@@ -265,41 +381,34 @@ impl Session {
         self.conn.transcript()
     }
 
-    /// One mail transaction. The message is taken out of `message` only when the server
-    /// is ready for it; a transaction that failed before leaves it there. The second and
-    /// later transactions start with RSET (RFC 5321 §4.1.1.5), in the same write as MAIL
-    /// when the server offers PIPELINING, so a transaction abandoned with a reply (the
-    /// connection still talks) leaves the session ready for the next. Any other error
-    /// (connection lost, timeout, 421) leaves a session that should be dropped.
+    /// One mail transaction. The message comes back (second value) when the server was
+    /// never given it: a transaction that failed before DATA's 354 leaves it to the caller.
+    /// The second and later transactions start with RSET (RFC 5321 §4.1.1.5), in the same
+    /// write as MAIL when the server offers PIPELINING, so a transaction abandoned with a
+    /// reply (the connection still talks) leaves the session ready for the next. Any other
+    /// error (connection lost, timeout, 421) leaves a session that should be dropped.
     pub fn send(
         &mut self,
         cfg: &Config,
         envelope: &Envelope,
-        message: &mut Option<Message>,
-    ) -> Result<Report> {
+        message: Message,
+    ) -> (Result<Report>, Option<Message>) {
         let around = Around {
             reset_first: self.used,
             quit_last: false,
         };
         self.used = true;
-        transaction(
-            &mut self.conn,
-            cfg,
-            &self.caps,
-            envelope,
-            message,
-            None,
-            around,
-        )
-        .map(|(report, _)| report)
-        .inspect_err(|_| {
+        let (outcome, kept) =
+            transaction::deliver(&mut self.conn, cfg, &self.caps, envelope, message, around);
+        let outcome = outcome.map(|(report, _)| report).inspect_err(|_| {
             // A failure part-way through the message (reading it, or an 8-bit byte for a
             // server without 8BITMIME): only a close keeps the partial message from being
             // delivered, and the session is over.
             if self.conn.in_data() {
                 self.conn.abort();
             }
-        })
+        });
+        (outcome, kept)
     }
 
     /// RSET: abandon whatever transaction is under way (RFC 5321 §4.1.1.5). [`Session::send`]
@@ -320,6 +429,27 @@ impl Session {
     pub fn quit(mut self) {
         quit(&mut self.conn);
     }
+
+    /// The end of a one-transaction dialogue: QUIT (or a close inside DATA), and on a
+    /// failure QUIT only when the server still talks.
+    fn end(mut self, cfg: &Config, outcome: Result<(Report, End)>) -> Result<Report> {
+        match outcome {
+            Ok((report, End::Quit | End::QuitSent)) => {
+                // The transaction is over: let the queue drop a delivered entry before QUIT
+                // (or, pipelined, before QUIT's reply is read).
+                if let Some(hook) = &cfg.on_transaction_end {
+                    (hook.0)(&report);
+                }
+                self.quit();
+                Ok(report)
+            }
+            Ok((report, End::Close)) => {
+                self.conn.close();
+                Ok(report)
+            }
+            Err(e) => Err(quit_after(&mut self.conn, e)),
+        }
+    }
 }
 
 /// A reply-shaped error: the server answered, so the connection is still in step.
@@ -338,11 +468,17 @@ fn no_report() -> Report {
     }
 }
 
-/// --quit-after reached: say so in the transcript and QUIT.
-fn stop_here(conn: &mut Connection, at: Milestone) -> Report {
+/// --quit-after reached: say so in the transcript and QUIT (after `connect`, just close).
+fn stop_here(mut conn: Connection, at: Milestone) -> Report {
+    if at == Milestone::Connect {
+        conn.transcript()
+            .info("--quit-after connect: closing the connection");
+        conn.close();
+        return no_report();
+    }
     conn.transcript()
         .info(&format!("--quit-after {at}: quitting"));
-    quit(conn);
+    quit(&mut conn);
     no_report()
 }
 
@@ -707,9 +843,10 @@ mod tests {
         });
         let (mut session, cfg, envelope) = session_to(addr);
         for i in 1..=2 {
-            let mut message = Some(Message::in_memory(b"Subject: x\r\n\r\nhi\r\n".to_vec()));
-            let report = session.send(&cfg, &envelope, &mut message).unwrap();
-            assert!(message.is_none());
+            let message = Message::in_memory(b"Subject: x\r\n\r\nhi\r\n".to_vec());
+            let (outcome, kept) = session.send(&cfg, &envelope, message);
+            let report = outcome.unwrap();
+            assert!(kept.is_none(), "the server was given the message");
             assert_eq!(
                 report.final_reply.map(|r| r.text()),
                 Some(format!("queued {i}"))
@@ -758,18 +895,22 @@ mod tests {
         let (mut session, cfg, envelope) = session_to(addr);
         let mut body = b"line\r\n".repeat(20_000);
         body.extend_from_slice("caf\u{e9}\r\n".as_bytes());
-        let mut message = Some(Message::streaming(
+        let message = Message::streaming(
             b"Subject: x\r\n\r\n".to_vec(),
             Box::new(io::Cursor::new(body)),
-        ));
-        let err = session.send(&cfg, &envelope, &mut message).unwrap_err();
+        );
+        let (outcome, kept) = session.send(&cfg, &envelope, message);
+        assert!(kept.is_none(), "part of the message went out");
+        let err = outcome.unwrap_err();
         assert_eq!(
             crate::error::exit_code(&err),
             crate::error::Exit::DataErr,
             "{err:#}"
         );
-        let mut again = Some(Message::in_memory(b"Subject: y\r\n\r\nhi\r\n".to_vec()));
-        let err = session.send(&cfg, &envelope, &mut again).unwrap_err();
+        let again = Message::in_memory(b"Subject: y\r\n\r\nhi\r\n".to_vec());
+        let (outcome, kept) = session.send(&cfg, &envelope, again);
+        assert!(kept.is_some(), "lost before MAIL: the message comes back");
+        let err = outcome.unwrap_err();
         assert_eq!(
             crate::error::exit_code(&err),
             crate::error::Exit::TempFail,
@@ -781,6 +922,79 @@ mod tests {
             !seen.iter().any(|l| l == ".\r\n" || l.starts_with("RSET")),
             "no end of data, no RSET inside the message"
         );
+    }
+
+    /// What a scripted server saw of one rehearsal: it answers each line read with the next
+    /// reply of `replies` (the greeting first), and records the lines until the client
+    /// closes.
+    fn rehearsed(replies: &'static [&'static str], stop: Milestone) -> (Report, Vec<String>) {
+        use std::io::{BufRead, BufReader};
+        use std::net::TcpListener;
+
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut replies = replies.iter();
+            let mut seen = Vec::new();
+            if let Some(greeting) = replies.next() {
+                s.write_all(greeting.as_bytes()).unwrap();
+            }
+            loop {
+                let mut line = String::new();
+                match r.read_line(&mut line) {
+                    Ok(0) | Err(_) => return seen,
+                    Ok(_) => seen.push(line),
+                }
+                if let Some(reply) = replies.next() {
+                    let _ = s.write_all(reply.as_bytes());
+                }
+            }
+        });
+        let cfg = config_for_tests(&["--server", &addr.to_string(), "--tls", "none"]);
+        let tls = Tls::new(None, true).unwrap();
+        let timeouts = Timeouts {
+            uniform: Some(Duration::from_secs(5)),
+        };
+        let conn =
+            Connection::open("127.0.0.1", &[addr], None, timeouts, Transcript::silent()).unwrap();
+        let envelope = Envelope {
+            reverse_path: "a@x.test".into(),
+            forward_paths: vec!["b@x.test".into()],
+        };
+        let rehearsal = Rehearsal::with_envelope(stop, envelope);
+        let report = rehearse(conn, &cfg, &tls, &rehearsal).unwrap();
+        (report, server.join().unwrap())
+    }
+
+    #[test]
+    fn rehearsals_stop_where_asked_or_at_the_next_step_there_is() {
+        const EHLO: &str = "250-t\r\n250 PIPELINING\r\n";
+        // No STARTTLS with --tls none: `starttls` stops at the next check, after EHLO.
+        let (report, seen) = rehearsed(&["220 t\r\n", EHLO, "221 bye\r\n"], Milestone::StartTls);
+        assert!(report.recipients.is_empty());
+        assert_eq!(seen[1], "QUIT\r\n", "{seen:?}");
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        // `data`: one command at a time (no pipelining), then a close after 354 without
+        // the end-of-data mark or QUIT.
+        let script = &["220 t\r\n", EHLO, "250 ok\r\n", "250 ok\r\n", "354 go\r\n"];
+        let (report, seen) = rehearsed(script, Milestone::Data);
+        assert_eq!(report.recipients.len(), 1);
+        assert!(report.recipients[0].accepted());
+        assert_eq!(
+            seen[1..],
+            [
+                "MAIL FROM:<a@x.test>\r\n",
+                "RCPT TO:<b@x.test>\r\n",
+                "DATA\r\n"
+            ],
+            "{seen:?}"
+        );
+        // `connect`: a close before the greeting is read.
+        let (_, seen) = rehearsed(&["220 t\r\n"], Milestone::Connect);
+        assert!(seen.is_empty(), "{seen:?}");
     }
 
     fn config_for_tests(args: &[&str]) -> Config {

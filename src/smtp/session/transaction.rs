@@ -14,7 +14,12 @@
 //! recipient accepted at RCPT, in RCPT order (§4.2); each lands in that recipient's entry
 //! of the [`Report`].
 //!
-//! Must not: touch the message bytes (that is [`super::data`]'s), or decide on QUIT after a
+//! The message is only looked at here (size, kind, a small one's bytes) until the server
+//! is ready for it; then [`deliver`] hands it to `data` by value, and gives it back to the
+//! caller otherwise, so a message can be offered to the next host only while no server has
+//! it.
+//!
+//! Must not: read or encode the message (that is `data`'s), or decide on QUIT after a
 //! failure (the caller does).
 //!
 //! RFC 5321 §3.3, §4.1.1.2-§4.1.1.5 (MAIL, RCPT, DATA, RSET); RFC 2920 (PIPELINING);
@@ -27,27 +32,15 @@ use crate::config::{Config, Protocol};
 use crate::envelope::Envelope;
 use crate::error::Error;
 use crate::message::{BodyKind, Message};
-use crate::net::timeout::{Milestone, Phase};
+use crate::net::timeout::Phase;
 use crate::net::Connection;
 use crate::report::{Recipient, Report};
 use crate::smtp::command::Command;
 use crate::smtp::ehlo::Capabilities;
 use crate::smtp::reply::{Reply, Severity};
 
-use super::data::{abandon_data, bdat_bytes, send_chunks, send_message};
-use super::{command, expect, no_report, End};
-
-/// How the body travels, decided before MAIL from the message and the capabilities.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Body {
-    /// Any bytes as they are (mostly 7-bit; 8-bit declared with BODY=8BITMIME).
-    Text,
-    /// The server has no 8BITMIME and the message streams: its bytes must stay 7-bit, and
-    /// an 8-bit byte found while sending aborts the transaction.
-    SevenBitOnly,
-    /// BODY=BINARYMIME: exact bytes with BDAT, no line-ending normalisation.
-    Binary,
-}
+use super::data::{self, eight_bit_refused, Body, Sending};
+use super::{command, expect, no_report, End, Late};
 
 /// MAIL FROM parameters, and how the body must travel. Without a message (--quit-after
 /// mail/rcpt) there is no SIZE or BODY to declare. Refusals here happen before MAIL.
@@ -130,15 +123,7 @@ fn mail_params(
     Ok((params, body))
 }
 
-pub(super) fn eight_bit_refused() -> Error {
-    Error::Data(
-        "the message has 8-bit data but the server does not offer 8BITMIME: encode it \
-         (quoted-printable or base64), or send it through a server that offers 8BITMIME"
-            .into(),
-    )
-}
-
-/// What [`transaction`] does around MAIL..end of data.
+/// What [`deliver`] does around MAIL..end of data.
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Around {
     /// RSET first: an earlier transaction ran on this connection.
@@ -150,8 +135,6 @@ pub(super) struct Around {
 /// A message at most this big (on the wire) goes as one `BDAT n LAST` in the same write as
 /// MAIL and RCPT.
 const SMALL_BDAT: usize = 64 * 1024;
-/// BDAT chunk size for bigger messages.
-pub(super) const CHUNK: usize = 1024 * 1024;
 
 /// How to read a reply inside a pipelined group: a 421 ends everything at once (the server
 /// is closing; later replies will never come).
@@ -168,19 +151,129 @@ fn read_group(conn: &mut Connection, phase: Phase, what: &str) -> Result<Reply> 
     Ok(reply)
 }
 
-/// MAIL, RCPT for each recipient, DATA (or BDAT) and the message; or less, as `stop`
-/// says. With PIPELINING (RFC 2920) the commands up to DATA go out in one write and the
-/// replies are read after, in order; without, one by one (see [`lockstep`]).
-pub(super) fn transaction(
+/// MAIL, RCPT for each recipient, DATA (or BDAT) and the message. With PIPELINING
+/// (RFC 2920) the commands up to DATA go out in one write and the replies are read after,
+/// in order; without, one by one (see [`lockstep`]). The message comes back (second value)
+/// when the server was never given it: refused, or failed before DATA's 354 or a BDAT.
+pub(super) fn deliver(
     conn: &mut Connection,
     cfg: &Config,
     caps: &Capabilities,
     envelope: &Envelope,
-    message: &mut Option<Message>,
-    stop: Option<Milestone>,
+    message: Message,
     around: Around,
+) -> (Result<(Report, End)>, Option<Message>) {
+    let (sending, opened) = match open(conn, cfg, caps, envelope, &message, around) {
+        Ok(x) => x,
+        Err(e) => return (Err(e), Some(message)),
+    };
+    let outcome = match opened {
+        Opened::Done(report, end) => return (Ok((report, end)), Some(message)),
+        // The message went out whole with MAIL and RCPT: only the replies are left.
+        Opened::Sent(recipients, end) => finish(conn, cfg, recipients, end),
+        Opened::Data(recipients) => data::send_message(conn, sending, message)
+            .and_then(|end| finish(conn, cfg, recipients, end)),
+        Opened::Chunks(recipients) => data::send_chunks(conn, sending, message)
+            .and_then(|end| finish(conn, cfg, recipients, end)),
+    };
+    (outcome, None)
+}
+
+/// How a transaction stands once the server has answered up to DATA (or BDAT).
+enum Opened {
+    /// Over without the message: no recipient accepted.
+    Done(Report, End),
+    /// A small message went as `BDAT n LAST` with MAIL and RCPT, and some recipient was
+    /// accepted: the reply to its end is next.
+    Sent(Vec<Recipient>, End),
+    /// DATA answered 354: the message goes next.
+    Data(Vec<Recipient>),
+    /// CHUNKING, and some recipient was accepted: the message goes as BDAT chunks.
+    Chunks(Vec<Recipient>),
+}
+
+/// MAIL .. DATA of a delivery, the message only looked at: its size, its kind, and when it
+/// is small and held whole, its bytes (pipelined with MAIL as one `BDAT n LAST`).
+fn open(
+    conn: &mut Connection,
+    cfg: &Config,
+    caps: &Capabilities,
+    envelope: &Envelope,
+    message: &Message,
+    around: Around,
+) -> Result<(Sending, Opened)> {
+    let (params, body) = mail_params(caps, cfg, conn.is_tls(), envelope, Some(message))?;
+    let (mail, rcpts) = envelope_commands(conn, cfg, caps, envelope, params);
+    let chunking = caps.chunking && cfg.chunking;
+    let pipelined = caps.pipelining && cfg.pipelining;
+    let sending = Sending {
+        body,
+        pipelined,
+        quit_last: around.quit_last,
+    };
+    let opened = if pipelined {
+        one_write(
+            conn, sending, chunking, envelope, message, &mail, &rcpts, around,
+        )?
+    } else {
+        lockstep(conn, chunking, envelope, &mail, &rcpts, around)?
+    };
+    Ok((sending, opened))
+}
+
+/// `--quit-after` mail, rcpt or data: MAIL, RCPT and DATA one at a time, up to `at`.
+/// `declared`, the message when there is one, is declared in MAIL FROM (SIZE, BODY) and
+/// never sent: after DATA's 354 the connection closes without the end-of-data mark.
+pub(super) fn rehearse(
+    conn: &mut Connection,
+    cfg: &Config,
+    caps: &Capabilities,
+    envelope: &Envelope,
+    declared: Option<&Message>,
+    at: Late,
 ) -> Result<(Report, End)> {
-    let (mut params, body) = mail_params(caps, cfg, conn.is_tls(), envelope, message.as_ref())?;
+    let (params, _) = mail_params(caps, cfg, conn.is_tls(), envelope, declared)?;
+    let (mail, rcpts) = envelope_commands(conn, cfg, caps, envelope, params);
+    mail_from(conn, envelope, &mail)?;
+    if at == Late::Mail {
+        conn.transcript().info("--quit-after mail: quitting");
+        return Ok((no_report(), End::Quit));
+    }
+    let recipients = rcpt_to(conn, envelope, &rcpts)?;
+    if !recipients.iter().any(Recipient::accepted) {
+        return Ok((abandon(conn, recipients), End::Quit));
+    }
+    let report = Report {
+        recipients,
+        final_reply: None,
+    };
+    if at == Late::Rcpt {
+        conn.transcript().info("--quit-after rcpt: quitting");
+        return Ok((report, End::Quit));
+    }
+    command(
+        conn,
+        &Command::Data,
+        Phase::DataInit,
+        Severity::PositiveIntermediate,
+        "DATA",
+    )?;
+    conn.transcript().info(
+        "--quit-after data: closing without sending the message or the end-of-data \
+         mark (nothing is delivered)",
+    );
+    Ok((report, End::Close))
+}
+
+/// MAIL FROM with `params`, and RCPT TO for each recipient, with DSN's parameters when
+/// asked for and offered.
+fn envelope_commands(
+    conn: &mut Connection,
+    cfg: &Config,
+    caps: &Capabilities,
+    envelope: &Envelope,
+    mut params: Vec<String>,
+) -> (Command, Vec<Command>) {
     let dsn = &cfg.dsn;
     let wants_dsn = dsn.notify.is_some() || dsn.ret.is_some() || dsn.envid.is_some();
     let use_dsn = wants_dsn && caps.dsn;
@@ -200,7 +293,7 @@ pub(super) fn transaction(
         reverse_path: envelope.reverse_path.clone(),
         params,
     };
-    let rcpts: Vec<Command> = envelope
+    let rcpts = envelope
         .forward_paths
         .iter()
         .map(|rcpt| Command::Rcpt {
@@ -208,29 +301,33 @@ pub(super) fn transaction(
             params: rcpt_params(dsn, use_dsn, rcpt),
         })
         .collect();
-    let chunking = caps.chunking && cfg.chunking && stop.is_none();
-    let pipelined = caps.pipelining && cfg.pipelining && stop.is_none();
-    let ctx = Tx {
-        cfg,
-        body,
-        chunking,
-        pipelined,
-        quit_last: around.quit_last,
-    };
-    if !pipelined {
-        return lockstep(conn, &ctx, envelope, &mail, &rcpts, message, stop, around);
-    }
+    (mail, rcpts)
+}
 
-    // One write: [RSET] MAIL RCPT... then DATA, or a small message's BDAT n LAST (and QUIT).
-    let small = match (chunking, message.as_ref().and_then(Message::whole)) {
-        (true, Some(bytes)) => Some(bdat_bytes(bytes, body)).filter(|b| b.len() <= SMALL_BDAT),
+/// With PIPELINING, one write: (RSET) MAIL RCPT... then DATA, or a small message's
+/// `BDAT n LAST` (and QUIT); then the replies, in order.
+#[allow(clippy::too_many_arguments)]
+fn one_write(
+    conn: &mut Connection,
+    sending: Sending,
+    chunking: bool,
+    envelope: &Envelope,
+    message: &Message,
+    mail: &Command,
+    rcpts: &[Command],
+    around: Around,
+) -> Result<Opened> {
+    let small = match (chunking, message.whole()) {
+        (true, Some(bytes)) => {
+            Some(data::bdat_bytes(bytes, sending.body)).filter(|b| b.len() <= SMALL_BDAT)
+        }
         _ => None,
     };
     if around.reset_first {
         conn.queue(&Command::Rset, Phase::Rset);
     }
-    conn.queue(&mail, Phase::Mail);
-    for rcpt in &rcpts {
+    conn.queue(mail, Phase::Mail);
+    for rcpt in rcpts {
         conn.queue(rcpt, Phase::Rcpt);
     }
     match &small {
@@ -275,7 +372,7 @@ pub(super) fn transaction(
         .into()
     };
     let refused = |recipients: Vec<Recipient>, end: End| {
-        Ok((
+        Ok(Opened::Done(
             Report {
                 recipients,
                 final_reply: None,
@@ -299,8 +396,7 @@ pub(super) fn transaction(
                 Err(mail_refused())
             };
         }
-        message.take();
-        return finish(conn, cfg, recipients, end);
+        return Ok(Opened::Sent(recipients, end));
     }
     if chunking {
         if !mail_ok {
@@ -309,7 +405,7 @@ pub(super) fn transaction(
         if accepted == 0 {
             return refused(recipients, End::Quit);
         }
-        return send_chunks(conn, &ctx, recipients, message);
+        return Ok(Opened::Chunks(recipients));
     }
     let data_reply = read_group(conn, Phase::DataInit, "DATA")?;
     let go = data_reply.code.severity == Severity::PositiveIntermediate;
@@ -317,7 +413,7 @@ pub(super) fn transaction(
         if go {
             // RFC 2920 §3.1: a server that says 354 with no valid recipient gets an empty
             // message, which it cannot deliver to anyone.
-            abandon_data(conn)?;
+            data::abandon_data(conn)?;
         }
         return if mail_ok {
             refused(recipients, End::Quit)
@@ -331,16 +427,84 @@ pub(super) fn transaction(
         Phase::DataInit,
         "DATA",
     )?;
-    send_message(conn, &ctx, recipients, message)
+    Ok(Opened::Data(recipients))
 }
 
-/// Settings of one transaction, for its helpers.
-pub(super) struct Tx<'a> {
-    pub cfg: &'a Config,
-    pub body: Body,
-    pub chunking: bool,
-    pub pipelined: bool,
-    pub quit_last: bool,
+/// Without PIPELINING (or with --no-pipelining): each command waits for its reply, and the
+/// transaction stops at the first refusal.
+fn lockstep(
+    conn: &mut Connection,
+    chunking: bool,
+    envelope: &Envelope,
+    mail: &Command,
+    rcpts: &[Command],
+    around: Around,
+) -> Result<Opened> {
+    if around.reset_first {
+        command(
+            conn,
+            &Command::Rset,
+            Phase::Rset,
+            Severity::PositiveCompletion,
+            "RSET",
+        )?;
+    }
+    mail_from(conn, envelope, mail)?;
+    let recipients = rcpt_to(conn, envelope, rcpts)?;
+    if !recipients.iter().any(Recipient::accepted) {
+        return Ok(Opened::Done(abandon(conn, recipients), End::Quit));
+    }
+    if chunking {
+        return Ok(Opened::Chunks(recipients));
+    }
+    command(
+        conn,
+        &Command::Data,
+        Phase::DataInit,
+        Severity::PositiveIntermediate,
+        "DATA",
+    )?;
+    Ok(Opened::Data(recipients))
+}
+
+/// MAIL FROM on its own, which must be accepted.
+fn mail_from(conn: &mut Connection, envelope: &Envelope, mail: &Command) -> Result<()> {
+    command(
+        conn,
+        mail,
+        Phase::Mail,
+        Severity::PositiveCompletion,
+        format!("MAIL FROM <{}>", envelope.reverse_path),
+    )?;
+    Ok(())
+}
+
+/// RCPT TO for each recipient, one at a time, each reply kept with its recipient.
+fn rcpt_to(
+    conn: &mut Connection,
+    envelope: &Envelope,
+    rcpts: &[Command],
+) -> Result<Vec<Recipient>> {
+    let mut recipients = Vec::new();
+    for (rcpt, cmd) in envelope.forward_paths.iter().zip(rcpts) {
+        conn.send(cmd, Phase::Rcpt)?;
+        let reply = conn.read_reply(Phase::Rcpt)?;
+        recipients.push(Recipient::at_rcpt(rcpt.clone(), reply));
+    }
+    Ok(recipients)
+}
+
+/// No recipient accepted, nothing to send: abandon the transaction (RFC 5321 §4.1.1.5).
+/// Best effort: the RCPT replies decide the outcome, and a server that said 421 has already
+/// closed (reporting the lost RSET instead would hide its reply).
+fn abandon(conn: &mut Connection, recipients: Vec<Recipient>) -> Report {
+    if conn.send(&Command::Rset, Phase::Rset).is_ok() {
+        let _ = conn.read_reply(Phase::Rset);
+    }
+    Report {
+        recipients,
+        final_reply: None,
+    }
 }
 
 /// RCPT parameters: NOTIFY as asked, and ORCPT (RFC 3461 §4.2) with the address as given,
@@ -361,7 +525,7 @@ fn rcpt_params(dsn: &crate::config::Dsn, use_dsn: bool, rcpt: &str) -> Vec<Strin
 }
 
 /// The reply (SMTP) or replies (LMTP) to the end of the message.
-pub(super) fn finish(
+fn finish(
     conn: &mut Connection,
     cfg: &Config,
     mut recipients: Vec<Recipient>,
@@ -391,98 +555,6 @@ pub(super) fn finish(
         },
         end,
     ))
-}
-
-/// Without PIPELINING (or with --no-pipelining or --quit-after): each command waits for its
-/// reply, and the dialogue stops at the first refusal or at `stop`.
-#[allow(clippy::too_many_arguments)]
-fn lockstep(
-    conn: &mut Connection,
-    ctx: &Tx,
-    envelope: &Envelope,
-    mail: &Command,
-    rcpts: &[Command],
-    message: &mut Option<Message>,
-    stop: Option<Milestone>,
-    around: Around,
-) -> Result<(Report, End)> {
-    if around.reset_first {
-        command(
-            conn,
-            &Command::Rset,
-            Phase::Rset,
-            Severity::PositiveCompletion,
-            "RSET",
-        )?;
-    }
-    command(
-        conn,
-        mail,
-        Phase::Mail,
-        Severity::PositiveCompletion,
-        format!("MAIL FROM <{}>", envelope.reverse_path),
-    )?;
-    if stop == Some(Milestone::Mail) {
-        conn.transcript().info("--quit-after mail: quitting");
-        return Ok((no_report(), End::Quit));
-    }
-
-    let mut recipients = Vec::new();
-    for (rcpt, cmd) in envelope.forward_paths.iter().zip(rcpts) {
-        conn.send(cmd, Phase::Rcpt)?;
-        let reply = conn.read_reply(Phase::Rcpt)?;
-        recipients.push(Recipient::at_rcpt(rcpt.clone(), reply));
-    }
-    let accepted = recipients.iter().filter(|r| r.accepted()).count();
-    if accepted == 0 {
-        // Nothing to send: abandon the transaction (RFC 5321 §4.1.1.5). Best effort: the
-        // RCPT replies decide the outcome, and a server that said 421 has already closed
-        // (reporting the lost RSET instead would hide its reply).
-        if conn.send(&Command::Rset, Phase::Rset).is_ok() {
-            let _ = conn.read_reply(Phase::Rset);
-        }
-        return Ok((
-            Report {
-                recipients,
-                final_reply: None,
-            },
-            End::Quit,
-        ));
-    }
-    if stop == Some(Milestone::Rcpt) {
-        conn.transcript().info("--quit-after rcpt: quitting");
-        return Ok((
-            Report {
-                recipients,
-                final_reply: None,
-            },
-            End::Quit,
-        ));
-    }
-    if ctx.chunking {
-        return send_chunks(conn, ctx, recipients, message);
-    }
-    command(
-        conn,
-        &Command::Data,
-        Phase::DataInit,
-        Severity::PositiveIntermediate,
-        "DATA",
-    )?;
-    if stop.is_some() {
-        conn.transcript().info(
-            "--quit-after data: closing without sending the message or the end-of-data \
-             mark (nothing is delivered)",
-        );
-        return Ok((
-            Report {
-                recipients,
-                final_reply: None,
-            },
-            End::Close,
-        ));
-    }
-    send_message(conn, ctx, recipients, message)
 }
 
 /// LMTP's end of data (RFC 2033 §4.2): one reply per recipient accepted at RCPT, in RCPT
