@@ -28,6 +28,7 @@ use crate::persona::smtp_server::{self, Incoming, Verdict};
 use crate::persona::{self, mailx, msmtp, Persona};
 use crate::queue::{self, Sorted};
 use crate::report::Report;
+use crate::smtp::session::Rehearsal;
 use crate::transcript::printable;
 
 /// The program: pick the persona, run, print at most one error line, exit with a sysexits
@@ -310,12 +311,10 @@ fn rehearse(cfg: &Config, stop: Milestone, program: &str, facts: &mut Facts) -> 
         }
         return Ok(delivery.exit());
     }
-    let envelope = match stop {
-        Milestone::Mail | Milestone::Rcpt => Some(envelope::without_message(cfg)?),
-        _ => None,
-    };
-    facts.envelope.clone_from(&envelope);
-    let report = crate::engine::rehearse(cfg, envelope.as_ref(), stop, facts)?;
+    // The envelope only from `mail` on: a rehearsal of the greeting needs no recipients.
+    let rehearsal = Rehearsal::new(stop, || envelope::without_message(cfg))?;
+    facts.envelope = rehearsal.envelope().cloned();
+    let report = crate::engine::rehearse(cfg, &rehearsal, facts)?;
     facts.report = Some(report.clone());
     for line in report.failure_lines() {
         eprintln!("{program}: {}", printable(&line));

@@ -29,6 +29,8 @@
 //! them through the engine (`postie queue run`). [`batch`] (`postie batch`) sends many
 //! messages over one engine session. [`probe`] (`--probe`) and [`check`] (`postie check`)
 //! report instead of sending. [`error`] maps every failure to one sysexits code.
+//! [`progress`] is the bar a big message shows on a terminal as it goes, which the
+//! [`engine`] puts on the message it hands to the session.
 #![forbid(unsafe_code)]
 
 pub mod address;
@@ -51,6 +53,7 @@ pub mod mta_sts;
 pub mod net;
 pub mod persona;
 pub mod probe;
+pub mod progress;
 pub mod queue;
 pub mod report;
 pub mod route;

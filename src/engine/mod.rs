@@ -13,7 +13,8 @@
 //! have the message), or is final. A transaction in which every recipient was deferred
 //! (4xx to each RCPT) counts as "next host" too: the message has reached nobody. The
 //! message is offered to the next host only while the session has not taken it
-//! (`session::deliver_keeping` takes it after DATA's 354).
+//! (`session::deliver_keeping` gives it back unless the server was given it: after DATA's
+//! 354 or a BDAT).
 //!
 //! Must not: parse the command line, print the final report or pick the exit code (the
 //! caller does, from the outcome); compare reply text.
@@ -30,13 +31,12 @@ use crate::config::{Config, Security};
 use crate::envelope::Envelope;
 use crate::error::{classify, Error, Retry};
 use crate::message::Message;
-use crate::net::timeout::Milestone;
 use crate::net::{self, Connection};
 use crate::queue::Sorted;
 use crate::report::Report;
 use crate::route;
 use crate::smtp;
-use crate::smtp::session::Session;
+use crate::smtp::session::{Rehearsal, Session};
 use crate::trace::Trace;
 use crate::transcript::Transcript;
 
@@ -71,19 +71,28 @@ pub fn submit(
     message: Message,
     observer: &mut dyn Observer,
 ) -> Result<Report> {
-    let mut message = Some(message);
+    // The progress bar is this caller's choice, made once: the message keeps it from one
+    // server to the next.
+    let mut message = crate::progress::watch(cfg, message);
     let servers = server_configs(cfg);
     let mut result = Err(anyhow::anyhow!("no server to try"));
     for (i, one) in servers.iter().enumerate() {
-        result = over_connection(one, observer, |conn, tls| {
-            smtp::session::deliver_keeping(conn, one, tls, envelope, &mut message)
+        let kept;
+        (result, kept) = over_connection(one, observer, |opened| match opened {
+            Ok((conn, tls)) => smtp::session::deliver_keeping(conn, one, tls, envelope, message),
+            Err(e) => (Err(e), Some(message)),
         });
         let Some(next) = servers.get(i + 1).and_then(|c| c.server.as_ref()) else {
             break;
         };
-        if !next_host(&result) || message.is_none() {
+        // A message the server was given is never offered to the next one.
+        let Some(kept) = kept else {
+            break;
+        };
+        if !next_host(&result) {
             break;
         }
+        message = kept;
         let why = match &result {
             Err(e) => format!("{e:#}"),
             Ok(report) => report.failure_lines().join("; "),
@@ -101,15 +110,14 @@ pub fn submit(
 }
 
 /// `--quit-after` before DATA through the submission route (the first server only: a
-/// rehearsal is about one server). `envelope` is needed from `mail` on.
+/// rehearsal is about one server).
 pub fn rehearse(
     cfg: &Config,
-    envelope: Option<&Envelope>,
-    stop: Milestone,
+    rehearsal: &Rehearsal,
     observer: &mut dyn Observer,
 ) -> Result<Report> {
-    over_connection(cfg, observer, |conn, tls| {
-        smtp::session::rehearse(conn, cfg, tls, envelope, stop)
+    over_connection(cfg, observer, |opened| {
+        opened.and_then(|(conn, tls)| smtp::session::rehearse(conn, cfg, tls, rehearsal))
     })
 }
 
@@ -253,7 +261,14 @@ impl Sessions {
             };
             let index = *index;
             let more_servers = index + 1 < self.servers.len();
-            let outcome = session.send(&self.servers[index], envelope, &mut message);
+            let one = &self.servers[index];
+            // Taken by an earlier attempt: opened again at the top of the loop.
+            let Some(offered) = message.take() else {
+                continue;
+            };
+            // The progress bar is the caller's choice (a reopened message needs it again).
+            let (outcome, kept) = session.send(one, envelope, crate::progress::watch(one, offered));
+            message = kept;
             let moves = more_servers && next_host(&outcome);
             let outcome = match outcome {
                 Ok(report) if !moves => return done(Ok(report)),
@@ -350,19 +365,22 @@ fn server_configs(cfg: &Config) -> Vec<Config> {
 
 /// Route, connect (with the -v transcript) and run `session` over the connection; with
 /// --show-time and -v, the total time at the end. The observer gets what the wire showed.
+/// `session` is called in any case, with the error when there is no connection, so that
+/// whatever it carries (the message) comes back.
 fn over_connection<T>(
     cfg: &Config,
     observer: &mut dyn Observer,
-    session: impl FnOnce(Connection, &net::tls::Tls) -> Result<T>,
-) -> Result<T> {
+    session: impl FnOnce(Result<(Connection, &net::tls::Tls)>) -> T,
+) -> T {
     observer.resolving();
-    let link = Link::resolve(cfg)?;
+    let link = match Link::resolve(cfg) {
+        Ok(link) => link,
+        Err(e) => return session(Err(e)),
+    };
     let transcript = Transcript::for_config(cfg);
     let trace = transcript.trace().clone();
     let started = Instant::now();
-    let result = link
-        .open(cfg, transcript)
-        .and_then(|conn| session(conn, &link.tls));
+    let result = session(link.open(cfg, transcript).map(|conn| (conn, &link.tls)));
     let seen = trace.snapshot();
     let elapsed = started.elapsed();
     let waited = seen.timings.iter().map(|t| t.elapsed).sum();

@@ -13,7 +13,8 @@
 //! [`DomainOutcome::policy`] and may restrict the hosts and the TLS demanded.
 //!
 //! The message must be sendable once per domain, and kept when a host fails before DATA:
-//! the session takes it only after DATA's 354 (`session::deliver_keeping`). With one
+//! `session::deliver_keeping` gives it back unless the server was given it (after DATA's
+//! 354 or a BDAT), and a message a host was given is never offered to another. With one
 //! domain the message is sent as it is. With several, a composed message is copied from
 //! memory; a ready message from a FILE is opened again for each domain; a ready message
 //! from STDIN is first copied once into a private temporary file (so its size is bounded by
@@ -45,7 +46,7 @@ use crate::queue::Sorted;
 use crate::report::Report;
 use crate::route::{self, Domain};
 use crate::smtp;
-use crate::smtp::session::StartTlsFailed;
+use crate::smtp::session::{Rehearsal, StartTlsFailed};
 use crate::trace::TlsInfo;
 use crate::transcript::Transcript;
 
@@ -306,7 +307,7 @@ fn deliver_domain(
         listed.join(", ")
     ));
     let mut message = match copies.next() {
-        Ok(m) => m,
+        Ok(m) => m.map(|m| crate::progress::watch(cfg, m)),
         Err(e) => {
             out.error = Some(Arc::new(e));
             return out;
@@ -316,9 +317,14 @@ fn deliver_domain(
         reverse_path: envelope.reverse_path.clone(),
         forward_paths: domain.recipients.clone(),
     };
+    // --quit-after before DATA; a stop at `data` goes through deliver_keeping, which
+    // declares the message in MAIL FROM.
+    let rehearsal = stop
+        .filter(|s| *s < Milestone::Data)
+        .map(|s| Rehearsal::with_envelope(s, env.clone()));
     let mut last: Option<anyhow::Error> = None;
     let count = hosts.len();
-    for (i, host) in hosts.into_iter().enumerate() {
+    'hosts: for (i, host) in hosts.into_iter().enumerate() {
         let more_hosts = i + 1 < count;
         let addrs = match route::host_addrs(resolver, &host.host, port, cfg.family) {
             Ok(a) => a,
@@ -371,13 +377,35 @@ fn deliver_domain(
             let transcript = Transcript::for_config(cfg);
             let trace = transcript.trace().clone();
             let implicit = (security == Security::Implicit).then_some(tls);
-            let result = Connection::open(&host.host, &addrs, implicit, cfg.timeouts, transcript)
-                .and_then(|conn| match stop {
-                    Some(s) if s < Milestone::Data => {
-                        smtp::session::rehearse(conn, attempt_cfg, tls, Some(&env), s)
+            let open = || Connection::open(&host.host, &addrs, implicit, cfg.timeouts, transcript);
+            let result = match &rehearsal {
+                Some(r) => {
+                    open().and_then(|conn| smtp::session::rehearse(conn, attempt_cfg, tls, r))
+                }
+                None => {
+                    // A message that a host was given is never offered to another.
+                    let Some(offered) = message.take() else {
+                        break 'hosts;
+                    };
+                    match open() {
+                        Ok(conn) => {
+                            let (result, kept) = smtp::session::deliver_keeping(
+                                conn,
+                                attempt_cfg,
+                                tls,
+                                &env,
+                                offered,
+                            );
+                            message = kept;
+                            result
+                        }
+                        Err(e) => {
+                            message = Some(offered);
+                            Err(e)
+                        }
                     }
-                    _ => smtp::session::deliver_keeping(conn, attempt_cfg, tls, &env, &mut message),
-                });
+                }
+            };
             let seen = trace.snapshot();
             match result {
                 Err(e)

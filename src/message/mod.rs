@@ -53,7 +53,13 @@ pub struct Message {
     pub header_recipients: Vec<String>,
     /// A composed message whose body is empty (mailx -E sends nothing then).
     pub empty_body: bool,
+    /// What [`Message::into_reader`] reads through: the caller's way of watching the
+    /// message go (the progress bar), see [`Message::watched`].
+    watch: Option<Watch>,
 }
+
+/// Wraps the reader of a message being sent, passing its bytes through unchanged.
+pub type Watch = Box<dyn FnOnce(Box<dyn Read>) -> Box<dyn Read>>;
 
 /// How the body must travel (RFC 6152 8BITMIME, RFC 3030 BINARYMIME).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +79,7 @@ impl std::fmt::Debug for Message {
             .field("head_len", &self.head.len())
             .field("streamed", &self.rest.is_some())
             .field("size", &self.size)
+            .field("watched", &self.watch.is_some())
             .finish()
     }
 }
@@ -88,13 +95,26 @@ impl Message {
         Ok(n)
     }
 
-    /// The whole message as one reader: the read-ahead, then the rest.
+    /// The whole message as one reader: the read-ahead, then the rest (through the
+    /// [`Message::watched`] wrapper, if any).
     pub fn into_reader(self) -> Box<dyn Read> {
         let head = io::Cursor::new(self.head);
-        match self.rest {
+        let whole: Box<dyn Read> = match self.rest {
             Some(rest) => Box::new(head.chain(rest)),
             None => Box::new(head),
+        };
+        match self.watch {
+            Some(watch) => watch(whole),
+            None => whole,
         }
+    }
+
+    /// The message, read through `watch` when it is sent ([`Message::into_reader`]; not by
+    /// [`Message::write_to`]), in place of any earlier watch. The bytes, size and kind
+    /// stay as they are: a small message held whole still goes out from memory.
+    pub fn watched(mut self, watch: Watch) -> Message {
+        self.watch = Some(watch);
+        self
     }
 
     /// The whole message when it is in memory (composed, or read ahead to its end).
@@ -131,6 +151,7 @@ impl Message {
             header_from: None,
             header_recipients: Vec::new(),
             empty_body: false,
+            watch: None,
         }
     }
 
@@ -145,6 +166,7 @@ impl Message {
             header_from: None,
             header_recipients: Vec::new(),
             empty_body: false,
+            watch: None,
         }
     }
 }
@@ -437,6 +459,7 @@ fn ready(mut input: Box<dyn Read>, len: Option<u64>) -> Result<Message> {
         header_from,
         header_recipients: Vec::new(),
         empty_body: false,
+        watch: None,
     })
 }
 

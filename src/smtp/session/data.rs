@@ -1,0 +1,278 @@
+//! The message on the wire, once the server is ready for it: after DATA's 354, streamed
+//! through the dot-stuffing codec and ended with CRLF.CRLF; or as BDAT chunks with exact
+//! counts.
+//!
+//! Owns: reading the message while sending (a failed read never sends the end-of-data
+//! mark, so the server discards the partial message); refusing an 8-bit byte met while
+//! streaming to a server without 8BITMIME ([`SevenBit`]); line-ending normalisation for
+//! BDAT (exact bytes for BINARYMIME); how many chunk replies may be outstanding.
+//!
+//! Must not: decide whether the message may go (the transaction did, from the replies),
+//! or read the replies to its end (the transaction does: one per LMTP recipient); decide
+//! how the message is watched going out (the caller's progress bar wraps it before the
+//! session sees it); dot-stuff or normalise itself (`message::wire` does).
+//!
+//! RFC 5321 §4.1.1.4 (DATA), §4.5.2 (transparency); RFC 3030 (BDAT, BINARYMIME); RFC 6152
+//! (8BITMIME).
+
+use std::io::{self, Read, Write};
+
+use anyhow::Result;
+
+use crate::error::Error;
+use crate::message::wire::DotStuffer;
+use crate::message::Message;
+use crate::net::timeout::Phase;
+use crate::net::Connection;
+use crate::smtp::command::Command;
+use crate::smtp::reply::Severity;
+
+use super::{expect, End};
+
+/// How the body travels, decided before MAIL from the message and the capabilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Body {
+    /// Any bytes as they are (mostly 7-bit; 8-bit declared with BODY=8BITMIME).
+    Text,
+    /// The server has no 8BITMIME and the message streams: its bytes must stay 7-bit, and
+    /// an 8-bit byte found while sending aborts the transaction.
+    SevenBitOnly,
+    /// BODY=BINARYMIME: exact bytes with BDAT, no line-ending normalisation.
+    Binary,
+}
+
+/// How the message goes, decided before MAIL.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Sending {
+    pub body: Body,
+    /// The server offers PIPELINING and it is used: one BDAT reply may be outstanding, and
+    /// QUIT may go out with the end of the data.
+    pub pipelined: bool,
+    /// The last transaction on the connection: QUIT right after the end of data.
+    pub quit_last: bool,
+}
+
+/// BDAT chunk size (a small message goes whole: see the transaction).
+const CHUNK: usize = 1024 * 1024;
+
+pub(super) fn eight_bit_refused() -> Error {
+    Error::Data(
+        "the message has 8-bit data but the server does not offer 8BITMIME: encode it \
+         (quoted-printable or base64), or send it through a server that offers 8BITMIME"
+            .into(),
+    )
+}
+
+/// After DATA's 354: the message, dot-stuffed, and the end-of-data mark (and QUIT when
+/// pipelining and this is the last transaction). The caller reads the reply.
+pub(super) fn send_message(
+    conn: &mut Connection,
+    sending: Sending,
+    message: Message,
+) -> Result<End> {
+    send_data(conn, sending.body, message)?;
+    Ok(quit_with_end(conn, sending))
+}
+
+/// QUIT in the same write as the end of the data, when pipelining the last transaction.
+fn quit_with_end(conn: &mut Connection, sending: Sending) -> End {
+    if sending.quit_last && sending.pipelined {
+        conn.queue(&Command::Quit, Phase::Quit);
+        End::QuitSent
+    } else {
+        End::Quit
+    }
+}
+
+/// The BDAT bytes of a message held whole: line ends normalised to CRLF (exact bytes for
+/// BINARYMIME).
+pub(super) fn bdat_bytes(message: &[u8], body: Body) -> Vec<u8> {
+    if body == Body::Binary {
+        return message.to_vec();
+    }
+    let mut normaliser = DotStuffer::crlf_only(Vec::with_capacity(message.len() + 2));
+    // Writing to a Vec cannot fail.
+    let _ = normaliser.write_all(message);
+    normaliser.finish().unwrap_or_default()
+}
+
+/// After a 354 that should not have come (no recipient accepted): end the data at once,
+/// and read the (negative) reply.
+pub(super) fn abandon_data(conn: &mut Connection) -> Result<()> {
+    conn.queue_data(b".\r\n")?;
+    conn.read_reply(Phase::DataEnd)?;
+    Ok(())
+}
+
+/// The message as it is read while sending (through whatever the caller watches it with,
+/// [`Message::watched`]): 8-bit bytes refused when the server has no 8BITMIME.
+fn message_reader(message: Message, body: Body) -> Box<dyn Read> {
+    let input = message.into_reader();
+    if body == Body::SevenBitOnly {
+        return Box::new(SevenBit(input));
+    }
+    input
+}
+
+/// Fails at the first byte above 127 (the server has no 8BITMIME).
+struct SevenBit(Box<dyn Read>);
+
+/// The error [`SevenBit`] returns; the sender turns it into [`eight_bit_refused`].
+#[derive(Debug)]
+struct EightBitFound;
+
+impl std::fmt::Display for EightBitFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("8-bit data")
+    }
+}
+
+impl std::error::Error for EightBitFound {}
+
+impl Read for SevenBit {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.0.read(buf)?;
+        if !buf[..n].is_ascii() {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, EightBitFound));
+        }
+        Ok(n)
+    }
+}
+
+/// One read of the message, with the error a failed read becomes. If reading fails, the
+/// end of the data is never sent, so the server discards the partial message.
+fn read_message(input: &mut dyn Read, buf: &mut [u8]) -> Result<usize> {
+    loop {
+        match input.read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.get_ref().is_some_and(|i| i.is::<EightBitFound>()) => {
+                return Err(eight_bit_refused().into())
+            }
+            Err(e) => {
+                return Err(Error::Io(format!(
+                    "reading the message failed part-way, nothing was delivered: {e}"
+                ))
+                .into())
+            }
+        }
+    }
+}
+
+/// Stream the message through the dot-stuffing codec into the connection's queue; the
+/// end-of-data mark is queued last and goes out with the next read (or a pipelined QUIT).
+fn send_data(conn: &mut Connection, body: Body, message: Message) -> Result<()> {
+    let mut input = message_reader(message, body);
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut writer = conn.data_writer();
+    let mut stuffer = DotStuffer::new(&mut writer);
+    loop {
+        let n = read_message(&mut input, &mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        if let Err(e) = stuffer.write_all(&chunk[..n]) {
+            drop(stuffer);
+            return Err(writer.failure(e));
+        }
+    }
+    match stuffer.finish() {
+        Ok(_) => {
+            conn.end_data();
+            Ok(())
+        }
+        Err(e) => Err(writer.failure(e)),
+    }
+}
+
+/// BDAT (RFC 3030): the message in chunks of about [`CHUNK`] bytes with exact counts,
+/// line ends normalised (exact bytes for BINARYMIME), the last one marked LAST. With
+/// PIPELINING one chunk's reply is read while the next goes out; without, each waits.
+pub(super) fn send_chunks(
+    conn: &mut Connection,
+    sending: Sending,
+    message: Message,
+) -> Result<End> {
+    let mut input = message_reader(message, sending.body);
+    let mut read_buf = vec![0u8; 64 * 1024];
+    let mut chunk: Vec<u8> = Vec::with_capacity(CHUNK + 2 * read_buf.len() + 2);
+    let mut normaliser = (sending.body != Body::Binary).then(|| DotStuffer::crlf_only(Vec::new()));
+    // Chunks sent whose reply has not been read, and how many may be.
+    let mut unanswered = 0usize;
+    let window = if sending.pipelined { 1 } else { 0 };
+    loop {
+        let n = read_message(&mut input, &mut read_buf)?;
+        let last = n == 0;
+        match normaliser.as_mut() {
+            None => chunk.extend_from_slice(&read_buf[..n]),
+            Some(normaliser) => {
+                // Writing to a Vec cannot fail.
+                let _ = normaliser.write_all(&read_buf[..n]);
+                chunk.append(normaliser.get_mut());
+            }
+        }
+        if last {
+            if let Some(normaliser) = normaliser.take() {
+                chunk.extend_from_slice(&normaliser.finish().unwrap_or_default());
+            }
+        } else if chunk.len() < CHUNK {
+            continue;
+        }
+        let bdat = Command::Bdat {
+            size: chunk.len() as u64,
+            last,
+        };
+        conn.queue(&bdat, Phase::DataBlock);
+        conn.queue_data(&chunk)?;
+        chunk.clear();
+        if last {
+            break;
+        }
+        unanswered += 1;
+        while unanswered > window {
+            chunk_reply(conn)?;
+            unanswered -= 1;
+        }
+    }
+    let end = quit_with_end(conn, sending);
+    for _ in 0..unanswered {
+        chunk_reply(conn)?;
+    }
+    Ok(end)
+}
+
+/// The reply to a BDAT chunk that is not the last: 250, or the transaction is over.
+fn chunk_reply(conn: &mut Connection) -> Result<()> {
+    let reply = conn.read_reply(Phase::DataBlock)?;
+    expect(
+        reply,
+        Severity::PositiveCompletion,
+        Phase::DataBlock,
+        "BDAT",
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{exit_code, Exit};
+
+    #[test]
+    fn an_eight_bit_byte_for_a_seven_bit_only_server_fails_the_message() {
+        let mut buf = [0u8; 16];
+        let eight = Message::in_memory("caf\u{e9}\r\n".as_bytes().to_vec());
+        let mut input = message_reader(eight, Body::SevenBitOnly);
+        let err = read_message(&mut input, &mut buf).unwrap_err();
+        assert_eq!(exit_code(&err), Exit::DataErr, "{err:#}");
+        let seven = Message::in_memory(b"cafe\r\n".to_vec());
+        let mut input = message_reader(seven, Body::SevenBitOnly);
+        assert_eq!(read_message(&mut input, &mut buf).unwrap(), 6);
+    }
+
+    #[test]
+    fn binary_bdat_bytes_are_the_exact_bytes() {
+        let bytes = b"a\nb\r\n\x00\xff";
+        assert_eq!(bdat_bytes(bytes, Body::Binary), bytes);
+    }
+}
