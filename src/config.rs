@@ -40,6 +40,9 @@ pub const TEST_MODE_ENV: &str = "POSTIE_TEST_MODE";
 pub const RESOLVER_ENV: &str = "POSTIE_RESOLVER";
 /// Test mode only: seconds added to the clock the queue reads (backoff, maximum age).
 pub const CLOCK_SHIFT_ENV: &str = "POSTIE_TEST_CLOCK_SHIFT";
+/// Test mode only: the host name to use instead of the fixed "postie.test" (a bare name
+/// is taken to have no fully qualified form).
+pub const TEST_HOSTNAME_ENV: &str = "POSTIE_TEST_HOSTNAME";
 /// Where the queue lives when no flag or configuration names it (like msmtpq's
 /// MSMTP_QUEUE); it moves the default, so the sendmail persona does not start queueing.
 pub const QUEUE_DIR_ENV: &str = "POSTIE_QUEUE_DIR";
@@ -211,7 +214,13 @@ pub struct Config {
     /// -4 / -6.
     pub family: Family,
     pub tls_ca: Option<PathBuf>,
+    /// The EHLO name: `--helo`, the account's, else the host's fully qualified name. Also
+    /// names this host in Message-IDs and reports.
     pub helo: String,
+    /// No fully qualified name is known for this host (`hostname -f` gives a bare name) and
+    /// none was configured: EHLO sends the connection's own address as a literal
+    /// (`[192.0.2.1]`, RFC 5321 §4.1.4) rather than a bare name servers refuse.
+    pub ehlo_literal: bool,
     /// False only with --tls-no-verify or msmtp's `tls_certcheck off`.
     pub tls_verify: bool,
     pub timeouts: Timeouts,
@@ -538,18 +547,24 @@ impl Config {
             (None, _) => Security::StartTlsRequired,
         };
 
-        let hostname = if env.hostname.trim().is_empty() {
-            "localhost".to_string()
-        } else {
-            env.hostname.trim().to_string()
+        // Test mode names the host "postie.test" unless a test names one (and then the
+        // system resolver is not asked for its fully qualified form).
+        let test_hostname = (env.var)(TEST_HOSTNAME_ENV).filter(|_| test_mode);
+        let hostname = match &test_hostname {
+            Some(h) => h.clone(),
+            None if env.hostname.trim().is_empty() => "localhost".to_string(),
+            None => env.hostname.trim().to_string(),
         };
         // A bare host name ("box") is no name for EHLO or for mail: its fully qualified
         // form, as `hostname -f` gives it.
         let host_fqdn = if hostname.contains('.') {
             Some(hostname.clone())
+        } else if test_hostname.is_some() {
+            None
         } else {
             (env.fqdn)(&hostname)
         };
+        let fixed_test_name = test_mode && test_hostname.is_none();
         let domain = args.domain.clone().or(account.domain.clone());
         // Bare senders (and the default sender) are qualified with the configured domain,
         // else the host's fully qualified name.
@@ -557,6 +572,8 @@ impl Config {
             .clone()
             .or(host_fqdn.clone())
             .unwrap_or_else(|| hostname.clone());
+        let configured_helo = args.helo.is_some() || account.helo.is_some();
+        let ehlo_literal = !configured_helo && !fixed_test_name && host_fqdn.is_none();
         let helo = match args.helo.as_ref().or(account.helo.as_ref()) {
             Some(h) => {
                 if h.is_empty() || h.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -564,7 +581,7 @@ impl Config {
                 }
                 h.clone()
             }
-            None if test_mode => "postie.test".to_string(),
+            None if fixed_test_name => "postie.test".to_string(),
             None => host_fqdn.clone().unwrap_or_else(|| hostname.clone()),
         };
 
@@ -664,6 +681,7 @@ impl Config {
             tls_ca: args.tls_ca.clone().or(account.tls_ca.clone()),
             tls_verify: !args.tls_no_verify && account.tls_verify.unwrap_or(true),
             helo,
+            ehlo_literal,
             timeouts: Timeouts {
                 uniform: args.timeout.or(account.timeout).map(Duration::from_secs),
             },
@@ -1561,6 +1579,48 @@ mod tests {
             let err = compose(&with(extra)).expect_err("refused");
             assert_eq!(exit_code(&err), code, "{extra:?}: {err:#}");
         }
+    }
+
+    #[test]
+    fn ehlo_name_is_fully_qualified_or_a_literal() {
+        let with = |hostname: &str, fqdn: fn(&str) -> Option<String>, args: &[&str]| {
+            let args = Args::try_parse_from(
+                ["postie", "--server", "h", "a@x.test"]
+                    .iter()
+                    .chain(args.iter())
+                    .copied(),
+            )
+            .unwrap();
+            let env = Environment {
+                var: Box::new(|k| (k == SYSCONFDIR_ENV).then(|| "/nonexistent".into())),
+                hostname: hostname.into(),
+                fqdn,
+            };
+            let c = Config::resolve(args, &env).unwrap();
+            (c.helo, c.ehlo_literal, c.default_sender)
+        };
+        let known = |_: &str| Some("box.example.org".to_string());
+        let unknown = |_: &str| None;
+        assert_eq!(
+            with("box", known, &[]),
+            (
+                "box.example.org".into(),
+                false,
+                "postie@box.example.org".into()
+            )
+        );
+        assert_eq!(
+            with("box", unknown, &[]),
+            ("box".into(), true, "postie@box".into())
+        );
+        assert_eq!(
+            with("box", unknown, &["--domain", "d.example"]),
+            ("box".into(), true, "postie@d.example".into())
+        );
+        // A name given is used as given.
+        assert_eq!(with("box", unknown, &["--helo", "client"]).0, "client");
+        assert!(!with("box", unknown, &["--helo", "client"]).1);
+        assert_eq!(with("m.example", unknown, &[]).0, "m.example");
     }
 
     #[test]

@@ -267,6 +267,16 @@ impl Connection {
         self.peer
     }
 
+    /// This end's IP address; `None` over a unix domain socket.
+    pub fn local_ip(&self) -> Option<std::net::IpAddr> {
+        let addr = match &self.stream {
+            Stream::Plain(s) => s.local_addr(),
+            Stream::Tls(s) => s.sock.local_addr(),
+            Stream::Unix(_) => return None,
+        };
+        addr.ok().map(|a| a.ip())
+    }
+
     pub fn transcript(&mut self) -> &mut Transcript {
         &mut self.transcript
     }

@@ -1123,6 +1123,32 @@ fn bare_and_default_senders_take_the_configured_domain() {
     );
 }
 
+/// The EHLO name is a fully qualified name or an address literal, never a bare host name
+/// (Postfix's reject_non_fqdn_helo_hostname refuses those): a host called `box` with no
+/// fully qualified form says EHLO [127.0.0.1]; `box.example.test` says its name.
+#[test]
+fn ehlo_is_a_fqdn_or_an_address_literal() {
+    let Some(pf) = Postfix::get() else { return };
+    let inst = Install::new();
+    let toml = format!(
+        "[defaults]\nserver = \"127.0.0.1:{}\"\ntls = \"none\"\ntimeout = 30\n\
+         from = \"{SYSTEM_FROM}\"\n",
+        pf.plain_port
+    );
+    inst.write("etc/postie.toml", &toml, 0o644);
+    for (host, want) in [
+        ("box", "[127.0.0.1]"),
+        ("box.example.test", "box.example.test"),
+    ] {
+        let rcpt = format!("sm-ehlo-{}@example.test", host.len());
+        let mut cmd = inst.sendmail(&[&rcpt]);
+        cmd.env("POSTIE_TEST_HOSTNAME", host);
+        run(cmd, Some(b"Subject: ehlo\n\nbody\n")).assert_quiet_success(host);
+        let d = Delivered::get(pf, &rcpt);
+        assert_eq!(d.helo(), want, "host {host}: {:?}", d.received);
+    }
+}
+
 /// The HTML report from cron: bsd-mailx's `-a 'Content-Type: text/html'` is a header
 /// (not a file), s-nail's `-S from=ADDR` the sender; an `-a` naming a file that exists
 /// is attached even when its name looks like a header.

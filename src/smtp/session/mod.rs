@@ -588,19 +588,35 @@ fn ehlo(conn: &mut Connection, cfg: &Config) -> Result<Capabilities> {
     Ok(caps)
 }
 
+/// The name this client gives in EHLO/HELO/LHLO: the configured or fully qualified host
+/// name, or — when the host has no fully qualified name — this end's address as an address
+/// literal (RFC 5321 §4.1.4, §4.1.3: `[192.0.2.1]`, `[IPv6:2001:db8::1]`), never a bare
+/// host name that servers refuse (Postfix's reject_non_fqdn_helo_hostname).
+fn client_name(conn: &Connection, cfg: &Config) -> String {
+    match (cfg.ehlo_literal, conn.local_ip()) {
+        (true, Some(std::net::IpAddr::V4(ip))) => format!("[{ip}]"),
+        (true, Some(std::net::IpAddr::V6(ip))) => match ip.to_ipv4_mapped() {
+            Some(v4) => format!("[{v4}]"),
+            None => format!("[IPv6:{ip}]"),
+        },
+        _ => cfg.helo.clone(),
+    }
+}
+
 fn ehlo_or_helo(conn: &mut Connection, cfg: &Config) -> Result<Capabilities> {
+    let name = client_name(conn, cfg);
     if cfg.protocol == Protocol::Lmtp {
         // RFC 2033 §4.1: LHLO replaces EHLO, and there is no HELO to fall back to.
         let reply = command(
             conn,
-            &Command::Lhlo(cfg.helo.clone()),
+            &Command::Lhlo(name),
             Phase::Ehlo,
             Severity::PositiveCompletion,
             "LHLO",
         )?;
         return Ok(Capabilities::from_ehlo(&reply));
     }
-    conn.send(&Command::Ehlo(cfg.helo.clone()), Phase::Ehlo)?;
+    conn.send(&Command::Ehlo(name.clone()), Phase::Ehlo)?;
     let reply = conn.read_reply(Phase::Ehlo)?;
     match reply.code.severity {
         Severity::PositiveCompletion => Ok(Capabilities::from_ehlo(&reply)),
@@ -608,7 +624,7 @@ fn ehlo_or_helo(conn: &mut Connection, cfg: &Config) -> Result<Capabilities> {
             conn.transcript().info("EHLO refused; trying HELO");
             command(
                 conn,
-                &Command::Helo(cfg.helo.clone()),
+                &Command::Helo(name),
                 Phase::Ehlo,
                 Severity::PositiveCompletion,
                 "HELO",
