@@ -188,7 +188,8 @@ fn send_input(
     let outcome = if cfg.mx_port.is_some() {
         facts.stage = Some(Step::Resolve);
         let started = std::time::Instant::now();
-        let delivery = crate::engine::mx::run(cfg, &envelope, Some(message), cfg.quit_after())?;
+        let delivery =
+            crate::engine::mx::run(cfg, &envelope, Some(message), cfg.quit_after(), facts)?;
         facts.elapsed = Some(started.elapsed());
         facts.domains.clone_from(&delivery.domains);
         let result = delivery.as_result();
@@ -303,7 +304,7 @@ fn rehearse(cfg: &Config, stop: Milestone, program: &str, facts: &mut Facts) -> 
         // The recipients' domains decide where to go, so the envelope is needed at once.
         let envelope = envelope::without_message(cfg)?;
         facts.envelope = Some(envelope.clone());
-        let delivery = crate::engine::mx::run(cfg, &envelope, None, Some(stop))?;
+        let delivery = crate::engine::mx::run(cfg, &envelope, None, Some(stop), facts)?;
         facts.domains.clone_from(&delivery.domains);
         facts.report = Some(delivery.report());
         for line in delivery.failure_lines() {

@@ -200,9 +200,6 @@ pub struct Config {
     pub fallback_servers: Vec<Server>,
     /// --queue and where the queue lives.
     pub queue: QueueSettings,
-    /// Called with the outcome as soon as a mail transaction ends, before QUIT (`queue run`
-    /// removes a delivered entry there: the at-least-once window stays short).
-    pub on_transaction_end: Option<TransactionHook>,
     /// --socket: a unix domain socket to connect to instead of `server`.
     pub socket: Option<PathBuf>,
     /// --protocol: SMTP, or LMTP (RFC 2033).
@@ -282,16 +279,6 @@ pub struct Config {
     pub require_tls: bool,
     /// --dkim-key and friends, or the account's `dkim_*`: sign the message.
     pub dkim: Option<crate::dkim::Options>,
-}
-
-/// A callback on a finished mail transaction (see [`Config::on_transaction_end`]).
-#[derive(Clone)]
-pub struct TransactionHook(pub std::sync::Arc<dyn Fn(&crate::report::Report) + Send + Sync>);
-
-impl std::fmt::Debug for TransactionHook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TransactionHook")
-    }
 }
 
 /// The queue (see [`crate::queue`]).
@@ -668,7 +655,6 @@ impl Config {
             server: if direct { None } else { server },
             fallback_servers: if direct { Vec::new() } else { fallback_servers },
             queue,
-            on_transaction_end: None,
             socket: args.socket.clone(),
             protocol: args.protocol,
             security,

@@ -7,9 +7,30 @@
 //! the end of data; a recipient refused there counts exactly like one refused at RCPT,
 //! with that reply (4xx → 75, 5xx → 67).
 
+use std::time::Duration;
+
 use crate::error::{reply_exit, Exit};
 use crate::net::timeout::Phase;
 use crate::smtp::reply::{Reply, Severity};
+use crate::trace::Trace;
+
+/// What a delivery tells whoever watches it, as it goes: `--json` (json::Facts), the
+/// queue (which drops a delivered entry the moment its transaction ends, before QUIT),
+/// and anything else. The engine and the session call it; nothing else reaches back.
+/// Every method has a default that does nothing.
+pub trait Observer {
+    /// Routing has begun: names are being looked up.
+    fn resolving(&mut self) {}
+    /// One connection ended: what the wire showed, and how long the dialogue took.
+    fn connection(&mut self, _seen: Trace, _elapsed: Duration) {}
+    /// A mail transaction ended with these per-recipient replies, before QUIT.
+    fn transaction_end(&mut self, _report: &Report) {}
+}
+
+/// An observer that watches nothing.
+pub struct Unobserved;
+
+impl Observer for Unobserved {}
 
 /// One recipient and the server's answer to its RCPT TO.
 #[derive(Debug, Clone)]

@@ -37,22 +37,9 @@ use crate::report::Report;
 use crate::route;
 use crate::smtp;
 use crate::smtp::session::{Rehearsal, Session};
-use crate::trace::Trace;
 use crate::transcript::Transcript;
 
-/// What the engine tells the report about a run as it goes: `--json` (json::Facts) and
-/// anything else that wants to watch. Every method has a default that does nothing.
-pub trait Observer {
-    /// Routing has begun: names are being looked up.
-    fn resolving(&mut self) {}
-    /// One connection ended: what the wire showed, and how long the dialogue took.
-    fn connection(&mut self, _seen: Trace, _elapsed: Duration) {}
-}
-
-/// An observer that watches nothing.
-pub struct Unobserved;
-
-impl Observer for Unobserved {}
+pub use crate::report::{Observer, Unobserved};
 
 /// Whether the next host should be offered the message: a failure that [`classify`]
 /// calls [`Retry::NextHost`], or a transaction whose recipients were all deferred.
@@ -78,8 +65,10 @@ pub fn submit(
     let mut result = Err(anyhow::anyhow!("no server to try"));
     for (i, one) in servers.iter().enumerate() {
         let kept;
-        (result, kept) = over_connection(one, observer, |opened| match opened {
-            Ok((conn, tls)) => smtp::session::deliver_keeping(conn, one, tls, envelope, message),
+        (result, kept) = over_connection(one, observer, |opened, observer| match opened {
+            Ok((conn, tls)) => {
+                smtp::session::deliver_keeping(conn, one, tls, envelope, message, observer)
+            }
             Err(e) => (Err(e), Some(message)),
         });
         let Some(next) = servers.get(i + 1).and_then(|c| c.server.as_ref()) else {
@@ -116,7 +105,7 @@ pub fn rehearse(
     rehearsal: &Rehearsal,
     observer: &mut dyn Observer,
 ) -> Result<Report> {
-    over_connection(cfg, observer, |opened| {
+    over_connection(cfg, observer, |opened, _| {
         opened.and_then(|(conn, tls)| smtp::session::rehearse(conn, cfg, tls, rehearsal))
     })
 }
@@ -124,14 +113,19 @@ pub fn rehearse(
 /// One delivery attempt for `postie queue run`, through the same routes as a normal run
 /// (the submission server and its fallbacks, or the recipients' MX hosts), sorted per
 /// recipient for the queue.
-pub fn attempt(cfg: &Config, envelope: &Envelope, message: Message) -> Sorted {
+pub fn attempt(
+    cfg: &Config,
+    envelope: &Envelope,
+    message: Message,
+    observer: &mut dyn Observer,
+) -> Sorted {
     if cfg.mx_port.is_some() {
-        return match mx::run(cfg, envelope, Some(message), None) {
+        return match mx::run(cfg, envelope, Some(message), None, observer) {
             Ok(d) => d.sorted(true),
             Err(e) => Sorted::of_error(&envelope.forward_paths, &e, true),
         };
     }
-    let outcome = submit(cfg, envelope, message, &mut Unobserved);
+    let outcome = submit(cfg, envelope, message, observer);
     Sorted::of(&envelope.forward_paths, &outcome, true)
 }
 
@@ -370,17 +364,20 @@ fn server_configs(cfg: &Config) -> Vec<Config> {
 fn over_connection<T>(
     cfg: &Config,
     observer: &mut dyn Observer,
-    session: impl FnOnce(Result<(Connection, &net::tls::Tls)>) -> T,
+    session: impl FnOnce(Result<(Connection, &net::tls::Tls)>, &mut dyn Observer) -> T,
 ) -> T {
     observer.resolving();
     let link = match Link::resolve(cfg) {
         Ok(link) => link,
-        Err(e) => return session(Err(e)),
+        Err(e) => return session(Err(e), observer),
     };
     let transcript = Transcript::for_config(cfg);
     let trace = transcript.trace().clone();
     let started = Instant::now();
-    let result = session(link.open(cfg, transcript).map(|conn| (conn, &link.tls)));
+    let result = session(
+        link.open(cfg, transcript).map(|conn| (conn, &link.tls)),
+        observer,
+    );
     let seen = trace.snapshot();
     let elapsed = started.elapsed();
     let waited = seen.timings.iter().map(|t| t.elapsed).sum();

@@ -213,6 +213,7 @@ pub fn run(
     envelope: &Envelope,
     message: Option<Message>,
     stop: Option<Milestone>,
+    observer: &mut dyn crate::report::Observer,
 ) -> Result<Delivery> {
     let port = cfg.mx_port.unwrap_or(crate::config::SMTP_PORT);
     let domains = route::by_domain(&envelope.forward_paths);
@@ -261,6 +262,7 @@ pub fn run(
             envelope,
             &mut copies,
             stop,
+            observer,
         );
         delivery.domains.push(outcome);
     }
@@ -278,6 +280,7 @@ fn deliver_domain(
     envelope: &Envelope,
     copies: &mut Copies,
     stop: Option<Milestone>,
+    observer: &mut dyn crate::report::Observer,
 ) -> DomainOutcome {
     let mut out = DomainOutcome::new(domain, cfg.security.policy());
     let mut note = Transcript::for_config(cfg);
@@ -395,6 +398,7 @@ fn deliver_domain(
                                 tls,
                                 &env,
                                 offered,
+                                observer,
                             );
                             message = kept;
                             result

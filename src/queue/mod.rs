@@ -12,7 +12,7 @@
 //! of data and before the entry is removed leaves it queued, and SMTP has no way to ask a
 //! server whether it already has a message. The window is kept as short as it can be: the
 //! entry is removed right after the 250, before QUIT (the session calls
-//! [`Config::on_transaction_end`]).
+//! [`crate::report::Observer::transaction_end`]).
 //!
 //! The message is spooled *before* the first attempt ([`Spool::stage`]): stdin can be read
 //! only once, and whichever phase fails, the bytes are still there. The staged copy is the
@@ -33,16 +33,15 @@ pub use crate::settings::{parse_age, DEFAULT_MAX_AGE};
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use anyhow::Result;
 
-use crate::config::{Config, Content, SendmailOptions, Source, TransactionHook};
+use crate::config::{Config, Content, SendmailOptions, Source};
 use crate::envelope::Envelope;
 use crate::error::{exit_code, Exit};
 use crate::message::{self, Message};
 use crate::report::Report;
+use crate::report::{Observer, Unobserved};
 use crate::smtp::reply::Severity;
 use crate::transcript::printable;
 use spool::{Meta, TmpFile};
@@ -403,7 +402,7 @@ impl Sorted {
 }
 
 /// How `queue run` sends one message: the same routes as a normal run.
-pub type Deliver<'a> = dyn FnMut(&Config, &Envelope, Message) -> Sorted + 'a;
+pub type Deliver<'a> = dyn FnMut(&Config, &Envelope, Message, &mut dyn Observer) -> Sorted + 'a;
 
 /// `postie queue list` (and `mailq`, `sendmail -bp`): one line per entry.
 pub fn list(spool: &Spool, cfg: &Config, out: &mut dyn Write) -> io::Result<()> {
@@ -520,6 +519,32 @@ fn max_age_secs(cfg: &Config) -> i64 {
     i64::try_from(cfg.queue.max_age.as_secs()).unwrap_or(i64::MAX)
 }
 
+/// Watches one entry's delivery: when its one transaction ends with every recipient
+/// taken, the entry is dropped there and then, before QUIT, so the window in which a
+/// crash would deliver it twice stays as short as SMTP allows.
+struct DropWhenTaken<'a> {
+    spool: &'a Spool,
+    id: &'a str,
+    /// The envelope goes in one transaction (submission, or a single MX domain).
+    one_transaction: bool,
+    dropped: bool,
+}
+
+impl Observer for DropWhenTaken<'_> {
+    fn transaction_end(&mut self, report: &Report) {
+        let s = Sorted::of_report(report);
+        if self.one_transaction
+            && !self.dropped
+            && !s.delivered.is_empty()
+            && s.deferred.is_empty()
+            && s.refused.is_empty()
+            && self.spool.drop_entry(self.id).is_ok()
+        {
+            self.dropped = true;
+        }
+    }
+}
+
 /// One attempt at one locked entry; the entry is removed, rescheduled or (partly)
 /// returned to its sender.
 fn run_entry(
@@ -535,29 +560,21 @@ fn run_entry(
         reverse_path: meta.sender.clone(),
         forward_paths: meta.recipients.clone(),
     };
-    let mut entry_cfg = spool.entry_config(cfg, &id);
+    let entry_cfg = spool.entry_config(cfg, &id);
     // One transaction for the whole envelope (submission, or one MX domain): drop the
     // entry the moment the server has taken it for everyone, before QUIT.
-    let dropped = Arc::new(AtomicBool::new(false));
-    let one_transaction =
-        cfg.mx_port.is_none() || crate::route::by_domain(&meta.recipients).len() == 1;
-    if one_transaction {
-        let (spool, id, dropped) = (spool.clone(), id.clone(), dropped.clone());
-        entry_cfg.on_transaction_end = Some(TransactionHook(Arc::new(move |report| {
-            let s = Sorted::of_report(report);
-            if !s.delivered.is_empty()
-                && s.deferred.is_empty()
-                && s.refused.is_empty()
-                && spool.drop_entry(&id).is_ok()
-            {
-                dropped.store(true, Ordering::SeqCst);
-            }
-        })));
-    }
+    let mut watch = DropWhenTaken {
+        spool,
+        id: &id,
+        one_transaction: cfg.mx_port.is_none()
+            || crate::route::by_domain(&meta.recipients).len() == 1,
+        dropped: false,
+    };
     let sorted = match message::prepare(&entry_cfg, Box::new(io::empty())) {
-        Ok(message) => deliver(&entry_cfg, &envelope, message),
+        Ok(message) => deliver(&entry_cfg, &envelope, message, &mut watch),
         Err(e) => Sorted::of_error(&meta.recipients, &e, true),
     };
+    let dropped = watch.dropped;
     if let Some((exit, text)) = sorted.abort {
         return Err(crate::error::Error::Config(format!(
             "queue run stopped ({}): {text}",
@@ -582,7 +599,7 @@ fn run_entry(
         );
     }
     if sorted.deferred.is_empty() {
-        if !dropped.load(Ordering::SeqCst) {
+        if !dropped {
             spool.drop_entry(&id)?;
         }
         if cfg.verbosity > 0 {
@@ -652,7 +669,7 @@ fn return_to_sender(
         c.content = Content::Ready(Source::Stdin);
         c.sendmail = SendmailOptions::default();
         c.dkim = None;
-        deliver(&c, &envelope, Message::in_memory(bytes))
+        deliver(&c, &envelope, Message::in_memory(bytes), &mut Unobserved)
     });
     match sent {
         Ok(s) if s.deferred.is_empty() && s.refused.is_empty() && s.abort.is_none() => {

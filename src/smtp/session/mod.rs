@@ -43,7 +43,7 @@ use crate::message::Message;
 use crate::net::timeout::{Milestone, Phase};
 use crate::net::tls::Tls;
 use crate::net::Connection;
-use crate::report::Report;
+use crate::report::{Observer, Report, Unobserved};
 use crate::smtp::auth::{self, Exchange};
 use crate::smtp::command::Command;
 use crate::smtp::ehlo::Capabilities;
@@ -60,8 +60,9 @@ pub fn deliver(
     tls: &Tls,
     envelope: &Envelope,
     message: Message,
+    observer: &mut dyn Observer,
 ) -> Result<Report> {
-    deliver_keeping(conn, cfg, tls, envelope, message).0
+    deliver_keeping(conn, cfg, tls, envelope, message, observer).0
 }
 
 /// [`deliver`], giving the message back when the server was never given it (a dialogue
@@ -73,6 +74,7 @@ pub fn deliver_keeping(
     tls: &Tls,
     envelope: &Envelope,
     message: Message,
+    observer: &mut dyn Observer,
 ) -> (Result<Report>, Option<Message>) {
     match cfg.quit_after().map(Stop::from) {
         None => {
@@ -92,7 +94,7 @@ pub fn deliver_keeping(
                 message,
                 around,
             );
-            (session.end(cfg, outcome), kept)
+            (session.end(outcome, observer), kept)
         }
         Some(Stop::Early(at)) => (establish(conn, cfg, tls, at), Some(message)),
         Some(Stop::Late(at)) => {
@@ -242,7 +244,8 @@ fn stop_in_transaction(
         declared,
         at,
     );
-    session.end(cfg, outcome)
+    // A rehearsal delivers nothing: no transaction ends for anyone to act on.
+    session.end(outcome, &mut Unobserved)
 }
 
 /// How a dialogue that went well ends.
@@ -432,14 +435,16 @@ impl Session {
 
     /// The end of a one-transaction dialogue: QUIT (or a close inside DATA), and on a
     /// failure QUIT only when the server still talks.
-    fn end(mut self, cfg: &Config, outcome: Result<(Report, End)>) -> Result<Report> {
+    fn end(
+        mut self,
+        outcome: Result<(Report, End)>,
+        observer: &mut dyn Observer,
+    ) -> Result<Report> {
         match outcome {
             Ok((report, End::Quit | End::QuitSent)) => {
                 // The transaction is over: let the queue drop a delivered entry before QUIT
                 // (or, pipelined, before QUIT's reply is read).
-                if let Some(hook) = &cfg.on_transaction_end {
-                    (hook.0)(&report);
-                }
+                observer.transaction_end(&report);
                 self.quit();
                 Ok(report)
             }
