@@ -376,7 +376,67 @@ fn certificate_error(host: &str, err: &rustls::Error, cert: Option<&CertInfo>) -
             "TLS certificate of {host} rejected: {}",
             rejection(err, host, cert)
         )),
+        // Plain text where a TLS record belongs: the port speaks SMTP, not implicit TLS.
+        rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
+            Error::Unavailable(format!(
+                "TLS handshake with {host} failed: the server answered in plain text, not TLS: \
+                 this port speaks plain SMTP or STARTTLS (--tls starttls)"
+            ))
+        }
+        rustls::Error::InvalidMessage(_) => Error::Unavailable(format!(
+            "TLS handshake with {host} failed: the server sent something that is not TLS"
+        )),
+        rustls::Error::AlertReceived(alert) => Error::Unavailable(format!(
+            "TLS handshake with {host} failed: the server refused it ({})",
+            alert_words(*alert)
+        )),
         other => Error::Unavailable(format!("TLS handshake with {host} failed: {other}")),
+    }
+}
+
+/// A name rustls reports a certificate presenting, as the name: rustls gives them in its
+/// Debug form (`DnsName("a.example")`).
+fn presented_name(p: &str) -> &str {
+    p.strip_prefix("DnsName(\"")
+        .and_then(|rest| rest.strip_suffix("\")"))
+        .unwrap_or(p)
+}
+
+/// A TLS alert the server sent, in words where it is a common one.
+fn alert_words(alert: rustls::AlertDescription) -> String {
+    use rustls::AlertDescription as A;
+    match alert {
+        A::HandshakeFailure => "no TLS version or cipher in common".into(),
+        A::ProtocolVersion => "no TLS version in common".into(),
+        A::UnrecognisedName => "it does not know the name asked for (SNI)".into(),
+        A::CertificateRequired => "it wants a client certificate".into(),
+        A::InternalError => "an internal error on the server".into(),
+        other => format!("alert {}", u8::from(other)),
+    }
+}
+
+/// What webpki (the certificate verifier) refused, in words.
+fn webpki_words(e: &webpki::Error) -> &'static str {
+    use webpki::Error as W;
+    match e {
+        W::CaUsedAsEndEntity => {
+            "it is a CA certificate used as the server's own certificate: the server must \
+             present a certificate issued by a CA, not the CA itself"
+        }
+        W::EndEntityUsedAsCa => "its chain uses a server certificate as a CA",
+        W::UnsupportedCertVersion => "it is not an X.509 version 3 certificate",
+        W::BadDer | W::BadDerTime | W::MalformedExtensions | W::ExtensionValueInvalid => {
+            "it is malformed"
+        }
+        W::MaximumPathDepthExceeded | W::MaximumPathBuildCallsExceeded => {
+            "its chain of CAs is too long"
+        }
+        W::NameConstraintViolation => "its CA is not allowed to issue it (name constraints)",
+        W::UnsupportedSignatureAlgorithmContext(_)
+        | W::UnsupportedSignatureAlgorithmForPublicKeyContext(_) => {
+            "it is signed with an algorithm that is not accepted"
+        }
+        _ => "it could not be verified as a server certificate",
     }
 }
 
@@ -411,7 +471,11 @@ pub fn rejection(err: &rustls::Error, host: &str, cert: Option<&CertInfo>) -> St
         C::NotValidForName | C::NotValidForNameContext { .. } => {
             let names = match (cert, why) {
                 (Some(c), _) => c.sans.join(", "),
-                (None, C::NotValidForNameContext { presented, .. }) => presented.join(", "),
+                (None, C::NotValidForNameContext { presented, .. }) => presented
+                    .iter()
+                    .map(|p| presented_name(p))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 _ => String::new(),
             };
             if names.is_empty() {
@@ -426,6 +490,11 @@ pub fn rejection(err: &rustls::Error, host: &str, cert: Option<&CertInfo>) -> St
         C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
             "not issued for TLS servers (extended key usage)".into()
         }
+        // rustls passes the verifier's own error on unnamed; DANE's are already words.
+        C::Other(other) => match other.0.downcast_ref::<webpki::Error>() {
+            Some(e) => webpki_words(e).into(),
+            None => other.0.to_string(),
+        },
         other => other.to_string(),
     }
 }
@@ -654,6 +723,38 @@ mod tests {
         (Tls::new(Some(&ca), verify).unwrap(), dir)
     }
 
+    /// A server showing its CA certificate as its own (a common self-signed set-up): the
+    /// verifier's reason in words, never rustls's Debug text.
+    #[test]
+    fn a_ca_used_as_the_server_certificate_is_said_in_words() {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "self-signed CA");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        let pki = Pki {
+            ca_pem: cert.pem(),
+            leaf_der: cert.der().to_vec(),
+            key_der: key.serialize_der(),
+        };
+        let (tls, _dir) = tls_trusting(&pki, true);
+        let err = handshake(&tls, "localhost", &pki).expect_err("a CA is no server certificate");
+        let msg = handshake_error("localhost", &err).to_string();
+        assert_eq!(
+            msg,
+            "TLS certificate of localhost rejected: it is a CA certificate used as the \
+             server's own certificate: the server must present a certificate issued by a CA, \
+             not the CA itself"
+        );
+        assert!(
+            !msg.contains("Other") && !msg.contains("CaUsedAsEndEntity"),
+            "{msg}"
+        );
+    }
+
     #[test]
     fn the_certificate_is_recorded_whether_or_not_it_passes() {
         let good = pki(
@@ -749,7 +850,7 @@ mod tests {
                     expected: server_name("mx.example").unwrap(),
                     presented: vec!["DnsName(\"a.example\")".into()],
                 },
-                "not valid for mx.example (valid for: DnsName(\"a.example\"))",
+                "not valid for mx.example (valid for: a.example)",
             ),
             (
                 C::NotValidForName,
@@ -766,6 +867,16 @@ mod tests {
                 format!("TLS certificate of mx.example rejected: {words}")
             );
         }
+        // Plain SMTP where implicit TLS was expected: a hint, not rustls's variant name.
+        let plain = handshake_error(
+            "mx.example",
+            &rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType),
+        );
+        assert_eq!(
+            plain.to_string(),
+            "TLS handshake with mx.example failed: the server answered in plain text, not \
+             TLS: this port speaks plain SMTP or STARTTLS (--tls starttls)"
+        );
         let other = handshake_error("mx.example", &rustls::Error::HandshakeNotComplete);
         assert!(other
             .to_string()
