@@ -507,7 +507,9 @@ fn serve_smtp(cfg: &Config) -> Result<Exit> {
                     eprintln!("sendmail: {}", printable(&line));
                 }
                 match (report.exit(), &report.final_reply) {
-                    (_, Some(reply)) => Verdict::Accepted(reply.summary()),
+                    // The upstream text only: the -bs reply puts its own code and status
+                    // in front (never "250 2.0.0 250 2.0.0 ...").
+                    (_, Some(reply)) => Verdict::Accepted(reply.text()),
                     (Exit::TempFail, None) => Verdict::TempFail("all recipients deferred".into()),
                     (_, None) => Verdict::PermFail("all recipients refused".into()),
                 }

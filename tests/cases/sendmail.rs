@@ -932,7 +932,18 @@ fn bs_session(inst: &Install, sender: &str, rcpt: &str, data: &[&str]) -> (u16, 
         c.send(line);
     }
     c.send(".");
-    let (end_of_data, _) = c.reply();
+    let (end_of_data, lines) = c.reply();
+    if end_of_data == 250 {
+        // The server's own status once, then the upstream text: never "250 2.0.0 250 ...".
+        let line = lines.last().map(String::as_str).unwrap_or_default();
+        let text = line
+            .strip_prefix("250 2.0.0 ")
+            .unwrap_or_else(|| panic!("{lines:?}"));
+        assert!(
+            !text.starts_with("250") && !text.starts_with("2.0.0"),
+            "{lines:?}"
+        );
+    }
     c.expect(Some("QUIT"), 221);
     let transcript = c.transcript();
     let out = c.finish();
