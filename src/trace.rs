@@ -19,7 +19,9 @@ pub struct Attempt {
     pub error: Option<String>,
 }
 
-/// How long the server took to answer in a phase.
+/// How long postie waited for one reply in a phase: from the later of the command's write
+/// and the previous reply, so pipelined replies to one write are not counted twice and
+/// the waits add up to no more than the dialogue took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
     pub phase: Phase,

@@ -106,6 +106,10 @@ pub struct Connection {
     transcript: Transcript,
     /// When the last command went out (or the connection opened), for reply latency.
     last_sent: Instant,
+    /// When the last reply was complete: pipelined replies all answer one write, so each
+    /// is waited for only from the later of this and `last_sent` (the waits then add up
+    /// to no more than the dialogue took).
+    last_reply: Instant,
     /// Queued bytes not yet written: commands and message data (see the module docs).
     out: Vec<u8>,
     /// The phase of the oldest queued bytes, for the write timeout and error messages.
@@ -179,6 +183,7 @@ impl Connection {
                         timeouts,
                         transcript,
                         last_sent: Instant::now(),
+                        last_reply: Instant::now(),
                         timeouts_set: Cell::default(),
                         out: Vec::new(),
                         out_phase: Phase::Connect,
@@ -242,6 +247,7 @@ impl Connection {
                     timeouts,
                     transcript,
                     last_sent: Instant::now(),
+                    last_reply: Instant::now(),
                     out: Vec::new(),
                     out_phase: Phase::Connect,
                     in_data: false,
@@ -486,10 +492,16 @@ impl Connection {
                 Ok(Some((reply, used))) => {
                     self.buf.drain(..used);
                     let tls = self.is_tls();
-                    let elapsed = self.last_sent.elapsed();
+                    let now = Instant::now();
+                    let elapsed = now.duration_since(self.last_sent);
+                    let waited = now.duration_since(self.last_sent.max(self.last_reply));
+                    self.last_reply = now;
                     self.transcript.received(&reply, tls, Some(elapsed));
                     self.transcript.trace().record(|t| {
-                        t.timings.push(trace::Timing { phase, elapsed });
+                        t.timings.push(trace::Timing {
+                            phase,
+                            elapsed: waited,
+                        });
                         if phase == Phase::Greeting {
                             t.greeting = Some(reply.clone());
                         }

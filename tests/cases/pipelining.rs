@@ -99,6 +99,48 @@ const TRICKY: &[u8] =
 // PIPELINING
 // ---------------------------------------------------------------------------------------
 
+/// Pipelined replies answer one write: each is waited for from the previous reply, so
+/// the waits (--json phases, --show-time's "waiting") never add up to more than the
+/// dialogue took. The server holds the group's replies back 300 ms.
+#[test]
+fn pipelined_waits_add_up_to_no_more_than_the_total() {
+    let rcpts = ["a@example.test", "b@example.test", "c@example.test"];
+    let script = [
+        vec![greeting()],
+        ehlo(&["PIPELINING", "8BITMIME"]),
+        vec![
+            expect_pipelined(&[
+                "MAIL FROM:<sender@example.test>",
+                "RCPT TO:<a@example.test>",
+                "RCPT TO:<b@example.test>",
+                "RCPT TO:<c@example.test>",
+                "DATA",
+            ]),
+            Step::Sleep(Duration::from_millis(300)),
+            send("250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n354 go ahead\r\n"),
+            Step::ReadData,
+            Step::ExpectBuffered("QUIT".into()),
+            send("250 2.0.0 queued as W1\r\n221 2.0.0 bye\r\n"),
+            Step::ExpectClose,
+        ],
+    ]
+    .concat();
+    let server = FakeServer::start(script);
+    let out = run(composed(&server, &["--json"], &rcpts));
+    finish(server, &out);
+    out.assert_code(0, "pipelined");
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).expect("--json output");
+    let total = json["timings"]["total_ms"].as_f64().expect("total_ms");
+    let phases = json["timings"]["phases"].as_object().expect("phases");
+    let waited: f64 = phases.values().filter_map(|v| v.as_f64()).sum();
+    assert!(total >= 300.0, "{}", out.stdout);
+    assert!(
+        waited <= total,
+        "waited {waited} ms of a {total} ms dialogue: {}",
+        out.stdout
+    );
+}
+
 #[test]
 fn mail_rcpts_and_data_go_in_one_write_and_replies_match_in_order() {
     let rcpts = ["ok@example.test", "gone@example.test", "later@example.test"];
