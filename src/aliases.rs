@@ -39,6 +39,8 @@ pub struct Aliases {
     map: HashMap<String, Vec<Target>>,
     /// What was skipped while loading, one line each, for the transcript.
     notes: Vec<String>,
+    /// Where the file names targets a sending client cannot deliver to: (origin, line).
+    undeliverable: Vec<(String, usize)>,
 }
 
 /// Read an aliases file. An unreadable file is EX_NOINPUT; a line that is not
@@ -122,7 +124,15 @@ impl Aliases {
                 continue;
             }
             listed = true;
-            if t.starts_with(['|', '/']) || t.to_ascii_lowercase().starts_with(":include:") {
+            // `"|/usr/bin/procmail -a $EXTENSION"`: a command is often quoted (it has spaces).
+            let bare = t
+                .strip_prefix('"')
+                .and_then(|r| r.strip_suffix('"'))
+                .unwrap_or(t);
+            if bare.starts_with(['|', '/']) || bare.to_ascii_lowercase().starts_with(":include:") {
+                if !self.undeliverable.iter().any(|(_, l)| *l == line) {
+                    self.undeliverable.push((origin.to_string(), line));
+                }
                 self.notes.push(format!(
                     "{origin} line {line}: skipped target {t:?} of {name:?} (postie delivers only to addresses)"
                 ));
@@ -216,6 +226,23 @@ impl Aliases {
             }
         }
         path.pop();
+    }
+
+    /// One warning for the whole file when it has `|command`, `/file` or `:include:`
+    /// targets (Debian's /etc/aliases may): they are skipped, the address lines used.
+    pub fn warning(&self) -> Option<String> {
+        let (origin, _) = self.undeliverable.first()?;
+        let lines: Vec<String> = self
+            .undeliverable
+            .iter()
+            .map(|(_, l)| l.to_string())
+            .collect();
+        let which = if lines.len() == 1 { "line" } else { "lines" };
+        Some(format!(
+            "{origin}: skipping the targets postie cannot deliver to (|command, /file, \
+             :include:) on {which} {}; the address lines are used",
+            lines.join(", ")
+        ))
     }
 
     /// Notes about skipped targets and repeated names, for `-v`.
@@ -367,6 +394,25 @@ ring3: ring1, z@example.com
         let text: String = (0..30).map(|i| format!("a{i}: a{}\n", i + 1)).collect();
         let a = Aliases::parse(&text, "t").unwrap();
         assert_eq!(a.expand("a0"), Some(vec![format!("a{MAX_DEPTH}")]));
+    }
+
+    #[test]
+    fn one_warning_names_the_lines_skipped() {
+        assert_eq!(
+            file().warning().as_deref(),
+            Some(
+                "test: skipping the targets postie cannot deliver to (|command, /file, \
+                 :include:) on lines 12, 13; the address lines are used"
+            )
+        );
+        let include = Aliases::parse(
+            "lists: :include:/etc/mail/lists\nproc: \"|/usr/bin/procmail -a x\"\nroot: r@x\n",
+            "a",
+        )
+        .unwrap();
+        assert!(include.warning().unwrap().contains("on lines 1, 2;"));
+        assert_eq!(include.expand("root"), Some(vec!["r@x".to_string()]));
+        assert_eq!(Aliases::parse("root: r@x\n", "a").unwrap().warning(), None);
     }
 
     #[test]

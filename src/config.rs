@@ -708,7 +708,13 @@ impl Config {
             domain,
             sender_domain,
             aliases: match args.aliases.as_ref().or(account.aliases.as_ref()) {
-                Some(path) => Some(crate::aliases::load(path)?),
+                Some(path) => {
+                    let aliases = crate::aliases::load(path)?;
+                    if let Some(w) = aliases.warning() {
+                        eprintln!("postie: warning: {w}");
+                    }
+                    Some(aliases)
+                }
                 None => None,
             },
             aliases_file: args.aliases.clone().or(account.aliases.clone()),

@@ -1160,6 +1160,39 @@ fn ehlo_is_a_fqdn_or_an_address_literal() {
     }
 }
 
+/// A Debian-style /etc/aliases with `|command` and `:include:` lines is used for its
+/// address lines, with one warning naming the lines skipped.
+#[test]
+fn aliases_with_pipes_and_includes_are_used_with_one_warning() {
+    let Some(pf) = Postfix::get() else { return };
+    let rcpt = "sm-aliases-pipe@example.test";
+    let inst = Install::new();
+    let aliases = inst.aliases(&format!(
+        "# /etc/aliases\nmailer-daemon: postmaster\npostmaster: root\n\
+         procmail: \"|/usr/bin/procmail -a $EXTENSION\"\nlists: :include:/etc/mail/lists\n\
+         root: {rcpt}\n"
+    ));
+    inst.write(
+        "etc/postie.toml",
+        &postie_toml(pf, &toml_path("aliases", &aliases)),
+        0o644,
+    );
+    let cmd = inst.sendmail(&["postmaster"]);
+    let out = run(cmd, Some(b"Subject: to postmaster\n\nbody\n"));
+    out.assert_code(0, "sendmail postmaster");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "postie: warning: {}: skipping the targets postie cannot deliver to (|command, \
+             /file, :include:) on lines 4, 5; the address lines are used\n",
+            aliases.display()
+        ),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(Delivered::get(pf, rcpt).one("Subject"), "to postmaster");
+}
+
 /// The HTML report from cron: bsd-mailx's `-a 'Content-Type: text/html'` is a header
 /// (not a file), s-nail's `-S from=ADDR` the sender; an `-a` naming a file that exists
 /// is attached even when its name looks like a header.
