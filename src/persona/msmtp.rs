@@ -29,6 +29,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
+use super::sendmail::utf8;
 use crate::cli::{Args, Protocol};
 use crate::error::Error;
 use crate::message::headers;
@@ -691,15 +692,6 @@ fn invalid(name: &str, v: Option<&str>) -> anyhow::Error {
         "invalid argument {} for --{name}",
         v.unwrap_or("(none)")
     ))
-}
-
-fn utf8<'a>(os: &'a OsString, what: &str) -> Result<&'a str> {
-    os.to_str().ok_or_else(|| {
-        usage(format!(
-            "the value of {what} is not UTF-8: {:?}",
-            os.to_string_lossy()
-        ))
-    })
 }
 
 fn usage(msg: String) -> anyhow::Error {

@@ -295,7 +295,8 @@ fn no_line_breaks(flag: char, text: &str) -> Result<String> {
     Ok(text.to_string())
 }
 
-fn utf8<'a>(os: &'a OsString, what: &str) -> Result<&'a str> {
+/// An option's value as text, or a usage error naming the option (shared with msmtp).
+pub(super) fn utf8<'a>(os: &'a OsString, what: &str) -> Result<&'a str> {
     os.to_str().ok_or_else(|| {
         usage(format!(
             "the value of {what} is not UTF-8: {:?}",
