@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_postie_global_optspecs
-    string join \n to= c/cc= b/bcc= s/subject= f/from= H/header= body= body-file= html= html-body= a/attach= message= messages= server= socket= protocol= tls= tls-ca= helo= timeout= tls-no-verify resolver= no-mta-sts mta-sts-url-base= no-pipelining no-chunking require-tls domain= aliases= skip-empty C/config= A/account= P/show-config log= user= password-file= dkim-key= dkim-selector= dkim-domain= dkim-expire= password-command= auth= allow-plaintext-auth v/verbose syslog color= show-time dry-run quit-after= probe mx port= 4/ipv4 6/ipv6 queue queue-dir= queue-max-age= json h/help V/version
+    string join \n to= c/cc= b/bcc= s/subject= f/from= envelope-from= reply-to= H/header= body= body-file= html= html-body= a/attach= message= messages= server= socket= protocol= tls= tls-ca= helo= timeout= tls-no-verify resolver= no-mta-sts mta-sts-url-base= no-pipelining no-chunking require-tls domain= aliases= skip-empty C/config= A/account= P/show-config log= user= password-file= dkim-key= dkim-selector= dkim-domain= dkim-expire= password-command= auth= allow-plaintext-auth v/verbose syslog color= show-time dry-run quit-after= probe mx port= 4/ipv4 6/ipv6 queue queue-dir= queue-max-age= json h/help V/version
 end
 
 function __fish_postie_needs_command
@@ -29,6 +29,8 @@ complete -c postie -n "__fish_postie_needs_command" -s c -l cc -d 'Add a Cc: rec
 complete -c postie -n "__fish_postie_needs_command" -s b -l bcc -d 'Add a blind-copy recipient (repeatable). Bcc never appears in the sent headers' -r
 complete -c postie -n "__fish_postie_needs_command" -s s -l subject -d 'Subject line. Non-ASCII text is encoded per RFC 2047' -r
 complete -c postie -n "__fish_postie_needs_command" -s f -l from -d 'Sender address, "addr" or "Name <addr>"; also the envelope sender (MAIL FROM)' -r
+complete -c postie -n "__fish_postie_needs_command" -l envelope-from -d 'The envelope sender (MAIL FROM) alone, when it must differ from the From: header: bounces go there (sendmail\'s -f meaning; "<>" is the null sender)' -r
+complete -c postie -n "__fish_postie_needs_command" -l reply-to -d 'A Reply-To: header for a composed message (repeatable; a comma-separated list is allowed)' -r
 complete -c postie -n "__fish_postie_needs_command" -s H -l header -d 'Add a header, "Name: value" (repeatable). CR and LF are refused' -r
 complete -c postie -n "__fish_postie_needs_command" -l body -d 'Message body text. Without --body or --body-file the body is read from stdin' -r
 complete -c postie -n "__fish_postie_needs_command" -l body-file -d 'Read the message body from FILE' -r -F
@@ -111,6 +113,8 @@ complete -c postie -n "__fish_postie_using_subcommand batch" -s c -l cc -d 'Add 
 complete -c postie -n "__fish_postie_using_subcommand batch" -s b -l bcc -d 'Add a blind-copy recipient (repeatable). Bcc never appears in the sent headers' -r
 complete -c postie -n "__fish_postie_using_subcommand batch" -s s -l subject -d 'Subject line. Non-ASCII text is encoded per RFC 2047' -r
 complete -c postie -n "__fish_postie_using_subcommand batch" -s f -l from -d 'Sender address, "addr" or "Name <addr>"; also the envelope sender (MAIL FROM)' -r
+complete -c postie -n "__fish_postie_using_subcommand batch" -l envelope-from -d 'The envelope sender (MAIL FROM) alone, when it must differ from the From: header: bounces go there (sendmail\'s -f meaning; "<>" is the null sender)' -r
+complete -c postie -n "__fish_postie_using_subcommand batch" -l reply-to -d 'A Reply-To: header for a composed message (repeatable; a comma-separated list is allowed)' -r
 complete -c postie -n "__fish_postie_using_subcommand batch" -s H -l header -d 'Add a header, "Name: value" (repeatable). CR and LF are refused' -r
 complete -c postie -n "__fish_postie_using_subcommand batch" -l body -d 'Message body text. Without --body or --body-file the body is read from stdin' -r
 complete -c postie -n "__fish_postie_using_subcommand batch" -l body-file -d 'Read the message body from FILE' -r -F
@@ -193,6 +197,8 @@ complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_sub
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from list" -s b -l bcc -d 'Add a blind-copy recipient (repeatable). Bcc never appears in the sent headers' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from list" -s s -l subject -d 'Subject line. Non-ASCII text is encoded per RFC 2047' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from list" -s f -l from -d 'Sender address, "addr" or "Name <addr>"; also the envelope sender (MAIL FROM)' -r
+complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from list" -l envelope-from -d 'The envelope sender (MAIL FROM) alone, when it must differ from the From: header: bounces go there (sendmail\'s -f meaning; "<>" is the null sender)' -r
+complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from list" -l reply-to -d 'A Reply-To: header for a composed message (repeatable; a comma-separated list is allowed)' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from list" -s H -l header -d 'Add a header, "Name: value" (repeatable). CR and LF are refused' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from list" -l body -d 'Message body text. Without --body or --body-file the body is read from stdin' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from list" -l body-file -d 'Read the message body from FILE' -r -F
@@ -270,6 +276,8 @@ complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_sub
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from run" -s b -l bcc -d 'Add a blind-copy recipient (repeatable). Bcc never appears in the sent headers' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from run" -s s -l subject -d 'Subject line. Non-ASCII text is encoded per RFC 2047' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from run" -s f -l from -d 'Sender address, "addr" or "Name <addr>"; also the envelope sender (MAIL FROM)' -r
+complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from run" -l envelope-from -d 'The envelope sender (MAIL FROM) alone, when it must differ from the From: header: bounces go there (sendmail\'s -f meaning; "<>" is the null sender)' -r
+complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from run" -l reply-to -d 'A Reply-To: header for a composed message (repeatable; a comma-separated list is allowed)' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from run" -s H -l header -d 'Add a header, "Name: value" (repeatable). CR and LF are refused' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from run" -l body -d 'Message body text. Without --body or --body-file the body is read from stdin' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from run" -l body-file -d 'Read the message body from FILE' -r -F
@@ -347,6 +355,8 @@ complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_sub
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from flush" -s b -l bcc -d 'Add a blind-copy recipient (repeatable). Bcc never appears in the sent headers' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from flush" -s s -l subject -d 'Subject line. Non-ASCII text is encoded per RFC 2047' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from flush" -s f -l from -d 'Sender address, "addr" or "Name <addr>"; also the envelope sender (MAIL FROM)' -r
+complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from flush" -l envelope-from -d 'The envelope sender (MAIL FROM) alone, when it must differ from the From: header: bounces go there (sendmail\'s -f meaning; "<>" is the null sender)' -r
+complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from flush" -l reply-to -d 'A Reply-To: header for a composed message (repeatable; a comma-separated list is allowed)' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from flush" -s H -l header -d 'Add a header, "Name: value" (repeatable). CR and LF are refused' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from flush" -l body -d 'Message body text. Without --body or --body-file the body is read from stdin' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from flush" -l body-file -d 'Read the message body from FILE' -r -F
@@ -424,6 +434,8 @@ complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_sub
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from remove" -s b -l bcc -d 'Add a blind-copy recipient (repeatable). Bcc never appears in the sent headers' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from remove" -s s -l subject -d 'Subject line. Non-ASCII text is encoded per RFC 2047' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from remove" -s f -l from -d 'Sender address, "addr" or "Name <addr>"; also the envelope sender (MAIL FROM)' -r
+complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from remove" -l envelope-from -d 'The envelope sender (MAIL FROM) alone, when it must differ from the From: header: bounces go there (sendmail\'s -f meaning; "<>" is the null sender)' -r
+complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from remove" -l reply-to -d 'A Reply-To: header for a composed message (repeatable; a comma-separated list is allowed)' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from remove" -s H -l header -d 'Add a header, "Name: value" (repeatable). CR and LF are refused' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from remove" -l body -d 'Message body text. Without --body or --body-file the body is read from stdin' -r
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from remove" -l body-file -d 'Read the message body from FILE' -r -F

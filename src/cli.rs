@@ -146,6 +146,16 @@ pub struct Args {
     )]
     pub from: Option<String>,
 
+    /// The envelope sender (MAIL FROM) alone, when it must differ from the From: header:
+    /// bounces go there (sendmail's -f meaning; "<>" is the null sender).
+    #[arg(long, value_name = "ADDR", help_heading = "Message")]
+    pub envelope_from: Option<String>,
+
+    /// A Reply-To: header for a composed message (repeatable; a comma-separated list is
+    /// allowed).
+    #[arg(long, value_name = "ADDR", action = ArgAction::Append, help_heading = "Message")]
+    pub reply_to: Vec<String>,
+
     /// Add a header, "Name: value" (repeatable). CR and LF are refused.
     #[arg(short = 'H', long, value_name = "HEADER", action = ArgAction::Append, help_heading = "Message")]
     pub header: Vec<String>,
@@ -191,7 +201,7 @@ pub struct Args {
     #[arg(
         long,
         value_name = "FILE",
-        conflicts_with_all = ["subject", "header", "body", "body_file", "html", "html_body", "attach"],
+        conflicts_with_all = ["subject", "header", "body", "body_file", "html", "html_body", "attach", "reply_to"],
         help_heading = "Message"
     )]
     pub message: Option<PathBuf>,

@@ -131,6 +131,8 @@ pub struct Attachment {
 #[derive(Debug, Clone)]
 pub struct Compose {
     pub subject: Option<String>,
+    /// --reply-to, as typed.
+    pub reply_to: Vec<String>,
     pub headers: Vec<(String, String)>,
     /// The text/plain body; `None` when the message is HTML only.
     pub body: Option<Body>,
@@ -246,6 +248,8 @@ pub struct Config {
     pub recipients: Recipients,
     /// `-f`, as typed ("addr" or "Name <addr>").
     pub from: Option<String>,
+    /// `--envelope-from`: MAIL FROM alone, as typed (`<>` is the null sender).
+    pub envelope_from: Option<String>,
     /// Sender when neither -f nor the message names one: --user if it is an address, else
     /// USER@HOSTNAME.
     pub default_sender: String,
@@ -704,6 +708,13 @@ impl Config {
             content,
             recipients,
             from,
+            envelope_from: match &args.envelope_from {
+                Some(f) => {
+                    reject_line_breaks("--envelope-from", f)?;
+                    Some(f.clone())
+                }
+                None => None,
+            },
             default_sender,
             domain,
             sender_domain,
@@ -1155,8 +1166,12 @@ fn compose(args: &Args) -> Result<Compose> {
             }),
         })
         .collect::<Result<Vec<_>>>()?;
+    for r in &args.reply_to {
+        reject_line_breaks("--reply-to", r)?;
+    }
     Ok(Compose {
         subject: args.subject.clone(),
+        reply_to: split_list(&args.reply_to),
         headers,
         body,
         html,

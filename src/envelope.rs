@@ -80,10 +80,12 @@ impl Envelope {
     }
 }
 
-/// Sender: -f, else the message's From:, else the configured default.
+/// Sender: --envelope-from, else -f, else the message's From:, else the configured
+/// default.
 /// Recipients: to, cc and bcc, deduplicated (case-insensitively), in order.
 pub fn build(cfg: &Config, message: &Message) -> Result<Envelope> {
     let reverse_path = match (&cfg.from, &message.header_from) {
+        _ if cfg.envelope_from.is_some() => envelope_sender(cfg)?,
         (Some(f), _) => sender(cfg, f)?,
         (None, Some(h)) => h.clone(),
         (None, None) => sender(cfg, &cfg.default_sender)?,
@@ -107,7 +109,10 @@ pub fn build(cfg: &Config, message: &Message) -> Result<Envelope> {
 /// (`--quit-after mail|rcpt`): -f or the default sender (there is no From: to fall back
 /// on), and the recipients as typed, which may be none.
 pub fn without_message(cfg: &Config) -> Result<Envelope> {
-    let reverse_path = sender(cfg, cfg.from.as_deref().unwrap_or(&cfg.default_sender))?;
+    let reverse_path = match &cfg.envelope_from {
+        Some(_) => envelope_sender(cfg)?,
+        None => sender(cfg, cfg.from.as_deref().unwrap_or(&cfg.default_sender))?,
+    };
     let r = &cfg.recipients;
     let forward_paths = forward_paths(cfg, r.to.iter().chain(&r.cc).chain(&r.bcc))?;
     Ok(Envelope {
@@ -142,6 +147,15 @@ pub fn sender(cfg: &Config, raw: &str) -> Result<String> {
     let addr = qualify_sender(cfg, &m.addr);
     check_addr(raw, &addr)?;
     Ok(addr)
+}
+
+/// `--envelope-from`: an address (a bare name qualified like any sender), or `<>` (or
+/// nothing) for the null reverse-path (RFC 5321 §4.5.5).
+fn envelope_sender(cfg: &Config) -> Result<String> {
+    match cfg.envelope_from.as_deref().map(str::trim) {
+        None | Some("" | "<>") => Ok(String::new()),
+        Some(f) => sender(cfg, f),
+    }
 }
 
 /// A bare sender name as an address: `name@` [`Config::sender_domain`].

@@ -368,6 +368,7 @@ impl<'a> Prepare<'a> {
                     (Some(path), _) => Content::Ready(Source::File(path.clone())),
                     (None, body) => Content::Compose(Compose {
                         subject: entry.subject.clone(),
+                        reply_to: Vec::new(),
                         headers: Vec::new(),
                         body: Some(Body::Text(body.clone().unwrap_or_default())),
                         html: None,

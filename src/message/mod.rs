@@ -322,6 +322,9 @@ fn compose(cfg: &Config, c: &Compose, mut stdin: Box<dyn Read>) -> Result<Messag
     if let Some(s) = &c.subject {
         b = b.subject(s.as_str());
     }
+    if let Some(reply_to) = address_list(cfg, &c.reply_to)? {
+        b = b.reply_to(reply_to);
+    }
     if cfg.test_mode {
         b = b
             .date(Date::new(TEST_DATE))

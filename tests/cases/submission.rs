@@ -1028,3 +1028,67 @@ fn bad_input_is_rejected_before_connecting() {
         }
     }
 }
+
+/// `--envelope-from` sets MAIL FROM alone (bounces go there, From: stays), `<>` is the
+/// null sender, and `--reply-to` adds a Reply-To: header: the whole dry run, exactly.
+#[test]
+fn envelope_from_and_reply_to() {
+    let mut cmd = postie();
+    cmd.args(["--dry-run", "--server", "relay.test", "-f", "me@ex.org"])
+        .args(["--envelope-from", "bounces@ex.org"])
+        .args([
+            "--reply-to",
+            "Help <help@ex.org>,b@ex.org",
+            "-s",
+            "hi",
+            "--body",
+            "x",
+        ])
+        .arg("a@b.org");
+    let out = crate::support::run::run(cmd, None, Duration::from_secs(30));
+    out.assert_code(0, "dry run");
+    assert_eq!(
+        out.stdout,
+        "# server: relay.test:587 (starttls)\nMAIL FROM:<bounces@ex.org>\nRCPT TO:<a@b.org>\n\n\
+         From: <me@ex.org>\r\nTo: <a@b.org>\r\nSubject: hi\r\n\
+         Reply-To: \"Help\" <help@ex.org>, <b@ex.org>\r\n\
+         Date: Thu, 1 Jan 2026 00:00:00 +0000\r\nMessage-ID: <postie-test@postie.test>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=\"utf-8\"\r\n\
+         Content-Transfer-Encoding: 7bit\r\n\r\nx",
+        "{}",
+        out.describe()
+    );
+    let mut cmd = postie();
+    cmd.args([
+        "--dry-run",
+        "--server",
+        "relay.test",
+        "--envelope-from",
+        "<>",
+    ])
+    .args(["--message", "-", "a@b.org"]);
+    let out = crate::support::run::run(
+        cmd,
+        Some(b"From: me@ex.org\n\nbody\n"),
+        Duration::from_secs(30),
+    );
+    out.assert_code(0, "null sender");
+    assert!(
+        out.stdout.lines().nth(1) == Some("MAIL FROM:<>"),
+        "{}",
+        out.describe()
+    );
+    // CR or LF in either is refused before anything else (65).
+    for flag in ["--envelope-from", "--reply-to"] {
+        let mut cmd = postie();
+        cmd.args([
+            "--dry-run",
+            "--server",
+            "relay.test",
+            flag,
+            "a@x\r\nBcc: e@x",
+            "a@b.org",
+        ]);
+        crate::support::run::run(cmd, None, Duration::from_secs(30)).assert_code(65, flag);
+    }
+}
