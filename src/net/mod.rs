@@ -482,9 +482,19 @@ impl Connection {
 
     /// Read one complete reply.
     pub fn read_reply(&mut self, phase: Phase) -> Result<Reply> {
+        self.read_reply_within(phase, None)
+    }
+
+    /// [`Connection::read_reply`], waiting at most `limit` when that is shorter than the
+    /// phase's own timeout.
+    pub fn read_reply_within(&mut self, phase: Phase, limit: Option<Duration>) -> Result<Reply> {
         // A reply can only come to what has been sent.
         self.flush_out()?;
-        let after = self.set_timeouts(phase);
+        let mut after = self.set_timeouts(phase);
+        if let Some(limit) = limit.filter(|l| *l < after && !l.is_zero()) {
+            after = limit;
+            self.set_read_timeout(after);
+        }
         let deadline = Instant::now() + after;
         let mut chunk = [0u8; 8192];
         loop {

@@ -1092,3 +1092,41 @@ fn envelope_from_and_reply_to() {
         crate::support::run::run(cmd, None, Duration::from_secs(30)).assert_code(65, flag);
     }
 }
+
+/// Plain SMTP/STARTTLS chosen for port 465, where the server waits for a TLS handshake:
+/// 10 s of silence end with a hint, not RFC 5321's 5-minute greeting timeout. Port 465
+/// needs root to bind; elsewhere the test says it skips.
+#[test]
+fn silence_on_port_465_ends_in_10_s_with_a_tls_hint() {
+    let listener = match TcpListener::bind("127.0.0.1:465") {
+        Ok(l) => l,
+        Err(e) => {
+            crate::support::skip(&format!("cannot bind 127.0.0.1:465 ({e})"));
+            return;
+        }
+    };
+    let server = std::thread::spawn(move || {
+        // Accept and say nothing, as an implicit-TLS server does to a plain client.
+        let conn = listener.accept().map(|(c, _)| c);
+        std::thread::sleep(Duration::from_secs(15));
+        drop(conn);
+    });
+    let mut cmd = postie();
+    cmd.args(["--server", "127.0.0.1:465", "--tls", "starttls", "-f", FROM])
+        .args(["-s", "x", "--body", "x", TO]);
+    let out = crate::support::run::run(cmd, None, Duration::from_secs(30));
+    out.assert_code(75, "silent 465");
+    assert_eq!(
+        out.stderr,
+        "postie: the server sent no greeting: port 465 usually speaks implicit TLS \
+         (--tls implicit): timed out waiting for the server's greeting (10 s)\n",
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.elapsed >= Duration::from_secs(9) && out.elapsed < Duration::from_secs(14),
+        "{}",
+        out.describe()
+    );
+    drop(server);
+}

@@ -539,8 +539,25 @@ fn command(
 /// The server's greeting must be 220 (RFC 5321 §4.3.2). A 4xx or 5xx greeting (554: "no
 /// SMTP service here", §3.1) is a refusal, answered with QUIT by the caller; any other
 /// code (221, 250, ...) is not a greeting at all.
+/// How long a plain-text client waits for a greeting on port 465, where the server most
+/// likely waits for a TLS handshake instead (other ports keep RFC 5321's 5 minutes: MX
+/// servers may delay their greeting on purpose).
+const PORT_465_GREETING: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn greeting(conn: &mut Connection) -> Result<()> {
-    let reply = conn.read_reply(Phase::Greeting)?;
+    let tls_port = !conn.is_tls() && conn.peer().is_some_and(|p| p.port() == 465);
+    let reply = if tls_port {
+        conn.read_reply_within(Phase::Greeting, Some(PORT_465_GREETING))
+            .map_err(|e| match e.downcast_ref::<Error>() {
+                Some(Error::Timeout { .. }) => e.context(
+                    "the server sent no greeting: port 465 usually speaks implicit TLS \
+                     (--tls implicit)",
+                ),
+                _ => e,
+            })?
+    } else {
+        conn.read_reply(Phase::Greeting)?
+    };
     match reply.code.severity {
         _ if reply.code.as_u16() == 220 => Ok(()),
         Severity::TransientNegative | Severity::PermanentNegative => Err(Error::Reply {
