@@ -1050,27 +1050,16 @@ fn nonempty(password: String, source: impl Fn() -> String) -> Result<Secret> {
 
 /// A password file that group or others may read is refused, as a configuration file
 /// holding a password is (msmtp's rule for its own file).
-#[cfg(unix)]
 fn private_password_file(path: &std::path::Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)
-        .map_err(|e| Error::Config(format!("password file {}: {e}", path.display())))?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        return Err(Error::Config(format!(
-            "password file {path}: readable by others (mode {:04o}): chmod 600 {path}",
-            mode & 0o7777,
-            path = path.display()
+    let display = format!("password file {}", path.display());
+    match crate::settings::open_mode(path, &display)? {
+        Some(mode) => Err(Error::Config(format!(
+            "{display}: readable by others (mode {mode:04o}): chmod 600 {}",
+            path.display()
         ))
-        .into());
+        .into()),
+        None => Ok(()),
     }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn private_password_file(_path: &std::path::Path) -> Result<()> {
-    Ok(())
 }
 
 pub fn parse_server(s: &str, tls: Option<TlsMode>) -> Result<Server> {

@@ -462,27 +462,33 @@ fn glob_match(pattern: &str, text: &str) -> bool {
 
 /// Refuse a file holding a password when group or others have any access (msmtp: "must
 /// have no more than user read/write permissions").
-#[cfg(unix)]
 fn check_private(path: &Path, display: &str, line: usize) -> Result<()> {
+    match open_mode(path, display)? {
+        Some(mode) => Err(Error::Config(format!(
+            "{display}:{line}: password: the file holds a password, so it must not be \
+             readable by others (mode {mode:04o}): chmod 600 {display}"
+        ))
+        .into()),
+        None => Ok(()),
+    }
+}
+
+/// The permission bits of a secret's file when group or others have any access to it
+/// (`None`: private). The one rule for configuration files holding a password and for
+/// password files.
+#[cfg(unix)]
+pub fn open_mode(path: &Path, display: &str) -> Result<Option<u32>> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path)
         .map_err(|e| Error::Config(format!("{display}: cannot check permissions: {e}")))?
         .permissions()
         .mode();
-    if mode & 0o077 != 0 {
-        return Err(Error::Config(format!(
-            "{display}:{line}: password: the file holds a password, so it must not be \
-             readable by others (mode {:04o}): chmod 600 {display}",
-            mode & 0o7777
-        ))
-        .into());
-    }
-    Ok(())
+    Ok((mode & 0o077 != 0).then_some(mode & 0o7777))
 }
 
 #[cfg(not(unix))]
-fn check_private(_path: &Path, _display: &str, _line: usize) -> Result<()> {
-    Ok(())
+pub fn open_mode(_path: &Path, _display: &str) -> Result<Option<u32>> {
+    Ok(None)
 }
 
 /// Default maximum age of a queue entry: 5 days.
