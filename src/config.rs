@@ -546,24 +546,26 @@ impl Config {
             None if env.hostname.trim().is_empty() => "localhost".to_string(),
             None => env.hostname.trim().to_string(),
         };
+        let fixed_test_name = test_mode && test_hostname.is_none();
+        let domain = args.domain.clone().or(account.domain.clone());
+        let configured_helo = args.helo.is_some() || account.helo.is_some();
         // A bare host name ("box") is no name for EHLO or for mail: its fully qualified
-        // form, as `hostname -f` gives it.
+        // form, as `hostname -f` gives it — asked of the resolver only when the sender's
+        // domain or the EHLO name needs it.
+        let needs_fqdn = domain.is_none() || !(configured_helo || fixed_test_name);
         let host_fqdn = if hostname.contains('.') {
             Some(hostname.clone())
-        } else if test_hostname.is_some() {
+        } else if test_hostname.is_some() || !needs_fqdn {
             None
         } else {
             (env.fqdn)(&hostname)
         };
-        let fixed_test_name = test_mode && test_hostname.is_none();
-        let domain = args.domain.clone().or(account.domain.clone());
         // Bare senders (and the default sender) are qualified with the configured domain,
         // else the host's fully qualified name.
         let sender_domain = domain
             .clone()
             .or(host_fqdn.clone())
             .unwrap_or_else(|| hostname.clone());
-        let configured_helo = args.helo.is_some() || account.helo.is_some();
         let ehlo_literal = !configured_helo && !fixed_test_name && host_fqdn.is_none();
         let helo = match args.helo.as_ref().or(account.helo.as_ref()) {
             Some(h) => {
