@@ -39,8 +39,10 @@ pub struct Aliases {
     map: HashMap<String, Vec<Target>>,
     /// What was skipped while loading, one line each, for the transcript.
     notes: Vec<String>,
-    /// Where the file names targets a sending client cannot deliver to: (origin, line).
-    undeliverable: Vec<(String, usize)>,
+    /// The file's name, as messages give it.
+    origin: String,
+    /// The lines that name targets a sending client cannot deliver to.
+    undeliverable: Vec<usize>,
 }
 
 /// Read an aliases file. An unreadable file is EX_NOINPUT; a line that is not
@@ -68,7 +70,10 @@ pub fn load(path: &Path) -> Result<Aliases> {
 impl Aliases {
     /// Parse the text of an aliases file; `origin` names it in error messages.
     pub fn parse(text: &str, origin: &str) -> Result<Aliases> {
-        let mut aliases = Aliases::default();
+        let mut aliases = Aliases {
+            origin: origin.to_string(),
+            ..Aliases::default()
+        };
         // The entry being read: (line number, name, raw targets).
         let mut current: Option<(usize, String, String)> = None;
         for (index, raw_line) in text.lines().enumerate() {
@@ -130,8 +135,8 @@ impl Aliases {
                 .and_then(|r| r.strip_suffix('"'))
                 .unwrap_or(t);
             if bare.starts_with(['|', '/']) || bare.to_ascii_lowercase().starts_with(":include:") {
-                if !self.undeliverable.iter().any(|(_, l)| *l == line) {
-                    self.undeliverable.push((origin.to_string(), line));
+                if !self.undeliverable.contains(&line) {
+                    self.undeliverable.push(line);
                 }
                 self.notes.push(format!(
                     "{origin} line {line}: skipped target {t:?} of {name:?} (postie delivers only to addresses)"
@@ -231,16 +236,15 @@ impl Aliases {
     /// One warning for the whole file when it has `|command`, `/file` or `:include:`
     /// targets (Debian's /etc/aliases may): they are skipped, the address lines used.
     pub fn warning(&self) -> Option<String> {
-        let (origin, _) = self.undeliverable.first()?;
-        let lines: Vec<String> = self
-            .undeliverable
-            .iter()
-            .map(|(_, l)| l.to_string())
-            .collect();
+        if self.undeliverable.is_empty() {
+            return None;
+        }
+        let lines: Vec<String> = self.undeliverable.iter().map(usize::to_string).collect();
         let which = if lines.len() == 1 { "line" } else { "lines" };
         Some(format!(
-            "{origin}: skipping the targets postie cannot deliver to (|command, /file, \
+            "{}: skipping the targets postie cannot deliver to (|command, /file, \
              :include:) on {which} {}; the address lines are used",
+            self.origin,
             lines.join(", ")
         ))
     }

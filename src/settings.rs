@@ -176,18 +176,19 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The account to use: `name` if given (error naming the file if unknown), else the
-    /// first account whose `from` matches `from_addr` (msmtp's automatic choice), else the
-    /// default account, else the defaults alone. Inheritance is already applied.
+    /// For tests: the account [`Settings::choose`] picks, else the defaults alone.
+    #[cfg(test)]
     pub fn account(&self, name: Option<&str>, from_addr: Option<&str>) -> Result<Account> {
         Ok(self
             .choose(name, from_addr)?
             .unwrap_or_else(|| self.defaults.clone()))
     }
 
-    /// [`Settings::account`], but `None` where no account was chosen (no name, no `from`
-    /// match, no default account): the caller decides whether the defaults alone will do
-    /// ([`Settings::needs_a_choice`]).
+    /// The account to use: `name` if given (error naming the file if unknown), else the
+    /// first account whose `from` matches `from_addr` (msmtp's automatic choice), else the
+    /// default account; `None` when none is chosen, and the caller decides whether the
+    /// defaults alone will do ([`Settings::needs_a_choice`]). Inheritance is already
+    /// applied.
     pub fn choose(&self, name: Option<&str>, from_addr: Option<&str>) -> Result<Option<Account>> {
         if let Some(name) = name {
             return match self.accounts.get(name) {
