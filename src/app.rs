@@ -499,7 +499,7 @@ fn serve_smtp(cfg: &Config) -> Result<Exit> {
                 forward_paths: paths,
             };
             let message = message::sign(cfg, Message::in_memory(incoming.data))?;
-            crate::engine::submit(cfg, &envelope, message, &mut crate::engine::Unobserved)
+            crate::engine::submit(cfg, &envelope, message, &mut crate::report::Unobserved)
         })();
         match result {
             Ok(report) => {

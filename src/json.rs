@@ -72,7 +72,7 @@ pub struct Queued {
 }
 
 /// The engine reports what the wire showed as it goes.
-impl crate::engine::Observer for Facts {
+impl crate::report::Observer for Facts {
     fn resolving(&mut self) {
         self.stage = Some(Step::Resolve);
     }

@@ -39,7 +39,7 @@ use crate::smtp;
 use crate::smtp::session::{Rehearsal, Session};
 use crate::transcript::Transcript;
 
-pub use crate::report::{Observer, Unobserved};
+use crate::report::Observer;
 
 /// Whether the next host should be offered the message: a failure that [`classify`]
 /// calls [`Retry::NextHost`], or a transaction whose recipients were all deferred.
