@@ -103,6 +103,7 @@ Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
             [CompletionResult]::new('queue', 'queue', [CompletionResultType]::ParameterValue, 'Look at and run the queue of messages kept by --queue')
             [CompletionResult]::new('dkim', 'dkim', [CompletionResultType]::ParameterValue, 'DKIM key management')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Lint a message before sending it: headers, line lengths and endings, and (with DNS) SPF, DKIM and DMARC')
+            [CompletionResult]::new('oauth', 'oauth', [CompletionResultType]::ParameterValue, 'Sign in to Microsoft 365, Gmail or another OAuth 2.0 provider and keep the token')
             break
         }
         'postie;batch' {
@@ -533,6 +534,47 @@ Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
             [CompletionResult]::new('--ip', '--ip', [CompletionResultType]::ParameterName, 'The address the message will leave from, for an SPF verdict')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'One JSON object on stdout instead of lines')
             [CompletionResult]::new('--no-dns', '--no-dns', [CompletionResultType]::ParameterName, 'Lint the message only; ask DNS nothing')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'postie;oauth' {
+            [CompletionResult]::new('-C', '-C ', [CompletionResultType]::ParameterName, 'The configuration file [default: the first of postie''s and msmtp''s usual files]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The configuration file [default: the first of postie''s and msmtp''s usual files]')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Sign the account in (once): device code, or browser with a loopback redirect')
+            [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Print a valid access token (refreshed if needed) on standard output')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Say which accounts are signed in, until when, with which scopes, and where the token file is (never the token)')
+            [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'Forget the account''s tokens (removes the token file)')
+            break
+        }
+        'postie;oauth;login' {
+            [CompletionResult]::new('-C', '-C ', [CompletionResultType]::ParameterName, 'The configuration file [default: the first of postie''s and msmtp''s usual files]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The configuration file [default: the first of postie''s and msmtp''s usual files]')
+            [CompletionResult]::new('--device', '--device', [CompletionResultType]::ParameterName, 'Show a code to enter on any device (the default without a display)')
+            [CompletionResult]::new('--browser', '--browser', [CompletionResultType]::ParameterName, 'Open an address in a browser on this machine, which returns to 127.0.0.1 (the default with a display, and always for Google)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'postie;oauth;token' {
+            [CompletionResult]::new('-C', '-C ', [CompletionResultType]::ParameterName, 'The configuration file [default: the first of postie''s and msmtp''s usual files]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The configuration file [default: the first of postie''s and msmtp''s usual files]')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'postie;oauth;status' {
+            [CompletionResult]::new('-C', '-C ', [CompletionResultType]::ParameterName, 'The configuration file [default: the first of postie''s and msmtp''s usual files]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The configuration file [default: the first of postie''s and msmtp''s usual files]')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'postie;oauth;logout' {
+            [CompletionResult]::new('-C', '-C ', [CompletionResultType]::ParameterName, 'The configuration file [default: the first of postie''s and msmtp''s usual files]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The configuration file [default: the first of postie''s and msmtp''s usual files]')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break

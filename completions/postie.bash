@@ -25,11 +25,26 @@ _postie() {
             postie,dkim)
                 cmd="postie__subcmd__dkim"
                 ;;
+            postie,oauth)
+                cmd="postie__subcmd__oauth"
+                ;;
             postie,queue)
                 cmd="postie__subcmd__queue"
                 ;;
             postie__subcmd__dkim,keygen)
                 cmd="postie__subcmd__dkim__subcmd__keygen"
+                ;;
+            postie__subcmd__oauth,login)
+                cmd="postie__subcmd__oauth__subcmd__login"
+                ;;
+            postie__subcmd__oauth,logout)
+                cmd="postie__subcmd__oauth__subcmd__logout"
+                ;;
+            postie__subcmd__oauth,status)
+                cmd="postie__subcmd__oauth__subcmd__status"
+                ;;
+            postie__subcmd__oauth,token)
+                cmd="postie__subcmd__oauth__subcmd__token"
                 ;;
             postie__subcmd__queue,flush)
                 cmd="postie__subcmd__queue__subcmd__flush"
@@ -50,7 +65,7 @@ _postie() {
 
     case "${cmd}" in
         postie)
-            opts="-c -b -s -f -H -a -C -A -P -v -4 -6 -h -V --to --cc --bcc --subject --from --envelope-from --reply-to --header --body --body-file --html --html-body --attach --message --messages --server --socket --protocol --tls --tls-ca --helo --timeout --tls-no-verify --resolver --no-mta-sts --mta-sts-url-base --no-pipeline --no-pipelining --no-chunking --require-tls --domain --aliases --skip-empty --config --account --show-config --log --user --password-file --dkim-key --dkim-selector --dkim-domain --dkim-expire --password-command --auth --allow-plaintext-auth --verbose --syslog --color --show-time --print-message --dry-run --quit-after --probe --mx --port --ipv4 --ipv6 --queue --queue-dir --queue-max-age --json --help --version batch queue dkim check"
+            opts="-c -b -s -f -H -a -C -A -P -v -4 -6 -h -V --to --cc --bcc --subject --from --envelope-from --reply-to --header --body --body-file --html --html-body --attach --message --messages --server --socket --protocol --tls --tls-ca --helo --timeout --tls-no-verify --resolver --no-mta-sts --mta-sts-url-base --no-pipeline --no-pipelining --no-chunking --require-tls --domain --aliases --skip-empty --config --account --show-config --log --user --password-file --dkim-key --dkim-selector --dkim-domain --dkim-expire --password-command --auth --allow-plaintext-auth --verbose --syslog --color --show-time --print-message --dry-run --quit-after --probe --mx --port --ipv4 --ipv6 --queue --queue-dir --queue-max-age --json --help --version batch queue dkim check oauth"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -549,6 +564,116 @@ _postie() {
                     return 0
                     ;;
                 --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        postie__subcmd__oauth)
+            opts="-C -h --config --help login token status logout"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -C)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        postie__subcmd__oauth__subcmd__login)
+            opts="-C -h --device --browser --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -C)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        postie__subcmd__oauth__subcmd__logout)
+            opts="-C -h --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -C)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        postie__subcmd__oauth__subcmd__status)
+            opts="-C -h --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -C)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        postie__subcmd__oauth__subcmd__token)
+            opts="-C -h --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -C)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

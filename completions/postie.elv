@@ -100,6 +100,7 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand queue 'Look at and run the queue of messages kept by --queue'
             cand dkim 'DKIM key management'
             cand check 'Lint a message before sending it: headers, line lengths and endings, and (with DNS) SPF, DKIM and DMARC'
+            cand oauth 'Sign in to Microsoft 365, Gmail or another OAuth 2.0 provider and keep the token'
         }
         &'postie;batch'= {
             cand --to 'Add a To: recipient (repeatable; a comma-separated list is allowed)'
@@ -521,6 +522,42 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand --ip 'The address the message will leave from, for an SPF verdict'
             cand --json 'One JSON object on stdout instead of lines'
             cand --no-dns 'Lint the message only; ask DNS nothing'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'postie;oauth'= {
+            cand -C 'The configuration file [default: the first of postie''s and msmtp''s usual files]'
+            cand --config 'The configuration file [default: the first of postie''s and msmtp''s usual files]'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand login 'Sign the account in (once): device code, or browser with a loopback redirect'
+            cand token 'Print a valid access token (refreshed if needed) on standard output'
+            cand status 'Say which accounts are signed in, until when, with which scopes, and where the token file is (never the token)'
+            cand logout 'Forget the account''s tokens (removes the token file)'
+        }
+        &'postie;oauth;login'= {
+            cand -C 'The configuration file [default: the first of postie''s and msmtp''s usual files]'
+            cand --config 'The configuration file [default: the first of postie''s and msmtp''s usual files]'
+            cand --device 'Show a code to enter on any device (the default without a display)'
+            cand --browser 'Open an address in a browser on this machine, which returns to 127.0.0.1 (the default with a display, and always for Google)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'postie;oauth;token'= {
+            cand -C 'The configuration file [default: the first of postie''s and msmtp''s usual files]'
+            cand --config 'The configuration file [default: the first of postie''s and msmtp''s usual files]'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'postie;oauth;status'= {
+            cand -C 'The configuration file [default: the first of postie''s and msmtp''s usual files]'
+            cand --config 'The configuration file [default: the first of postie''s and msmtp''s usual files]'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'postie;oauth;logout'= {
+            cand -C 'The configuration file [default: the first of postie''s and msmtp''s usual files]'
+            cand --config 'The configuration file [default: the first of postie''s and msmtp''s usual files]'
             cand -h 'Print help'
             cand --help 'Print help'
         }

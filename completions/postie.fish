@@ -108,6 +108,7 @@ complete -c postie -n "__fish_postie_needs_command" -a "batch" -d 'Send many mes
 complete -c postie -n "__fish_postie_needs_command" -a "queue" -d 'Look at and run the queue of messages kept by --queue'
 complete -c postie -n "__fish_postie_needs_command" -a "dkim" -d 'DKIM key management'
 complete -c postie -n "__fish_postie_needs_command" -a "check" -d 'Lint a message before sending it: headers, line lengths and endings, and (with DNS) SPF, DKIM and DMARC'
+complete -c postie -n "__fish_postie_needs_command" -a "oauth" -d 'Sign in to Microsoft 365, Gmail or another OAuth 2.0 provider and keep the token'
 complete -c postie -n "__fish_postie_using_subcommand batch" -l to -d 'Add a To: recipient (repeatable; a comma-separated list is allowed)' -r
 complete -c postie -n "__fish_postie_using_subcommand batch" -s c -l cc -d 'Add a Cc: recipient (repeatable; a comma-separated list is allowed)' -r
 complete -c postie -n "__fish_postie_using_subcommand batch" -s b -l bcc -d 'Add a blind-copy recipient (repeatable). Bcc never appears in the sent headers' -r
@@ -524,3 +525,19 @@ complete -c postie -n "__fish_postie_using_subcommand check" -l ip -d 'The addre
 complete -c postie -n "__fish_postie_using_subcommand check" -l json -d 'One JSON object on stdout instead of lines'
 complete -c postie -n "__fish_postie_using_subcommand check" -l no-dns -d 'Lint the message only; ask DNS nothing'
 complete -c postie -n "__fish_postie_using_subcommand check" -s h -l help -d 'Print help'
+complete -c postie -n "__fish_postie_using_subcommand oauth; and not __fish_seen_subcommand_from login token status logout" -s C -l config -d 'The configuration file [default: the first of postie\'s and msmtp\'s usual files]' -r -F
+complete -c postie -n "__fish_postie_using_subcommand oauth; and not __fish_seen_subcommand_from login token status logout" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c postie -n "__fish_postie_using_subcommand oauth; and not __fish_seen_subcommand_from login token status logout" -f -a "login" -d 'Sign the account in (once): device code, or browser with a loopback redirect'
+complete -c postie -n "__fish_postie_using_subcommand oauth; and not __fish_seen_subcommand_from login token status logout" -f -a "token" -d 'Print a valid access token (refreshed if needed) on standard output'
+complete -c postie -n "__fish_postie_using_subcommand oauth; and not __fish_seen_subcommand_from login token status logout" -f -a "status" -d 'Say which accounts are signed in, until when, with which scopes, and where the token file is (never the token)'
+complete -c postie -n "__fish_postie_using_subcommand oauth; and not __fish_seen_subcommand_from login token status logout" -f -a "logout" -d 'Forget the account\'s tokens (removes the token file)'
+complete -c postie -n "__fish_postie_using_subcommand oauth; and __fish_seen_subcommand_from login" -s C -l config -d 'The configuration file [default: the first of postie\'s and msmtp\'s usual files]' -r -F
+complete -c postie -n "__fish_postie_using_subcommand oauth; and __fish_seen_subcommand_from login" -l device -d 'Show a code to enter on any device (the default without a display)'
+complete -c postie -n "__fish_postie_using_subcommand oauth; and __fish_seen_subcommand_from login" -l browser -d 'Open an address in a browser on this machine, which returns to 127.0.0.1 (the default with a display, and always for Google)'
+complete -c postie -n "__fish_postie_using_subcommand oauth; and __fish_seen_subcommand_from login" -s h -l help -d 'Print help'
+complete -c postie -n "__fish_postie_using_subcommand oauth; and __fish_seen_subcommand_from token" -s C -l config -d 'The configuration file [default: the first of postie\'s and msmtp\'s usual files]' -r -F
+complete -c postie -n "__fish_postie_using_subcommand oauth; and __fish_seen_subcommand_from token" -s h -l help -d 'Print help'
+complete -c postie -n "__fish_postie_using_subcommand oauth; and __fish_seen_subcommand_from status" -s C -l config -d 'The configuration file [default: the first of postie\'s and msmtp\'s usual files]' -r -F
+complete -c postie -n "__fish_postie_using_subcommand oauth; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
+complete -c postie -n "__fish_postie_using_subcommand oauth; and __fish_seen_subcommand_from logout" -s C -l config -d 'The configuration file [default: the first of postie\'s and msmtp\'s usual files]' -r -F
+complete -c postie -n "__fish_postie_using_subcommand oauth; and __fish_seen_subcommand_from logout" -s h -l help -d 'Print help'

@@ -65,6 +65,7 @@ fn run_postie(argv: Vec<OsString>) -> ExitCode {
         ),
         Ok(Invocation::Dkim(args)) => ("postie", crate::dkim::run(args)),
         Ok(Invocation::Check(args)) => ("postie check", crate::check::run(&args)),
+        Ok(Invocation::OAuth(args)) => ("postie oauth", run_oauth(args)),
         Err(clap_err) => {
             if clap_exit(&clap_err) != Exit::Ok && json {
                 let usage = Error::Usage(clap_summary(&clap_err)).into();
@@ -321,6 +322,20 @@ fn rehearse(cfg: &Config, stop: Milestone, program: &str, facts: &mut Facts) -> 
         eprintln!("{program}: {}", printable(&line));
     }
     Ok(report.exit())
+}
+
+/// `postie oauth ...` with the process's environment.
+fn run_oauth(args: crate::oauth::command::OAuthArgs) -> Result<Exit> {
+    let env = Environment::real();
+    let var = |k: &str| (env.var)(k);
+    crate::oauth::command::run(
+        args,
+        &crate::oauth::command::Env {
+            var: &var,
+            etc: env.system_dir(),
+            root: crate::config::running_as_root(&env),
+        },
+    )
 }
 
 /// `--messages` / `postie batch`: every message over one connection (reconnecting when

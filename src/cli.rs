@@ -638,6 +638,8 @@ pub enum Invocation {
     Dkim(crate::dkim::DkimArgs),
     /// `postie check ...`.
     Check(Box<crate::check::CheckArgs>),
+    /// `postie oauth login|token|status|logout ...`.
+    OAuth(crate::oauth::command::OAuthArgs),
 }
 
 /// The action of `postie queue`.
@@ -654,7 +656,7 @@ pub enum QueueAction {
 }
 
 /// The subcommands' names, in the order `--help` lists them.
-pub const SUBCOMMANDS: [&str; 4] = ["batch", "queue", "dkim", "check"];
+pub const SUBCOMMANDS: [&str; 5] = ["batch", "queue", "dkim", "check", "oauth"];
 
 /// Parse a whole `postie` argv (including argv[0]) into what it asks for.
 pub fn parse(argv: Vec<OsString>) -> Result<Invocation, clap::Error> {
@@ -685,6 +687,9 @@ pub fn parse(argv: Vec<OsString>) -> Result<Invocation, clap::Error> {
         Some(("dkim", m)) => Invocation::Dkim(crate::dkim::DkimArgs::from_arg_matches(m)?),
         Some(("check", m)) => {
             Invocation::Check(Box::new(crate::check::CheckArgs::from_arg_matches(m)?))
+        }
+        Some(("oauth", m)) => {
+            Invocation::OAuth(crate::oauth::command::OAuthArgs::from_arg_matches(m)?)
         }
         _ => Invocation::Send(Box::new(Args::from_arg_matches(&matches)?)),
     })
@@ -785,6 +790,7 @@ pub fn command() -> clap::Command {
         .subcommand(queue_command())
         .subcommand(crate::dkim::DkimArgs::command().name("dkim"))
         .subcommand(crate::check::CheckArgs::command().name("check"))
+        .subcommand(crate::oauth::command::OAuthArgs::command().name("oauth"))
 }
 
 #[cfg(test)]

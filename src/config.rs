@@ -109,7 +109,17 @@ pub struct Server {
 #[derive(Debug, Clone)]
 pub struct Credentials {
     pub user: String,
-    pub password: Secret,
+    pub secret: Login,
+}
+
+/// What AUTH proves the user with.
+#[derive(Debug, Clone)]
+pub enum Login {
+    /// A password (or a token from a password source), read before the run.
+    Password(Secret),
+    /// An account's OAuth tokens: the session asks for the access token when it
+    /// authenticates, and for a new one if the server refuses it.
+    OAuth(std::sync::Arc<crate::oauth::Tokens>),
 }
 
 /// Where the body of a composed message comes from.
@@ -634,8 +644,64 @@ impl Config {
             || probe.is_some()
             || quit_after.is_some_and(|m| m < Milestone::Auth);
         let source = password_source(&args, &account, env);
+        // An account with an oauth table gets its token from postie oauth, unless the
+        // command line names a password source (a token from elsewhere).
+        let flag_source = args.password_file.is_some() || args.password_command.is_some();
+        let oauth = match (&account.oauth, &user) {
+            (Some(o), Some(_)) if !auth_off && !flag_source => {
+                if let Some(m) = auth.filter(|m| !m.takes_token()) {
+                    return Err(Error::Config(format!(
+                        "account {}: an OAuth account authenticates with XOAUTH2 or \
+                         OAUTHBEARER, not {m}",
+                        o.account
+                    ))
+                    .into());
+                }
+                if account.password.is_some()
+                    || account.password_command.is_some()
+                    || account.password_file.is_some()
+                {
+                    return Err(Error::Config(format!(
+                        "account {}: both a password and an oauth table: remove one",
+                        o.account
+                    ))
+                    .into());
+                }
+                let dir =
+                    crate::oauth::store::dir(&*env.var, running_as_root(env)).ok_or_else(|| {
+                        Error::Config(format!(
+                            "no directory for OAuth tokens: set HOME, XDG_STATE_HOME or {}",
+                            crate::oauth::store::DIR_ENV
+                        ))
+                    })?;
+                Some(crate::oauth::Registration::new(&o.account, o, &dir)?)
+            }
+            (Some(o), None) if !auth_off => {
+                return Err(Error::Config(format!(
+                    "account {}: an OAuth account needs user = \"ADDRESS\" (the mailbox it \
+                     signs in as)",
+                    o.account
+                ))
+                .into())
+            }
+            _ => None,
+        };
         let (credentials, password_source) = match &user {
             Some(_) if auth_off => (None, None),
+            Some(user) if oauth.is_some() => {
+                let reg = oauth.expect("matched Some");
+                let described = format!(
+                    "(OAuth 2.0 token of account {} from {}, kept in {})",
+                    reg.account,
+                    reg.provider_name(),
+                    reg.store.path().display()
+                );
+                let credentials = (!no_login).then(|| Credentials {
+                    user: user.clone(),
+                    secret: Login::OAuth(std::sync::Arc::new(crate::oauth::Tokens::new(reg))),
+                });
+                (credentials, Some(described))
+            }
             Some(user) if no_login => (None, Some(source.describe(user))),
             Some(user) => {
                 let described = source.describe(user);
@@ -648,7 +714,7 @@ impl Config {
                 (
                     Some(Credentials {
                         user: user.clone(),
-                        password,
+                        secret: Login::Password(password),
                     }),
                     Some(described),
                 )
@@ -816,7 +882,7 @@ fn queue_settings(
 }
 
 /// Whether this process runs as root (the owner of /proc/self), else by $USER.
-fn running_as_root(env: &Environment) -> bool {
+pub fn running_as_root(env: &Environment) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
@@ -856,6 +922,23 @@ fn mta_sts(args: &Args, env: &Environment) -> Result<MtaSts> {
     })
 }
 
+/// An OAuth account's provider preset fills what the account leaves unset: the provider's
+/// SMTP submission server, and XOAUTH2 (both Microsoft and Google take it).
+fn oauth_presets(account: &mut Account) {
+    let Some(o) = &account.oauth else {
+        return;
+    };
+    if account.server.is_none() {
+        if let Some((host, port)) = crate::oauth::preset_server(o.provider) {
+            account.server = Some(host.to_string());
+            account.port.get_or_insert(port);
+        }
+    }
+    if account.auth.is_none() {
+        account.auth = Some(AuthSetting::Mechanism("XOAUTH2".into()));
+    }
+}
+
 /// The configuration file (from -C, or the first one found) and the chosen account with
 /// the file format's own defaults filled in.
 fn load_account(
@@ -883,6 +966,7 @@ fn load_account(
     let was_chosen = chosen.is_some();
     let mut account = chosen.unwrap_or_else(|| settings.defaults.clone());
     edit(&mut account);
+    oauth_presets(&mut account);
     if !was_chosen {
         // A file of accounts without a default does not mean "deliver to the MX hosts":
         // stop, unless the command line names the route (msmtp's --host included) or
@@ -1646,10 +1730,11 @@ mod tests {
             resolve(a, v)
                 .unwrap()
                 .credentials
+                .map(|c| match c.secret {
+                    Login::Password(p) => p.expose().to_string(),
+                    Login::OAuth(_) => panic!("not a password"),
+                })
                 .unwrap()
-                .password
-                .expose()
-                .to_string()
         };
         let base = ["--server", "h", "--user", "u", "x@y"];
         let with = |extra: &[&'static str]| -> Vec<&str> {

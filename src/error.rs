@@ -121,6 +121,12 @@ pub enum Error {
     Unavailable(String),
     /// Local I/O failed (reading stdin, writing output).
     Io(String),
+    /// Credentials refused outside SMTP: an OAuth provider no longer accepts the refresh
+    /// token (`invalid_grant`), or the user denied the login (EX_NOPERM).
+    NoPerm(String),
+    /// A service postie needs besides the mail server failed in a way that may pass: an
+    /// OAuth token endpoint unreachable or answering 5xx (EX_TEMPFAIL, retried later).
+    Temporary(String),
 }
 
 impl Error {
@@ -139,6 +145,8 @@ impl Error {
             Error::Protocol(_) => Exit::Protocol,
             Error::Unavailable(_) => Exit::Unavailable,
             Error::Io(_) => Exit::IoErr,
+            Error::NoPerm(_) => Exit::NoPerm,
+            Error::Temporary(_) => Exit::TempFail,
         }
     }
 }
@@ -210,7 +218,12 @@ pub fn classify(err: &anyhow::Error) -> Class {
                 || reply.enhanced.is_some_and(|e| e.class == 4 && e.subject == 5 && e.detail == 3)));
     let in_step = matches!(
         typed,
-        Error::Reply { .. } | Error::Unavailable(_) | Error::Data(_)
+        // A token the OAuth provider would not give: the mail server is still talking.
+        Error::Reply { .. }
+            | Error::Unavailable(_)
+            | Error::Data(_)
+            | Error::NoPerm(_)
+            | Error::Temporary(_)
     ) && !closing;
     let reconnect =
         closing || too_many || matches!(typed, Error::Lost { .. } | Error::Timeout { .. });
@@ -249,7 +262,9 @@ impl fmt::Display for Error {
             | Error::DnsTemporary(m)
             | Error::Protocol(m)
             | Error::Unavailable(m)
-            | Error::Io(m) => f.write_str(m),
+            | Error::Io(m)
+            | Error::NoPerm(m)
+            | Error::Temporary(m) => f.write_str(m),
             Error::NoInput { what, path, source } => {
                 write!(f, "cannot read {what} {}: {source}", path.display())
             }

@@ -29,6 +29,8 @@
 //! them through the engine (`postie queue run`). [`batch`] (`postie batch`) sends many
 //! messages over one engine session. [`probe`] (`--probe`) and [`check`] (`postie check`)
 //! report instead of sending. [`error`] maps every failure to one sysexits code.
+//! [`oauth`] (`postie oauth`) signs accounts in with OAuth 2.0 and gives the session the
+//! access token for XOAUTH2/OAUTHBEARER, refreshed; [`http`] is its HTTPS client.
 //! [`progress`] is the bar a big message shows on a terminal as it goes, which the
 //! [`engine`] puts on the message it hands to the session.
 #![forbid(unsafe_code)]
@@ -46,11 +48,13 @@ pub mod dns;
 pub mod engine;
 pub mod envelope;
 pub mod error;
+pub mod http;
 pub mod json;
 pub mod log;
 pub mod message;
 pub mod mta_sts;
 pub mod net;
+pub mod oauth;
 pub mod persona;
 pub mod probe;
 pub mod progress;

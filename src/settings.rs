@@ -68,6 +68,39 @@ fn mechanism(name: &str) -> Option<AuthSetting> {
         .then(|| AuthSetting::Mechanism(lower.to_ascii_uppercase()))
 }
 
+/// Which OAuth 2.0 authorization server an account's `[account.NAME.oauth]` table uses:
+/// a preset's endpoints, scopes and SMTP server, or none (`custom`: every URL given).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuthProvider {
+    Microsoft,
+    Google,
+    Custom,
+}
+
+/// An account's `[account.NAME.oauth]` table (TOML only), as written: the oauth module
+/// fills in the provider's presets and checks that what a flow needs is there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OAuthSettings {
+    /// The account the table belongs to (`defaults` for `[defaults.oauth]` used alone):
+    /// it names the token file.
+    pub account: String,
+    pub provider: OAuthProvider,
+    pub client_id: Option<String>,
+    /// Where the provider requires one; a literal secret makes the file private (0600).
+    pub client_secret: Option<Secret>,
+    /// Microsoft's directory (tenant) id or `common`, `organizations`, `consumers`.
+    pub tenant: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub auth_url: Option<String>,
+    pub token_url: Option<String>,
+    pub device_url: Option<String>,
+    /// Extra trust for the token endpoints (a private identity provider, tests).
+    pub ca_file: Option<PathBuf>,
+    /// Shell commands the token file is piped through when written and read (encryption).
+    pub token_command_store: Option<String>,
+    pub token_command_load: Option<String>,
+}
+
 /// One account's settings; every field optional (unset = not configured here).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Account {
@@ -110,6 +143,8 @@ pub struct Account {
     pub queue: Option<bool>,
     pub queue_dir: Option<PathBuf>,
     pub queue_max_age: Option<u64>,
+    /// postie only (TOML `[account.NAME.oauth]`): get and refresh the AUTH token itself.
+    pub oauth: Option<OAuthSettings>,
 }
 
 impl Account {
@@ -145,6 +180,7 @@ impl Account {
             queue: self.queue.or(f.queue),
             queue_dir: self.queue_dir.or(f.queue_dir),
             queue_max_age: self.queue_max_age.or(f.queue_max_age),
+            oauth: self.oauth.or(f.oauth),
         }
     }
 }

@@ -376,6 +376,8 @@ fn duplicate(err: &anyhow::Error) -> anyhow::Error {
         Some(Error::Protocol(m)) => Error::Protocol(m.clone()),
         Some(Error::Unavailable(m)) => Error::Unavailable(m.clone()),
         Some(Error::Io(m)) => Error::Io(m.clone()),
+        Some(Error::NoPerm(m)) => Error::NoPerm(m.clone()),
+        Some(Error::Temporary(m)) => Error::Temporary(m.clone()),
         None => return anyhow::anyhow!("{err:#}"),
     };
     let text = format!("{err:#}");

@@ -104,6 +104,8 @@ impl Layer {
             queue: None,
             queue_dir: None,
             queue_max_age: None,
+            // OAuth needs postie's TOML file (msmtp users have passwordeval).
+            oauth: None,
         }
     }
 }

@@ -12,7 +12,10 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::AUTH_MECHANISMS;
-use super::{line_at, mechanism, Account, AuthSetting, Ctx, Parsed, Settings, Syntax, TlsSetting};
+use super::{
+    line_at, mechanism, Account, AuthSetting, Ctx, OAuthProvider, OAuthSettings, Parsed, Settings,
+    Syntax, TlsSetting,
+};
 use crate::secret::Secret;
 
 type TomlTable = BTreeMap<Spanned<String>, Spanned<toml::Value>>;
@@ -56,7 +59,12 @@ pub(super) fn parse(path: &Path, text: &str, ctx: &Ctx) -> Result<Parsed> {
         for (key, value) in table {
             let l = line(key.span().start);
             let name = key.get_ref().as_str();
-            if name == "password" {
+            let secret_table = name == "oauth"
+                && value
+                    .get_ref()
+                    .as_table()
+                    .is_some_and(|t| t.contains_key("client_secret"));
+            if name == "password" || secret_table {
                 password_line.get_or_insert(l);
             }
             if !setting(&mut acc, name, value.get_ref(), l, ctx)? {
@@ -66,15 +74,23 @@ pub(super) fn parse(path: &Path, text: &str, ctx: &Ctx) -> Result<Parsed> {
         Ok(acc)
     };
 
-    let defaults = match &file.defaults {
+    let mut defaults = match &file.defaults {
         Some(t) => read("defaults.", t.get_ref())?,
         None => Account::default(),
     };
+    if let Some(o) = &mut defaults.oauth {
+        o.account = "defaults".into();
+    }
     let mut listed = Vec::new();
     if let Some(accounts) = &file.account {
         for (name, table) in accounts.get_ref() {
             let acc = read(&format!("account.{}.", name.get_ref()), table.get_ref())?;
-            listed.push((name.span().start, name.get_ref().clone(), acc.or(&defaults)));
+            let mut acc = acc.or(&defaults);
+            if let Some(o) = &mut acc.oauth {
+                // Inherited or its own, the table's tokens are this account's.
+                o.account = name.get_ref().clone();
+            }
+            listed.push((name.span().start, name.get_ref().clone(), acc));
         }
     }
     listed.sort_by_key(|(start, _, _)| *start);
@@ -264,9 +280,104 @@ fn setting(
                 .ok_or_else(|| expected("seconds, or a number with s, m, h or d"))?,
             );
         }
+        "oauth" => acc.oauth = Some(oauth_table(value, line, ctx)?),
         _ => return Ok(false),
     }
     Ok(true)
+}
+
+/// The keys of an `[account.NAME.oauth]` table.
+const OAUTH_KEYS: &[&str] = &[
+    "provider",
+    "client_id",
+    "client_secret",
+    "tenant",
+    "scopes",
+    "auth_url",
+    "token_url",
+    "device_url",
+    "ca_file",
+    "token_command_store",
+    "token_command_load",
+];
+
+/// An `[account.NAME.oauth]` table. Unlike the account's own keys, an unknown key here is
+/// an error: a misspelt endpoint or client id would otherwise send the login elsewhere.
+/// Errors carry the table's line (nested keys have no position of their own).
+fn oauth_table(value: &toml::Value, line: usize, ctx: &Ctx) -> Result<OAuthSettings> {
+    let table = value
+        .as_table()
+        .ok_or_else(|| ctx.err(line, "oauth: expected a table ([account.NAME.oauth])"))?;
+    let string = |key: &str| -> Result<Option<String>> {
+        match table.get(key) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) if s.is_empty() => {
+                Err(ctx.err(line, format!("oauth.{key}: is empty")))
+            }
+            Some(toml::Value::String(s)) if s.chars().any(char::is_control) => {
+                Err(ctx.err(line, format!("oauth.{key}: contains a control character")))
+            }
+            Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(ctx.err(line, format!("oauth.{key}: expected a string"))),
+        }
+    };
+    if let Some(key) = table.keys().find(|k| !OAUTH_KEYS.contains(&k.as_str())) {
+        return Err(ctx.err(
+            line,
+            format!(
+                "oauth.{key}: unknown key (known: {})",
+                OAUTH_KEYS.join(", ")
+            ),
+        ));
+    }
+    let provider = match string("provider")?.as_deref().map(str::to_ascii_lowercase) {
+        Some(p) if p == "microsoft" => OAuthProvider::Microsoft,
+        Some(p) if p == "google" => OAuthProvider::Google,
+        Some(p) if p == "custom" => OAuthProvider::Custom,
+        Some(p) => {
+            return Err(ctx.err(
+                line,
+                format!("oauth.provider: unknown provider {p:?} (microsoft, google or custom)"),
+            ))
+        }
+        None => {
+            return Err(ctx.err(
+                line,
+                "oauth.provider: missing (microsoft, google or custom)",
+            ))
+        }
+    };
+    let scopes = match table.get("scopes") {
+        None => None,
+        Some(toml::Value::Array(items)) => Some(
+            items
+                .iter()
+                .map(|i| match i.as_str() {
+                    Some(s) if !s.is_empty() && !s.chars().any(|c| c.is_whitespace()) => {
+                        Ok(s.to_string())
+                    }
+                    _ => Err(ctx.err(line, "oauth.scopes: expected a list of scope names")),
+                })
+                .collect::<Result<Vec<_>>>()?,
+        ),
+        Some(_) => return Err(ctx.err(line, "oauth.scopes: expected a list of scope names")),
+    };
+    Ok(OAuthSettings {
+        account: String::new(),
+        provider,
+        client_id: string("client_id")?,
+        client_secret: string("client_secret")?.map(Secret::new),
+        tenant: string("tenant")?,
+        scopes,
+        auth_url: string("auth_url")?,
+        token_url: string("token_url")?,
+        device_url: string("device_url")?,
+        ca_file: string("ca_file")?
+            .map(|s| ctx.path(line, "oauth.ca_file", &s))
+            .transpose()?,
+        token_command_store: string("token_command_store")?,
+        token_command_load: string("token_command_load")?,
+    })
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod logging;
 mod msmtp;
 mod mta_sts;
 mod mx;
+mod oauth;
 mod pipelining;
 mod postfix;
 mod probe;

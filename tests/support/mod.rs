@@ -5,6 +5,7 @@
 pub mod certs;
 pub mod dns_server;
 pub mod fake_server;
+pub mod idp;
 pub mod mta;
 pub mod run;
 
@@ -31,6 +32,8 @@ pub fn postie() -> Command {
         // Tests run as root in CI, whose default queue is /var/spool/postie: never the
         // machine's queue either.
         .env("POSTIE_QUEUE_DIR", "/nonexistent/postie-test-queue")
+        // Nor the machine's OAuth tokens.
+        .env("POSTIE_OAUTH_DIR", "/nonexistent/postie-test-oauth")
         .env_remove("XDG_CONFIG_HOME")
         .env_remove("POSTIE_PASSWORD")
         .env_remove("POSTIE_RESOLVER")

@@ -36,7 +36,7 @@ use std::ops::ControlFlow;
 
 use anyhow::Result;
 
-use crate::config::{Config, Protocol, Security};
+use crate::config::{Config, Login, Protocol, Security};
 use crate::envelope::Envelope;
 use crate::error::Error;
 use crate::message::Message;
@@ -459,10 +459,7 @@ impl Session {
 
 /// A reply-shaped error: the server answered, so the connection is still in step.
 fn is_polite(err: &anyhow::Error) -> bool {
-    matches!(
-        err.downcast_ref::<Error>(),
-        Some(Error::Reply { .. } | Error::Unavailable(_) | Error::Data(_))
-    )
+    crate::error::classify(err).in_step
 }
 
 /// The report of a dialogue that stopped before RCPT: no recipients, no final reply.
@@ -733,7 +730,47 @@ fn authenticate(conn: &mut Connection, cfg: &Config, caps: &Capabilities) -> Res
         // A unix domain socket: the local host, no port.
         (None, None) => ("localhost".to_string(), 0),
     };
-    let mut exchange = Exchange::new(mech, &creds.user, &creds.password, &host, port);
+    match &creds.secret {
+        Login::Password(password) => auth_exchange(conn, mech, &creds.user, password, &host, port),
+        Login::OAuth(tokens) => {
+            let token = tokens.access()?;
+            match auth_exchange(conn, mech, &creds.user, &token, &host, port) {
+                // Refused (an expired or revoked token, whatever its expiry said): once
+                // more with a new token, then the server's answer stands.
+                Err(e) if refused_auth(&e) => {
+                    let renewed = tokens.renew(&token)?;
+                    auth_exchange(conn, mech, &creds.user, &renewed, &host, port)
+                }
+                other => other,
+            }
+        }
+    }
+}
+
+/// The server answered AUTH with a negative reply and is still talking.
+fn refused_auth(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<Error>(),
+            Some(Error::Reply {
+                phase: Phase::Auth,
+                reply,
+                ..
+            }) if reply.code.as_u16() != 421
+        )
+    })
+}
+
+/// One AUTH exchange with `secret`, to its 235 or its refusal.
+fn auth_exchange(
+    conn: &mut Connection,
+    mech: auth::Mechanism,
+    user: &str,
+    secret: &crate::secret::Secret,
+    host: &str,
+    port: u16,
+) -> Result<()> {
+    let mut exchange = Exchange::new(mech, user, secret, host, port);
     let cmd = auth_command(
         mech.name(),
         exchange.initial_response().map_err(Error::from)?,
