@@ -243,7 +243,7 @@ pub fn run(
             cfg.resolver,
             cfg.mta_sts.url_base.clone(),
             cfg.mta_sts.cache_dir.clone(),
-            verified_tls.clone(),
+            cfg.tls_ca.clone(),
             cfg.timeouts.for_phase(Phase::Connect),
         )?)
     } else {
