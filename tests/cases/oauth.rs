@@ -871,3 +871,190 @@ fn msmtp_uses_postie_as_its_token_manager() {
 fn expect_prefix_ehlo() -> Step {
     crate::support::fake_server::expect_prefix("EHLO ")
 }
+
+// ---------------------------------------------------------------------------------------
+// Every mode that authenticates
+// ---------------------------------------------------------------------------------------
+
+/// The SMTP script of one authenticated connection carrying `messages` transactions from
+/// [`USER`] to [`TO`], AUTH XOAUTH2 with `token`.
+fn authenticated(token: &str, messages: usize) -> Vec<Step> {
+    let mut script = prelude();
+    script.push(expect(format!("AUTH XOAUTH2 {}", xoauth2(token))));
+    script.push(send("235 2.7.0 ok\r\n"));
+    for i in 0..messages {
+        if i > 0 {
+            script.push(expect("RSET"));
+            script.push(send("250 2.0.0 Ok\r\n"));
+        }
+        script.extend(envelope(USER, &[TO]));
+        script.extend(data("250 2.0.0 Ok: queued\r\n"));
+    }
+    script.extend(quit());
+    script
+}
+
+/// A system configuration directory holding `postie.toml` = the setup's file with
+/// `server` replaced, and a bin/ with the persona symlinks.
+fn system_install(setup: &Setup, server: &str) -> (PathBuf, PathBuf) {
+    let etc = setup.dir.path().join("etc");
+    let bin = setup.dir.path().join("bin");
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::create_dir_all(&bin).unwrap();
+    let text = std::fs::read_to_string(&setup.config).unwrap();
+    let text = text
+        .lines()
+        .filter(|l| !l.starts_with("server = ") && !l.starts_with("port = "))
+        .map(|l| {
+            if l == "[account.work]" {
+                format!("{l}\nserver = {server}\ntls_ca = \"{}\"", ca())
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(etc.join("postie.toml"), text).unwrap();
+    for name in ["sendmail", "mail"] {
+        let link = bin.join(name);
+        if !link.exists() {
+            std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_postie"), link).unwrap();
+        }
+    }
+    (etc, bin)
+}
+
+/// `program` (postie or a persona from `bin`) with the system configuration in `etc`.
+fn installed(setup: &Setup, etc: &Path, program: PathBuf, args: &[&str]) -> Command {
+    let base = postie();
+    let mut cmd = Command::new(program);
+    for (k, v) in base.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.env("POSTIE_SYSCONFDIR", etc)
+        .env("POSTIE_OAUTH_DIR", setup.tokens_dir())
+        .args(args)
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// The account's token reaches AUTH whichever way the message goes: the sendmail and mailx
+/// personas, `postie batch` (one AUTH for two messages), the fallback list (the first
+/// server refuses the connection), a queue flush of a queued message, and sendmail -bs.
+#[test]
+fn every_mode_authenticates_with_the_kept_token() {
+    let idp = Idp::start(|_| error("invalid_request", "no request expected"));
+    let setup = Setup::new(&idp, None, "");
+    setup.seed("AT-modes", Some("RT-modes"), 3600);
+    let message = format!("From: {USER}\r\nTo: {TO}\r\nSubject: modes\r\n\r\nHello\r\n");
+
+    // Each case: what runs, its stdin, how many messages the server takes.
+    let outbox = setup.dir.path().join("outbox");
+    std::fs::create_dir_all(&outbox).unwrap();
+    for i in 1..=2 {
+        std::fs::write(outbox.join(format!("m{i}.eml")), &message).unwrap();
+    }
+    let bs_input = format!(
+        "EHLO client.example.test\r\nMAIL FROM:<{USER}>\r\nRCPT TO:<{TO}>\r\nDATA\r\n{message}.\r\nQUIT\r\n"
+    );
+    let postie_bin = PathBuf::from(env!("CARGO_BIN_EXE_postie"));
+    type Case<'a> = (&'a str, Vec<String>, Option<String>, usize);
+    let outbox_arg = outbox.to_str().unwrap().to_string();
+    let cases: Vec<Case> = vec![
+        ("sendmail -t", vec!["-t".into()], Some(message.clone()), 1),
+        (
+            "mail -s",
+            vec!["-s".into(), "modes".into(), TO.into()],
+            Some("Hello\n".into()),
+            1,
+        ),
+        ("postie batch", vec!["batch".into(), outbox_arg], None, 2),
+        ("sendmail -bs", vec!["-bs".into()], Some(bs_input), 1),
+    ];
+    for (what, args, stdin, messages) in cases {
+        let server = FakeServer::start(authenticated("AT-modes", messages));
+        let (etc, bin) = system_install(&setup, &format!("\"{}\"", server.addr()));
+        let program = match what.split(' ').next() {
+            Some("postie") => postie_bin.clone(),
+            Some(name) => bin.join(name),
+            None => unreachable!(),
+        };
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run(
+            installed(&setup, &etc, program, &args),
+            stdin.as_deref().map(str::as_bytes),
+            LIMIT,
+        );
+        server.finish_with(&format!("{what}\n{out}"));
+        out.assert_code(0, what);
+    }
+
+    // The fallback list: the first server refuses the connection, the second takes AUTH.
+    let server = FakeServer::start(authenticated("AT-modes", 1));
+    let (etc, _) = system_install(&setup, &format!("[\"127.0.0.1:1\", \"{}\"]", server.addr()));
+    let out = run(
+        installed(&setup, &etc, postie_bin.clone(), &send_args()),
+        None,
+        LIMIT,
+    );
+    server.finish_with(&out.to_string());
+    out.assert_code(0, "fallback list");
+
+    // A queue run: queued while no server answers, delivered by `postie queue run`.
+    let queue = setup.dir.path().join("queue");
+    let (etc, _) = system_install(&setup, "\"127.0.0.1:1\"");
+    let mut args = vec!["--queue", "--queue-dir", queue.to_str().unwrap()];
+    args.extend(send_args());
+    let out = run(
+        installed(&setup, &etc, postie_bin.clone(), &args),
+        None,
+        LIMIT,
+    );
+    out.assert_code(0, "queued");
+    let server = FakeServer::start(authenticated("AT-modes", 1));
+    let (etc, _) = system_install(&setup, &format!("\"{}\"", server.addr()));
+    let out = run(
+        installed(
+            &setup,
+            &etc,
+            postie_bin,
+            &["queue", "flush", "--queue-dir", queue.to_str().unwrap()],
+        ),
+        None,
+        LIMIT,
+    );
+    server.finish_with(&out.to_string());
+    out.assert_code(0, "queue flush");
+    assert!(idp.requests().is_empty(), "{:?}", idp.requests());
+}
+
+/// A token endpoint whose certificate the account does not trust: 69 with the reason in
+/// words, and the kept token left alone.
+#[test]
+fn an_untrusted_token_endpoint_is_refused() {
+    let idp = Idp::start(|_| tokens("AT-never", None, 3600));
+    let setup = Setup::new(&idp, None, "");
+    let text = std::fs::read_to_string(&setup.config).unwrap().replace(
+        &format!("ca_file = \"{}\"", ca()),
+        &format!(
+            "ca_file = \"{}\"",
+            crate::support::certs::other_ca_pem().display()
+        ),
+    );
+    std::fs::write(&setup.config, text).unwrap();
+    setup.seed("AT-old", Some("RT-1"), -10);
+    let out = run(setup.oauth(&["token", "work"]), None, LIMIT);
+    out.assert_code(69, "untrusted");
+    assert!(
+        out.stderr.starts_with(&format!(
+            "postie oauth: the token endpoint {}: TLS certificate of 127.0.0.1 rejected: ",
+            idp.url("/token")
+        )),
+        "{out}"
+    );
+    assert!(idp.requests().is_empty());
+    assert_eq!(setup.kept()["access_token"], "AT-old");
+}

@@ -11,7 +11,9 @@
 //! [`Session`] is only ever opened through to MAIL. A reply decides what happens by its
 //! severity, never by comparing text. AUTH is driven generically: [`auth::Exchange`] says
 //! what to send for each 334 and judges the 235 (SCRAM's server signature); this module
-//! only moves the lines. The mail transaction itself (MAIL .. end of data) is
+//! only moves the lines. With an OAuth account ([`Login::OAuth`]) the access token comes
+//! from [`crate::oauth::Tokens`] at AUTH time, and a refused AUTH is tried once more with
+//! a renewed token; how the token is got is the oauth module's. The mail transaction itself (MAIL .. end of data) is
 //! `transaction`'s, the message bytes `data`'s, the `--probe` dialogue `explore`'s.
 //!
 //! Opportunistic STARTTLS (direct MX delivery, RFC 7435): STARTTLS is used when the server
