@@ -26,6 +26,7 @@ use crate::net::timeout::Milestone;
 use crate::persona::sendmail::{self, Mode, SendmailArgs};
 use crate::persona::smtp_server::{self, Incoming, Verdict};
 use crate::persona::{self, mailx, msmtp, Persona};
+use crate::probe::json::ProbeJson;
 use crate::queue::{self, Sorted};
 use crate::report::Report;
 use crate::smtp::session::Rehearsal;
@@ -56,6 +57,7 @@ fn run_postie(argv: Vec<OsString>) -> ExitCode {
     use crate::cli::Invocation;
     let json = json::requested(&argv);
     let batch = argv.get(1).is_some_and(|a| a == "batch");
+    let probe = crate::probe::json::requested(&argv);
     let (program, outcome) = match crate::cli::parse(argv) {
         Ok(Invocation::Send(args)) => ("postie", run_as(*args, Persona::Postie)),
         Ok(Invocation::Batch(args)) => ("postie", run_batch(*args)),
@@ -71,6 +73,8 @@ fn run_postie(argv: Vec<OsString>) -> ExitCode {
                 let usage = Error::Usage(clap_summary(&clap_err)).into();
                 if batch {
                     crate::batch::Printer::setup_failure(true, &usage);
+                } else if probe {
+                    ProbeJson::default().finish(&Err(usage)).print();
                 } else {
                     json::print(&JsonResult::new(&Facts::default(), &Err(usage)));
                 }
@@ -130,25 +134,36 @@ fn run_as(args: Args, persona: Persona) -> Result<Exit> {
         return run_batch(args);
     }
     let json = args.json;
+    // --probe --json has its own document (schema/postie-probe.schema.json), also when
+    // the run fails before probing anything.
+    let mut probed = (json && args.probe).then(ProbeJson::default);
     let mut facts = Facts::default();
     let outcome = Config::resolve(args, &Environment::real())
-        .and_then(|cfg| dispatch(&cfg, persona.program(), &mut facts));
-    if json {
-        json::print(&JsonResult::new(&facts, &outcome));
+        .and_then(|cfg| dispatch(&cfg, persona.program(), &mut facts, probed.as_mut()));
+    match probed {
+        Some(doc) => doc.finish(&outcome).print(),
+        None if json => json::print(&JsonResult::new(&facts, &outcome)),
+        None => {}
     }
     outcome
 }
 
 /// One message's run, by mode. `program` starts each stderr line (`postie`, `sendmail`,
-/// `mail`); `facts` collects what --json reports, as far as the run gets.
-fn dispatch(cfg: &Config, program: &str, facts: &mut Facts) -> Result<Exit> {
+/// `mail`); `facts` collects what --json reports, as far as the run gets, and `probed`
+/// what --probe --json does.
+fn dispatch(
+    cfg: &Config,
+    program: &str,
+    facts: &mut Facts,
+    probed: Option<&mut ProbeJson>,
+) -> Result<Exit> {
     facts.note_config(cfg);
     if cfg.mode != RunMode::ShowConfig && !cfg.tls_verify {
         eprintln!("{program}: warning: TLS certificates are NOT verified (--tls-no-verify)");
     }
     match &cfg.mode {
         RunMode::ShowConfig => show_config(cfg),
-        RunMode::Probe(probe) => crate::probe::run(cfg, probe),
+        RunMode::Probe(probe) => crate::probe::run(cfg, probe, probed),
         RunMode::Rehearse(stop) if *stop < Milestone::Data => rehearse(cfg, *stop, program, facts),
         RunMode::Batch(_) => batch(cfg, cfg.verbosity, false),
         RunMode::Send | RunMode::DryRun | RunMode::Rehearse(_) => send(cfg, program, facts),
@@ -481,7 +496,7 @@ fn run_msmtp(ma: msmtp::MsmtpArgs) -> Result<Exit> {
     let mut facts = Facts::default();
     match cfg.mode {
         RunMode::Send => send_input(&cfg, program, &mut facts, input),
-        _ => dispatch(&cfg, program, &mut facts),
+        _ => dispatch(&cfg, program, &mut facts, None),
     }
 }
 

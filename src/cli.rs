@@ -485,7 +485,8 @@ pub struct Args {
     /// untrusted, not valid for the name or expiring within 30 days, TLS 1.0/1.1, no
     /// STARTTLS (on port 25 and 587 even with --tls none). When the certificate fails
     /// verification, postie says why and connects once more without verification to show
-    /// it. Exits 0 when the probe completed, whatever the warnings.
+    /// it. Exits 0 when the probe completed, whatever the warnings. With --json, the same
+    /// findings are one JSON object on stdout instead (schema/postie-probe.schema.json).
     #[arg(long, conflicts_with = "dry_run", help_heading = "Debugging")]
     pub probe: bool,
 
@@ -548,11 +549,14 @@ pub struct Args {
     /// The object names the route, the connection attempts, TLS (version, cipher,
     /// certificate), the AUTH mechanism, the envelope, each recipient's outcome, the final
     /// reply and the queue id in it, timings per phase, the exit code and the error. Its
-    /// fields are documented by the JSON Schema schema/postie-result.schema.json. Error
-    /// lines still go to stderr. Never a secret.
+    /// fields are documented by the JSON Schema schema/postie-result.schema.json. With
+    /// --probe, the object is the probe's findings instead: per host the greeting, the
+    /// extensions before and inside TLS, the TLS session and certificate, the warnings and
+    /// its exit code, and for --mx each domain's MX hosts
+    /// (schema/postie-probe.schema.json). Error lines still go to stderr. Never a secret.
     #[arg(
         long,
-        conflicts_with_all = ["dry_run", "show_config", "probe"],
+        conflicts_with_all = ["dry_run", "show_config"],
         help_heading = "Output"
     )]
     pub json: bool,

@@ -18,7 +18,9 @@ use std::time::Duration;
 use crate::net::timeout::Phase;
 use crate::smtp::reply::{Reply, Severity};
 
-/// sysexits.h codes postie exits with.
+/// sysexits.h codes postie exits with: every one of them, and no other (EX_OSERR, 71, is
+/// never returned). The exit-code table in README.md and the man page's EXIT STATUS list
+/// these, and `tests/cases/docs.rs` checks that they agree with [`Exit::ALL`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Exit {
     #[default]
@@ -30,7 +32,6 @@ pub enum Exit {
     NoHost = 68,
     Unavailable = 69,
     Software = 70,
-    OsErr = 71,
     IoErr = 74,
     TempFail = 75,
     Protocol = 76,
@@ -39,6 +40,23 @@ pub enum Exit {
 }
 
 impl Exit {
+    /// Every code, in numeric order (a unit test keeps it complete).
+    pub const ALL: [Exit; 13] = [
+        Exit::Ok,
+        Exit::Usage,
+        Exit::DataErr,
+        Exit::NoInput,
+        Exit::NoUser,
+        Exit::NoHost,
+        Exit::Unavailable,
+        Exit::Software,
+        Exit::IoErr,
+        Exit::TempFail,
+        Exit::Protocol,
+        Exit::NoPerm,
+        Exit::Config,
+    ];
+
     pub fn code(self) -> u8 {
         self as u8
     }
@@ -54,7 +72,6 @@ impl Exit {
             Exit::NoHost => "EX_NOHOST",
             Exit::Unavailable => "EX_UNAVAILABLE",
             Exit::Software => "EX_SOFTWARE",
-            Exit::OsErr => "EX_OSERR",
             Exit::IoErr => "EX_IOERR",
             Exit::TempFail => "EX_TEMPFAIL",
             Exit::Protocol => "EX_PROTOCOL",
@@ -312,6 +329,32 @@ mod tests {
 
     fn reply(text: &str) -> Reply {
         parse(text.as_bytes()).unwrap().unwrap().0
+    }
+
+    /// `Exit::ALL` names every variant once, in numeric order: adding a variant breaks
+    /// the exhaustive match below until it is in `ALL` (and so in the documented table).
+    #[test]
+    fn all_lists_every_code_once_in_order() {
+        let index = |e: Exit| match e {
+            Exit::Ok => 0,
+            Exit::Usage => 1,
+            Exit::DataErr => 2,
+            Exit::NoInput => 3,
+            Exit::NoUser => 4,
+            Exit::NoHost => 5,
+            Exit::Unavailable => 6,
+            Exit::Software => 7,
+            Exit::IoErr => 8,
+            Exit::TempFail => 9,
+            Exit::Protocol => 10,
+            Exit::NoPerm => 11,
+            Exit::Config => 12,
+        };
+        for (i, e) in Exit::ALL.into_iter().enumerate() {
+            assert_eq!(index(e), i, "{e:?}");
+        }
+        assert!(Exit::ALL.windows(2).all(|w| w[0].code() < w[1].code()));
+        assert!(Exit::ALL.iter().all(|e| e.name().starts_with("EX_")));
     }
 
     #[test]

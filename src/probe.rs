@@ -22,6 +22,8 @@
 //! warnings; the failure's own code when a host could not be reached, did not greet, or
 //! broke the connection (the part of the report learned until then is still printed).
 
+pub mod json;
+
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -164,8 +166,58 @@ impl Findings {
     }
 }
 
-/// `--probe`: probe the server, or every MX host of the domain, and print the reports.
-pub fn run(cfg: &Config, probe: &Probe) -> Result<Exit> {
+/// Where the findings go: the text report on stdout, host by host as each probe ends, or
+/// (`--json`) into the one document printed when the run is over.
+enum Out<'a> {
+    Text,
+    Json(&'a mut json::ProbeJson),
+}
+
+impl Out<'_> {
+    /// The text report's line naming a domain's MX hosts, or the document's domain entry.
+    fn mx_hosts(&mut self, domain: &str, hosts: &Result<Vec<(u16, String)>>) -> Result<()> {
+        match (self, hosts) {
+            (Out::Json(doc), Ok(hosts)) => doc.domain(domain, Ok(hosts.as_slice())),
+            (Out::Json(doc), Err(e)) => doc.domain(domain, Err(format!("{e:#}"))),
+            (Out::Text, Ok(hosts)) => {
+                let listed: Vec<String> = hosts.iter().map(|(p, h)| format!("{p} {h}")).collect();
+                print(&format!(
+                    "MX hosts of {}: {}\n",
+                    printable(domain),
+                    printable(&listed.join(", "))
+                ))?;
+            }
+            (Out::Text, Err(_)) => {}
+        }
+        Ok(())
+    }
+
+    /// One host's report. `before` goes ahead of a text report (a blank line between two).
+    fn host(
+        &mut self,
+        f: &Findings,
+        result: &Result<()>,
+        domain: Option<&str>,
+        before: &str,
+    ) -> Result<()> {
+        match self {
+            Out::Json(doc) => {
+                doc.host(f, result, domain);
+                Ok(())
+            }
+            Out::Text => print(&format!("{before}{}", render(f))),
+        }
+    }
+}
+
+/// `--probe`: probe the server, or every MX host of the domain, and print the reports;
+/// with `doc` (`--probe --json`), collect them there instead and print nothing on stdout
+/// (the caller finishes and prints the document, whatever the outcome).
+pub fn run(cfg: &Config, probe: &Probe, doc: Option<&mut json::ProbeJson>) -> Result<Exit> {
+    let mut out = match doc {
+        Some(doc) => Out::Json(doc),
+        None => Out::Text,
+    };
     let tls = Tls::new(cfg.tls_ca.as_deref(), cfg.tls_verify)?;
     // For the second look after a failed verification.
     let unverified = Tls::new(cfg.tls_ca.as_deref(), false)?;
@@ -177,10 +229,10 @@ pub fn run(cfg: &Config, probe: &Probe) -> Result<Exit> {
         Probe::Mx { domains, port } => {
             let mut exit = Exit::Ok;
             for (i, domain) in domains.iter().enumerate() {
-                if i > 0 {
+                if i > 0 && matches!(out, Out::Text) {
                     print("\n")?;
                 }
-                let outcome = match probe_mx(cfg, &tls, domain, *port) {
+                let outcome = match probe_mx(cfg, &tls, domain, *port, &mut out) {
                     Ok(e) => e,
                     // One domain's DNS failure does not hide the others' reports.
                     Err(e) if domains.len() > 1 => {
@@ -206,8 +258,10 @@ pub fn run(cfg: &Config, probe: &Probe) -> Result<Exit> {
                 preference: None,
             };
             let (findings, result) = probe_one(cfg, &tls, target);
-            if findings.learned_anything() {
-                print(&render(&findings))?;
+            // A text report only when there is something to tell beyond the error line;
+            // the document always has the host, with what it learned and why it stopped.
+            if findings.learned_anything() || matches!(out, Out::Json(_)) {
+                out.host(&findings, &result, None, "")?;
             }
             result.map(|()| Exit::Ok)
         }
@@ -215,14 +269,16 @@ pub fn run(cfg: &Config, probe: &Probe) -> Result<Exit> {
 }
 
 /// Every MX host of `domain`, one report each; the exit code is the most urgent one.
-fn probe_mx(cfg: &Config, tls: &Looks<'_>, domain: &str, port: u16) -> Result<Exit> {
-    let hosts = crate::dns::mx_hosts(domain, cfg.resolver)?;
-    let listed: Vec<String> = hosts.iter().map(|(p, h)| format!("{p} {h}")).collect();
-    print(&format!(
-        "MX hosts of {}: {}\n",
-        printable(domain),
-        printable(&listed.join(", "))
-    ))?;
+fn probe_mx(
+    cfg: &Config,
+    tls: &Looks<'_>,
+    domain: &str,
+    port: u16,
+    out: &mut Out<'_>,
+) -> Result<Exit> {
+    let hosts = crate::dns::mx_hosts(domain, cfg.resolver);
+    out.mx_hosts(domain, &hosts)?;
+    let hosts = hosts?;
     let mut exit = Exit::Ok;
     for (preference, host) in hosts {
         let target = Target {
@@ -231,7 +287,7 @@ fn probe_mx(cfg: &Config, tls: &Looks<'_>, domain: &str, port: u16) -> Result<Ex
             preference: Some(preference),
         };
         let (findings, result) = probe_one(cfg, tls, target);
-        print(&format!("\n{}", render(&findings)))?;
+        out.host(&findings, &result, Some(domain), "\n")?;
         if let Err(e) = result {
             let host = &findings.target.host;
             let msg = format!("{e:#}");

@@ -304,7 +304,7 @@ pub fn candidates(env: &dyn Fn(&str) -> Option<String>) -> Vec<PathBuf> {
     candidates_in(env, Path::new("/etc"))
 }
 
-/// The first of [`candidates`] that exists.
+/// The first of [`candidates`] that exists and sets something (see [`find_in`]).
 pub fn find(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
     find_in(env, Path::new("/etc"))
 }
@@ -332,9 +332,25 @@ pub fn candidates_in(env: &dyn Fn(&str) -> Option<String>, etc: &Path) -> Vec<Pa
     list
 }
 
-/// [`find`] with another directory in place of `/etc`.
+/// [`find`] with another directory in place of `/etc`. A file with nothing but blank
+/// lines and `#` comments sets nothing, so it is passed over: the commented example
+/// /etc/postie.toml that the postie-mta package installs leaves ~/.msmtprc and
+/// /etc/msmtprc in charge until the admin sets something in it. A file that cannot be
+/// read is not passed over: [`load`] reports it.
 pub fn find_in(env: &dyn Fn(&str) -> Option<String>, etc: &Path) -> Option<PathBuf> {
-    candidates_in(env, etc).into_iter().find(|p| p.is_file())
+    candidates_in(env, etc)
+        .into_iter()
+        .find(|p| p.is_file() && !sets_nothing(p))
+}
+
+/// Whether the file reads as nothing but blank lines and `#` comments (both syntaxes,
+/// TOML and msmtprc, comment with `#`). Not readable, or not UTF-8: false.
+fn sets_nothing(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|text| {
+        text.lines()
+            .map(str::trim_start)
+            .all(|l| l.is_empty() || l.starts_with('#'))
+    })
 }
 
 /// Load one file, detecting its syntax. Prints a warning per unsupported key on stderr
@@ -945,9 +961,17 @@ password_command = "pass show mail"
         ];
         assert_eq!(find_in(&env, &etc), None);
         for p in &order {
-            std::fs::write(p, "").unwrap();
+            std::fs::write(p, "set\n").unwrap();
             assert_eq!(find_in(&env, &etc).as_ref(), Some(p));
         }
+        // A file of comments only sets nothing and is passed over; one line that sets
+        // something makes it count.
+        std::fs::write(&order[4], "# all comments\n\n  # indented\n").unwrap();
+        assert_eq!(find_in(&env, &etc).as_ref(), Some(&order[3]));
+        std::fs::write(&order[3], "").unwrap();
+        assert_eq!(find_in(&env, &etc).as_ref(), Some(&order[2]));
+        std::fs::write(&order[3], "# the example\n[defaults]\n").unwrap();
+        assert_eq!(find_in(&env, &etc).as_ref(), Some(&order[3]));
         // A directory in the way is not a config file.
         std::fs::remove_file(&order[4]).unwrap();
         std::fs::create_dir(&order[4]).unwrap();

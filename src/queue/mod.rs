@@ -368,7 +368,7 @@ impl Sorted {
                 return s;
             }
             Exit::Protocol | Exit::NoPerm if in_queue => {}
-            Exit::IoErr | Exit::Software | Exit::NoInput | Exit::OsErr if in_queue => {
+            Exit::IoErr | Exit::Software | Exit::NoInput if in_queue => {
                 s.local = Some(exit);
             }
             _ => {

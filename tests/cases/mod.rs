@@ -3,6 +3,7 @@ mod check;
 mod dane;
 mod dkim;
 mod dns;
+mod docs;
 mod engine;
 mod faults;
 mod generated;

@@ -1020,3 +1020,370 @@ fn probe_mx_reports_every_host_in_preference_order() {
         run.describe()
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// --probe --json, validated against schema/postie-probe.schema.json
+// ---------------------------------------------------------------------------------------
+
+fn probe_schema() -> &'static jsonschema::Validator {
+    static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schema/postie-probe.schema.json"
+        );
+        let text = std::fs::read_to_string(path).expect("read the schema");
+        let schema: serde_json::Value = serde_json::from_str(&text).expect("the schema is JSON");
+        jsonschema::draft202012::options()
+            .should_validate_formats(true)
+            .build(&schema)
+            .expect("the schema compiles")
+    })
+}
+
+/// What every `--probe --json` run must give: one line on stdout holding one object valid
+/// against the schema, with the process's exit code in it, and no password.
+#[track_caller]
+fn json_of(run: &Run) -> serde_json::Value {
+    assert_eq!(
+        run.stdout.lines().count(),
+        1,
+        "one line\n{}",
+        run.describe()
+    );
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("not JSON: {e}\n{}", run.describe()));
+    let errors: Vec<String> = probe_schema()
+        .iter_errors(&doc)
+        .map(|e| format!("{e} (at {})", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "schema violations: {errors:#?}\n{}",
+        run.describe()
+    );
+    assert_eq!(
+        doc["exit"]["code"].as_i64(),
+        run.code.map(i64::from),
+        "{}",
+        run.describe()
+    );
+    for secret in [PASSWORD, PLAIN_B64] {
+        assert!(!run.stdout.contains(secret), "{secret}\n{}", run.describe());
+    }
+    doc
+}
+
+#[test]
+fn probe_json_reports_before_and_after_starttls_and_the_certificate() {
+    let script = [
+        vec![greeting()],
+        ehlo(&[
+            "PIPELINING",
+            "SIZE 10485760",
+            "STARTTLS",
+            "AUTH PLAIN LOGIN",
+            "X-EXPERIMENT a b",
+        ]),
+        starttls(Step::StartTls),
+        ehlo(&[
+            "SIZE",
+            "AUTH PLAIN LOGIN SCRAM-SHA-256",
+            "SMTPUTF8",
+            "CHUNKING",
+        ]),
+        quit(),
+    ]
+    .concat();
+    let server = FakeServer::start(script);
+    let port = server.port;
+    let mut cmd = postie();
+    cmd.args([
+        "--server",
+        &server.addr(),
+        "--timeout",
+        "10",
+        "--tls-ca",
+        ca(),
+    ])
+    .args(["--probe", "--json", "--user", USER])
+    .env("POSTIE_PASSWORD", PASSWORD);
+    let run = run(cmd, Input::HeldOpen);
+    let session = server.finish_with(&run.describe());
+    run.assert_code(0, "probe --json");
+    assert_eq!(
+        session.received,
+        ["EHLO postie.test", "STARTTLS", "EHLO postie.test", "QUIT"]
+    );
+    let doc = json_of(&run);
+    assert_eq!(doc["domains"], serde_json::json!([]));
+    assert_eq!(doc["error"], serde_json::Value::Null);
+    let hosts = doc["hosts"].as_array().expect("hosts");
+    assert_eq!(hosts.len(), 1, "{}", run.describe());
+    let h = &hosts[0];
+    assert_eq!(h["host"], "127.0.0.1");
+    assert_eq!(h["port"], port);
+    assert_eq!(h["address"], "127.0.0.1");
+    assert_eq!(h["tls_mode"], "starttls");
+    assert_eq!(h["greeting"]["code"], 220);
+    assert_eq!(h["greeting"]["text"], "fake.test ESMTP postie-fake");
+    assert_eq!(h["ehlo_name"], "fake.test");
+    let before = &h["before_tls"];
+    assert_eq!(before["starttls"], true);
+    assert_eq!(before["auth"], serde_json::json!(["PLAIN", "LOGIN"]));
+    assert_eq!(before["size"], 10485760);
+    assert_eq!(before["pipelining"], true);
+    assert_eq!(before["smtputf8"], false);
+    assert!(
+        before["keywords"]
+            .as_array()
+            .expect("keywords")
+            .contains(&serde_json::json!({"keyword": "X-EXPERIMENT", "params": "a b"})),
+        "{before}"
+    );
+    let inside = &h["inside_tls"];
+    assert_eq!(inside["starttls"], false);
+    assert_eq!(
+        inside["auth"],
+        serde_json::json!(["PLAIN", "LOGIN", "SCRAM-SHA-256"])
+    );
+    assert_eq!(inside["size"], 0, "a bare SIZE: no fixed limit");
+    assert_eq!(
+        (&inside["smtputf8"], &inside["chunking"]),
+        (&true.into(), &true.into())
+    );
+    let tls = &h["tls"];
+    assert!(
+        tls["version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("TLSv1.")),
+        "{tls}"
+    );
+    assert_eq!(tls["verification"], "verified");
+    assert_eq!(tls["verification_error"], serde_json::Value::Null);
+    let cert = &tls["certificate"];
+    assert!(
+        cert["sans"]
+            .as_array()
+            .expect("sans")
+            .contains(&"DNS:localhost".into()),
+        "{cert}"
+    );
+    assert_eq!(h["tls_error"], serde_json::Value::Null);
+    assert_eq!(
+        h["warnings"],
+        serde_json::json!([
+            "AUTH (PLAIN LOGIN) is offered before TLS: clients can send passwords in clear text"
+        ])
+    );
+    assert_eq!(h["error"], serde_json::Value::Null);
+    assert_eq!(h["exit"], serde_json::json!({"code": 0, "name": "EX_OK"}));
+}
+
+#[test]
+fn probe_json_reports_a_refused_starttls() {
+    let script = [
+        vec![greeting()],
+        ehlo(&["STARTTLS"]),
+        vec![
+            expect("STARTTLS"),
+            send("454 4.7.0 TLS not available due to local problem\r\n"),
+        ],
+        quit(),
+    ]
+    .concat();
+    let server = FakeServer::start(script);
+    let mut cmd = postie();
+    cmd.args(["--server", &server.addr(), "--timeout", "10"])
+        .args(["--probe", "--json"]);
+    let run = run(cmd, Input::HeldOpen);
+    server.finish_with(&run.describe());
+    run.assert_code(0, "refused STARTTLS");
+    let doc = json_of(&run);
+    let h = &doc["hosts"][0];
+    assert_eq!(h["tls"], serde_json::Value::Null);
+    assert_eq!(h["inside_tls"], serde_json::Value::Null);
+    assert_eq!(
+        h["tls_error"],
+        serde_json::json!({
+            "kind": "refused",
+            "message": "454 4.7.0 TLS not available due to local problem"
+        })
+    );
+    assert_eq!(
+        h["warnings"][0],
+        "STARTTLS is offered but refused: 454 4.7.0 TLS not available due to local problem"
+    );
+}
+
+#[test]
+fn probe_json_that_cannot_connect_still_prints_the_document() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let mut cmd = postie();
+    cmd.args([
+        "--server",
+        &format!("127.0.0.1:{port}"),
+        "--probe",
+        "--json",
+    ]);
+    let run = run(cmd, Input::HeldOpen);
+    run.assert_code(75, "refused connection");
+    let doc = json_of(&run);
+    assert_eq!(doc["exit"]["name"], "EX_TEMPFAIL");
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("cannot connect")),
+        "{}",
+        run.describe()
+    );
+    let h = &doc["hosts"][0];
+    assert_eq!(h["address"], serde_json::Value::Null);
+    assert_eq!(h["greeting"], serde_json::Value::Null);
+    assert_eq!(h["exit"]["code"], 75);
+    assert!(h["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("cannot connect")));
+    let attempt = &h["failed_attempts"][0];
+    assert_eq!(
+        (&attempt["address"], &attempt["port"]),
+        (&"127.0.0.1".into(), &port.into())
+    );
+    assert!(run.stderr.contains("cannot connect"), "{}", run.describe());
+}
+
+#[test]
+fn probe_json_setup_and_usage_errors_are_probe_documents() {
+    // No server anywhere: a configuration error before any probe.
+    let mut cmd = postie();
+    cmd.args(["--probe", "--json", "-C", "/dev/null"]);
+    let setup = run(cmd, Input::HeldOpen);
+    let doc = json_of(&setup);
+    assert_ne!(setup.code, Some(0), "{}", setup.describe());
+    assert_eq!(doc["hosts"], serde_json::json!([]));
+    assert!(doc["error"]["message"].is_string(), "{}", setup.describe());
+    // A command line clap refuses.
+    let mut cmd = postie();
+    cmd.args(["--probe", "--json", "--no-such-option"]);
+    let usage = run(cmd, Input::HeldOpen);
+    usage.assert_code(64, "usage");
+    let doc = json_of(&usage);
+    assert_eq!(doc["exit"]["name"], "EX_USAGE");
+}
+
+#[test]
+fn probe_json_mx_lists_each_domain_and_every_host() {
+    use crate::support::dns_server::Zone;
+    let script = [vec![greeting()], ehlo(&["SIZE 1000"]), quit()].concat();
+    let server = FakeServer::start(script);
+    let port = server.port.to_string();
+    let dns = Zone::new()
+        .mx(
+            "probe.test",
+            &[(20, "mx2.probe.test"), (10, "mx1.probe.test")],
+        )
+        .a("mx1.probe.test", "127.0.0.1")
+        .nxdomain("mx2.probe.test")
+        .nxdomain("gone.test")
+        .start();
+    let mut cmd = postie();
+    cmd.args(["--probe", "--json", "--mx", "probe.test", "gone.test"])
+        .args(["--port", &port, "--timeout", "10"])
+        .args(["--resolver", &dns.addr().to_string()]);
+    let run = run(cmd, Input::HeldOpen);
+    server.finish_with(&run.describe());
+    run.assert_code(68, "NXDOMAIN for mx2 and gone.test");
+    let doc = json_of(&run);
+    assert_eq!(
+        doc["domains"][0],
+        serde_json::json!({
+            "domain": "probe.test",
+            "mx": [
+                {"preference": 10, "host": "mx1.probe.test"},
+                {"preference": 20, "host": "mx2.probe.test"}
+            ],
+            "error": null
+        })
+    );
+    assert_eq!(doc["domains"][1]["domain"], "gone.test");
+    assert_eq!(doc["domains"][1]["mx"], serde_json::json!([]));
+    assert!(doc["domains"][1]["error"].is_string(), "{}", run.describe());
+    let hosts = doc["hosts"].as_array().expect("hosts");
+    assert_eq!(hosts.len(), 2, "{}", run.describe());
+    let (mx1, mx2) = (&hosts[0], &hosts[1]);
+    assert_eq!(
+        (&mx1["host"], &mx1["domain"], &mx1["preference"]),
+        (&"mx1.probe.test".into(), &"probe.test".into(), &10.into())
+    );
+    assert_eq!(mx1["before_tls"]["size"], 1000);
+    assert_eq!(mx1["exit"]["code"], 0);
+    // Port 25 was not probed, so no STARTTLS is only a warning for an MX on the test port
+    // when postie would have used it: with the default (starttls when offered), it would.
+    assert!(
+        mx1["warnings"][0]
+            .as_str()
+            .is_some_and(|w| w.starts_with("no STARTTLS on port")),
+        "{mx1}"
+    );
+    assert_eq!(mx2["host"], "mx2.probe.test");
+    assert_eq!(mx2["exit"]["code"], 68);
+    assert_eq!(mx2["error"], "mx2.probe.test: no such domain (NXDOMAIN)");
+}
+
+/// Against Postfix, twice: verified with the test CA (the certificate's fingerprint is the
+/// test PKI's), and without it (verification "failed", and the certificate still shown
+/// from the second, unverified look).
+#[test]
+fn postfix_probe_json_certificate_verified_and_untrusted() {
+    let Some(pf) = Postfix::get() else { return };
+    let server = format!("127.0.0.1:{}", pf.submission_port);
+    let mut cmd = postie();
+    cmd.args(["--timeout", "30", "--tls-ca", ca(), "--probe", "--json"])
+        .args(["--server", &server]);
+    let trusted = run(cmd, Input::HeldOpen);
+    trusted.assert_code(0, "probe --json");
+    let doc = json_of(&trusted);
+    let h = &doc["hosts"][0];
+    assert_eq!(
+        h["before_tls"]["auth"],
+        serde_json::json!([]),
+        "auth only in TLS"
+    );
+    let inside: Vec<&str> = h["inside_tls"]["auth"]
+        .as_array()
+        .expect("auth")
+        .iter()
+        .filter_map(|m| m.as_str())
+        .collect();
+    for mech in ["PLAIN", "LOGIN", "SCRAM-SHA-256", "CRAM-MD5"] {
+        assert!(inside.contains(&mech), "{mech}: {inside:?}");
+    }
+    assert_eq!(h["inside_tls"]["size"], 20971520);
+    assert_eq!(h["tls"]["verification"], "verified");
+    let sha = h["tls"]["certificate"]["sha256"].as_str().expect("sha256");
+    assert_eq!(hex_only(sha), sha256_hex(&pki().cert_der));
+    assert_eq!(h["warnings"], serde_json::json!([]));
+
+    let mut cmd = postie();
+    cmd.args(["--timeout", "30", "--probe", "--json", "--server", &server]);
+    let untrusted = run(cmd, Input::HeldOpen);
+    untrusted.assert_code(0, "an untrusted certificate is a finding, not a failure");
+    let doc = json_of(&untrusted);
+    let tls = &doc["hosts"][0]["tls"];
+    assert_eq!(tls["verification"], "failed");
+    assert!(tls["verification_error"].is_string(), "{tls}");
+    assert_eq!(
+        hex_only(tls["certificate"]["sha256"].as_str().expect("sha256")),
+        sha256_hex(&pki().cert_der)
+    );
+    assert!(
+        doc["hosts"][0]["warnings"][0]
+            .as_str()
+            .is_some_and(|w| w.starts_with("certificate not trusted: ")),
+        "{}",
+        untrusted.describe()
+    );
+}
