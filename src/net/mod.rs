@@ -13,8 +13,11 @@
 //! fills it past [`FLUSH_AT`]. So MAIL, every RCPT and DATA (or a small `BDAT n LAST` with
 //! its payload) leave in one segment, the end-of-data mark and a pipelined QUIT in
 //! another, and message data in large writes (one TLS record group each, never a write
-//! per line): with TCP_NODELAY on, no 40 ms Nagle/delayed-ACK stall can happen, because
-//! nothing small is ever written while an earlier small write waits for its ACK.
+//! per line): with TCP_NODELAY on, postie's own writes cause no 40 ms Nagle/delayed-ACK
+//! stall, because nothing small is ever written while an earlier small write waits for
+//! its ACK. The server's writes can: after a TLS handshake it sends its session tickets
+//! and then its greeting or EHLO reply in separate segments, and its Nagle waits for our
+//! ACK of the first; so reads on TLS connections set TCP_QUICKACK first ([`quick_ack`]).
 //!
 //! The connection is TCP, or a unix domain socket ([`Connection::open_unix`], for LMTP
 //! delivery agents, RFC 2033 §1): same dialogue and timeouts, no TLS, no IP peer.
@@ -67,11 +70,29 @@ impl Stream {
     }
 }
 
+/// TCP_QUICKACK (Linux): acknowledge at once instead of holding the ACK up to 40 ms. A
+/// server writes its TLS session tickets and then its greeting or EHLO reply as separate
+/// small segments, and its Nagle algorithm holds the second until the first is
+/// acknowledged; with our delayed ACK that is a 40 ms stall per TLS connection. Linux
+/// clears the flag as it goes, so it is set again before every read of a TLS connection
+/// (and of its handshake). A no-op elsewhere; a failure only costs the stall.
+fn quick_ack(tcp: &TcpStream) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let _ = socket2::SockRef::from(tcp).set_tcp_quickack(true);
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = tcp;
+}
+
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Stream::Plain(s) => s.read(buf),
-            Stream::Tls(s) => s.read(buf),
+            Stream::Tls(s) => {
+                quick_ack(&s.sock);
+                s.read(buf)
+            }
             Stream::Unix(s) => s.read(buf),
         }
     }
@@ -591,6 +612,7 @@ impl Connection {
         // A certificate recorded by an earlier handshake is not this one's.
         let _ = tls.take_certificate();
         while conn.is_handshaking() {
+            quick_ack(&tcp);
             if let Err(e) = conn.complete_io(&mut tcp) {
                 let err = match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
                     Some(tls_err) => tls.handshake_error(&self.host, tls_err),

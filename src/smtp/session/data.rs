@@ -20,7 +20,7 @@ use std::io::{self, Read, Write};
 use anyhow::Result;
 
 use crate::error::Error;
-use crate::message::wire::DotStuffer;
+use crate::message::wire::{Crlf, DotStuffer};
 use crate::message::Message;
 use crate::net::timeout::Phase;
 use crate::net::Connection;
@@ -90,10 +90,11 @@ pub(super) fn bdat_bytes(message: &[u8], body: Body) -> Vec<u8> {
     if body == Body::Binary {
         return message.to_vec();
     }
-    let mut normaliser = DotStuffer::crlf_only(Vec::with_capacity(message.len() + 2));
-    // Writing to a Vec cannot fail.
-    let _ = normaliser.write_all(message);
-    normaliser.finish().unwrap_or_default()
+    let mut out = Vec::with_capacity(message.len() + message.len() / 32 + 2);
+    let mut normaliser = Crlf::default();
+    normaliser.push(message, &mut out);
+    normaliser.finish(&mut out);
+    out
 }
 
 /// After a 354 that should not have come (no recipient accepted): end the data at once,
@@ -196,7 +197,9 @@ pub(super) fn send_chunks(
     let mut input = message_reader(message, sending.body);
     let mut read_buf = vec![0u8; 64 * 1024];
     let mut chunk: Vec<u8> = Vec::with_capacity(CHUNK + 2 * read_buf.len() + 2);
-    let mut normaliser = (sending.body != Body::Binary).then(|| DotStuffer::crlf_only(Vec::new()));
+    // Normalised straight into the chunk: the chunk is the data's only copy before the
+    // connection's buffer.
+    let mut normaliser = (sending.body != Body::Binary).then(Crlf::default);
     // Chunks sent whose reply has not been read, and how many may be.
     let mut unanswered = 0usize;
     let window = if sending.pipelined { 1 } else { 0 };
@@ -205,15 +208,11 @@ pub(super) fn send_chunks(
         let last = n == 0;
         match normaliser.as_mut() {
             None => chunk.extend_from_slice(&read_buf[..n]),
-            Some(normaliser) => {
-                // Writing to a Vec cannot fail.
-                let _ = normaliser.write_all(&read_buf[..n]);
-                chunk.append(normaliser.get_mut());
-            }
+            Some(normaliser) => normaliser.push(&read_buf[..n], &mut chunk),
         }
         if last {
             if let Some(normaliser) = normaliser.take() {
-                chunk.extend_from_slice(&normaliser.finish().unwrap_or_default());
+                normaliser.finish(&mut chunk);
             }
         } else if chunk.len() < CHUNK {
             continue;
