@@ -15,6 +15,7 @@
 //! and needs no 8BITMIME.
 
 pub mod headers;
+pub mod seven_bit;
 pub mod wire;
 
 use std::fs::File;
@@ -34,6 +35,9 @@ use crate::error::Error;
 const HEAD_LIMIT: usize = 1 << 20;
 /// A ready message up to this size is read whole before connecting (see the module docs).
 pub const READ_AHEAD: usize = 64 * 1024;
+/// The most of a streamed message read into memory to convert it for a server without
+/// 8BITMIME ([`for_seven_bit_server`]); a bigger one still streams, 8-bit bytes refused.
+pub const CONVERT_LIMIT: usize = 64 << 20;
 /// Fixed Date in test mode: 2026-01-01T00:00:00Z.
 const TEST_DATE: i64 = 1_767_225_600;
 
@@ -155,6 +159,17 @@ impl Message {
         }
     }
 
+    /// The same message (recipients, From:, watch) with other bytes, held whole.
+    fn with_bytes(self, bytes: Vec<u8>) -> Message {
+        Message {
+            size: Some(bytes.len() as u64),
+            eight_bit: Some(!bytes.is_ascii()),
+            head: bytes,
+            rest: None,
+            ..self
+        }
+    }
+
     /// A composed message's bytes (tests and dry runs).
     pub fn in_memory(bytes: Vec<u8>) -> Message {
         let eight_bit = Some(!bytes.is_ascii());
@@ -217,6 +232,95 @@ pub fn sign(cfg: &Config, mut m: Message) -> Result<Message> {
     m.eight_bit = Some(!signed.is_ascii());
     m.head = signed;
     Ok(m)
+}
+
+/// The message as it may go to a server that does not offer 8BITMIME (RFC 6152 §3): its
+/// 8-bit MIME parts converted to 7-bit ([`seven_bit`]), and the second value says so (for
+/// the transcript). A 7-bit or binary message comes back as it is.
+///
+/// A streamed message is read into memory here, up to [`CONVERT_LIMIT`]: only a whole
+/// message can be converted. One that is still 7-bit at that point goes on streaming (an
+/// 8-bit byte further on is then refused while sending); one that is 8-bit and bigger is
+/// refused now (EX_DATAERR), before MAIL.
+///
+/// DKIM stays correct: a signature postie made (the topmost DKIM-Signature, when the
+/// configuration signs) is made again over the converted message; one made by anyone else
+/// would break, so such a message is refused, with a line that says why.
+pub fn for_seven_bit_server(cfg: &Config, mut m: Message) -> Result<(Message, Option<String>)> {
+    if m.body_kind() == BodyKind::Binary {
+        return Ok((m, None));
+    }
+    if let Some(mut rest) = m.rest.take() {
+        let mut eight_bit = !m.head.is_ascii();
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let n = match rest.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::Io(format!("reading the message: {e}")).into()),
+            };
+            eight_bit |= !chunk[..n].is_ascii();
+            m.head.extend_from_slice(&chunk[..n]);
+            if m.head.len() > CONVERT_LIMIT {
+                if eight_bit {
+                    return Err(Error::Data(format!(
+                        "the message has 8-bit data and the server does not offer 8BITMIME, \
+                         and it is larger than {} MiB: too large to convert to 7-bit; encode \
+                         it (quoted-printable or base64), or use a server that offers 8BITMIME",
+                        CONVERT_LIMIT >> 20
+                    ))
+                    .into());
+                }
+                m.rest = Some(rest);
+                return Ok((m, None));
+            }
+        }
+        m.size = Some(m.head.len() as u64);
+        m.eight_bit = Some(eight_bit);
+        if !eight_bit || m.body_kind() == BodyKind::Binary {
+            return Ok((m, None));
+        }
+    }
+    if m.head.is_ascii() {
+        return Ok((m, None));
+    }
+    let signatures = headers::field_ranges(&m.head, "DKIM-Signature");
+    let ours = match signatures.first() {
+        Some(&(0, end)) if cfg.dkim.is_some() => Some(end),
+        _ => None,
+    };
+    if signatures.len() > usize::from(ours.is_some()) {
+        return Err(Error::Data(
+            "the message has 8-bit data and the server does not offer 8BITMIME, but it \
+             carries a DKIM-Signature that converting it to 7-bit would break: send it \
+             through a server that offers 8BITMIME, or have it signed after encoding it 7-bit"
+                .into(),
+        )
+        .into());
+    }
+    let unsigned = &m.head[ours.unwrap_or(0)..];
+    let Some(converted) = seven_bit::convert(unsigned)? else {
+        return Ok((m, None));
+    };
+    let summary = converted.summary();
+    let m = m.with_bytes(converted.bytes);
+    if ours.is_some() {
+        let m = sign(cfg, m)?;
+        return Ok((
+            m,
+            Some(format!(
+                "the server does not offer 8BITMIME: converted {summary} and DKIM-signed the \
+                 converted message again"
+            )),
+        ));
+    }
+    Ok((
+        m,
+        Some(format!(
+            "the server does not offer 8BITMIME: converted {summary}"
+        )),
+    ))
 }
 
 /// What the sendmail persona does to a ready message: -t takes the recipients from the
@@ -592,6 +696,49 @@ mod tests {
         );
         assert_eq!(m.eight_bit, Some(false));
         assert_eq!(m.body_kind(), BodyKind::SevenBit);
+    }
+
+    fn submission() -> Config {
+        crate::config::for_tests(&["--server", "127.0.0.1", "--tls", "none"], &[])
+    }
+
+    #[test]
+    fn a_streamed_message_is_read_whole_and_converted_for_a_seven_bit_server() {
+        // Nothing 8-bit in the read-ahead; the rest (unread until now) has some.
+        let mut rest = "x\n".repeat(READ_AHEAD).into_bytes();
+        rest.extend_from_slice("caf\u{e9}\n".as_bytes());
+        let m = Message::streaming(b"Subject: s\n\n".to_vec(), Box::new(io::Cursor::new(rest)));
+        let (m, note) = for_seven_bit_server(&submission(), m).unwrap();
+        assert_eq!(
+            note.as_deref(),
+            Some("the server does not offer 8BITMIME: converted 1 MIME part to quoted-printable")
+        );
+        let bytes = m.whole().expect("held whole").to_vec();
+        assert!(bytes.is_ascii());
+        assert_eq!(m.size, Some(bytes.len() as u64));
+        assert!(bytes.ends_with(b"caf=C3=A9\r\n"));
+        assert_eq!(m.body_kind(), BodyKind::SevenBit);
+    }
+
+    #[test]
+    fn a_streamed_seven_bit_message_is_only_read_ahead() {
+        let m = Message::streaming(b"Subject: s\n\n".to_vec(), Box::new(&b"all ascii\n"[..]));
+        let (m, note) = for_seven_bit_server(&submission(), m).unwrap();
+        assert_eq!(note, None);
+        assert_eq!(m.whole(), Some(&b"Subject: s\n\nall ascii\n"[..]));
+        assert_eq!(m.eight_bit, Some(false));
+    }
+
+    #[test]
+    fn someone_elses_dkim_signature_is_not_broken_by_converting() {
+        let signed = "DKIM-Signature: v=1; a=rsa-sha256; d=x.test; s=s; b=AAAA\n\
+                      From: a@x.test\n\ncaf\u{e9}\n";
+        let err =
+            for_seven_bit_server(&submission(), Message::in_memory(signed.into())).unwrap_err();
+        assert_eq!(crate::error::exit_code(&err), crate::error::Exit::DataErr);
+        let text = format!("{err:#}");
+        assert!(text.contains("DKIM-Signature"), "{text}");
+        assert!(!text.contains('\n'), "{text}");
     }
 
     #[test]

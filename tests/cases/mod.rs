@@ -18,5 +18,6 @@ mod postfix;
 mod probe;
 mod queue;
 mod sendmail;
+mod seven_bit;
 mod submission;
 mod transcript;

@@ -19,8 +19,13 @@
 //! caller otherwise, so a message can be offered to the next host only while no server has
 //! it.
 //!
-//! Must not: read or encode the message (that is `data`'s), or decide on QUIT after a
-//! failure (the caller does).
+//! For a server without 8BITMIME, a message that is (or, streamed, may be) 8-bit is first
+//! handed to `message::for_seven_bit_server`, which converts its 8-bit MIME parts to 7-bit
+//! (RFC 6152 §3) or refuses it; the converted message is what MAIL declares and what is
+//! sent, and it is what comes back to the caller when no server took it.
+//!
+//! Must not: read or encode the message itself (that is `data`'s, and the conversion
+//! `message`'s), or decide on QUIT after a failure (the caller does).
 //!
 //! RFC 5321 §3.3, §4.1.1.2-§4.1.1.5 (MAIL, RCPT, DATA, RSET); RFC 2920 (PIPELINING);
 //! RFC 3030 (CHUNKING, BINARYMIME); RFC 1870 (SIZE); RFC 6152 (8BITMIME); RFC 6531
@@ -163,6 +168,20 @@ pub(super) fn deliver(
     message: Message,
     around: Around,
 ) -> (Result<(Report, End)>, Option<Message>) {
+    let message = if needs_seven_bit(caps, &message) {
+        match crate::message::for_seven_bit_server(cfg, message) {
+            Ok((message, converted)) => {
+                if let Some(note) = converted {
+                    conn.transcript().info(&note);
+                }
+                message
+            }
+            // Refused (65) or unreadable: no server will be given it.
+            Err(e) => return (Err(e), None),
+        }
+    } else {
+        message
+    };
     let (sending, opened) = match open(conn, cfg, caps, envelope, &message, around) {
         Ok(x) => x,
         Err(e) => return (Err(e), Some(message)),
@@ -177,6 +196,17 @@ pub(super) fn deliver(
             .and_then(|end| finish(conn, cfg, recipients, end)),
     };
     (outcome, None)
+}
+
+/// The server has no 8BITMIME and the message is, or may be (not read whole), 8-bit: it
+/// must be converted to 7-bit MIME first (RFC 6152 §3), by `message`.
+fn needs_seven_bit(caps: &Capabilities, message: &Message) -> bool {
+    !caps.eightbitmime
+        && match message.body_kind() {
+            BodyKind::EightBit => true,
+            BodyKind::SevenBit => message.eight_bit.is_none(),
+            BodyKind::Binary => false,
+        }
 }
 
 /// How a transaction stands once the server has answered up to DATA (or BDAT).
