@@ -12,7 +12,9 @@
 //! raw attachments are held too, so the peak is about 2.4 times their size; after that,
 //! the one encoded copy (about 1.35 times). mail-builder encodes
 //! every 8-bit text as quoted-printable or base64, so a composed message is always 7-bit
-//! and needs no 8BITMIME.
+//! and needs no 8BITMIME. A ready 8-bit message meets a server without 8BITMIME in
+//! [`for_seven_bit_server`], which the session calls: its 8-bit parts are converted to
+//! 7-bit ([`seven_bit`]) and postie's own DKIM signature is made again.
 
 pub mod headers;
 pub mod seven_bit;

@@ -392,6 +392,36 @@ fn cron_with_root_argument_is_qualified_with_domain() {
     assert_cron_delivery(pf, rcpt, "cron root");
 }
 
+/// Cron's 8-bit mail (`Content-Transfer-Encoding: 8bit`) through a relay that does not
+/// offer 8BITMIME (RFC 6152 §3): converted to quoted-printable, it arrives 7-bit and reads
+/// the same; the headers cron and the persona wrote are kept.
+#[test]
+fn cron_mail_to_a_relay_without_8bitmime_arrives_quoted_printable() {
+    let Some(pf) = Postfix::get() else { return };
+    let rcpt = "root@sm-cron-7bit.example.test";
+    let inst = Install::new();
+    inst.write(
+        "etc/postie.toml",
+        &format!(
+            "[defaults]\nserver = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
+             from = \"{SYSTEM_FROM}\"\ntimeout = 30\ndomain = \"sm-cron-7bit.example.test\"\n",
+            pf.seven_bit_port
+        ),
+        0o644,
+    );
+    let cmd = inst.sendmail(&["-i", "-FCronDaemon", "-B8BITMIME", "-oem", "root"]);
+    run(cmd, Some(cron_message().as_bytes())).assert_quiet_success("cron to a 7-bit relay");
+    let d = Delivered::get(pf, rcpt);
+    assert!(d.message.is_ascii(), "{}", d.text());
+    assert_eq!(d.one("Content-Transfer-Encoding"), "quoted-printable");
+    assert_eq!(d.one("Content-Type"), "text/plain; charset=UTF-8");
+    assert_eq!(d.header("X-Cron-Env").len(), 3);
+    let parsed = mail_parser::MessageParser::new()
+        .parse(&d.message[..])
+        .expect("parses");
+    assert_eq!(parsed.body_text(0).as_deref(), Some(CRON_BODY));
+}
+
 // ---------------------------------------------------------------------------------------
 // 2. mdadm, git send-email, mutt, PHP
 
