@@ -341,6 +341,17 @@ pub struct Args {
     #[arg(long, help_heading = "Connection")]
     pub require_tls: bool,
 
+    /// Send to nobody if the server refuses any recipient (msmtp's behaviour; also the
+    /// config key `all_or_nothing = true`).
+    ///
+    /// By default (sendmail's behaviour) the message goes to the recipients the server
+    /// accepted, and postie exits 67 (75 if a refusal was temporary) naming the others.
+    /// With this, the RCPT replies are read before DATA; if any recipient is refused the
+    /// transaction is reset (RSET) instead, nothing is delivered, and the exit code is the
+    /// refusal's. postie run as msmtp always works this way.
+    #[arg(long, help_heading = "Connection")]
+    pub all_or_nothing: bool,
+
     /// Qualify bare local recipients (root, www-data) with this domain.
     #[arg(long, value_name = "DOMAIN", help_heading = "Message")]
     pub domain: Option<String>,

@@ -104,6 +104,9 @@ impl Layer {
             queue: None,
             queue_dir: None,
             queue_max_age: None,
+            // msmtp's all-or-nothing belongs to its command line (the msmtp persona), not
+            // to the file: the sendmail persona keeps sendmail's partial delivery.
+            all_or_nothing: None,
         }
     }
 }

@@ -1,3 +1,4 @@
+mod all_or_nothing;
 mod batch;
 mod check;
 mod dane;

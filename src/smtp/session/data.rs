@@ -51,6 +51,9 @@ pub(super) struct Sending {
     pub pipelined: bool,
     /// The last transaction on the connection: QUIT right after the end of data.
     pub quit_last: bool,
+    /// All or nothing: DATA (or BDAT) waits for every RCPT reply, and a refused recipient
+    /// means RSET instead.
+    pub all_or_nothing: bool,
 }
 
 /// BDAT chunk size (a small message goes whole: see the transaction).
