@@ -157,6 +157,13 @@ pub struct Args {
     pub reply_to: Vec<String>,
 
     /// Add a header, "Name: value" (repeatable). CR and LF are refused.
+    ///
+    /// Any header postie does not write itself. Refused, with the reason: From, To, Cc and
+    /// Subject (give them with -f, --to, -c, -s), Bcc (-b: it never appears in the
+    /// message), Content-* (postie builds the MIME structure; `Content-Type: text/html`
+    /// makes the body HTML, as bsd-mailx's -a does), Reply-To together with --reply-to, and
+    /// a second Date, Message-ID, Reply-To, Sender, In-Reply-To, References or
+    /// MIME-Version. Date, Message-ID and MIME-Version replace postie's own.
     #[arg(short = 'H', long, value_name = "HEADER", action = ArgAction::Append, help_heading = "Message")]
     pub header: Vec<String>,
 

@@ -431,14 +431,19 @@ fn compose(cfg: &Config, c: &Compose, mut stdin: Box<dyn Read>) -> Result<Messag
     if let Some(reply_to) = address_list(cfg, &c.reply_to)? {
         b = b.reply_to(reply_to);
     }
+    let headers = checked_headers(c)?;
+    let given = |name: &str| headers.iter().any(|(n, _)| n == name);
     if cfg.test_mode {
-        b = b
-            .date(Date::new(TEST_DATE))
-            .message_id("postie-test@postie.test");
+        // Fixed, unless -H gives its own (which replaces the builder's).
+        if !given("Date") {
+            b = b.date(Date::new(TEST_DATE));
+        }
+        if !given("Message-ID") {
+            b = b.message_id("postie-test@postie.test");
+        }
     }
-    for (name, value) in &c.headers {
-        let name = canonical_header_name(name)?;
-        b = b.header(name, Text::new(value.as_str()));
+    for (name, value) in headers {
+        b = b.header(name, Text::new(value));
     }
     // Both: mail-builder makes it multipart/alternative (RFC 2046 §5.1.4), text first.
     if let Some(text) = text {
@@ -472,30 +477,73 @@ fn compose(cfg: &Config, c: &Compose, mut stdin: Box<dyn Read>) -> Result<Messag
     Ok(m)
 }
 
-/// Headers the builder manages may not be given with -H (they would be duplicated or, for
-/// Bcc, leak); Date, Message-ID and MIME-Version replace the builder's own.
-fn canonical_header_name(name: &str) -> Result<String> {
-    let lower = name.to_ascii_lowercase();
-    let managed = ["from", "to", "cc", "bcc", "subject"];
-    if managed.contains(&lower.as_str()) {
-        return Err(Error::Usage(format!(
-            "-H {name}: set it with -f, --to, -c, -b or -s instead"
-        ))
-        .into());
+/// The -H headers as they go into the builder, or the refusal of one of them, naming it
+/// and saying why: the fields postie writes itself from other options (From, To, Cc,
+/// Subject; Bcc, which it never writes; the MIME structure's Content-*), a Reply-To that
+/// --reply-to also gives, and a second copy of a field a message has at most once (RFC
+/// 5322 §3.6). Date, Message-ID and MIME-Version (1.0) replace the builder's own.
+fn checked_headers(c: &Compose) -> Result<Vec<(String, String)>> {
+    let refuse = |text: String| -> anyhow::Error { Error::Usage(text).into() };
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (name, value) in &c.headers {
+        let lower = name.to_ascii_lowercase();
+        let from_option = match lower.as_str() {
+            "from" => Some("-f ADDR (--from)"),
+            "to" => Some("the recipient arguments and --to ADDR"),
+            "cc" => Some("-c ADDR (--cc)"),
+            "subject" => Some("-s TEXT (--subject)"),
+            _ => None,
+        };
+        if let Some(option) = from_option {
+            return Err(refuse(format!(
+                "-H {name}: postie writes the {name}: header itself, from {option}; give it there"
+            )));
+        }
+        if lower == "bcc" {
+            return Err(refuse(format!(
+                "-H {name}: a Bcc: header would show the blind copies to every recipient; \
+                 give them with -b ADDR (--bcc), which never appears in the message"
+            )));
+        }
+        if lower.starts_with("content-") {
+            return Err(refuse(format!(
+                "-H {name}: postie writes the MIME headers (Content-*) itself for the body and \
+                 attachments; send a ready message with --message for your own"
+            )));
+        }
+        if lower == "reply-to" && !c.reply_to.is_empty() {
+            return Err(refuse(format!(
+                "-H {name} and --reply-to: that would be two Reply-To: headers; give it once"
+            )));
+        }
+        if lower == "mime-version" && value.trim() != "1.0" {
+            return Err(refuse(format!(
+                "-H {name}: {value}: postie builds MIME 1.0 messages (RFC 2045 §4)"
+            )));
+        }
+        const ONCE: &[&str] = &[
+            "date",
+            "sender",
+            "reply-to",
+            "message-id",
+            "in-reply-to",
+            "references",
+            "mime-version",
+        ];
+        if ONCE.contains(&lower.as_str()) && out.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            return Err(refuse(format!(
+                "-H {name} given twice: a message has at most one {name}: header (RFC 5322 §3.6)"
+            )));
+        }
+        let canonical = match lower.as_str() {
+            "date" => "Date".to_string(),
+            "message-id" => "Message-ID".to_string(),
+            "mime-version" => "MIME-Version".to_string(),
+            _ => name.to_string(),
+        };
+        out.push((canonical, value.clone()));
     }
-    // The MIME structure is the builder's; a second Content-Type would contradict it.
-    if lower.starts_with("content-") {
-        return Err(Error::Usage(format!(
-            "-H {name}: postie builds the MIME structure; send a ready message with --message for your own"
-        ))
-        .into());
-    }
-    Ok(match lower.as_str() {
-        "date" => "Date".into(),
-        "message-id" => "Message-ID".into(),
-        "mime-version" => "MIME-Version".into(),
-        _ => name.to_string(),
-    })
+    Ok(out)
 }
 
 fn address(m: &crate::envelope::Mailbox) -> Address<'static> {
@@ -744,11 +792,67 @@ mod tests {
     }
 
     #[test]
-    fn managed_headers_are_refused() {
-        assert!(canonical_header_name("BCC").is_err());
-        assert!(canonical_header_name("from").is_err());
-        assert!(canonical_header_name("Content-Type").is_err());
-        assert_eq!(canonical_header_name("message-id").unwrap(), "Message-ID");
-        assert_eq!(canonical_header_name("X-Thing").unwrap(), "X-Thing");
+    fn h_headers_postie_writes_itself_are_refused_naming_the_header_and_why() {
+        let compose = |headers: &[(&str, &str)], reply_to: &[&str]| Compose {
+            subject: None,
+            reply_to: reply_to.iter().map(|s| s.to_string()).collect(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            body: None,
+            html: None,
+            attachments: Vec::new(),
+        };
+        /// -H headers, --reply-to values, what the refusal says.
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
+        let cases: &[Case] = &[
+            (
+                &[("from", "a@x")],
+                &[],
+                "-H from: postie writes the from: header itself, from -f ADDR (--from); give it there",
+            ),
+            (&[("To", "a@x")], &[], "from the recipient arguments and --to ADDR"),
+            (&[("CC", "a@x")], &[], "-c ADDR (--cc)"),
+            (&[("Subject", "x")], &[], "-s TEXT (--subject)"),
+            (&[("BCC", "a@x")], &[], "-H BCC: a Bcc: header would show the blind copies"),
+            (
+                &[("Content-Disposition", "inline")],
+                &[],
+                "-H Content-Disposition: postie writes the MIME headers (Content-*) itself",
+            ),
+            (
+                &[("Reply-To", "a@x")],
+                &["b@x"],
+                "-H Reply-To and --reply-to: that would be two Reply-To: headers; give it once",
+            ),
+            (
+                &[("Message-ID", "<a@x>"), ("message-id", "<b@x>")],
+                &[],
+                "-H message-id given twice: a message has at most one message-id: header",
+            ),
+            (
+                &[("MIME-Version", "2.0")],
+                &[],
+                "-H MIME-Version: 2.0: postie builds MIME 1.0 messages",
+            ),
+        ];
+        for (headers, reply_to, want) in cases {
+            let err = checked_headers(&compose(headers, reply_to)).unwrap_err();
+            assert_eq!(crate::error::exit_code(&err), crate::error::Exit::Usage);
+            let text = format!("{err:#}");
+            assert!(text.contains(want), "{headers:?}: {text}");
+        }
+        let ok = checked_headers(&compose(
+            &[
+                ("message-id", "<a@x>"),
+                ("Reply-To", "r@x"),
+                ("X-Thing", "1"),
+            ],
+            &[],
+        ))
+        .unwrap();
+        let names: Vec<&str> = ok.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["Message-ID", "Reply-To", "X-Thing"]);
     }
 }
