@@ -1031,8 +1031,12 @@ impl PasswordSource {
             PasswordSource::Env(p) => Ok(Secret::new(p)),
             PasswordSource::Literal(s) => Ok(s),
             PasswordSource::Prompt => {
-                match rpassword::prompt_password(format!("postie: {what} for {user}: ")) {
-                    Ok(p) => Ok(Secret::new(p)),
+                match crate::prompt::password(&format!("postie: {what} for {user}: ")) {
+                    Ok(p) => Ok(p),
+                    Err(crate::prompt::Failure::Interrupted) => Err(Error::Config(format!(
+                        "no {what} for {user}: the prompt was interrupted"
+                    ))
+                    .into()),
                     Err(_) => Err(Error::Config(format!(
                         "no {what} for {user}: use --password-file, --password-command, \
                          {PASSWORD_ENV} or a configuration file"

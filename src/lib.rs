@@ -54,6 +54,7 @@ pub mod net;
 pub mod persona;
 pub mod probe;
 pub mod progress;
+pub mod prompt;
 pub mod queue;
 pub mod report;
 pub mod route;

@@ -17,6 +17,7 @@ mod mx;
 mod pipelining;
 mod postfix;
 mod probe;
+mod prompt;
 mod queue;
 mod sendmail;
 mod seven_bit;
