@@ -341,7 +341,8 @@ fn sendmail_fixups(cfg: &Config, mut m: Message) -> Result<Message> {
         Some(name) => format!("{name} <{sender}>"),
         None => sender,
     };
-    let qualify = |name: &str| crate::envelope::qualify_local(cfg, name);
+    // A name whose aliases loop stays as it is in the headers; the envelope refuses it.
+    let qualify = |name: &str| crate::envelope::qualify_local(cfg, name).unwrap_or_default();
     let qualify_sender = |name: &str| vec![crate::envelope::qualify_sender(cfg, name)];
     let (date, id) = if cfg.test_mode {
         (TEST_DATE, "postie-test@postie.test".to_string())

@@ -1383,3 +1383,39 @@ fn show_config_prints_settings_but_never_the_password() {
         );
     }
 }
+
+/// An aliases file whose names loop (`a: b`, `b: a`) has no address to send to: one line
+/// naming the loop and the file, exit 78, before any connection; a name listing itself
+/// (`root: root, ...`, sendmail's idiom) is not a loop. No server is needed: nothing may
+/// be sent.
+#[test]
+fn an_alias_loop_is_reported_as_a_loop() {
+    let inst = Install::new();
+    let aliases = inst.aliases(
+        "# /etc/aliases\npostmaster: root\nroot: admin\nadmin: ops, ops@example.test\nops: root\n",
+    );
+    inst.write(
+        "etc/postie.toml",
+        &format!(
+            "[defaults]\nserver = \"127.0.0.1\"\nport = 9\ntls = \"none\"\n\
+             from = \"{SYSTEM_FROM}\"\ndomain = \"example.test\"\n{}",
+            toml_path("aliases", &aliases)
+        ),
+        0o644,
+    );
+    for args in [&["postmaster"][..], &["-t"][..]] {
+        let cmd = inst.sendmail(args);
+        let out = run(cmd, Some(b"To: postmaster\nSubject: loop\n\nbody\n"));
+        out.assert_code(78, "alias loop");
+        assert_eq!(
+            out.stderr,
+            format!(
+                "sendmail: {}: alias loop: root -> admin -> ops -> root (no address to send \
+                 to; fix the aliases file)\n",
+                aliases.display()
+            ),
+            "{args:?}: {}",
+            out.describe()
+        );
+    }
+}
