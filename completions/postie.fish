@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_postie_global_optspecs
-    string join \n to= c/cc= b/bcc= s/subject= f/from= envelope-from= reply-to= H/header= body= body-file= html= html-body= a/attach= message= messages= server= socket= protocol= tls= tls-ca= helo= timeout= tls-no-verify resolver= no-mta-sts mta-sts-url-base= no-pipelining no-chunking require-tls domain= aliases= skip-empty C/config= A/account= P/show-config log= user= password-file= dkim-key= dkim-selector= dkim-domain= dkim-expire= password-command= auth= allow-plaintext-auth v/verbose syslog color= show-time dry-run quit-after= probe mx port= 4/ipv4 6/ipv6 queue queue-dir= queue-max-age= json h/help V/version
+    string join \n to= c/cc= b/bcc= s/subject= f/from= envelope-from= reply-to= H/header= body= body-file= html= html-body= a/attach= message= messages= server= socket= protocol= tls= tls-ca= helo= timeout= tls-no-verify resolver= no-mta-sts mta-sts-url-base= no-pipelining no-chunking require-tls all-or-nothing domain= aliases= skip-empty C/config= A/account= P/show-config log= user= password-file= dkim-key= dkim-selector= dkim-domain= dkim-expire= password-command= auth= allow-plaintext-auth v/verbose syslog color= show-time dry-run quit-after= probe mx port= 4/ipv4 6/ipv6 queue queue-dir= queue-max-age= json h/help V/version
 end
 
 function __fish_postie_needs_command
@@ -89,6 +89,7 @@ complete -c postie -n "__fish_postie_needs_command" -l no-mta-sts -d 'Direct del
 complete -c postie -n "__fish_postie_needs_command" -l no-pipelining -l no-pipeline -d 'Do not pipeline commands (RFC 2920), even when the server offers PIPELINING: send each command and wait for its reply (swaks\'s default; for interop and debugging)'
 complete -c postie -n "__fish_postie_needs_command" -l no-chunking -d 'Do not use BDAT (RFC 3030 CHUNKING), even when the server offers it: send the message with DATA and dot-stuffing'
 complete -c postie -n "__fish_postie_needs_command" -l require-tls -d 'Ask that the message travel over TLS on every hop (RFC 8689 REQUIRETLS)'
+complete -c postie -n "__fish_postie_needs_command" -l all-or-nothing -d 'Send to nobody if the server refuses any recipient (msmtp\'s behaviour; also the config key `all_or_nothing = true`)'
 complete -c postie -n "__fish_postie_needs_command" -l skip-empty -d 'Send nothing (and exit 0) when the body is empty (mailx -E)'
 complete -c postie -n "__fish_postie_needs_command" -s P -l show-config -d 'Print the resolved settings (password masked) and exit (msmtp\'s -P)'
 complete -c postie -n "__fish_postie_needs_command" -l allow-plaintext-auth -d 'Allow AUTH over a connection that is not encrypted (the password travels in clear)'
@@ -174,6 +175,7 @@ complete -c postie -n "__fish_postie_using_subcommand batch" -l no-mta-sts -d 'D
 complete -c postie -n "__fish_postie_using_subcommand batch" -l no-pipelining -l no-pipeline -d 'Do not pipeline commands (RFC 2920), even when the server offers PIPELINING: send each command and wait for its reply (swaks\'s default; for interop and debugging)'
 complete -c postie -n "__fish_postie_using_subcommand batch" -l no-chunking -d 'Do not use BDAT (RFC 3030 CHUNKING), even when the server offers it: send the message with DATA and dot-stuffing'
 complete -c postie -n "__fish_postie_using_subcommand batch" -l require-tls -d 'Ask that the message travel over TLS on every hop (RFC 8689 REQUIRETLS)'
+complete -c postie -n "__fish_postie_using_subcommand batch" -l all-or-nothing -d 'Send to nobody if the server refuses any recipient (msmtp\'s behaviour; also the config key `all_or_nothing = true`)'
 complete -c postie -n "__fish_postie_using_subcommand batch" -l skip-empty -d 'Send nothing (and exit 0) when the body is empty (mailx -E)'
 complete -c postie -n "__fish_postie_using_subcommand batch" -s P -l show-config -d 'Print the resolved settings (password masked) and exit (msmtp\'s -P)'
 complete -c postie -n "__fish_postie_using_subcommand batch" -l allow-plaintext-auth -d 'Allow AUTH over a connection that is not encrypted (the password travels in clear)'
@@ -258,6 +260,7 @@ complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_sub
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from list" -l no-pipelining -l no-pipeline -d 'Do not pipeline commands (RFC 2920), even when the server offers PIPELINING: send each command and wait for its reply (swaks\'s default; for interop and debugging)'
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from list" -l no-chunking -d 'Do not use BDAT (RFC 3030 CHUNKING), even when the server offers it: send the message with DATA and dot-stuffing'
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from list" -l require-tls -d 'Ask that the message travel over TLS on every hop (RFC 8689 REQUIRETLS)'
+complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from list" -l all-or-nothing -d 'Send to nobody if the server refuses any recipient (msmtp\'s behaviour; also the config key `all_or_nothing = true`)'
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from list" -l skip-empty -d 'Send nothing (and exit 0) when the body is empty (mailx -E)'
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from list" -s P -l show-config -d 'Print the resolved settings (password masked) and exit (msmtp\'s -P)'
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from list" -l allow-plaintext-auth -d 'Allow AUTH over a connection that is not encrypted (the password travels in clear)'
@@ -337,6 +340,7 @@ complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_sub
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from run" -l no-pipelining -l no-pipeline -d 'Do not pipeline commands (RFC 2920), even when the server offers PIPELINING: send each command and wait for its reply (swaks\'s default; for interop and debugging)'
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from run" -l no-chunking -d 'Do not use BDAT (RFC 3030 CHUNKING), even when the server offers it: send the message with DATA and dot-stuffing'
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from run" -l require-tls -d 'Ask that the message travel over TLS on every hop (RFC 8689 REQUIRETLS)'
+complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from run" -l all-or-nothing -d 'Send to nobody if the server refuses any recipient (msmtp\'s behaviour; also the config key `all_or_nothing = true`)'
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from run" -l skip-empty -d 'Send nothing (and exit 0) when the body is empty (mailx -E)'
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from run" -s P -l show-config -d 'Print the resolved settings (password masked) and exit (msmtp\'s -P)'
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from run" -l allow-plaintext-auth -d 'Allow AUTH over a connection that is not encrypted (the password travels in clear)'
@@ -416,6 +420,7 @@ complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_sub
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from flush" -l no-pipelining -l no-pipeline -d 'Do not pipeline commands (RFC 2920), even when the server offers PIPELINING: send each command and wait for its reply (swaks\'s default; for interop and debugging)'
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from flush" -l no-chunking -d 'Do not use BDAT (RFC 3030 CHUNKING), even when the server offers it: send the message with DATA and dot-stuffing'
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from flush" -l require-tls -d 'Ask that the message travel over TLS on every hop (RFC 8689 REQUIRETLS)'
+complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from flush" -l all-or-nothing -d 'Send to nobody if the server refuses any recipient (msmtp\'s behaviour; also the config key `all_or_nothing = true`)'
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from flush" -l skip-empty -d 'Send nothing (and exit 0) when the body is empty (mailx -E)'
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from flush" -s P -l show-config -d 'Print the resolved settings (password masked) and exit (msmtp\'s -P)'
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from flush" -l allow-plaintext-auth -d 'Allow AUTH over a connection that is not encrypted (the password travels in clear)'
@@ -495,6 +500,7 @@ complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_sub
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from remove" -l no-pipelining -l no-pipeline -d 'Do not pipeline commands (RFC 2920), even when the server offers PIPELINING: send each command and wait for its reply (swaks\'s default; for interop and debugging)'
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from remove" -l no-chunking -d 'Do not use BDAT (RFC 3030 CHUNKING), even when the server offers it: send the message with DATA and dot-stuffing'
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from remove" -l require-tls -d 'Ask that the message travel over TLS on every hop (RFC 8689 REQUIRETLS)'
+complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from remove" -l all-or-nothing -d 'Send to nobody if the server refuses any recipient (msmtp\'s behaviour; also the config key `all_or_nothing = true`)'
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from remove" -l skip-empty -d 'Send nothing (and exit 0) when the body is empty (mailx -E)'
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from remove" -s P -l show-config -d 'Print the resolved settings (password masked) and exit (msmtp\'s -P)'
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from remove" -l allow-plaintext-auth -d 'Allow AUTH over a connection that is not encrypted (the password travels in clear)'

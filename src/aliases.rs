@@ -6,9 +6,11 @@
 //! comment at the start of a line or after white space; a line starting with white space
 //! continues the previous entry's target list; names are case-insensitive; the name
 //! `default` catches every name that is not listed. Targets may name other aliases, which
-//! are expanded in turn (at most [`MAX_DEPTH`] levels; a loop ends at the name that closes
-//! it). A target written `\name` is taken literally, without further expansion (as
-//! sendmail does). Targets a sending client cannot deliver to (`|command`, `/file`,
+//! are expanded in turn (at most [`MAX_DEPTH`] levels). A name that lists itself (`root:
+//! root, admin@x`, sendmail's idiom for "this mailbox too") stands for itself there; a loop
+//! through other names (`a: b`, `b: a`) is a configuration error (EX_CONFIG) naming the
+//! loop, since no address could be meant by it. A target written `\name` is taken
+//! literally, without further expansion (as sendmail does). Targets a sending client cannot deliver to (`|command`, `/file`,
 //! `:include:`) are skipped and noted, never sent to a server as addresses.
 //!
 //! This module reads the file and answers look-ups; it does not qualify names with a
@@ -194,21 +196,22 @@ impl Aliases {
     /// The addresses `local` stands for: its targets, with targets that are themselves
     /// listed expanded in turn; for a name that is not listed, the `default` entry's.
     /// Targets that are bare names not listed (and not caught by `default`), literal
-    /// `\name` targets, and names that would close a loop or go deeper than [`MAX_DEPTH`]
+    /// `\name` targets, a name that lists itself, and names deeper than [`MAX_DEPTH`]
     /// come back as they are, for the caller to qualify. Order is kept; duplicates are
-    /// dropped. `None` when neither `local` nor `default` is listed.
-    pub fn expand(&self, local: &str) -> Option<Vec<String>> {
+    /// dropped. `Ok(None)` when neither `local` nor `default` is listed; an error naming
+    /// the loop when the expansion comes back to a name through others (EX_CONFIG).
+    pub fn expand(&self, local: &str) -> Result<Option<Vec<String>>> {
         let key = local.to_lowercase();
         if !self.map.contains_key(&key) && !self.map.contains_key("default") {
-            return None;
+            return Ok(None);
         }
         let mut out = Vec::new();
         let mut path = Vec::new();
-        self.expand_into(local, &mut path, &mut out);
-        Some(out)
+        self.expand_into(local, &mut path, &mut out)?;
+        Ok(Some(out))
     }
 
-    fn expand_into(&self, name: &str, path: &mut Vec<String>, out: &mut Vec<String>) {
+    fn expand_into(&self, name: &str, path: &mut Vec<String>, out: &mut Vec<String>) -> Result<()> {
         let key = name.to_lowercase();
         let entry = match self.map.get(&key) {
             Some(t) => Some((key, t)),
@@ -216,21 +219,33 @@ impl Aliases {
         };
         let Some((key, targets)) = entry else {
             push_unique(out, name);
-            return;
+            return Ok(());
         };
-        if path.len() >= MAX_DEPTH || path.contains(&key) {
+        // A name listing itself means its own mailbox (sendmail's `root: root, admin@x`).
+        if path.last() == Some(&key) || path.len() >= MAX_DEPTH {
             push_unique(out, name);
-            return;
+            return Ok(());
+        }
+        if let Some(start) = path.iter().position(|p| *p == key) {
+            let mut chain = path[start..].to_vec();
+            chain.push(key);
+            return Err(Error::Config(format!(
+                "{}: alias loop: {} (no address to send to; fix the aliases file)",
+                self.origin,
+                chain.join(" -> ")
+            ))
+            .into());
         }
         path.push(key);
         for t in targets {
             if t.literal || t.addr.contains('@') {
                 push_unique(out, &t.addr);
             } else {
-                self.expand_into(&t.addr, path, out);
+                self.expand_into(&t.addr, path, out)?;
             }
         }
         path.pop();
+        Ok(())
     }
 
     /// One warning for the whole file when it has `|command`, `/file` or `:include:`
@@ -362,10 +377,7 @@ ring3: ring1, z@example.com
                 ]),
             ),
             (&file(), "ops", Some(&["root", "pager@example.com"])),
-            (&file(), "loop1", Some(&["loop1", "l@example.com"])),
             (&file(), "self", Some(&["self", "s@example.com"])),
-            (&file(), "ring1", Some(&["ring1", "z@example.com"])),
-            (&file(), "ring2", Some(&["ring2", "z@example.com"])),
             (&file(), "pipe", Some(&["p@example.com"])),
             (&file(), "onlypipe", None),
             (&file(), "hash", Some(&["a#b@example.com"])),
@@ -381,7 +393,7 @@ ring3: ring1, z@example.com
             (&with_default, "nobody", Some(&["catch@example.com"])),
         ];
         for (aliases, name, want) in cases {
-            let got = aliases.expand(name);
+            let got = aliases.expand(name).unwrap();
             let want = want.map(|w| w.iter().map(|s| s.to_string()).collect::<Vec<_>>());
             assert_eq!(got, want, "{name}");
         }
@@ -390,14 +402,34 @@ ring3: ring1, z@example.com
     #[test]
     fn default_pointing_at_an_unlisted_name_stops() {
         let a = Aliases::parse("default: admin\n", "t").unwrap();
-        assert_eq!(a.expand("anyone"), Some(vec!["admin".to_string()]));
+        assert_eq!(a.expand("anyone").unwrap(), Some(vec!["admin".to_string()]));
     }
 
     #[test]
     fn depth_is_bounded() {
         let text: String = (0..30).map(|i| format!("a{i}: a{}\n", i + 1)).collect();
         let a = Aliases::parse(&text, "t").unwrap();
-        assert_eq!(a.expand("a0"), Some(vec![format!("a{MAX_DEPTH}")]));
+        assert_eq!(a.expand("a0").unwrap(), Some(vec![format!("a{MAX_DEPTH}")]));
+    }
+
+    #[test]
+    fn a_loop_through_other_names_is_an_error_naming_it() {
+        for (name, chain) in [
+            ("loop1", "loop1 -> loop2 -> loop1"),
+            ("loop2", "loop2 -> loop1 -> loop2"),
+            ("ring2", "ring2 -> ring3 -> ring1 -> ring2"),
+        ] {
+            let err = file().expand(name).unwrap_err();
+            assert_eq!(exit_code(&err), Exit::Config, "{err:#}");
+            assert_eq!(
+                format!("{err:#}"),
+                format!("test: alias loop: {chain} (no address to send to; fix the aliases file)")
+            );
+        }
+        // Reaching a loop from outside names the loop itself.
+        let a = Aliases::parse("root: admin\nadmin: ops\nops: admin\n", "t").unwrap();
+        let err = a.expand("root").unwrap_err();
+        assert!(format!("{err:#}").contains("alias loop: admin -> ops -> admin"));
     }
 
     #[test]
@@ -415,7 +447,10 @@ ring3: ring1, z@example.com
         )
         .unwrap();
         assert!(include.warning().unwrap().contains("on lines 1, 2;"));
-        assert_eq!(include.expand("root"), Some(vec!["r@x".to_string()]));
+        assert_eq!(
+            include.expand("root").unwrap(),
+            Some(vec!["r@x".to_string()])
+        );
         assert_eq!(Aliases::parse("root: r@x\n", "a").unwrap().warning(), None);
     }
 
@@ -471,7 +506,10 @@ ring3: ring1, z@example.com
         let good = dir.path().join("aliases");
         std::fs::write(&good, "root: r@example.com\n").unwrap();
         let a = load(&good).unwrap();
-        assert_eq!(a.expand("root"), Some(vec!["r@example.com".to_string()]));
+        assert_eq!(
+            a.expand("root").unwrap(),
+            Some(vec!["r@example.com".to_string()])
+        );
 
         let err = load(&dir.path().join("missing")).unwrap_err();
         assert_eq!(exit_code(&err), Exit::NoInput);

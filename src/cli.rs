@@ -157,6 +157,13 @@ pub struct Args {
     pub reply_to: Vec<String>,
 
     /// Add a header, "Name: value" (repeatable). CR and LF are refused.
+    ///
+    /// Any header postie does not write itself. Refused, with the reason: From, To, Cc and
+    /// Subject (give them with -f, --to, -c, -s), Bcc (-b: it never appears in the
+    /// message), Content-* (postie builds the MIME structure; `Content-Type: text/html`
+    /// makes the body HTML, as bsd-mailx's -a does), Reply-To together with --reply-to, and
+    /// a second Date, Message-ID, Reply-To, Sender, In-Reply-To, References or
+    /// MIME-Version. Date, Message-ID and MIME-Version replace postie's own.
     #[arg(short = 'H', long, value_name = "HEADER", action = ArgAction::Append, help_heading = "Message")]
     pub header: Vec<String>,
 
@@ -340,6 +347,17 @@ pub struct Args {
     /// server offers REQUIRETLS; otherwise it refuses before MAIL with exit 69.
     #[arg(long, help_heading = "Connection")]
     pub require_tls: bool,
+
+    /// Send to nobody if the server refuses any recipient (msmtp's behaviour; also the
+    /// config key `all_or_nothing = true`).
+    ///
+    /// By default (sendmail's behaviour) the message goes to the recipients the server
+    /// accepted, and postie exits 67 (75 if a refusal was temporary) naming the others.
+    /// With this, the RCPT replies are read before DATA; if any recipient is refused the
+    /// transaction is reset (RSET) instead, nothing is delivered, and the exit code is the
+    /// refusal's. postie run as msmtp always works this way.
+    #[arg(long, help_heading = "Connection")]
+    pub all_or_nothing: bool,
 
     /// Qualify bare local recipients (root, www-data) with this domain.
     #[arg(long, value_name = "DOMAIN", help_heading = "Message")]

@@ -291,6 +291,9 @@ pub struct Config {
     pub chunking: bool,
     /// --require-tls: MAIL FROM with REQUIRETLS (RFC 8689), refused unless possible.
     pub require_tls: bool,
+    /// --all-or-nothing, `all_or_nothing`, the msmtp persona: if any recipient is
+    /// refused, RSET instead of DATA and the message goes to nobody.
+    pub all_or_nothing: bool,
     /// --dkim-key and friends, or the account's `dkim_*`: sign the message.
     pub dkim: Option<crate::dkim::Options>,
 }
@@ -817,6 +820,7 @@ impl Config {
             pipelining: !args.no_pipelining,
             chunking: !args.no_chunking,
             require_tls: args.require_tls,
+            all_or_nothing: args.all_or_nothing || account.all_or_nothing.unwrap_or(false),
             dkim: crate::dkim::Options::resolve(
                 args.dkim_key.clone().or(account.dkim_key.clone()),
                 args.dkim_selector.clone().or(account.dkim_selector.clone()),
@@ -1111,8 +1115,12 @@ impl PasswordSource {
             PasswordSource::Env(p) => Ok(Secret::new(p)),
             PasswordSource::Literal(s) => Ok(s),
             PasswordSource::Prompt => {
-                match rpassword::prompt_password(format!("postie: {what} for {user}: ")) {
-                    Ok(p) => Ok(Secret::new(p)),
+                match crate::prompt::password(&format!("postie: {what} for {user}: ")) {
+                    Ok(p) => Ok(p),
+                    Err(crate::prompt::Failure::Interrupted) => Err(Error::Config(format!(
+                        "no {what} for {user}: the prompt was interrupted"
+                    ))
+                    .into()),
                     Err(_) => Err(Error::Config(format!(
                         "no {what} for {user}: use --password-file, --password-command, \
                          {PASSWORD_ENV} or a configuration file"

@@ -13,17 +13,22 @@ use crate::error::Error;
 use crate::message::Message;
 
 /// The addresses a bare local name stands for: its aliases (targets without a domain get
-/// the configured one), else `name@domain`. Empty when neither is configured.
-pub fn qualify_local(cfg: &Config, name: &str) -> Vec<String> {
+/// the configured one), else `name@domain`. Empty when neither is configured; an error when
+/// the aliases loop (EX_CONFIG).
+pub fn qualify_local(cfg: &Config, name: &str) -> Result<Vec<String>> {
     let with_domain = |n: &str| match (&cfg.domain, n.contains('@')) {
         (_, true) => Some(n.to_string()),
         (Some(d), false) => Some(format!("{n}@{d}")),
         (None, false) => None,
     };
-    match cfg.aliases.as_ref().and_then(|a| a.expand(name)) {
+    let expanded = match &cfg.aliases {
+        Some(a) => a.expand(name)?,
+        None => None,
+    };
+    Ok(match expanded {
         Some(targets) => targets.iter().filter_map(|t| with_domain(t)).collect(),
         None => with_domain(name).into_iter().collect(),
-    }
+    })
 }
 
 /// A recipient as typed, as envelope addresses: an address as it is, a bare local name
@@ -42,7 +47,7 @@ pub fn qualify_mailbox(cfg: &Config, raw: &str) -> Result<Vec<Mailbox>> {
     if m.addr.contains('@') {
         return Ok(vec![m]);
     }
-    let addrs = qualify_local(cfg, &m.addr);
+    let addrs = qualify_local(cfg, &m.addr)?;
     if addrs.is_empty() {
         return Err(Error::Data(format!(
             "bare recipient {:?}: set a domain (--domain, config domain) or an aliases file",

@@ -858,6 +858,7 @@ mod tests {
                     address: "u@a.test".into(),
                     reply: reply("250 2.1.5 Ok\r\n"),
                     data_reply: None,
+                    withheld: false,
                 }],
                 final_reply: Some(reply("250 2.0.0 Ok: queued as Q1\r\n")),
             }),

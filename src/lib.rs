@@ -58,6 +58,7 @@ pub mod oauth;
 pub mod persona;
 pub mod probe;
 pub mod progress;
+pub mod prompt;
 pub mod queue;
 pub mod report;
 pub mod route;

@@ -72,7 +72,13 @@ pub fn line(
                 .recipients
                 .iter()
                 .filter(|r| !r.accepted())
-                .map(|r| format!("{} {}", r.address, r.outcome().summary()))
+                .map(|r| {
+                    if r.withheld {
+                        format!("{} withheld (all or nothing)", r.address)
+                    } else {
+                        format!("{} {}", r.address, r.outcome().summary())
+                    }
+                })
                 .collect();
             if !refused.is_empty() {
                 fields.push(("refused", refused.join("; ")));

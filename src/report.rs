@@ -40,6 +40,9 @@ pub struct Recipient {
     /// LMTP only: this recipient's own reply to the end of data (RFC 2033 §4.2); `None`
     /// under SMTP, and for a recipient refused at RCPT.
     pub data_reply: Option<Reply>,
+    /// Accepted at RCPT, but the message was not sent to it: another recipient was
+    /// refused and all-or-nothing (msmtp's behaviour) sends to nobody then.
+    pub withheld: bool,
 }
 
 impl Recipient {
@@ -49,13 +52,14 @@ impl Recipient {
             address,
             reply,
             data_reply: None,
+            withheld: false,
         }
     }
 
-    /// Accepted at RCPT and, under LMTP, at the end of data too.
+    /// Accepted at RCPT and, under LMTP, at the end of data too (and not withheld).
     pub fn accepted(&self) -> bool {
         let positive = |r: &Reply| r.code.severity == Severity::PositiveCompletion;
-        positive(&self.reply) && self.data_reply.as_ref().is_none_or(positive)
+        !self.withheld && positive(&self.reply) && self.data_reply.as_ref().is_none_or(positive)
     }
 
     /// The reply that decided this recipient: its end-of-data reply under LMTP, else the
@@ -76,11 +80,12 @@ pub struct Report {
 
 impl Report {
     /// 0 when every recipient was accepted and the message taken; 75 if any refusal was
-    /// temporary; otherwise the permanent code (67).
+    /// temporary; otherwise the permanent code (67). A withheld recipient adds nothing of
+    /// its own: the refusal that withheld it decides.
     pub fn exit(&self) -> Exit {
         self.recipients
             .iter()
-            .filter(|r| !r.accepted())
+            .filter(|r| !r.accepted() && !r.withheld)
             .map(|r| match r.outcome().code.severity {
                 // A positive intermediate reply to RCPT (or to LMTP's end of data) is nonsense.
                 Severity::PositiveIntermediate => Exit::Protocol,
@@ -96,14 +101,14 @@ impl Report {
         self.final_reply.is_none() && self.exit() == Exit::TempFail
     }
 
-    /// Lines for stderr: one per refused recipient, and (SMTP) the partial-delivery note.
-    /// Under LMTP every recipient's line already carries its own final reply, so there is
-    /// no note.
+    /// Lines for stderr: one per refused recipient, and (SMTP) the partial-delivery note,
+    /// or the all-or-nothing note naming the recipients withheld. Under LMTP every
+    /// recipient's line already carries its own final reply, so there is no note.
     pub fn failure_lines(&self) -> Vec<String> {
         let mut lines: Vec<String> = self
             .recipients
             .iter()
-            .filter(|r| !r.accepted())
+            .filter(|r| !r.accepted() && !r.withheld)
             .map(|r| {
                 let (what, reply) = match &r.data_reply {
                     Some(reply) => (format!("delivery to <{}>", r.address), reply),
@@ -130,7 +135,32 @@ impl Report {
                 reply.summary()
             ));
         }
+        let withheld: Vec<String> = self
+            .recipients
+            .iter()
+            .filter(|r| r.withheld)
+            .map(|r| format!("<{}>", r.address))
+            .collect();
+        if !withheld.is_empty() {
+            lines.push(format!(
+                "message sent to nobody (all or nothing): not to {} either, accepted but \
+                 withheld because a recipient was refused",
+                withheld.join(", ")
+            ));
+        }
         lines
+    }
+
+    /// All or nothing (msmtp's behaviour): when any recipient was refused, the accepted
+    /// ones are withheld, and the message goes to nobody.
+    pub fn withhold_all_if_any_refused(recipients: &mut [Recipient]) -> bool {
+        let refused = recipients.iter().any(|r| !r.accepted());
+        if refused {
+            for r in recipients.iter_mut().filter(|r| r.accepted()) {
+                r.withheld = true;
+            }
+        }
+        refused
     }
 }
 
@@ -190,6 +220,44 @@ mod tests {
         assert!(report(vec![rcpt("a@x", "250 Ok\r\n")])
             .failure_lines()
             .is_empty());
+    }
+
+    #[test]
+    fn all_or_nothing_withholds_the_accepted_and_the_refusal_decides() {
+        let mut rcpts = vec![
+            rcpt("a@x", "250 2.1.5 Ok\r\n"),
+            rcpt("b@x", "550 5.1.1 no such user\r\n"),
+            rcpt("c@x", "250 2.1.5 Ok\r\n"),
+        ];
+        assert!(Report::withhold_all_if_any_refused(&mut rcpts));
+        let r = Report {
+            recipients: rcpts,
+            final_reply: None,
+        };
+        assert!(r.recipients.iter().all(|r| !r.accepted()));
+        assert_eq!(r.exit(), Exit::NoUser);
+        assert_eq!(
+            r.failure_lines(),
+            [
+                "RCPT TO <b@x> refused: 550 5.1.1 no such user (permanent negative completion)",
+                "message sent to nobody (all or nothing): not to <a@x>, <c@x> either, accepted \
+                 but withheld because a recipient was refused",
+            ]
+        );
+        let mut later = vec![
+            rcpt("a@x", "250 2.1.5 Ok\r\n"),
+            rcpt("b@x", "450 4.2.0 later\r\n"),
+        ];
+        Report::withhold_all_if_any_refused(&mut later);
+        let r = Report {
+            recipients: later,
+            final_reply: None,
+        };
+        assert_eq!(r.exit(), Exit::TempFail);
+        assert!(r.untaken_and_retryable());
+        let mut fine = vec![rcpt("a@x", "250 2.1.5 Ok\r\n")];
+        assert!(!Report::withhold_all_if_any_refused(&mut fine));
+        assert!(fine[0].accepted());
     }
 
     #[test]

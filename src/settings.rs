@@ -145,6 +145,8 @@ pub struct Account {
     pub queue_max_age: Option<u64>,
     /// postie only (TOML `[account.NAME.oauth]`): get and refresh the AUTH token itself.
     pub oauth: Option<OAuthSettings>,
+    /// postie only (TOML `all_or_nothing`): send to nobody if any recipient is refused.
+    pub all_or_nothing: Option<bool>,
 }
 
 impl Account {
@@ -178,6 +180,7 @@ impl Account {
                 f.fallback_servers
             },
             queue: self.queue.or(f.queue),
+            all_or_nothing: self.all_or_nothing.or(f.all_or_nothing),
             queue_dir: self.queue_dir.or(f.queue_dir),
             queue_max_age: self.queue_max_age.or(f.queue_max_age),
             oauth: self.oauth.or(f.oauth),

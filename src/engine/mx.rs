@@ -723,6 +723,7 @@ mod tests {
             address: rcpt.into(),
             reply: reply(text),
             data_reply: None,
+            withheld: false,
         };
         let accepted = r.accepted();
         Report {

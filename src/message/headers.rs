@@ -88,6 +88,34 @@ pub fn from_address(head: &[u8]) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The byte ranges (from the field name to the end of its last line) of every field named
+/// `name` (case-insensitively) in the header block at the start of `head`, in order.
+pub fn field_ranges(head: &[u8], name: &str) -> Vec<(usize, usize)> {
+    let block = Block::split(head);
+    let owned;
+    let buf: &[u8] = if block.fields.is_empty() || block.fields.ends_with(b"\n") {
+        block.fields
+    } else {
+        owned = [block.fields, b"\n"].concat();
+        &owned
+    };
+    let Some(message) = MessageParser::new().parse_headers(buf) else {
+        return Vec::new();
+    };
+    let mut ranges: Vec<(usize, usize)> = message
+        .headers()
+        .iter()
+        .filter(|h| h.name.as_str().eq_ignore_ascii_case(name))
+        .map(|h| {
+            let end = (h.offset_end as usize).min(block.fields.len());
+            (h.offset_field as usize, end)
+        })
+        .filter(|(start, end)| start <= end)
+        .collect();
+    ranges.sort_unstable();
+    ranges
+}
+
 /// Maps a bare local name to the address or addresses it stands for.
 pub type Qualify<'a> = &'a dyn Fn(&str) -> Vec<String>;
 

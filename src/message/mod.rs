@@ -12,9 +12,12 @@
 //! raw attachments are held too, so the peak is about 2.4 times their size; after that,
 //! the one encoded copy (about 1.35 times). mail-builder encodes
 //! every 8-bit text as quoted-printable or base64, so a composed message is always 7-bit
-//! and needs no 8BITMIME.
+//! and needs no 8BITMIME. A ready 8-bit message meets a server without 8BITMIME in
+//! [`for_seven_bit_server`], which the session calls: its 8-bit parts are converted to
+//! 7-bit ([`seven_bit`]) and postie's own DKIM signature is made again.
 
 pub mod headers;
+pub mod seven_bit;
 pub mod wire;
 
 use std::fs::File;
@@ -34,6 +37,9 @@ use crate::error::Error;
 const HEAD_LIMIT: usize = 1 << 20;
 /// A ready message up to this size is read whole before connecting (see the module docs).
 pub const READ_AHEAD: usize = 64 * 1024;
+/// The most of a streamed message read into memory to convert it for a server without
+/// 8BITMIME ([`for_seven_bit_server`]); a bigger one still streams, 8-bit bytes refused.
+pub const CONVERT_LIMIT: usize = 64 << 20;
 /// Fixed Date in test mode: 2026-01-01T00:00:00Z.
 const TEST_DATE: i64 = 1_767_225_600;
 
@@ -155,6 +161,17 @@ impl Message {
         }
     }
 
+    /// The same message (recipients, From:, watch) with other bytes, held whole.
+    fn with_bytes(self, bytes: Vec<u8>) -> Message {
+        Message {
+            size: Some(bytes.len() as u64),
+            eight_bit: Some(!bytes.is_ascii()),
+            head: bytes,
+            rest: None,
+            ..self
+        }
+    }
+
     /// A composed message's bytes (tests and dry runs).
     pub fn in_memory(bytes: Vec<u8>) -> Message {
         let eight_bit = Some(!bytes.is_ascii());
@@ -219,6 +236,95 @@ pub fn sign(cfg: &Config, mut m: Message) -> Result<Message> {
     Ok(m)
 }
 
+/// The message as it may go to a server that does not offer 8BITMIME (RFC 6152 §3): its
+/// 8-bit MIME parts converted to 7-bit ([`seven_bit`]), and the second value says so (for
+/// the transcript). A 7-bit or binary message comes back as it is.
+///
+/// A streamed message is read into memory here, up to [`CONVERT_LIMIT`]: only a whole
+/// message can be converted. One that is still 7-bit at that point goes on streaming (an
+/// 8-bit byte further on is then refused while sending); one that is 8-bit and bigger is
+/// refused now (EX_DATAERR), before MAIL.
+///
+/// DKIM stays correct: a signature postie made (the topmost DKIM-Signature, when the
+/// configuration signs) is made again over the converted message; one made by anyone else
+/// would break, so such a message is refused, with a line that says why.
+pub fn for_seven_bit_server(cfg: &Config, mut m: Message) -> Result<(Message, Option<String>)> {
+    if m.body_kind() == BodyKind::Binary {
+        return Ok((m, None));
+    }
+    if let Some(mut rest) = m.rest.take() {
+        let mut eight_bit = !m.head.is_ascii();
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let n = match rest.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::Io(format!("reading the message: {e}")).into()),
+            };
+            eight_bit |= !chunk[..n].is_ascii();
+            m.head.extend_from_slice(&chunk[..n]);
+            if m.head.len() > CONVERT_LIMIT {
+                if eight_bit {
+                    return Err(Error::Data(format!(
+                        "the message has 8-bit data and the server does not offer 8BITMIME, \
+                         and it is larger than {} MiB: too large to convert to 7-bit; encode \
+                         it (quoted-printable or base64), or use a server that offers 8BITMIME",
+                        CONVERT_LIMIT >> 20
+                    ))
+                    .into());
+                }
+                m.rest = Some(rest);
+                return Ok((m, None));
+            }
+        }
+        m.size = Some(m.head.len() as u64);
+        m.eight_bit = Some(eight_bit);
+        if !eight_bit || m.body_kind() == BodyKind::Binary {
+            return Ok((m, None));
+        }
+    }
+    if m.head.is_ascii() {
+        return Ok((m, None));
+    }
+    let signatures = headers::field_ranges(&m.head, "DKIM-Signature");
+    let ours = match signatures.first() {
+        Some(&(0, end)) if cfg.dkim.is_some() => Some(end),
+        _ => None,
+    };
+    if signatures.len() > usize::from(ours.is_some()) {
+        return Err(Error::Data(
+            "the message has 8-bit data and the server does not offer 8BITMIME, but it \
+             carries a DKIM-Signature that converting it to 7-bit would break: send it \
+             through a server that offers 8BITMIME, or have it signed after encoding it 7-bit"
+                .into(),
+        )
+        .into());
+    }
+    let unsigned = &m.head[ours.unwrap_or(0)..];
+    let Some(converted) = seven_bit::convert(unsigned)? else {
+        return Ok((m, None));
+    };
+    let summary = converted.summary();
+    let m = m.with_bytes(converted.bytes);
+    if ours.is_some() {
+        let m = sign(cfg, m)?;
+        return Ok((
+            m,
+            Some(format!(
+                "the server does not offer 8BITMIME: converted {summary} and DKIM-signed the \
+                 converted message again"
+            )),
+        ));
+    }
+    Ok((
+        m,
+        Some(format!(
+            "the server does not offer 8BITMIME: converted {summary}"
+        )),
+    ))
+}
+
 /// What the sendmail persona does to a ready message: -t takes the recipients from the
 /// headers; then Bcc goes, bare local names in To/Cc/From are qualified so the mail that
 /// arrives is readable, and a missing From, Date or Message-ID is added.
@@ -235,7 +341,8 @@ fn sendmail_fixups(cfg: &Config, mut m: Message) -> Result<Message> {
         Some(name) => format!("{name} <{sender}>"),
         None => sender,
     };
-    let qualify = |name: &str| crate::envelope::qualify_local(cfg, name);
+    // A name whose aliases loop stays as it is in the headers; the envelope refuses it.
+    let qualify = |name: &str| crate::envelope::qualify_local(cfg, name).unwrap_or_default();
     let qualify_sender = |name: &str| vec![crate::envelope::qualify_sender(cfg, name)];
     let (date, id) = if cfg.test_mode {
         (TEST_DATE, "postie-test@postie.test".to_string())
@@ -325,14 +432,19 @@ fn compose(cfg: &Config, c: &Compose, mut stdin: Box<dyn Read>) -> Result<Messag
     if let Some(reply_to) = address_list(cfg, &c.reply_to)? {
         b = b.reply_to(reply_to);
     }
+    let headers = checked_headers(c)?;
+    let given = |name: &str| headers.iter().any(|(n, _)| n == name);
     if cfg.test_mode {
-        b = b
-            .date(Date::new(TEST_DATE))
-            .message_id("postie-test@postie.test");
+        // Fixed, unless -H gives its own (which replaces the builder's).
+        if !given("Date") {
+            b = b.date(Date::new(TEST_DATE));
+        }
+        if !given("Message-ID") {
+            b = b.message_id("postie-test@postie.test");
+        }
     }
-    for (name, value) in &c.headers {
-        let name = canonical_header_name(name)?;
-        b = b.header(name, Text::new(value.as_str()));
+    for (name, value) in headers {
+        b = b.header(name, Text::new(value));
     }
     // Both: mail-builder makes it multipart/alternative (RFC 2046 §5.1.4), text first.
     if let Some(text) = text {
@@ -366,30 +478,73 @@ fn compose(cfg: &Config, c: &Compose, mut stdin: Box<dyn Read>) -> Result<Messag
     Ok(m)
 }
 
-/// Headers the builder manages may not be given with -H (they would be duplicated or, for
-/// Bcc, leak); Date, Message-ID and MIME-Version replace the builder's own.
-fn canonical_header_name(name: &str) -> Result<String> {
-    let lower = name.to_ascii_lowercase();
-    let managed = ["from", "to", "cc", "bcc", "subject"];
-    if managed.contains(&lower.as_str()) {
-        return Err(Error::Usage(format!(
-            "-H {name}: set it with -f, --to, -c, -b or -s instead"
-        ))
-        .into());
+/// The -H headers as they go into the builder, or the refusal of one of them, naming it
+/// and saying why: the fields postie writes itself from other options (From, To, Cc,
+/// Subject; Bcc, which it never writes; the MIME structure's Content-*), a Reply-To that
+/// --reply-to also gives, and a second copy of a field a message has at most once (RFC
+/// 5322 §3.6). Date, Message-ID and MIME-Version (1.0) replace the builder's own.
+fn checked_headers(c: &Compose) -> Result<Vec<(String, String)>> {
+    let refuse = |text: String| -> anyhow::Error { Error::Usage(text).into() };
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (name, value) in &c.headers {
+        let lower = name.to_ascii_lowercase();
+        let from_option = match lower.as_str() {
+            "from" => Some("-f ADDR (--from)"),
+            "to" => Some("the recipient arguments and --to ADDR"),
+            "cc" => Some("-c ADDR (--cc)"),
+            "subject" => Some("-s TEXT (--subject)"),
+            _ => None,
+        };
+        if let Some(option) = from_option {
+            return Err(refuse(format!(
+                "-H {name}: postie writes the {name}: header itself, from {option}; give it there"
+            )));
+        }
+        if lower == "bcc" {
+            return Err(refuse(format!(
+                "-H {name}: a Bcc: header would show the blind copies to every recipient; \
+                 give them with -b ADDR (--bcc), which never appears in the message"
+            )));
+        }
+        if lower.starts_with("content-") {
+            return Err(refuse(format!(
+                "-H {name}: postie writes the MIME headers (Content-*) itself for the body and \
+                 attachments; send a ready message with --message for your own"
+            )));
+        }
+        if lower == "reply-to" && !c.reply_to.is_empty() {
+            return Err(refuse(format!(
+                "-H {name} and --reply-to: that would be two Reply-To: headers; give it once"
+            )));
+        }
+        if lower == "mime-version" && value.trim() != "1.0" {
+            return Err(refuse(format!(
+                "-H {name}: {value}: postie builds MIME 1.0 messages (RFC 2045 §4)"
+            )));
+        }
+        const ONCE: &[&str] = &[
+            "date",
+            "sender",
+            "reply-to",
+            "message-id",
+            "in-reply-to",
+            "references",
+            "mime-version",
+        ];
+        if ONCE.contains(&lower.as_str()) && out.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            return Err(refuse(format!(
+                "-H {name} given twice: a message has at most one {name}: header (RFC 5322 §3.6)"
+            )));
+        }
+        let canonical = match lower.as_str() {
+            "date" => "Date".to_string(),
+            "message-id" => "Message-ID".to_string(),
+            "mime-version" => "MIME-Version".to_string(),
+            _ => name.to_string(),
+        };
+        out.push((canonical, value.clone()));
     }
-    // The MIME structure is the builder's; a second Content-Type would contradict it.
-    if lower.starts_with("content-") {
-        return Err(Error::Usage(format!(
-            "-H {name}: postie builds the MIME structure; send a ready message with --message for your own"
-        ))
-        .into());
-    }
-    Ok(match lower.as_str() {
-        "date" => "Date".into(),
-        "message-id" => "Message-ID".into(),
-        "mime-version" => "MIME-Version".into(),
-        _ => name.to_string(),
-    })
+    Ok(out)
 }
 
 fn address(m: &crate::envelope::Mailbox) -> Address<'static> {
@@ -594,12 +749,111 @@ mod tests {
         assert_eq!(m.body_kind(), BodyKind::SevenBit);
     }
 
+    fn submission() -> Config {
+        crate::config::for_tests(&["--server", "127.0.0.1", "--tls", "none"], &[])
+    }
+
     #[test]
-    fn managed_headers_are_refused() {
-        assert!(canonical_header_name("BCC").is_err());
-        assert!(canonical_header_name("from").is_err());
-        assert!(canonical_header_name("Content-Type").is_err());
-        assert_eq!(canonical_header_name("message-id").unwrap(), "Message-ID");
-        assert_eq!(canonical_header_name("X-Thing").unwrap(), "X-Thing");
+    fn a_streamed_message_is_read_whole_and_converted_for_a_seven_bit_server() {
+        // Nothing 8-bit in the read-ahead; the rest (unread until now) has some.
+        let mut rest = "x\n".repeat(READ_AHEAD).into_bytes();
+        rest.extend_from_slice("caf\u{e9}\n".as_bytes());
+        let m = Message::streaming(b"Subject: s\n\n".to_vec(), Box::new(io::Cursor::new(rest)));
+        let (m, note) = for_seven_bit_server(&submission(), m).unwrap();
+        assert_eq!(
+            note.as_deref(),
+            Some("the server does not offer 8BITMIME: converted 1 MIME part to quoted-printable")
+        );
+        let bytes = m.whole().expect("held whole").to_vec();
+        assert!(bytes.is_ascii());
+        assert_eq!(m.size, Some(bytes.len() as u64));
+        assert!(bytes.ends_with(b"caf=C3=A9\r\n"));
+        assert_eq!(m.body_kind(), BodyKind::SevenBit);
+    }
+
+    #[test]
+    fn a_streamed_seven_bit_message_is_only_read_ahead() {
+        let m = Message::streaming(b"Subject: s\n\n".to_vec(), Box::new(&b"all ascii\n"[..]));
+        let (m, note) = for_seven_bit_server(&submission(), m).unwrap();
+        assert_eq!(note, None);
+        assert_eq!(m.whole(), Some(&b"Subject: s\n\nall ascii\n"[..]));
+        assert_eq!(m.eight_bit, Some(false));
+    }
+
+    #[test]
+    fn someone_elses_dkim_signature_is_not_broken_by_converting() {
+        let signed = "DKIM-Signature: v=1; a=rsa-sha256; d=x.test; s=s; b=AAAA\n\
+                      From: a@x.test\n\ncaf\u{e9}\n";
+        let err =
+            for_seven_bit_server(&submission(), Message::in_memory(signed.into())).unwrap_err();
+        assert_eq!(crate::error::exit_code(&err), crate::error::Exit::DataErr);
+        let text = format!("{err:#}");
+        assert!(text.contains("DKIM-Signature"), "{text}");
+        assert!(!text.contains('\n'), "{text}");
+    }
+
+    #[test]
+    fn h_headers_postie_writes_itself_are_refused_naming_the_header_and_why() {
+        let compose = |headers: &[(&str, &str)], reply_to: &[&str]| Compose {
+            subject: None,
+            reply_to: reply_to.iter().map(|s| s.to_string()).collect(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            body: None,
+            html: None,
+            attachments: Vec::new(),
+        };
+        /// -H headers, --reply-to values, what the refusal says.
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
+        let cases: &[Case] = &[
+            (
+                &[("from", "a@x")],
+                &[],
+                "-H from: postie writes the from: header itself, from -f ADDR (--from); give it there",
+            ),
+            (&[("To", "a@x")], &[], "from the recipient arguments and --to ADDR"),
+            (&[("CC", "a@x")], &[], "-c ADDR (--cc)"),
+            (&[("Subject", "x")], &[], "-s TEXT (--subject)"),
+            (&[("BCC", "a@x")], &[], "-H BCC: a Bcc: header would show the blind copies"),
+            (
+                &[("Content-Disposition", "inline")],
+                &[],
+                "-H Content-Disposition: postie writes the MIME headers (Content-*) itself",
+            ),
+            (
+                &[("Reply-To", "a@x")],
+                &["b@x"],
+                "-H Reply-To and --reply-to: that would be two Reply-To: headers; give it once",
+            ),
+            (
+                &[("Message-ID", "<a@x>"), ("message-id", "<b@x>")],
+                &[],
+                "-H message-id given twice: a message has at most one message-id: header",
+            ),
+            (
+                &[("MIME-Version", "2.0")],
+                &[],
+                "-H MIME-Version: 2.0: postie builds MIME 1.0 messages",
+            ),
+        ];
+        for (headers, reply_to, want) in cases {
+            let err = checked_headers(&compose(headers, reply_to)).unwrap_err();
+            assert_eq!(crate::error::exit_code(&err), crate::error::Exit::Usage);
+            let text = format!("{err:#}");
+            assert!(text.contains(want), "{headers:?}: {text}");
+        }
+        let ok = checked_headers(&compose(
+            &[
+                ("message-id", "<a@x>"),
+                ("Reply-To", "r@x"),
+                ("X-Thing", "1"),
+            ],
+            &[],
+        ))
+        .unwrap();
+        let names: Vec<&str> = ok.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["Message-ID", "Reply-To", "X-Thing"]);
     }
 }

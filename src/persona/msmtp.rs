@@ -600,6 +600,9 @@ impl MsmtpArgs {
         args.from.clone_from(&self.from);
         args.recipients.clone_from(&self.recipients);
         args.socket.clone_from(&self.socket);
+        // msmtp sends nothing when any recipient is refused (its smtp_send_envelope stops
+        // at the first refused RCPT TO).
+        args.all_or_nothing = true;
         if let Some(p) = self.protocol {
             args.protocol = p;
         }

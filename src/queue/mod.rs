@@ -326,20 +326,24 @@ impl Sorted {
 
     pub fn of_report(report: &Report) -> Sorted {
         let mut s = Sorted::default();
+        // All or nothing: a recipient withheld goes with the refusal that withheld it —
+        // tried again later when that refusal was temporary.
+        let retry_withheld = report.exit() == Exit::TempFail;
         let transient = |r: &crate::report::Recipient| {
-            !r.accepted() && r.outcome().code.severity == Severity::TransientNegative
+            (r.withheld && retry_withheld)
+                || (!r.accepted() && r.outcome().code.severity == Severity::TransientNegative)
         };
         for r in &report.recipients {
             if r.accepted() {
                 s.delivered.push(r.address.clone());
             } else if transient(r) {
                 s.deferred.push(r.address.clone());
-                if s.deferred_reason.is_empty() {
+                if s.deferred_reason.is_empty() && !r.withheld {
                     s.deferred_reason = format!("<{}>: {}", r.address, r.outcome().summary());
                 }
             } else {
                 s.refused.push(r.address.clone());
-                if s.refused_reason.is_empty() {
+                if s.refused_reason.is_empty() && !r.withheld {
                     s.refused_reason = format!("<{}>: {}", r.address, r.outcome().summary());
                 }
             }

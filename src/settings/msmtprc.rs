@@ -106,6 +106,9 @@ impl Layer {
             queue_max_age: None,
             // OAuth needs postie's TOML file (msmtp users have passwordeval).
             oauth: None,
+            // msmtp's all-or-nothing belongs to its command line (the msmtp persona), not
+            // to the file: the sendmail persona keeps sendmail's partial delivery.
+            all_or_nothing: None,
         }
     }
 }

@@ -537,7 +537,7 @@ impl Drop for Sink {
     }
 }
 
-fn smtp_sink(dump: &Path) -> Option<Sink> {
+fn smtp_sink(dump: &Path, options: &[&str]) -> Option<Sink> {
     let bin = ["/usr/sbin/smtp-sink", "/usr/bin/smtp-sink"]
         .into_iter()
         .map(PathBuf::from)
@@ -560,7 +560,8 @@ fn smtp_sink(dump: &Path) -> Option<Sink> {
         cmd.args(["-u", "nobody"]);
     }
     let template = format!("{}/", dump.display());
-    cmd.args(["-d", &template, &format!("127.0.0.1:{port}"), "64"])
+    cmd.args(options)
+        .args(["-d", &template, &format!("127.0.0.1:{port}"), "64"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -596,7 +597,7 @@ fn smtp_sink_takes_200_messages_over_one_connection() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dump.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     }
-    let Some(sink) = smtp_sink(dump.path()) else {
+    let Some(sink) = smtp_sink(dump.path(), &[]) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -722,4 +723,60 @@ fn a_refused_first_server_falls_back_to_the_next_for_the_whole_batch() {
         "{}",
         out.stderr
     );
+}
+
+/// smtp-sink `-8` offers no 8BITMIME: each 8-bit message of the batch is converted to
+/// 7-bit (RFC 6152 §3) and every transaction smtp-sink records is 7-bit.
+#[test]
+fn smtp_sink_without_8bitmime_gets_the_8bit_messages_converted() {
+    let dump = tempfile::tempdir().unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dump.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let Some(sink) = smtp_sink(dump.path(), &["-8"]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for i in 1..=3 {
+        write(
+            dir.path(),
+            &format!("m{i}.eml"),
+            &format!(
+                "From: sender@x.example\nTo: r{i}@y.example\nSubject: n{i}\n\n\
+                 Gr\u{fc}\u{df}e {i}, caf\u{e9}\n"
+            ),
+        );
+    }
+    let addr = format!("127.0.0.1:{}", sink.port);
+    let out = go(batch(&addr, &["-v", "-f", FROM, s(dir.path())]));
+    out.assert_code(0, "8-bit messages to smtp-sink -8");
+    assert!(!out.stderr.contains("<-  250-8BITMIME"), "{}", out.stderr);
+    assert_eq!(
+        out.stderr
+            .matches("=== the server does not offer 8BITMIME: converted 1 MIME part to quoted-printable\n")
+            .count(),
+        3,
+        "{}",
+        out.stderr
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let files = loop {
+        let files: Vec<PathBuf> = std::fs::read_dir(dump.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        if files.len() >= 3 || Instant::now() > deadline {
+            break files;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(files.len(), 3);
+    for f in files {
+        let dumped = std::fs::read(&f).unwrap();
+        let text = String::from_utf8_lossy(&dumped);
+        assert!(dumped.is_ascii(), "{}: {text}", f.display());
+        assert!(text.contains("caf=C3=A9"), "{}: {text}", f.display());
+    }
+    drop(sink);
 }

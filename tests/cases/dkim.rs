@@ -235,3 +235,65 @@ fn a_signed_message_still_verifies_after_transit_through_postfix() {
         assert!(pass, "dkimpy does not verify the delivered message");
     }
 }
+
+/// A message postie signs and then converts to 7-bit for a server without 8BITMIME
+/// (Postfix with `smtpd_discard_ehlo_keywords = 8bitmime`) is signed again over the
+/// converted bytes: mail-auth and dkimpy both verify what Postfix delivered.
+#[test]
+fn a_signed_8bit_message_converted_for_a_server_without_8bitmime_verifies() {
+    use crate::support::mta::Postfix;
+    use crate::support::run::strip_received;
+    let Some(pf) = Postfix::get() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let rcpt = "dkim-seven-bit@example.test";
+    let msg = format!(
+        "From: A <a@example.org>\nTo: {rcpt}\nSubject: dkim and 7-bit\n\
+         Date: Thu, 1 Jan 2026 00:00:00 +0000\nMessage-ID: <seven@example.org>\n\n\
+         Caf\u{e9} cr\u{e8}me, {}\n.leading dot\n",
+        "\u{e9}".repeat(100)
+    );
+    for (kind, sel) in [("rsa", "seven-rsa"), ("ed25519", "seven-ed")] {
+        let (key, txt) = keygen(dir.path(), kind, sel);
+        let rcpt = format!("{kind}-{rcpt}");
+        let mut cmd = postie();
+        cmd.args([
+            "--server",
+            &format!("127.0.0.1:{}", pf.seven_bit_port),
+            "--tls",
+            "none",
+            "-v",
+        ])
+        .args(["--timeout", "60", "--message", "-"])
+        .arg("--dkim-key")
+        .arg(&key)
+        .args(["--dkim-selector", sel, &rcpt]);
+        let out = run(cmd, Some(msg.as_bytes()), LIMIT);
+        out.assert_code(0, "signed 8-bit send to a server without 8BITMIME");
+        assert!(
+            out.stderr.contains(
+                "=== the server does not offer 8BITMIME: converted 1 MIME part to \
+                 quoted-printable and DKIM-signed the converted message again\n"
+            ),
+            "{}",
+            out.stderr
+        );
+        let delivered = pf.delivered(&rcpt);
+        let (_, rest) = strip_received(&delivered);
+        assert!(rest.is_ascii(), "{kind}");
+        let text = String::from_utf8_lossy(rest)
+            .replace("\r\n", "\n")
+            .replace('\n', "\r\n");
+        assert_eq!(text.matches("DKIM-Signature:").count(), 1, "{text}");
+        let dns = Zone::new()
+            .txt(&format!("{sel}._domainkey.example.org"), &txt)
+            .start();
+        assert_eq!(
+            verify(dns.addr(), text.as_bytes()),
+            vec![DkimResult::Pass],
+            "{kind}: {text}"
+        );
+        if let Some(pass) = dkimpy_verifies(text.as_bytes(), &txt) {
+            assert!(pass, "{kind}: dkimpy does not verify the converted message");
+        }
+    }
+}

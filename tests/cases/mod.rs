@@ -1,3 +1,4 @@
+mod all_or_nothing;
 mod batch;
 mod check;
 mod dane;
@@ -18,7 +19,9 @@ mod oauth;
 mod pipelining;
 mod postfix;
 mod probe;
+mod prompt;
 mod queue;
 mod sendmail;
+mod seven_bit;
 mod submission;
 mod transcript;

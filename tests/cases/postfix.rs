@@ -670,3 +670,57 @@ fn pipelining_and_chunking_deliver_the_same_exact_bytes_on_and_off() {
         }
     }
 }
+
+/// RFC 6152 §3 against a real server: Postfix on `seven_bit_port` does not offer 8BITMIME,
+/// so postie converts the 8-bit parts (quoted-printable text, base64 otherwise) and what
+/// Postfix delivers is 7-bit and decodes to what was given.
+#[test]
+fn eight_bit_mail_to_postfix_without_8bitmime_arrives_7bit_and_decodes_the_same() {
+    let Some(pf) = Postfix::get() else { return };
+    let rcpt = "seven-bit@example.test";
+    let text = "Gr\u{fc}\u{df}e aus K\u{f6}ln, \u{20ac} 10\n".repeat(20);
+    let mut message = format!(
+        "Date: Mon, 23 Nov 2026 10:00:00 +0000\nMessage-ID: <seven-bit@postie.test>\n\
+         From: Alice <{FROM}>\nTo: <{rcpt}>\nSubject: postie interop seven-bit\n\
+         MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"sep\"\n\n\
+         --sep\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n\
+         {text}--sep\nContent-Type: application/octet-stream\n\n"
+    )
+    .into_bytes();
+    let blob: Vec<u8> = (0..=255u8).filter(|b| *b != b'\r' && *b != b'\n').collect();
+    message.extend_from_slice(&blob);
+    message.extend_from_slice(b"\n--sep--\n");
+    let mut cmd = postie();
+    cmd.args(["--timeout", POSTIE_TIMEOUT, "-v"])
+        .arg("--server")
+        .arg(format!("127.0.0.1:{}", pf.seven_bit_port))
+        .args(["--tls", "none", "-f", FROM, "--message", "-", rcpt]);
+    let out = run(cmd, Some(message.clone()));
+    out.assert_code(0, "8-bit mail to Postfix without 8BITMIME");
+    assert!(
+        out.stderr.contains(
+            "=== the server does not offer 8BITMIME: converted 2 MIME parts (1 \
+             quoted-printable, 1 base64)\n"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("8BITMIME\n<-"), "{}", out.stderr);
+    let delivered = pf.delivered(rcpt);
+    let (_, arrived) = strip_received(&delivered);
+    assert!(arrived.is_ascii(), "{}", String::from_utf8_lossy(arrived));
+    let parsed = mail_parser::MessageParser::new()
+        .parse(arrived)
+        .expect("the delivered message parses");
+    // The pipe transport delivers LF lines; the text was sent with CRLF ones. Its last
+    // line end belongs to the boundary that follows (RFC 2046 §5.1.1).
+    assert_eq!(
+        parsed
+            .body_text(0)
+            .map(|t| t.replace("\r\n", "\n"))
+            .as_deref(),
+        text.strip_suffix('\n')
+    );
+    let attachment = parsed.attachment(0).expect("the binary part");
+    assert_eq!(attachment.contents(), &blob[..]);
+}

@@ -392,6 +392,36 @@ fn cron_with_root_argument_is_qualified_with_domain() {
     assert_cron_delivery(pf, rcpt, "cron root");
 }
 
+/// Cron's 8-bit mail (`Content-Transfer-Encoding: 8bit`) through a relay that does not
+/// offer 8BITMIME (RFC 6152 §3): converted to quoted-printable, it arrives 7-bit and reads
+/// the same; the headers cron and the persona wrote are kept.
+#[test]
+fn cron_mail_to_a_relay_without_8bitmime_arrives_quoted_printable() {
+    let Some(pf) = Postfix::get() else { return };
+    let rcpt = "root@sm-cron-7bit.example.test";
+    let inst = Install::new();
+    inst.write(
+        "etc/postie.toml",
+        &format!(
+            "[defaults]\nserver = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
+             from = \"{SYSTEM_FROM}\"\ntimeout = 30\ndomain = \"sm-cron-7bit.example.test\"\n",
+            pf.seven_bit_port
+        ),
+        0o644,
+    );
+    let cmd = inst.sendmail(&["-i", "-FCronDaemon", "-B8BITMIME", "-oem", "root"]);
+    run(cmd, Some(cron_message().as_bytes())).assert_quiet_success("cron to a 7-bit relay");
+    let d = Delivered::get(pf, rcpt);
+    assert!(d.message.is_ascii(), "{}", d.text());
+    assert_eq!(d.one("Content-Transfer-Encoding"), "quoted-printable");
+    assert_eq!(d.one("Content-Type"), "text/plain; charset=UTF-8");
+    assert_eq!(d.header("X-Cron-Env").len(), 3);
+    let parsed = mail_parser::MessageParser::new()
+        .parse(&d.message[..])
+        .expect("parses");
+    assert_eq!(parsed.body_text(0).as_deref(), Some(CRON_BODY));
+}
+
 // ---------------------------------------------------------------------------------------
 // 2. mdadm, git send-email, mutt, PHP
 
@@ -1349,6 +1379,42 @@ fn show_config_prints_settings_but_never_the_password() {
             !out.stdout.contains(secret) && !out.stderr.contains(secret),
             "{}: the password is shown: {}",
             file.display(),
+            out.describe()
+        );
+    }
+}
+
+/// An aliases file whose names loop (`a: b`, `b: a`) has no address to send to: one line
+/// naming the loop and the file, exit 78, before any connection; a name listing itself
+/// (`root: root, ...`, sendmail's idiom) is not a loop. No server is needed: nothing may
+/// be sent.
+#[test]
+fn an_alias_loop_is_reported_as_a_loop() {
+    let inst = Install::new();
+    let aliases = inst.aliases(
+        "# /etc/aliases\npostmaster: root\nroot: admin\nadmin: ops, ops@example.test\nops: root\n",
+    );
+    inst.write(
+        "etc/postie.toml",
+        &format!(
+            "[defaults]\nserver = \"127.0.0.1\"\nport = 9\ntls = \"none\"\n\
+             from = \"{SYSTEM_FROM}\"\ndomain = \"example.test\"\n{}",
+            toml_path("aliases", &aliases)
+        ),
+        0o644,
+    );
+    for args in [&["postmaster"][..], &["-t"][..]] {
+        let cmd = inst.sendmail(args);
+        let out = run(cmd, Some(b"To: postmaster\nSubject: loop\n\nbody\n"));
+        out.assert_code(78, "alias loop");
+        assert_eq!(
+            out.stderr,
+            format!(
+                "sendmail: {}: alias loop: root -> admin -> ops -> root (no address to send \
+                 to; fix the aliases file)\n",
+                aliases.display()
+            ),
+            "{args:?}: {}",
             out.describe()
         );
     }

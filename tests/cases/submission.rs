@@ -1093,6 +1093,87 @@ fn envelope_from_and_reply_to() {
     }
 }
 
+/// `-H` may set any header postie does not write itself; for one it does, the one error
+/// line names the header and says why (64), before anything is sent. A -H Message-ID or
+/// Date replaces postie's own (one copy, also in test mode).
+#[test]
+fn h_refuses_the_headers_postie_writes_naming_them_and_why() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["-H", "From: boss@ex.org"],
+            "postie: -H From: postie writes the From: header itself, from -f ADDR (--from); \
+             give it there\n",
+        ),
+        (
+            &["-H", "Subject: x"],
+            "postie: -H Subject: postie writes the Subject: header itself, from -s TEXT \
+             (--subject); give it there\n",
+        ),
+        (
+            &["-H", "Bcc: hidden@ex.org"],
+            "postie: -H Bcc: a Bcc: header would show the blind copies to every recipient; \
+             give them with -b ADDR (--bcc), which never appears in the message\n",
+        ),
+        (
+            &["-H", "Reply-To: a@ex.org", "--reply-to", "b@ex.org"],
+            "postie: -H Reply-To and --reply-to: that would be two Reply-To: headers; give it \
+             once\n",
+        ),
+        (
+            &["-H", "Content-Disposition: inline"],
+            "postie: -H Content-Disposition: postie writes the MIME headers (Content-*) itself \
+             for the body and attachments; send a ready message with --message for your own\n",
+        ),
+        (
+            &[
+                "-H",
+                "Date: Mon, 1 Jan 2024 00:00:00 +0000",
+                "-H",
+                "Date: now",
+            ],
+            "postie: -H Date given twice: a message has at most one Date: header (RFC 5322 \
+             §3.6)\n",
+        ),
+    ];
+    for (extra, line) in cases {
+        let mut cmd = postie();
+        cmd.args(["--dry-run", "--server", "relay.test", "-f", "me@ex.org"])
+            .args(*extra)
+            .args(["--body", "x", "a@b.org"]);
+        let out = crate::support::run::run(cmd, None, Duration::from_secs(30));
+        out.assert_code(64, line);
+        assert_eq!(out.stderr, *line);
+        assert!(out.stdout.is_empty(), "{}", out.describe());
+    }
+    let mut cmd = postie();
+    cmd.args(["--dry-run", "--server", "relay.test", "-f", "me@ex.org"])
+        .args([
+            "-H",
+            "Message-ID: <mine@ex.org>",
+            "-H",
+            "Reply-To: r@ex.org",
+        ])
+        .args(["--body", "x", "a@b.org"]);
+    let out = crate::support::run::run(cmd, None, Duration::from_secs(30));
+    out.assert_code(0, "own Message-ID and Reply-To");
+    assert_eq!(
+        out.stdout.matches("Message-ID:").count(),
+        1,
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("Message-ID: <mine@ex.org>\r\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("Reply-To: r@ex.org\r\n"),
+        "{}",
+        out.stdout
+    );
+}
+
 /// Plain SMTP/STARTTLS chosen for port 465, where the server waits for a TLS handshake:
 /// 10 s of silence end with a hint, not RFC 5321's 5-minute greeting timeout. Port 465
 /// needs root to bind; elsewhere the test says it skips.

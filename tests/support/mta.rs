@@ -26,7 +26,9 @@
 //! Listeners, all on 127.0.0.1 with free ports picked at start:
 //! - `plain_port`: no TLS offered, AUTH PLAIN/LOGIN allowed in clear text;
 //! - `submission_port`: STARTTLS required before MAIL, AUTH only inside TLS (RFC 6409, 3207);
-//! - `smtps_port`: implicit TLS (RFC 8314), AUTH inside TLS.
+//! - `smtps_port`: implicit TLS (RFC 8314), AUTH inside TLS;
+//! - `seven_bit_port`: as `plain_port`, but without 8BITMIME in its EHLO reply
+//!   (`smtpd_discard_ehlo_keywords = 8bitmime`).
 //!
 //! The server certificate is `certs::pki()`'s leaf (localhost, 127.0.0.1, ::1). Mail for
 //! `example.test` (a relay domain, so no relay permission is needed) goes to a pipe(8)
@@ -64,6 +66,8 @@ pub struct Postfix {
     pub plain_port: u16,
     pub submission_port: u16,
     pub smtps_port: u16,
+    /// Like `plain_port`, but EHLO does not offer 8BITMIME (RFC 6152).
+    pub seven_bit_port: u16,
     /// SASL login, e.g. `alice@example.test`.
     pub user: String,
     pub password: String,
@@ -329,6 +333,7 @@ fn start_in(tools: &Tools, dir: &Path, dir_str: &str) -> Result<Postfix, String>
 
     let pki = crate::support::certs::pki();
     let (plain, submission, smtps) = (free_port()?, free_port()?, free_port()?);
+    let seven_bit = free_port()?;
     let fill = |t: &str| {
         t.replace("@RUN@", dir_str)
             .replace("@CERT@", &pki.cert_pem.to_string_lossy())
@@ -336,6 +341,7 @@ fn start_in(tools: &Tools, dir: &Path, dir_str: &str) -> Result<Postfix, String>
             .replace("@PLAIN_PORT@", &plain.to_string())
             .replace("@SUBMISSION_PORT@", &submission.to_string())
             .replace("@SMTPS_PORT@", &smtps.to_string())
+            .replace("@SEVEN_BIT_PORT@", &seven_bit.to_string())
     };
     write(&conf.join("main.cf"), &fill(MAIN_CF))?;
     write(&conf.join("master.cf"), &fill(MASTER_CF))?;
@@ -433,6 +439,7 @@ fn start_in(tools: &Tools, dir: &Path, dir_str: &str) -> Result<Postfix, String>
         plain_port: plain,
         submission_port: submission,
         smtps_port: smtps,
+        seven_bit_port: seven_bit,
         user: format!("{login}@{realm}"),
         password: password.to_owned(),
         password_file,

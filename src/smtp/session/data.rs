@@ -4,7 +4,8 @@
 //!
 //! Owns: reading the message while sending (a failed read never sends the end-of-data
 //! mark, so the server discards the partial message); refusing an 8-bit byte met while
-//! streaming to a server without 8BITMIME ([`SevenBit`]); line-ending normalisation for
+//! streaming to a server without 8BITMIME ([`SevenBit`]: only a message too big to be read
+//! whole and converted first still streams to such a server); line-ending normalisation for
 //! BDAT (exact bytes for BINARYMIME); how many chunk replies may be outstanding.
 //!
 //! Must not: decide whether the message may go (the transaction did, from the replies),
@@ -50,6 +51,9 @@ pub(super) struct Sending {
     pub pipelined: bool,
     /// The last transaction on the connection: QUIT right after the end of data.
     pub quit_last: bool,
+    /// All or nothing: DATA (or BDAT) waits for every RCPT reply, and a refused recipient
+    /// means RSET instead.
+    pub all_or_nothing: bool,
 }
 
 /// BDAT chunk size (a small message goes whole: see the transaction).

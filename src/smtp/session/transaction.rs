@@ -8,7 +8,9 @@
 //! of commands and replies — one write up to DATA with PIPELINING, a small message's
 //! `BDAT n LAST` in that same write, one command at a time without — and what the replies
 //! mean per recipient ([`Report`]). A transaction in which no recipient was accepted sends
-//! no message (RSET, or an empty data after an unexpected 354).
+//! no message (RSET, or an empty data after an unexpected 354). All or nothing
+//! (`--all-or-nothing`, the msmtp persona) holds DATA or BDAT back until every RCPT reply
+//! is in, and a refused recipient means RSET: the accepted ones are withheld.
 //!
 //! LMTP (RFC 2033) is the same transaction with, after the end of data, one reply per
 //! recipient accepted at RCPT, in RCPT order (§4.2); each lands in that recipient's entry
@@ -19,8 +21,13 @@
 //! caller otherwise, so a message can be offered to the next host only while no server has
 //! it.
 //!
-//! Must not: read or encode the message (that is `data`'s), or decide on QUIT after a
-//! failure (the caller does).
+//! For a server without 8BITMIME, a message that is (or, streamed, may be) 8-bit is first
+//! handed to `message::for_seven_bit_server`, which converts its 8-bit MIME parts to 7-bit
+//! (RFC 6152 §3) or refuses it; the converted message is what MAIL declares and what is
+//! sent, and it is what comes back to the caller when no server took it.
+//!
+//! Must not: read or encode the message itself (that is `data`'s, and the conversion
+//! `message`'s), or decide on QUIT after a failure (the caller does).
 //!
 //! RFC 5321 §3.3, §4.1.1.2-§4.1.1.5 (MAIL, RCPT, DATA, RSET); RFC 2920 (PIPELINING);
 //! RFC 3030 (CHUNKING, BINARYMIME); RFC 1870 (SIZE); RFC 6152 (8BITMIME); RFC 6531
@@ -163,6 +170,20 @@ pub(super) fn deliver(
     message: Message,
     around: Around,
 ) -> (Result<(Report, End)>, Option<Message>) {
+    let message = if needs_seven_bit(caps, &message) {
+        match crate::message::for_seven_bit_server(cfg, message) {
+            Ok((message, converted)) => {
+                if let Some(note) = converted {
+                    conn.transcript().info(&note);
+                }
+                message
+            }
+            // Refused (65) or unreadable: no server will be given it.
+            Err(e) => return (Err(e), None),
+        }
+    } else {
+        message
+    };
     let (sending, opened) = match open(conn, cfg, caps, envelope, &message, around) {
         Ok(x) => x,
         Err(e) => return (Err(e), Some(message)),
@@ -177,6 +198,17 @@ pub(super) fn deliver(
             .and_then(|end| finish(conn, cfg, recipients, end)),
     };
     (outcome, None)
+}
+
+/// The server has no 8BITMIME and the message is, or may be (not read whole), 8-bit: it
+/// must be converted to 7-bit MIME first (RFC 6152 §3), by `message`.
+fn needs_seven_bit(caps: &Capabilities, message: &Message) -> bool {
+    !caps.eightbitmime
+        && match message.body_kind() {
+            BodyKind::EightBit => true,
+            BodyKind::SevenBit => message.eight_bit.is_none(),
+            BodyKind::Binary => false,
+        }
 }
 
 /// How a transaction stands once the server has answered up to DATA (or BDAT).
@@ -210,13 +242,15 @@ fn open(
         body,
         pipelined,
         quit_last: around.quit_last,
+        // With one recipient there is nothing to hold back for.
+        all_or_nothing: cfg.all_or_nothing && rcpts.len() > 1,
     };
     let opened = if pipelined {
         one_write(
             conn, sending, chunking, envelope, message, &mail, &rcpts, around,
         )?
     } else {
-        lockstep(conn, chunking, envelope, &mail, &rcpts, around)?
+        lockstep(conn, sending, chunking, envelope, &mail, &rcpts, around)?
     };
     Ok((sending, opened))
 }
@@ -318,6 +352,8 @@ fn one_write(
     around: Around,
 ) -> Result<Opened> {
     let small = match (chunking, message.whole()) {
+        // All or nothing: no data before every RCPT reply is known.
+        _ if sending.all_or_nothing => None,
         (true, Some(bytes)) => {
             Some(data::bdat_bytes(bytes, sending.body)).filter(|b| b.len() <= SMALL_BDAT)
         }
@@ -342,7 +378,7 @@ fn one_write(
                 conn.queue(&Command::Quit, Phase::Quit);
             }
         }
-        None if !chunking => conn.queue(&Command::Data, Phase::DataInit),
+        None if !chunking && !sending.all_or_nothing => conn.queue(&Command::Data, Phase::DataInit),
         None => {}
     }
 
@@ -353,7 +389,7 @@ fn one_write(
     let what_mail = format!("MAIL FROM <{}>", envelope.reverse_path);
     let mail_reply = read_group(conn, Phase::Mail, &what_mail)?;
     let mail_ok = mail_reply.code.severity == Severity::PositiveCompletion;
-    let mut recipients = Vec::new();
+    let mut recipients: Vec<Recipient> = Vec::new();
     for rcpt in &envelope.forward_paths {
         let reply = read_group(conn, Phase::Rcpt, &format!("RCPT TO <{rcpt}>"))?;
         recipients.push(Recipient::at_rcpt(rcpt.clone(), reply));
@@ -381,6 +417,15 @@ fn one_write(
         ))
     };
 
+    if sending.all_or_nothing {
+        if !mail_ok {
+            return Err(mail_refused());
+        }
+        if accepted == 0 {
+            return Ok(Opened::Done(abandon(conn, recipients), End::Quit));
+        }
+        return after_all_rcpts(conn, chunking, recipients);
+    }
     if small.is_some() {
         let end = if around.quit_last {
             End::QuitSent
@@ -430,10 +475,36 @@ fn one_write(
     Ok(Opened::Data(recipients))
 }
 
+/// All or nothing, every RCPT answered and some accepted: if any was refused, RSET and the
+/// message goes to nobody (the accepted are withheld); otherwise DATA (or BDAT) now.
+fn after_all_rcpts(
+    conn: &mut Connection,
+    chunking: bool,
+    mut recipients: Vec<Recipient>,
+) -> Result<Opened> {
+    if Report::withhold_all_if_any_refused(&mut recipients) {
+        conn.transcript()
+            .info("all or nothing: a recipient was refused, so the message goes to nobody (RSET)");
+        return Ok(Opened::Done(abandon(conn, recipients), End::Quit));
+    }
+    if chunking {
+        return Ok(Opened::Chunks(recipients));
+    }
+    command(
+        conn,
+        &Command::Data,
+        Phase::DataInit,
+        Severity::PositiveIntermediate,
+        "DATA",
+    )?;
+    Ok(Opened::Data(recipients))
+}
+
 /// Without PIPELINING (or with --no-pipelining): each command waits for its reply, and the
 /// transaction stops at the first refusal.
 fn lockstep(
     conn: &mut Connection,
+    sending: Sending,
     chunking: bool,
     envelope: &Envelope,
     mail: &Command,
@@ -453,6 +524,9 @@ fn lockstep(
     let recipients = rcpt_to(conn, envelope, rcpts)?;
     if !recipients.iter().any(Recipient::accepted) {
         return Ok(Opened::Done(abandon(conn, recipients), End::Quit));
+    }
+    if sending.all_or_nothing {
+        return after_all_rcpts(conn, chunking, recipients);
     }
     if chunking {
         return Ok(Opened::Chunks(recipients));
