@@ -8,7 +8,8 @@
 //! the same words (compared after removing Markdown backticks and roff escapes, ignoring
 //! case and a final period); that README.md is at most 12 KiB; that every `GUIDE.md#anchor`
 //! link in README.md, and every `#anchor` link within README.md or GUIDE.md, names a
-//! heading of that file (GitHub's anchors).
+//! heading of that file (GitHub's anchors); that README.md links to every top-level
+//! section of GUIDE.md.
 //! Must not: read anything outside the repository or run postie.
 
 use std::path::PathBuf;
@@ -254,10 +255,10 @@ fn anchor(heading: &str) -> String {
         .collect()
 }
 
-/// The anchors of a Markdown document's ATX headings, outside fenced code blocks (where
-/// `#` starts a shell comment); a repeated anchor gets `-1`, `-2`, ... as on GitHub.
-fn anchors(doc: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+/// A Markdown document's ATX headings, outside fenced code blocks (where `#` starts a
+/// shell comment), as (level, anchor); a repeated anchor gets `-1`, `-2`, ... as on GitHub.
+fn headings(doc: &str) -> Vec<(usize, String)> {
+    let mut out: Vec<(usize, String)> = Vec::new();
     let mut fenced = false;
     for line in doc.lines() {
         let trimmed = line.trim_start();
@@ -278,13 +279,18 @@ fn anchors(doc: &str) -> Vec<String> {
         let base = anchor(text.trim().trim_end_matches('#').trim());
         let mut name = base.clone();
         let mut n = 0;
-        while out.contains(&name) {
+        while out.iter().any(|(_, a)| *a == name) {
             n += 1;
             name = format!("{base}-{n}");
         }
-        out.push(name);
+        out.push((level, name));
     }
     out
+}
+
+/// The anchors of a Markdown document's headings (see [`headings`]).
+fn anchors(doc: &str) -> Vec<String> {
+    headings(doc).into_iter().map(|(_, a)| a).collect()
 }
 
 /// The anchors of the Markdown links in `doc` to `target` (`GUIDE.md#x` for "GUIDE.md",
@@ -326,6 +332,24 @@ fn readme_links_reach_headings_of_guide_md() {
     }
 }
 
+/// A reader of README.md alone finds every part of the guide: each top-level section of
+/// GUIDE.md is linked from README.md, except its contents and its exit codes (README.md
+/// has the table itself).
+#[test]
+fn readme_links_every_section_of_guide_md() {
+    let readme = read("README.md");
+    let linked = links_to(&readme, "GUIDE.md");
+    for (level, section) in headings(&read("GUIDE.md")) {
+        if level != 2 || section == "contents" || section == "exit-codes" {
+            continue;
+        }
+        assert!(
+            linked.contains(&section),
+            "README.md does not link to GUIDE.md#{section}"
+        );
+    }
+}
+
 /// The anchor rules above match GitHub's, and headings in code blocks are not headings.
 #[test]
 fn anchors_follow_github() {
@@ -345,6 +369,10 @@ fn anchors_follow_github() {
         "# postie\n\n## Queue\n\n```sh\n# not a heading\n```\n\n  ```json\n## nor this\n  ```\n\n\
                ### Queue\n#hashtag\n";
     assert_eq!(anchors(doc), vec!["postie", "queue", "queue-1"]);
+    assert_eq!(
+        headings(doc).iter().map(|(l, _)| *l).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
     let links = "see [a](GUIDE.md#queue) and [b](#postie), [c](GUIDE.md) [d](GUIDE.md#x-y)";
     assert_eq!(links_to(links, "GUIDE.md"), vec!["queue", "x-y"]);
     assert_eq!(links_to(links, ""), vec!["postie"]);
