@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """postie benchmarks, side by side with msmtp, curl and Postfix's smtp-source (issue 7).
 
-Run it through bench/run.sh (which builds the release binary first); README.md's
+Run it through bench/run.sh (which builds the release binary first); GUIDE.md's
 "Performance" section says how to read the output.
 Everything runs on 127.0.0.1: an smtp-sink for plain SMTP, a private Postfix (STARTTLS +
 AUTH PLAIN via a sasldb, self-signed CA made with openssl) for the TLS rows, and

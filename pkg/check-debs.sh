@@ -122,6 +122,8 @@ done
 listed "$main_list" -rw-r--r-- usr/lib/systemd/system/postie-queue.service
 listed "$main_list" -rw-r--r-- usr/lib/systemd/system/postie-queue.timer
 listed "$main_list" -rw-r--r-- usr/share/doc/postie/copyright
+listed "$main_list" -rw-r--r-- usr/share/doc/postie/README.md
+listed "$main_list" -rw-r--r-- usr/share/doc/postie/GUIDE.md
 if grep -qE ' \./(etc|usr/sbin)/' <<<"$main_list"; then
     fail "postie ships files in /etc or /usr/sbin (those are postie-mta's)"
 fi

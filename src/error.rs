@@ -19,8 +19,9 @@ use crate::net::timeout::Phase;
 use crate::smtp::reply::{Reply, Severity};
 
 /// sysexits.h codes postie exits with: every one of them, and no other (EX_OSERR, 71, is
-/// never returned). The exit-code table in README.md and the man page's EXIT STATUS list
-/// these, and `tests/cases/docs.rs` checks that they agree with [`Exit::ALL`].
+/// never returned). The exit-code tables in README.md and GUIDE.md and the man page's
+/// EXIT STATUS list these, and `tests/cases/docs.rs` checks that they agree with
+/// [`Exit::ALL`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Exit {
     #[default]

@@ -1,12 +1,15 @@
 //! The exit-code table is written once: `src/error.rs`'s [`postie::error::Exit`] is the
-//! list of codes, and every place that documents them must say the same thing.
+//! list of codes, and every place that documents them must say the same thing. And
+//! README.md stays a front page that leads into GUIDE.md.
 //!
-//! Owns: that the table under README.md's "## Exit codes" and the man page's EXIT STATUS
-//! section (man/sections/exit-status.roff, rendered into man/postie.1) list exactly the
-//! codes and sysexits names of `Exit::ALL`, in order, and give each code the same
-//! words (compared after removing Markdown backticks and roff escapes, ignoring case and a
-//! final period). GUIDE.md does not exist yet; once it does, an "Exit codes" table in it is
-//! held to the same rule (and a GUIDE.md without one is fine: the README keeps the table).
+//! Owns: that the tables under README.md's and GUIDE.md's "## Exit codes" and the man
+//! page's EXIT STATUS section (man/sections/exit-status.roff, rendered into man/postie.1)
+//! list exactly the codes and sysexits names of `Exit::ALL`, in order, and give each code
+//! the same words (compared after removing Markdown backticks and roff escapes, ignoring
+//! case and a final period); that README.md is at most 12 KiB; that every `GUIDE.md#anchor`
+//! link in README.md, and every `#anchor` link within README.md or GUIDE.md, names a
+//! heading of that file (GitHub's anchors); that README.md links to every top-level
+//! section of GUIDE.md.
 //! Must not: read anything outside the repository or run postie.
 
 use std::path::PathBuf;
@@ -143,17 +146,12 @@ fn exit_codes_agree_in_error_rs_readme_guide_and_man_page() {
         );
     }
 
-    // GUIDE.md is planned (issue 16) but not written yet: when it exists, a table of its
-    // own must match; until then there is nothing to check.
-    let guide = root().join("GUIDE.md");
-    if guide.exists() {
-        if let Some(rows) = markdown_table(&read("GUIDE.md"), "GUIDE.md") {
-            assert_eq!(
-                rows, readme,
-                "GUIDE.md's exit-code table and README.md's differ"
-            );
-        }
-    }
+    let guide = markdown_table(&read("GUIDE.md"), "GUIDE.md")
+        .expect("GUIDE.md has an \"## Exit codes\" section");
+    assert_eq!(
+        guide, readme,
+        "GUIDE.md's exit-code table and README.md's differ"
+    );
 }
 
 /// Every `{code, name}` exit object described in `schema` (found by its `name` enum
@@ -232,4 +230,150 @@ fn exit_code_table_parsers_see_what_differs() {
         ]
     );
     assert_ne!(words("a 4xx reply"), words("a 5xx reply"));
+}
+
+/// README.md is the front page (issue 16): at most 12 KiB; the reference is GUIDE.md.
+const README_MAX_BYTES: usize = 12 * 1024;
+
+#[test]
+fn readme_is_a_front_page_of_at_most_12_kib() {
+    let size = read("README.md").len();
+    assert!(
+        size <= README_MAX_BYTES,
+        "README.md is {size} bytes, over {README_MAX_BYTES}: move the detail to GUIDE.md"
+    );
+}
+
+/// GitHub's anchor for a heading's text: lower case, Markdown backticks and punctuation
+/// dropped (letters, digits, `-` and `_` kept), each space a `-`.
+fn anchor(heading: &str) -> String {
+    heading
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// A Markdown document's ATX headings, outside fenced code blocks (where `#` starts a
+/// shell comment), as (level, anchor); a repeated anchor gets `-1`, `-2`, ... as on GitHub.
+fn headings(doc: &str) -> Vec<(usize, String)> {
+    let mut out: Vec<(usize, String)> = Vec::new();
+    let mut fenced = false;
+    for line in doc.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
+            fenced = !fenced;
+            continue;
+        }
+        if fenced || line.len() - trimmed.len() > 3 {
+            continue;
+        }
+        let level = trimmed.chars().take_while(|c| *c == '#').count();
+        let Some(text) = trimmed[level..].strip_prefix(' ') else {
+            continue;
+        };
+        if !(1..=6).contains(&level) {
+            continue;
+        }
+        let base = anchor(text.trim().trim_end_matches('#').trim());
+        let mut name = base.clone();
+        let mut n = 0;
+        while out.iter().any(|(_, a)| *a == name) {
+            n += 1;
+            name = format!("{base}-{n}");
+        }
+        out.push((level, name));
+    }
+    out
+}
+
+/// The anchors of a Markdown document's headings (see [`headings`]).
+fn anchors(doc: &str) -> Vec<String> {
+    headings(doc).into_iter().map(|(_, a)| a).collect()
+}
+
+/// The anchors of the Markdown links in `doc` to `target` (`GUIDE.md#x` for "GUIDE.md",
+/// `#x` for ""): the part between `](TARGET#` and `)`.
+fn links_to(doc: &str, target: &str) -> Vec<String> {
+    let start = format!("]({target}#");
+    doc.match_indices(&start)
+        .map(|(at, _)| {
+            let rest = &doc[at + start.len()..];
+            rest[..rest.find(')').expect("a link ends with )")].to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn readme_links_reach_headings_of_guide_md() {
+    let readme = read("README.md");
+    let guide = read("GUIDE.md");
+    let guide_anchors = anchors(&guide);
+    let to_guide = links_to(&readme, "GUIDE.md");
+    assert!(
+        !to_guide.is_empty(),
+        "README.md links to no GUIDE.md section"
+    );
+    for link in &to_guide {
+        assert!(
+            guide_anchors.contains(link),
+            "README.md links to GUIDE.md#{link}, which is no heading of GUIDE.md"
+        );
+    }
+    for (name, doc) in [("README.md", &readme), ("GUIDE.md", &guide)] {
+        let own = anchors(doc);
+        for link in links_to(doc, "") {
+            assert!(
+                own.contains(&link),
+                "{name} links to #{link}, which is no heading of {name}"
+            );
+        }
+    }
+}
+
+/// A reader of README.md alone finds every part of the guide: each top-level section of
+/// GUIDE.md is linked from README.md, except its contents and its exit codes (README.md
+/// has the table itself).
+#[test]
+fn readme_links_every_section_of_guide_md() {
+    let readme = read("README.md");
+    let linked = links_to(&readme, "GUIDE.md");
+    for (level, section) in headings(&read("GUIDE.md")) {
+        if level != 2 || section == "contents" || section == "exit-codes" {
+            continue;
+        }
+        assert!(
+            linked.contains(&section),
+            "README.md does not link to GUIDE.md#{section}"
+        );
+    }
+}
+
+/// The anchor rules above match GitHub's, and headings in code blocks are not headings.
+#[test]
+fn anchors_follow_github() {
+    assert_eq!(
+        anchor("Sending many messages: `postie batch`"),
+        "sending-many-messages-postie-batch"
+    );
+    assert_eq!(
+        anchor("Moving from mailx (bsd-mailx, s-nail) and a sendmail (Postfix, msmtp-mta)"),
+        "moving-from-mailx-bsd-mailx-s-nail-and-a-sendmail-postfix-msmtp-mta"
+    );
+    assert_eq!(
+        anchor("Reliability: fuzzing, 2 ways"),
+        "reliability-fuzzing-2-ways"
+    );
+    let doc =
+        "# postie\n\n## Queue\n\n```sh\n# not a heading\n```\n\n  ```json\n## nor this\n  ```\n\n\
+               ### Queue\n#hashtag\n";
+    assert_eq!(anchors(doc), vec!["postie", "queue", "queue-1"]);
+    assert_eq!(
+        headings(doc).iter().map(|(l, _)| *l).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    let links = "see [a](GUIDE.md#queue) and [b](#postie), [c](GUIDE.md) [d](GUIDE.md#x-y)";
+    assert_eq!(links_to(links, "GUIDE.md"), vec!["queue", "x-y"]);
+    assert_eq!(links_to(links, ""), vec!["postie"]);
 }

@@ -447,9 +447,10 @@ fn eight_bit_headers_are_rfc_2047_encoded_for_a_server_without_smtputf8() {
 
 #[test]
 fn raw_message_with_8bit_headers_to_a_server_without_smtputf8() {
-    // A ready message is sent unchanged (README: --message): postie does not re-encode
-    // someone else's headers. Without SMTPUTF8 the server may refuse it; with 8BITMIME it
-    // is announced as BODY=8BITMIME. postie must deliver it unchanged or fail cleanly.
+    // A ready message is sent unchanged (GUIDE.md "Sending mail": --message): postie does
+    // not re-encode someone else's headers. Without SMTPUTF8 the server may refuse it;
+    // with 8BITMIME it is announced as BODY=8BITMIME. postie must deliver it unchanged or
+    // fail cleanly.
     let raw = "From: Jörg <sender@example.test>\r\nTo: rcpt@example.test\r\n\
                Subject: Grüße\r\n\r\nHallo\r\n";
     let server = FakeServer::start(
@@ -508,7 +509,7 @@ fn long_lines_in_a_built_message_are_re_encoded_under_998_octets() {
 
 #[test]
 fn long_lines_in_a_raw_message_are_sent_as_they_are() {
-    // Decision (README "Reliability"): a ready message is never rewritten beyond line
+    // Decision (GUIDE.md "Reliability"): a ready message is never rewritten beyond line
     // endings; a line over 998 octets is the author's to fix and the server's to refuse.
     // postie sends it byte for byte, so nothing is lost or silently changed.
     let raw = format!(
