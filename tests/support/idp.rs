@@ -47,7 +47,9 @@ pub struct Idp {
     thread: Option<JoinHandle<()>>,
 }
 
-fn server_config() -> Arc<ServerConfig> {
+/// The rustls server configuration with the test PKI's leaf, shared by the HTTPS test
+/// servers (this one and MTA-STS's).
+pub fn server_config() -> Arc<ServerConfig> {
     static CONFIG: OnceLock<Arc<ServerConfig>> = OnceLock::new();
     Arc::clone(CONFIG.get_or_init(|| {
         let pki = pki();
