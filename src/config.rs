@@ -886,6 +886,17 @@ fn queue_settings(
 }
 
 /// Whether this process runs as root (the owner of /proc/self), else by $USER.
+impl Config {
+    /// The transcript the run asks for: `-v` level, --show-time, test mode and colour, to
+    /// stderr.
+    pub fn transcript(&self) -> crate::transcript::Transcript {
+        crate::transcript::Transcript::stderr(self.verbosity)
+            .with_times(self.show_time)
+            .with_fixed_times(self.test_mode)
+            .with_colour(self.color)
+    }
+}
+
 pub fn running_as_root(env: &Environment) -> bool {
     #[cfg(unix)]
     {
@@ -1413,6 +1424,30 @@ pub fn parse_url_base(base: &str) -> std::result::Result<(String, u16, String), 
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn colour_only_when_wanted() {
+        use crate::cli::ColorWhen::{Always, Auto, Never};
+        for (when, no_color, term, tty, colour) in [
+            (Auto, None, Some("xterm-256color"), true, true),
+            (Auto, None, None, true, true),
+            (Auto, None, Some("xterm"), false, false),
+            (Auto, Some("1"), Some("xterm"), true, false),
+            (Auto, Some(""), Some("xterm"), true, false),
+            (Auto, Some("0"), Some("xterm"), true, false),
+            (Auto, None, Some("dumb"), true, false),
+            (Never, None, Some("xterm"), true, false),
+            (Always, None, Some("xterm"), false, true),
+            (Always, Some("1"), Some("dumb"), false, true),
+        ] {
+            assert_eq!(
+                use_colour(when, no_color, term, tty),
+                colour,
+                "{when:?} NO_COLOR={no_color:?} TERM={term:?} tty={tty}"
+            );
+        }
+    }
+
     use super::*;
     use crate::error::exit_code;
     use clap::Parser;

@@ -99,15 +99,6 @@ impl Transcript {
         }
     }
 
-    /// The transcript a run asks for: `-v` level, --show-time, test mode and colour, to
-    /// stderr.
-    pub fn for_config(cfg: &crate::config::Config) -> Self {
-        Transcript::stderr(cfg.verbosity)
-            .with_times(cfg.show_time)
-            .with_fixed_times(cfg.test_mode)
-            .with_colour(cfg.color)
-    }
-
     /// Show each reply's latency (--show-time).
     pub fn with_times(mut self, show: bool) -> Self {
         self.show_time = show;
@@ -411,29 +402,6 @@ mod tests {
     fn level_zero_is_silent_and_level_two_shows_data() {
         assert_eq!(capture(0, |t| t.info("x")), "");
         assert_eq!(capture(2, |t| t.data_line(b"hello", false)), " -> hello\n");
-    }
-
-    #[test]
-    fn colour_only_when_wanted() {
-        use crate::cli::ColorWhen::{Always, Auto, Never};
-        for (when, no_color, term, tty, colour) in [
-            (Auto, None, Some("xterm-256color"), true, true),
-            (Auto, None, None, true, true),
-            (Auto, None, Some("xterm"), false, false),
-            (Auto, Some("1"), Some("xterm"), true, false),
-            (Auto, Some(""), Some("xterm"), true, false),
-            (Auto, Some("0"), Some("xterm"), true, false),
-            (Auto, None, Some("dumb"), true, false),
-            (Never, None, Some("xterm"), true, false),
-            (Always, None, Some("xterm"), false, true),
-            (Always, Some("1"), Some("dumb"), false, true),
-        ] {
-            assert_eq!(
-                crate::config::use_colour(when, no_color, term, tty),
-                colour,
-                "{when:?} NO_COLOR={no_color:?} TERM={term:?} tty={tty}"
-            );
-        }
     }
 
     #[test]

@@ -90,7 +90,7 @@ pub fn submit(
             .server
             .as_ref()
             .map_or_else(String::new, |s| format!("{}:{}", s.host, s.port));
-        Transcript::for_config(cfg).info(&format!(
+        cfg.transcript().info(&format!(
             "Falling back to {}:{} ({this}: {why})",
             next.host, next.port
         ));
@@ -180,7 +180,7 @@ impl Sessions {
         for (i, (one, slot)) in servers.skip(first).take(count) {
             if i > first {
                 if let (Err(e), Some(next)) = (&result, &one.server) {
-                    Transcript::for_config(one).info(&format!(
+                    one.transcript().info(&format!(
                         "Falling back to {}:{} ({e:#})",
                         next.host, next.port
                     ));
@@ -191,7 +191,7 @@ impl Sessions {
                     Some(l) => l,
                     None => slot.insert(Link::resolve(one)?),
                 };
-                let conn = link.open(one, Transcript::for_config(one))?;
+                let conn = link.open(one, one.transcript())?;
                 Session::open(conn, one, &link.tls).map(|s| (s, i))
             })();
             match &result {
@@ -371,7 +371,7 @@ fn over_connection<T>(
         Ok(link) => link,
         Err(e) => return session(Err(e), observer),
     };
-    let transcript = Transcript::for_config(cfg);
+    let transcript = cfg.transcript();
     let trace = transcript.trace().clone();
     let started = Instant::now();
     let result = session(
@@ -381,7 +381,7 @@ fn over_connection<T>(
     let seen = trace.snapshot();
     let elapsed = started.elapsed();
     let waited = seen.timings.iter().map(|t| t.elapsed).sum();
-    Transcript::for_config(cfg).total(elapsed, waited);
+    cfg.transcript().total(elapsed, waited);
     observer.connection(seen, elapsed);
     result
 }

@@ -283,7 +283,7 @@ fn deliver_domain(
     observer: &mut dyn crate::report::Observer,
 ) -> DomainOutcome {
     let mut out = DomainOutcome::new(domain, cfg.security.policy());
-    let mut note = Transcript::for_config(cfg);
+    let mut note = cfg.transcript();
     let hosts = match route::mx_hosts(resolver, &domain.name) {
         Ok(h) => h,
         Err(e) => {
@@ -377,7 +377,7 @@ fn deliver_domain(
                 };
                 &plain
             };
-            let transcript = Transcript::for_config(cfg);
+            let transcript = cfg.transcript();
             let trace = transcript.trace().clone();
             let implicit = (security == Security::Implicit).then_some(tls);
             let open = || Connection::open(&host.host, &addrs, implicit, cfg.timeouts, transcript);
