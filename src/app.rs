@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::cli::Args;
-use crate::config::{Config, Dsn, Environment, Mode as RunMode, Security, SendmailOptions};
+use crate::config::{Config, Dsn, Environment, Mode as RunMode, Route, Security, SendmailOptions};
 use crate::envelope::{self, Envelope};
 use crate::error::{exit_code, Error, Exit};
 use crate::json::{self, Facts, JsonResult, Step};
@@ -41,12 +41,11 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
         // Only postie's own command line has subcommands: `sendmail queue` sends to the
         // local user `queue`.
         Persona::Postie => return run_postie(argv),
-        Persona::Mailx => mailx::translate(own)
-            .and_then(|argv| parse_postie(argv).and_then(|a| run_as(a, persona))),
+        Persona::Mailx => mailx::translate(own).and_then(|a| run_as(a, persona)),
         Persona::Sendmail => sendmail::parse(own).and_then(run_sendmail),
         Persona::Msmtp => msmtp::parse(own).and_then(run_msmtp),
         Persona::Newaliases => Ok(Exit::Ok),
-        Persona::Mailq => queue::command::list(&[]),
+        Persona::Mailq => postie_defaults().and_then(queue::command::list),
     };
     finish_command(persona.program(), outcome)
 }
@@ -103,6 +102,11 @@ fn finish_command(program: &str, outcome: Result<Exit>) -> ExitCode {
 
 fn parse_postie(argv: Vec<OsString>) -> Result<Args> {
     Ok(Args::try_parse_argv(argv)?)
+}
+
+/// postie's arguments with nothing given: what a persona fills in.
+fn postie_defaults() -> Result<Args> {
+    parse_postie(vec![OsString::from("postie")])
 }
 
 /// The first line of clap's error, without its "error: " label.
@@ -201,7 +205,7 @@ fn send_input(
     };
     let size = message.size;
     let mut direct = None;
-    let outcome = if cfg.mx_port.is_some() {
+    let outcome = if matches!(cfg.route, Route::Mx { .. }) {
         facts.stage = Some(Step::Resolve);
         let started = std::time::Instant::now();
         let delivery =
@@ -316,7 +320,7 @@ fn queue_rest(
 /// --quit-after before DATA: no message; the envelope only from `mail` on. Refused
 /// recipients (`rcpt`) are reported and decide the exit code as usual.
 fn rehearse(cfg: &Config, stop: Milestone, program: &str, facts: &mut Facts) -> Result<Exit> {
-    if cfg.mx_port.is_some() {
+    if matches!(cfg.route, Route::Mx { .. }) {
         // The recipients' domains decide where to go, so the envelope is needed at once.
         let envelope = envelope::without_message(cfg)?;
         facts.envelope = Some(envelope.clone());
@@ -369,7 +373,7 @@ fn run_batch(args: Args) -> Result<Exit> {
 
 /// Send every message of a batch (`Mode::Batch`) over the server and its fallbacks.
 fn batch(cfg: &Config, verbosity: u8, json: bool) -> Result<Exit> {
-    if cfg.mx_port.is_some() {
+    if matches!(cfg.route, Route::Mx { .. }) {
         return Err(Error::Config(
             "--messages sends every message to one server: give --server HOST[:PORT], \
              --socket PATH or an account with a server (direct MX delivery sends one \
@@ -405,29 +409,18 @@ fn batch(cfg: &Config, verbosity: u8, json: bool) -> Result<Exit> {
 /// The sendmail command line: the message comes from stdin (or, with -bs, over SMTP on
 /// stdin/stdout); the server and credentials from the configuration file.
 fn run_sendmail(sa: SendmailArgs) -> Result<Exit> {
-    let mut place = Vec::new();
-    if let Some(c) = &sa.config {
-        place.extend([OsString::from("-C"), c.clone().into_os_string()]);
-    }
-    if let Some(a) = &sa.account {
-        place.extend([OsString::from("-A"), OsString::from(a)]);
-    }
-    match sa.mode {
-        Mode::InitAliases => return Ok(Exit::Ok),
-        Mode::PrintQueue => return queue::command::list(&place),
-        Mode::RunQueue => {
-            if sa.verbose > 0 {
-                place.push(OsString::from("-v"));
-            }
-            // Postfix's `sendmail -q` is `postqueue -f`: every entry now, due or not.
-            return queue::command::run(&place, true, &mut crate::engine::attempt);
-        }
-        Mode::Deliver | Mode::Smtp => {}
-    }
-    let mut args = Args::try_parse_argv(vec![OsString::from("postie")])?;
+    // Where the configuration is, whatever the mode.
+    let mut args = postie_defaults()?;
     args.config = sa.config.clone();
     args.account = sa.account.clone();
     args.verbose = sa.verbose;
+    match sa.mode {
+        Mode::InitAliases => return Ok(Exit::Ok),
+        Mode::PrintQueue => return queue::command::list(args),
+        // Postfix's `sendmail -q` is `postqueue -f`: every entry now, due or not.
+        Mode::RunQueue => return queue::command::run(args, true, &mut crate::engine::attempt),
+        Mode::Deliver | Mode::Smtp => {}
+    }
     args.from = sa.sender.clone();
     args.recipients = sa.recipients.clone();
     args.message = Some("-".into());
@@ -439,7 +432,7 @@ fn run_sendmail(sa: SendmailArgs) -> Result<Exit> {
     };
     // sendmail callers cannot retry well: queue whenever a queue directory is configured.
     cfg.queue.enabled |= cfg.queue.dir_configured;
-    cfg.dsn = Dsn {
+    cfg.session.dsn = Dsn {
         notify: sa.dsn_notify.clone(),
         ret: sa.dsn_return.clone(),
         envid: sa.envid.clone(),
@@ -482,7 +475,7 @@ fn run_msmtp(ma: msmtp::MsmtpArgs) -> Result<Exit> {
         rewrite_headers: true,
         full_name: ma.full_name.clone(),
     };
-    cfg.dsn = Dsn {
+    cfg.session.dsn = Dsn {
         notify: ma.dsn_notify.clone(),
         ret: ma.dsn_return.clone(),
         envid: None,
@@ -560,7 +553,7 @@ fn serve_smtp(cfg: &Config) -> Result<Exit> {
     smtp_server::serve(
         stdin,
         stdout,
-        &cfg.helo,
+        &cfg.session.helo,
         &smtp_server::Limits::default(),
         &mut deliver_one,
     )
@@ -585,15 +578,19 @@ fn show_config(cfg: &Config) -> Result<Exit> {
         ),
         (
             "server",
-            match (&cfg.server, cfg.mx_port) {
-                (Some(s), _) => format!("{}:{}", s.host, s.port),
-                (None, Some(port)) => format!("(each recipient domain's MX, port {port})"),
-                (None, None) => "(none)".into(),
+            match &cfg.route {
+                Route::Submission(servers) => servers
+                    .iter()
+                    .map(|s| format!("{}:{}", s.host, s.port))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                Route::Mx { port } => format!("(each recipient domain's MX, port {port})"),
+                Route::Socket(_) | Route::Nowhere => "(none)".into(),
             },
         ),
         (
             "tls",
-            match cfg.security {
+            match cfg.session.security {
                 Security::StartTlsRequired => "starttls (required)",
                 Security::Implicit => "implicit",
                 Security::Plain => "none",
@@ -613,14 +610,14 @@ fn show_config(cfg: &Config) -> Result<Exit> {
         ("password", or_none(cfg.password_source.clone())),
         (
             "auth",
-            match (&cfg.auth, cfg.auth_off) {
+            match (&cfg.session.auth, cfg.auth_off) {
                 (_, true) => "off".into(),
                 (Some(m), _) => m.name().to_string(),
                 (None, _) => "automatic".into(),
             },
         ),
         ("from", or_none(cfg.from.clone())),
-        ("helo", cfg.helo.clone()),
+        ("helo", cfg.session.helo.clone()),
         (
             "resolver",
             cfg.resolver.map_or("system".into(), |r| r.to_string()),
@@ -657,22 +654,24 @@ fn finish_stdout(result: io::Result<()>) -> Result<Exit> {
 fn dry_run(cfg: &Config, envelope: &Envelope, message: Message) -> Result<Exit> {
     let mut out = io::stdout().lock();
     let result = (|| -> io::Result<()> {
-        let security = match cfg.security {
+        let security = match cfg.session.security {
             Security::StartTlsRequired => "starttls",
             Security::Implicit => "implicit TLS",
             Security::Plain => "no TLS",
             Security::Opportunistic => "opportunistic STARTTLS",
         };
-        match (&cfg.server, cfg.mx_port) {
-            (Some(s), _) => writeln!(out, "# server: {}:{} ({security})", s.host, s.port)?,
-            (None, Some(port)) => writeln!(
+        match &cfg.route {
+            Route::Submission(servers) => {
+                for s in servers.iter().take(1) {
+                    writeln!(out, "# server: {}:{} ({security})", s.host, s.port)?;
+                }
+            }
+            Route::Mx { port } => writeln!(
                 out,
                 "# server: each recipient domain's MX, port {port} ({security})"
             )?,
-            (None, None) => {}
-        }
-        if let Some(path) = &cfg.socket {
-            writeln!(out, "# socket: {}", path.display())?;
+            Route::Socket(path) => writeln!(out, "# socket: {}", path.display())?,
+            Route::Nowhere => {}
         }
         writeln!(out, "MAIL FROM:<{}>", envelope.reverse_path)?;
         for r in &envelope.forward_paths {

@@ -202,27 +202,51 @@ pub struct Recipients {
     pub bcc: Vec<String>,
 }
 
-/// Everything the later stages need, resolved.
+/// Where the message goes: one value, so that a server list, MX delivery and a socket
+/// cannot be asked for at once past the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Submission: the server, then each fallback in order on a failure that lets the
+    /// next host take the message (`--server a,b`, or a list as the account's `server`).
+    /// Never empty.
+    Submission(Vec<Server>),
+    /// Direct delivery to each recipient domain's MX hosts on this port: `--mx`, or no
+    /// server configured anywhere.
+    Mx { port: u16 },
+    /// --socket: a unix domain socket (LMTP, or SMTP to a local daemon); never TLS.
+    Socket(PathBuf),
+    /// Nothing to connect to: --dry-run and --show-config without a server, and
+    /// `--probe --mx` (its domains and port are in [`Probe::Mx`]).
+    Nowhere,
+}
+
+impl Route {
+    /// The first submission server (the one a rehearsal or probe talks to).
+    pub fn server(&self) -> Option<&Server> {
+        match self {
+            Route::Submission(servers) => servers.first(),
+            _ => None,
+        }
+    }
+
+    /// The MX port, when this is direct delivery.
+    pub fn mx_port(&self) -> Option<u16> {
+        match self {
+            Route::Mx { port } => Some(*port),
+            _ => None,
+        }
+    }
+}
+
+/// What the SMTP/LMTP session needs from the configuration, and nothing else: how to
+/// greet, secure, authenticate and which extensions to use. The session never sees the
+/// rest of [`Config`] (route, mode, output), so it cannot decide anything that belongs to
+/// the engine or the report.
 #[derive(Debug, Clone)]
-pub struct Config {
-    /// `None` with --dry-run, --socket, and for direct MX delivery.
-    pub server: Option<Server>,
-    /// Servers to try in order after `server` on a transient failure (`--server a,b`, or a
-    /// list as the account's `server`).
-    pub fallback_servers: Vec<Server>,
-    /// --queue and where the queue lives.
-    pub queue: QueueSettings,
-    /// --socket: a unix domain socket to connect to instead of `server`.
-    pub socket: Option<PathBuf>,
+pub struct SessionOptions {
     /// --protocol: SMTP, or LMTP (RFC 2033).
     pub protocol: Protocol,
     pub security: Security,
-    /// Direct delivery to each recipient domain's MX hosts on this port: `--mx`, or no
-    /// server configured anywhere. `None` = submission to `server`.
-    pub mx_port: Option<u16>,
-    /// -4 / -6.
-    pub family: Family,
-    pub tls_ca: Option<PathBuf>,
     /// The EHLO name: `--helo`, the account's, else the host's fully qualified name. Also
     /// names this host in Message-IDs and reports.
     pub helo: String,
@@ -230,18 +254,47 @@ pub struct Config {
     /// none was configured: EHLO sends the connection's own address as a literal
     /// (`[192.0.2.1]`, RFC 5321 §4.1.4) rather than a bare name servers refuse.
     pub ehlo_literal: bool,
+    pub credentials: Option<Credentials>,
+    pub auth: Option<Mechanism>,
+    pub allow_plaintext_auth: bool,
+    /// Delivery status notification requests (RFC 3461), used when the server offers DSN.
+    pub dsn: Dsn,
+    /// False with --no-pipelining: one command, one reply, even when PIPELINING is offered.
+    pub pipelining: bool,
+    /// False with --no-chunking: DATA even when CHUNKING is offered.
+    pub chunking: bool,
+    /// --require-tls: MAIL FROM with REQUIRETLS (RFC 8689), refused unless possible.
+    pub require_tls: bool,
+    /// --all-or-nothing, `all_or_nothing`, the msmtp persona: if any recipient is
+    /// refused, RSET instead of DATA and the message goes to nobody.
+    pub all_or_nothing: bool,
+    /// --dkim-key and friends, or the account's `dkim_*`: the message is signed before
+    /// it goes out, and signed again when the session converts it to 7-bit for a server
+    /// without 8BITMIME (the conversion would break the first signature).
+    pub dkim: Option<crate::dkim::Options>,
+}
+
+/// Everything the later stages need, resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the message goes.
+    pub route: Route,
+    /// --queue and where the queue lives.
+    pub queue: QueueSettings,
+    /// What the session is told.
+    pub session: SessionOptions,
+    /// -4 / -6.
+    pub family: Family,
+    pub tls_ca: Option<PathBuf>,
     /// False only with --tls-no-verify or msmtp's `tls_certcheck off`.
     pub tls_verify: bool,
     pub timeouts: Timeouts,
     /// The login name, also when the password is not read (dry run, --show-config).
     pub user: Option<String>,
-    pub credentials: Option<Credentials>,
     /// Where the password comes from, in words (for --show-config).
     pub password_source: Option<String>,
-    pub auth: Option<Mechanism>,
     /// The configuration says `auth off`.
     pub auth_off: bool,
-    pub allow_plaintext_auth: bool,
     pub verbosity: u8,
     /// --syslog: the log line goes to syslog too.
     pub syslog: bool,
@@ -283,19 +336,6 @@ pub struct Config {
     pub mta_sts: MtaSts,
     /// What the sendmail persona asked for.
     pub sendmail: SendmailOptions,
-    /// Delivery status notification requests (RFC 3461), used when the server offers DSN.
-    pub dsn: Dsn,
-    /// False with --no-pipelining: one command, one reply, even when PIPELINING is offered.
-    pub pipelining: bool,
-    /// False with --no-chunking: DATA even when CHUNKING is offered.
-    pub chunking: bool,
-    /// --require-tls: MAIL FROM with REQUIRETLS (RFC 8689), refused unless possible.
-    pub require_tls: bool,
-    /// --all-or-nothing, `all_or_nothing`, the msmtp persona: if any recipient is
-    /// refused, RSET instead of DATA and the message goes to nobody.
-    pub all_or_nothing: bool,
-    /// --dkim-key and friends, or the account's `dkim_*`: sign the message.
-    pub dkim: Option<crate::dkim::Options>,
 }
 
 /// The queue (see [`crate::queue`]).
@@ -727,13 +767,15 @@ impl Config {
 
         let queue = queue_settings(&args, &account, env, test_mode)?;
         Ok(Config {
-            server: if direct { None } else { server },
-            fallback_servers: if direct { Vec::new() } else { fallback_servers },
+            route: match (&args.socket, mx_port, server) {
+                (Some(path), _, _) => Route::Socket(path.clone()),
+                (None, Some(port), _) => Route::Mx { port },
+                (None, None, Some(first)) => {
+                    Route::Submission(std::iter::once(first).chain(fallback_servers).collect())
+                }
+                (None, None, None) => Route::Nowhere,
+            },
             queue,
-            socket: args.socket.clone(),
-            protocol: args.protocol,
-            security,
-            mx_port,
             family: match (args.ipv4, args.ipv6) {
                 (true, _) => Family::V4,
                 (_, true) => Family::V6,
@@ -741,17 +783,12 @@ impl Config {
             },
             tls_ca: args.tls_ca.clone().or(account.tls_ca.clone()),
             tls_verify: !args.tls_no_verify && account.tls_verify.unwrap_or(true),
-            helo,
-            ehlo_literal,
             timeouts: Timeouts {
                 uniform: args.timeout.or(account.timeout).map(Duration::from_secs),
             },
             user,
-            credentials,
             password_source,
-            auth,
             auth_off,
-            allow_plaintext_auth: args.allow_plaintext_auth,
             verbosity: args.verbose,
             show_time: args.show_time,
             color: use_colour(
@@ -816,17 +853,26 @@ impl Config {
             resolver: resolver(&args, env)?,
             mta_sts: mta_sts(&args, env)?,
             sendmail: SendmailOptions::default(),
-            dsn: Dsn::default(),
-            pipelining: !args.no_pipelining,
-            chunking: !args.no_chunking,
-            require_tls: args.require_tls,
-            all_or_nothing: args.all_or_nothing || account.all_or_nothing.unwrap_or(false),
-            dkim: crate::dkim::Options::resolve(
-                args.dkim_key.clone().or(account.dkim_key.clone()),
-                args.dkim_selector.clone().or(account.dkim_selector.clone()),
-                args.dkim_domain.clone().or(account.dkim_domain.clone()),
-                args.dkim_expire,
-            )?,
+            session: SessionOptions {
+                protocol: args.protocol,
+                security,
+                helo,
+                ehlo_literal,
+                credentials,
+                auth,
+                allow_plaintext_auth: args.allow_plaintext_auth,
+                dsn: Dsn::default(),
+                pipelining: !args.no_pipelining,
+                chunking: !args.no_chunking,
+                require_tls: args.require_tls,
+                all_or_nothing: args.all_or_nothing || account.all_or_nothing.unwrap_or(false),
+                dkim: crate::dkim::Options::resolve(
+                    args.dkim_key.clone().or(account.dkim_key.clone()),
+                    args.dkim_selector.clone().or(account.dkim_selector.clone()),
+                    args.dkim_domain.clone().or(account.dkim_domain.clone()),
+                    args.dkim_expire,
+                )?,
+            },
         })
     }
 }
@@ -1545,7 +1591,7 @@ mod tests {
 
     #[test]
     fn security_follows_port_unless_told() {
-        let sec = |a: &[&str]| resolve(a, &[]).unwrap().security;
+        let sec = |a: &[&str]| resolve(a, &[]).unwrap().session.security;
         assert_eq!(sec(&["--server", "h", "x@y"]), Security::StartTlsRequired);
         assert_eq!(sec(&["--server", "h:465", "x@y"]), Security::Implicit);
         assert_eq!(
@@ -1565,12 +1611,14 @@ mod tests {
     #[test]
     fn a_socket_needs_no_server_and_no_tls() {
         let c = resolve(&["--socket", "/run/lmtp", "--protocol", "lmtp", "x@y"], &[]).unwrap();
-        assert_eq!(c.socket.as_deref(), Some(std::path::Path::new("/run/lmtp")));
-        assert_eq!(c.server, None);
-        assert_eq!(c.security, Security::Plain);
-        assert_eq!(c.protocol, Protocol::Lmtp);
+        assert_eq!(c.route, Route::Socket("/run/lmtp".into()));
+        assert_eq!(c.session.security, Security::Plain);
+        assert_eq!(c.session.protocol, Protocol::Lmtp);
         let c = resolve(&["--socket", "/run/lmtp", "--tls", "none", "x@y"], &[]).unwrap();
-        assert_eq!((c.security, c.protocol), (Security::Plain, Protocol::Smtp));
+        assert_eq!(
+            (c.session.security, c.session.protocol),
+            (Security::Plain, Protocol::Smtp)
+        );
         for mode in ["starttls", "implicit"] {
             let e = resolve(&["--socket", "/run/lmtp", "--tls", mode, "x@y"], &[]).unwrap_err();
             assert_eq!(exit_code(&e), crate::error::Exit::Usage, "{mode}");
@@ -1579,8 +1627,12 @@ mod tests {
         // LMTP over TCP keeps the TCP defaults.
         let c = resolve(&["--server", "h:24", "--protocol", "lmtp", "x@y"], &[]).unwrap();
         assert_eq!(
-            (c.security, c.socket, c.protocol),
-            (Security::StartTlsRequired, None, Protocol::Lmtp)
+            (
+                c.session.security,
+                c.route.server().is_some(),
+                c.session.protocol
+            ),
+            (Security::StartTlsRequired, true, Protocol::Lmtp)
         );
     }
 
@@ -1618,19 +1670,28 @@ mod tests {
             );
             // Chosen by name, by a matching From, or a route on the command line: fine.
             let a = resolve(&["-C", file, "-A", names, "a@x.test"], &[]).unwrap();
-            assert_eq!(a.mx_port, None, "{file} -A: submission, not MX");
-            assert!(a.server.is_some(), "{file} -A");
+            assert!(a.route.server().is_some(), "{file} -A: submission, not MX");
             let from = if names == "bob" {
                 "bob@example"
             } else {
                 "me@work.example"
             };
             let f = resolve(&["-C", file, "-f", from, "a@x.test"], &[]).unwrap();
-            assert!(f.server.is_some(), "{file}: account chosen by its from");
+            assert!(
+                f.route.server().is_some(),
+                "{file}: account chosen by its from"
+            );
             let s = resolve(&["-C", file, "--server", "relay.test", "a@x.test"], &[]).unwrap();
-            assert_eq!(s.server.map(|s| s.host), Some("relay.test".into()));
+            assert_eq!(
+                s.route.server().map(|s| s.host.as_str()),
+                Some("relay.test")
+            );
             let mx = resolve(&["-C", file, "--mx", "a@x.test"], &[]).unwrap();
-            assert_eq!(mx.mx_port, Some(SMTP_PORT), "{file} --mx is asked for");
+            assert_eq!(
+                mx.route,
+                Route::Mx { port: SMTP_PORT },
+                "{file} --mx is asked for"
+            );
             resolve(&["-C", file, "--dry-run", "a@x.test"], &[]).expect("a dry run sends nothing");
         }
         // A [defaults] table with a server is a default.
@@ -1641,7 +1702,7 @@ mod tests {
         )
         .unwrap();
         let c = resolve(&["-C", path(&both), "a@x.test"], &[]).unwrap();
-        assert_eq!(c.server.map(|s| s.host), Some("d.example".into()));
+        assert_eq!(c.route.server().map(|s| s.host.as_str()), Some("d.example"));
     }
 
     #[test]
@@ -1722,7 +1783,7 @@ mod tests {
                 fqdn,
             };
             let c = Config::resolve(args, &env).unwrap();
-            (c.helo, c.ehlo_literal, c.default_sender)
+            (c.session.helo, c.session.ehlo_literal, c.default_sender)
         };
         let known = |_: &str| Some("box.example.org".to_string());
         let unknown = |_: &str| None;
@@ -1772,6 +1833,7 @@ mod tests {
         let pw = |a: &[&str], v: &[(&str, &str)]| {
             resolve(a, v)
                 .unwrap()
+                .session
                 .credentials
                 .map(|c| match c.secret {
                     Login::Password(p) => p.expose().to_string(),
@@ -1939,12 +2001,12 @@ mod tests {
         assert_eq!(c.recipients.to, ["p@x", "t@x"]);
         assert_eq!(c.recipients.cc, ["a@x", "b@x"]);
         assert_eq!(c.default_sender, "ops@box.example");
-        assert_eq!(c.helo, "postie.test");
+        assert_eq!(c.session.helo, "postie.test");
         let c = resolve(&["--server", "h", "x@y"], &[]).unwrap();
-        assert_eq!(c.helo, "box.example");
+        assert_eq!(c.session.helo, "box.example");
         // No server anywhere: direct delivery to the recipients' MX hosts.
         let c = resolve(&["x@y"], &[]).unwrap();
-        assert_eq!((c.server, c.mx_port), (None, Some(SMTP_PORT)));
+        assert_eq!(c.route, Route::Mx { port: SMTP_PORT });
         assert!(resolve(&["--dry-run", "x@y"], &[]).is_ok());
     }
 
@@ -2011,7 +2073,7 @@ mod tests {
             &["--probe"],
         ] {
             let c = resolve(&with(extra), &[]).unwrap();
-            assert!(c.credentials.is_none(), "{extra:?}");
+            assert!(c.session.credentials.is_none(), "{extra:?}");
             assert_eq!(c.user.as_deref(), Some("u"));
         }
         for extra in [&["--quit-after", "auth"][..], &["--quit-after", "mail"]] {
@@ -2082,7 +2144,7 @@ mod tests {
                 port: *port,
             };
             assert_eq!(
-                (c.mode, c.security),
+                (c.mode, c.session.security),
                 (Mode::Probe(want), *security),
                 "{args:?}"
             );
@@ -2100,7 +2162,7 @@ mod tests {
                 port: 25
             })
         );
-        assert_eq!(c.mx_port, None);
+        assert_eq!(c.route, Route::Nowhere);
     }
 
     #[test]
@@ -2142,11 +2204,11 @@ mod tests {
         for (args, port, security, family) in cases {
             let c = resolve(args, &[]).unwrap();
             assert_eq!(
-                (c.mx_port, c.security, c.family),
+                (c.route.mx_port(), c.session.security, c.family),
                 (*port, *security, *family),
                 "{args:?}"
             );
-            assert_eq!(c.server.is_some(), port.is_none(), "{args:?}");
+            assert_eq!(c.route.server().is_some(), port.is_none(), "{args:?}");
         }
         // --port only means something for MX delivery.
         let err = resolve(&["--server", "h", "--port", "25", "x@y"], &[]).unwrap_err();

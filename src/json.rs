@@ -86,16 +86,16 @@ impl crate::report::Observer for Facts {
 impl Facts {
     /// Take what the document needs from the resolved configuration, and nothing secret.
     pub fn note_config(&mut self, cfg: &Config) {
-        let server = match &cfg.socket {
-            Some(path) => Some(Server {
+        let server = match &cfg.route {
+            config::Route::Socket(path) => Some(Server {
                 host: path.display().to_string(),
                 port: 0,
             }),
-            None => cfg.server.clone(),
+            route => route.server().cloned(),
         };
-        self.server = server.map(|s| (s, cfg.security));
-        self.lmtp = cfg.protocol == config::Protocol::Lmtp;
-        self.user = cfg.credentials.as_ref().map(|c| c.user.clone());
+        self.server = server.map(|s| (s, cfg.session.security));
+        self.lmtp = cfg.session.protocol == config::Protocol::Lmtp;
+        self.user = cfg.session.credentials.as_ref().map(|c| c.user.clone());
     }
 }
 
@@ -1330,7 +1330,7 @@ mod tests {
         };
         let cfg = Config::resolve(args, &env).unwrap();
         assert!(
-            cfg.credentials.is_some(),
+            cfg.session.credentials.is_some(),
             "the test needs a password to hide"
         );
         let mut facts = delivered();

@@ -34,11 +34,11 @@ pub fn line(
         "time",
         mail_builder::headers::date::Date::new(unix_time).to_rfc822(),
     )];
-    if let Some(s) = &cfg.server {
+    if let Some(s) = cfg.route.server() {
         fields.push(("host", s.host.clone()));
         fields.push(("port", s.port.to_string()));
     }
-    let tls = match cfg.security {
+    let tls = match cfg.session.security {
         Security::StartTlsRequired => "starttls",
         Security::Implicit => "implicit",
         Security::Plain => "none",
@@ -47,14 +47,14 @@ pub fn line(
     fields.push(("tls", tls.into()));
     fields.push((
         "auth",
-        if cfg.credentials.is_some() {
+        if cfg.session.credentials.is_some() {
             "on"
         } else {
             "off"
         }
         .into(),
     ));
-    if let Some(c) = &cfg.credentials {
+    if let Some(c) = &cfg.session.credentials {
         fields.push(("user", c.user.clone()));
     }
     fields.push(("from", envelope.reverse_path.clone()));

@@ -246,7 +246,7 @@ pub fn run(cfg: &Config, probe: &Probe, doc: Option<&mut json::ProbeJson>) -> Re
             Ok(exit)
         }
         Probe::Server => {
-            let Some(server) = &cfg.server else {
+            let Some(server) = cfg.route.server() else {
                 return Err(Error::Config(
                     "no mail server to probe: use --server HOST[:PORT]".into(),
                 )
@@ -311,7 +311,7 @@ struct Looks<'a> {
 
 /// Probe one host. The findings are whatever was learned, also when it failed.
 fn probe_one(cfg: &Config, tls: &Looks<'_>, target: Target) -> (Findings, Result<()>) {
-    let mode = match cfg.security {
+    let mode = match cfg.session.security {
         Security::StartTlsRequired => TlsMode::StartTls,
         Security::Implicit => TlsMode::Implicit,
         Security::Plain => TlsMode::Off,
@@ -331,7 +331,7 @@ fn probe_into(cfg: &Config, tls: &Looks<'_>, f: &mut Findings) -> Result<()> {
         port: f.target.port,
     };
     let dns_timeout = cfg.timeouts.for_phase(Phase::Connect);
-    let route = route::submission(&server, cfg.security, cfg.resolver, dns_timeout)?;
+    let route = route::submission(&server, cfg.session.security, cfg.resolver, dns_timeout)?;
     let (trace, outcome) = look(cfg, &route, tls.first, None);
     f.absorb(&trace);
     let failure = match outcome {
@@ -407,7 +407,7 @@ fn look(
         cfg.timeouts,
         transcript,
     )
-    .and_then(|conn| session::explore(conn, cfg, tls, starttls));
+    .and_then(|conn| session::explore(conn, &cfg.session, tls, starttls));
     (trace.snapshot(), outcome)
 }
 

@@ -27,7 +27,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use crate::config::{Config, Security};
+use std::path::PathBuf;
+
+use crate::config::{Config, Route, Security, Server};
 use crate::envelope::Envelope;
 use crate::error::{classify, Error, Retry};
 use crate::message::Message;
@@ -61,17 +63,23 @@ pub fn submit(
     // The progress bar is this caller's choice, made once: the message keeps it from one
     // server to the next.
     let mut message = crate::progress::watch(cfg, message);
-    let servers = server_configs(cfg);
-    let mut result = Err(anyhow::anyhow!("no server to try"));
-    for (i, one) in servers.iter().enumerate() {
+    let hops = hops(cfg);
+    let mut result = Err(no_server());
+    for (i, one) in hops.iter().enumerate() {
         let kept;
-        (result, kept) = over_connection(one, observer, |opened, observer| match opened {
-            Ok((conn, tls)) => {
-                smtp::session::deliver_keeping(conn, one, tls, envelope, message, observer)
-            }
+        (result, kept) = over_connection(cfg, one, observer, |opened, observer| match opened {
+            Ok((conn, tls)) => smtp::session::deliver_keeping(
+                conn,
+                &cfg.session,
+                tls,
+                envelope,
+                message,
+                cfg.quit_after(),
+                observer,
+            ),
             Err(e) => (Err(e), Some(message)),
         });
-        let Some(next) = servers.get(i + 1).and_then(|c| c.server.as_ref()) else {
+        let Some(next) = hops.get(i + 1) else {
             break;
         };
         // A message the server was given is never offered to the next one.
@@ -86,14 +94,8 @@ pub fn submit(
             Err(e) => format!("{e:#}"),
             Ok(report) => report.failure_lines().join("; "),
         };
-        let this = one
-            .server
-            .as_ref()
-            .map_or_else(String::new, |s| format!("{}:{}", s.host, s.port));
-        cfg.transcript().info(&format!(
-            "Falling back to {}:{} ({this}: {why})",
-            next.host, next.port
-        ));
+        cfg.transcript()
+            .info(&format!("Falling back to {next} ({one}: {why})"));
     }
     result
 }
@@ -105,8 +107,11 @@ pub fn rehearse(
     rehearsal: &Rehearsal,
     observer: &mut dyn Observer,
 ) -> Result<Report> {
-    over_connection(cfg, observer, |opened, _| {
-        opened.and_then(|(conn, tls)| smtp::session::rehearse(conn, cfg, tls, rehearsal))
+    let Some(first) = hops(cfg).into_iter().next() else {
+        return Err(no_server());
+    };
+    over_connection(cfg, &first, observer, |opened, _| {
+        opened.and_then(|(conn, tls)| smtp::session::rehearse(conn, &cfg.session, tls, rehearsal))
     })
 }
 
@@ -119,7 +124,7 @@ pub fn attempt(
     message: Message,
     observer: &mut dyn Observer,
 ) -> Sorted {
-    if cfg.mx_port.is_some() {
+    if matches!(cfg.route, Route::Mx { .. }) {
         return match mx::run(cfg, envelope, Some(message), None, observer) {
             Ok(d) => d.sorted(true),
             Err(e) => Sorted::of_error(&envelope.forward_paths, &e, true),
@@ -143,7 +148,8 @@ pub const MAX_RECONNECTS: usize = 3;
 /// of the list, as a single message would fall back. Everything else is the message's own
 /// outcome.
 pub struct Sessions {
-    servers: Vec<Config>,
+    cfg: Config,
+    servers: Vec<Hop>,
     links: Vec<Option<Link>>,
     /// The open session and the index of its server.
     current: Option<(Session, usize)>,
@@ -161,9 +167,10 @@ pub struct Sent {
 
 impl Sessions {
     pub fn new(cfg: &Config) -> Sessions {
-        let servers = server_configs(cfg);
+        let servers = hops(cfg);
         let links = servers.iter().map(|_| None).collect();
         Sessions {
+            cfg: cfg.clone(),
             servers,
             links,
             current: None,
@@ -174,25 +181,24 @@ impl Sessions {
     /// A session ready for MAIL, from the first of the servers from `first` on that gives
     /// one (with `pinned`, only from `first` itself); and that server's index.
     fn open_from(&mut self, first: usize, pinned: bool) -> Result<(Session, usize)> {
-        let mut result = Err(anyhow::anyhow!("no server to try"));
+        let mut result = Err(no_server());
+        let cfg = &self.cfg;
         let servers = self.servers.iter().zip(self.links.iter_mut()).enumerate();
         let count = if pinned { 1 } else { usize::MAX };
         for (i, (one, slot)) in servers.skip(first).take(count) {
             if i > first {
-                if let (Err(e), Some(next)) = (&result, &one.server) {
-                    one.transcript().info(&format!(
-                        "Falling back to {}:{} ({e:#})",
-                        next.host, next.port
-                    ));
+                if let Err(e) = &result {
+                    cfg.transcript()
+                        .info(&format!("Falling back to {one} ({e:#})"));
                 }
             }
             result = (|| {
                 let link = match slot {
                     Some(l) => l,
-                    None => slot.insert(Link::resolve(one)?),
+                    None => slot.insert(Link::resolve(cfg, one)?),
                 };
-                let conn = link.open(one, one.transcript())?;
-                Session::open(conn, one, &link.tls).map(|s| (s, i))
+                let conn = link.open(cfg, cfg.transcript())?;
+                Session::open(conn, &cfg.session, &link.tls).map(|s| (s, i))
             })();
             match &result {
                 Err(e) if classify(e).retry == Retry::NextHost => continue,
@@ -255,13 +261,14 @@ impl Sessions {
             };
             let index = *index;
             let more_servers = index + 1 < self.servers.len();
-            let one = &self.servers[index];
+            let cfg = &self.cfg;
             // Taken by an earlier attempt: opened again at the top of the loop.
             let Some(offered) = message.take() else {
                 continue;
             };
             // The progress bar is the caller's choice (a reopened message needs it again).
-            let (outcome, kept) = session.send(one, envelope, crate::progress::watch(one, offered));
+            let watched = crate::progress::watch(cfg, offered);
+            let (outcome, kept) = session.send(&cfg.session, envelope, watched);
             message = kept;
             let moves = more_servers && next_host(&outcome);
             let outcome = match outcome {
@@ -341,20 +348,34 @@ fn pause(reconnects: usize) {
     }
 }
 
-/// One configuration per server to try, in order: the server, then each fallback server
-/// (--server a,b); just `cfg` when there are no fallbacks (or a socket).
-fn server_configs(cfg: &Config) -> Vec<Config> {
-    match &cfg.server {
-        Some(_) if !cfg.fallback_servers.is_empty() => std::iter::once(cfg.server.clone())
-            .chain(cfg.fallback_servers.iter().cloned().map(Some))
-            .map(|server| Config {
-                server,
-                fallback_servers: Vec::new(),
-                ..cfg.clone()
-            })
-            .collect(),
-        _ => vec![cfg.clone()],
+/// One place to try: a server of the submission list, or the socket.
+#[derive(Debug, Clone)]
+enum Hop {
+    Server(Server),
+    Socket(PathBuf),
+}
+
+impl std::fmt::Display for Hop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Hop::Server(s) => write!(f, "{}:{}", s.host, s.port),
+            Hop::Socket(path) => write!(f, "{}", path.display()),
+        }
     }
+}
+
+/// The places to try, in order: the server, then each fallback server (--server a,b); or
+/// the socket. None for a route that is not a submission (MX delivery has its own order).
+fn hops(cfg: &Config) -> Vec<Hop> {
+    match &cfg.route {
+        Route::Submission(servers) => servers.iter().cloned().map(Hop::Server).collect(),
+        Route::Socket(path) => vec![Hop::Socket(path.clone())],
+        Route::Mx { .. } | Route::Nowhere => Vec::new(),
+    }
+}
+
+fn no_server() -> anyhow::Error {
+    Error::Config("no mail server given: use --server HOST[:PORT]".into()).into()
 }
 
 /// Route, connect (with the -v transcript) and run `session` over the connection; with
@@ -363,11 +384,12 @@ fn server_configs(cfg: &Config) -> Vec<Config> {
 /// whatever it carries (the message) comes back.
 fn over_connection<T>(
     cfg: &Config,
+    hop: &Hop,
     observer: &mut dyn Observer,
     session: impl FnOnce(Result<(Connection, &net::tls::Tls)>, &mut dyn Observer) -> T,
 ) -> T {
     observer.resolving();
-    let link = match Link::resolve(cfg) {
+    let link = match Link::resolve(cfg, hop) {
         Ok(link) => link,
         Err(e) => return session(Err(e), observer),
     };
@@ -386,21 +408,28 @@ fn over_connection<T>(
     result
 }
 
-/// Where the configured server is and how to reach it: resolved once, then any number of
-/// connections (`postie batch` reconnects over the same route and TLS set-up).
+/// Where one hop is and how to reach it: resolved once, then any number of connections
+/// (`postie batch` reconnects over the same route and TLS set-up).
 struct Link {
-    /// `None` for --socket: nothing to resolve, and never TLS (config refused it).
-    route: Option<route::Route>,
+    reach: Reach,
     tls: net::tls::Tls,
 }
 
+enum Reach {
+    /// A server's resolved addresses.
+    Tcp(route::Route),
+    /// --socket: nothing to resolve, and never TLS (config refused it).
+    Socket(PathBuf),
+}
+
 impl Link {
-    fn resolve(cfg: &Config) -> Result<Link> {
-        let route = match (&cfg.socket, &cfg.server) {
-            (Some(_), _) => None,
-            (None, Some(server)) => {
+    fn resolve(cfg: &Config, hop: &Hop) -> Result<Link> {
+        let reach = match hop {
+            Hop::Socket(path) => Reach::Socket(path.clone()),
+            Hop::Server(server) => {
                 let dns_timeout = cfg.timeouts.for_phase(crate::net::timeout::Phase::Connect);
-                let mut route = route::submission(server, cfg.security, cfg.resolver, dns_timeout)?;
+                let security = cfg.session.security;
+                let mut route = route::submission(server, security, cfg.resolver, dns_timeout)?;
                 route.addrs = route::only(route.addrs, cfg.family);
                 if route.addrs.is_empty() {
                     return Err(Error::NoHost(format!(
@@ -409,22 +438,17 @@ impl Link {
                     ))
                     .into());
                 }
-                Some(route)
-            }
-            (None, None) => {
-                return Err(
-                    Error::Config("no mail server given: use --server HOST[:PORT]".into()).into(),
-                )
+                Reach::Tcp(route)
             }
         };
         let tls = net::tls::Tls::new(cfg.tls_ca.as_deref(), cfg.tls_verify)?;
-        Ok(Link { route, tls })
+        Ok(Link { reach, tls })
     }
 
     /// A new connection (with implicit TLS, its handshake done), writing `transcript`.
     fn open(&self, cfg: &Config, transcript: Transcript) -> Result<Connection> {
-        match (&cfg.socket, &self.route) {
-            (_, Some(route)) => {
+        match &self.reach {
+            Reach::Tcp(route) => {
                 let implicit = (route.security == Security::Implicit).then_some(&self.tls);
                 Connection::open(
                     &route.host,
@@ -434,9 +458,7 @@ impl Link {
                     transcript,
                 )
             }
-            (Some(path), None) => Connection::open_unix(path, cfg.timeouts, transcript),
-            // Link::resolve gives a route whenever there is no socket.
-            (None, None) => Err(Error::Config("no mail server given".into()).into()),
+            Reach::Socket(path) => Connection::open_unix(path, cfg.timeouts, transcript),
         }
     }
 }

@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use crate::config::{Config, Content, Security, SendmailOptions, Source};
+use crate::config::{Config, Content, Security, SendmailOptions, SessionOptions, Source};
 use crate::dane;
 use crate::dns::Resolver;
 use crate::envelope::Envelope;
@@ -215,7 +215,7 @@ pub fn run(
     stop: Option<Milestone>,
     observer: &mut dyn crate::report::Observer,
 ) -> Result<Delivery> {
-    let port = cfg.mx_port.unwrap_or(crate::config::SMTP_PORT);
+    let port = cfg.route.mx_port().unwrap_or(crate::config::SMTP_PORT);
     let domains = route::by_domain(&envelope.forward_paths);
     if domains.is_empty() {
         return Err(Error::Data("no recipients".into()).into());
@@ -224,7 +224,7 @@ pub fn run(
     // certificate that does not verify must not push the mail back to plain text, so it is
     // checked and recorded but not enforced, and the report says "verified": false.
     // --tls starttls (required) verifies as configured.
-    let tls = if cfg.tls_verify && cfg.security == Security::Opportunistic {
+    let tls = if cfg.tls_verify && cfg.session.security == Security::Opportunistic {
         Tls::unauthenticated(
             cfg.tls_ca.as_deref(),
             "opportunistic TLS (RFC 7435) does not enforce certificates",
@@ -232,7 +232,7 @@ pub fn run(
     } else {
         Tls::new(
             cfg.tls_ca.as_deref(),
-            cfg.tls_verify && cfg.security != Security::Opportunistic,
+            cfg.tls_verify && cfg.session.security != Security::Opportunistic,
         )?
     };
     let resolver = Resolver::new(cfg.resolver, cfg.timeouts.for_phase(Phase::Connect))?;
@@ -282,7 +282,7 @@ fn deliver_domain(
     stop: Option<Milestone>,
     observer: &mut dyn crate::report::Observer,
 ) -> DomainOutcome {
-    let mut out = DomainOutcome::new(domain, cfg.security.policy());
+    let mut out = DomainOutcome::new(domain, cfg.session.security.policy());
     let mut note = cfg.transcript();
     let hosts = match route::mx_hosts(resolver, &domain.name) {
         Ok(h) => h,
@@ -364,16 +364,16 @@ fn deliver_domain(
         let (tls, mut security) = match (&dane_tls, enforce) {
             (Some(t), _) => (t, Security::StartTlsRequired),
             (None, true) => (verified_tls, Security::StartTlsRequired),
-            (None, false) => (tls, cfg.security),
+            (None, false) => (tls, cfg.session.security),
         };
         loop {
             let plain;
-            let attempt_cfg = if security == cfg.security {
-                cfg
+            let opts = if security == cfg.session.security {
+                &cfg.session
             } else {
-                plain = Config {
+                plain = SessionOptions {
                     security,
-                    ..cfg.clone()
+                    ..cfg.session.clone()
                 };
                 &plain
             };
@@ -382,9 +382,7 @@ fn deliver_domain(
             let implicit = (security == Security::Implicit).then_some(tls);
             let open = || Connection::open(&host.host, &addrs, implicit, cfg.timeouts, transcript);
             let result = match &rehearsal {
-                Some(r) => {
-                    open().and_then(|conn| smtp::session::rehearse(conn, attempt_cfg, tls, r))
-                }
+                Some(r) => open().and_then(|conn| smtp::session::rehearse(conn, opts, tls, r)),
                 None => {
                     // A message that a host was given is never offered to another.
                     let Some(offered) = message.take() else {
@@ -393,12 +391,7 @@ fn deliver_domain(
                     match open() {
                         Ok(conn) => {
                             let (result, kept) = smtp::session::deliver_keeping(
-                                conn,
-                                attempt_cfg,
-                                tls,
-                                &env,
-                                offered,
-                                observer,
+                                conn, opts, tls, &env, offered, stop, observer,
                             );
                             message = kept;
                             result
@@ -610,7 +603,7 @@ impl Copies {
         }
         match &cfg.content {
             // A signed message is in memory already (and must not be signed again).
-            _ if cfg.dkim.is_some() => {
+            _ if cfg.session.dkim.is_some() => {
                 let mut bytes = Vec::new();
                 message
                     .write_to(&mut bytes)

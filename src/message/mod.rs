@@ -212,8 +212,13 @@ pub fn prepare(cfg: &Config, stdin: Box<dyn Read>) -> Result<Message> {
 /// goes on top. Signing needs the whole message, so the unread rest of a ready message is
 /// read into memory here, and a message over [`crate::dkim::SIGN_LIMIT`] is refused
 /// (EX_DATAERR). Without DKIM the message passes through untouched and still streams.
-pub fn sign(cfg: &Config, mut m: Message) -> Result<Message> {
-    let Some(opts) = &cfg.dkim else {
+pub fn sign(cfg: &Config, m: Message) -> Result<Message> {
+    sign_with(cfg.session.dkim.as_ref(), m)
+}
+
+/// [`sign`] with these options (`None`: the message passes through).
+fn sign_with(opts: Option<&crate::dkim::Options>, mut m: Message) -> Result<Message> {
+    let Some(opts) = opts else {
         return Ok(m);
     };
     let signer = crate::dkim::Signer::load(opts)?;
@@ -248,7 +253,10 @@ pub fn sign(cfg: &Config, mut m: Message) -> Result<Message> {
 /// DKIM stays correct: a signature postie made (the topmost DKIM-Signature, when the
 /// configuration signs) is made again over the converted message; one made by anyone else
 /// would break, so such a message is refused, with a line that says why.
-pub fn for_seven_bit_server(cfg: &Config, mut m: Message) -> Result<(Message, Option<String>)> {
+pub fn for_seven_bit_server(
+    signer: Option<&crate::dkim::Options>,
+    mut m: Message,
+) -> Result<(Message, Option<String>)> {
     if m.body_kind() == BodyKind::Binary {
         return Ok((m, None));
     }
@@ -289,7 +297,7 @@ pub fn for_seven_bit_server(cfg: &Config, mut m: Message) -> Result<(Message, Op
     }
     let signatures = headers::field_ranges(&m.head, "DKIM-Signature");
     let ours = match signatures.first() {
-        Some(&(0, end)) if cfg.dkim.is_some() => Some(end),
+        Some(&(0, end)) if signer.is_some() => Some(end),
         _ => None,
     };
     if signatures.len() > usize::from(ours.is_some()) {
@@ -308,7 +316,7 @@ pub fn for_seven_bit_server(cfg: &Config, mut m: Message) -> Result<(Message, Op
     let summary = converted.summary();
     let m = m.with_bytes(converted.bytes);
     if ours.is_some() {
-        let m = sign(cfg, m)?;
+        let m = sign_with(signer, m)?;
         return Ok((
             m,
             Some(format!(
@@ -355,7 +363,7 @@ fn sendmail_fixups(cfg: &Config, mut m: Message) -> Result<Message> {
             now.as_secs(),
             now.subsec_nanos(),
             std::process::id(),
-            cfg.helo
+            cfg.session.helo
         );
         (i64::try_from(now.as_secs()).unwrap_or(0), id)
     };
@@ -749,17 +757,13 @@ mod tests {
         assert_eq!(m.body_kind(), BodyKind::SevenBit);
     }
 
-    fn submission() -> Config {
-        crate::config::for_tests(&["--server", "127.0.0.1", "--tls", "none"], &[])
-    }
-
     #[test]
     fn a_streamed_message_is_read_whole_and_converted_for_a_seven_bit_server() {
         // Nothing 8-bit in the read-ahead; the rest (unread until now) has some.
         let mut rest = "x\n".repeat(READ_AHEAD).into_bytes();
         rest.extend_from_slice("caf\u{e9}\n".as_bytes());
         let m = Message::streaming(b"Subject: s\n\n".to_vec(), Box::new(io::Cursor::new(rest)));
-        let (m, note) = for_seven_bit_server(&submission(), m).unwrap();
+        let (m, note) = for_seven_bit_server(None, m).unwrap();
         assert_eq!(
             note.as_deref(),
             Some("the server does not offer 8BITMIME: converted 1 MIME part to quoted-printable")
@@ -774,7 +778,7 @@ mod tests {
     #[test]
     fn a_streamed_seven_bit_message_is_only_read_ahead() {
         let m = Message::streaming(b"Subject: s\n\n".to_vec(), Box::new(&b"all ascii\n"[..]));
-        let (m, note) = for_seven_bit_server(&submission(), m).unwrap();
+        let (m, note) = for_seven_bit_server(None, m).unwrap();
         assert_eq!(note, None);
         assert_eq!(m.whole(), Some(&b"Subject: s\n\nall ascii\n"[..]));
         assert_eq!(m.eight_bit, Some(false));
@@ -784,8 +788,7 @@ mod tests {
     fn someone_elses_dkim_signature_is_not_broken_by_converting() {
         let signed = "DKIM-Signature: v=1; a=rsa-sha256; d=x.test; s=s; b=AAAA\n\
                       From: a@x.test\n\ncaf\u{e9}\n";
-        let err =
-            for_seven_bit_server(&submission(), Message::in_memory(signed.into())).unwrap_err();
+        let err = for_seven_bit_server(None, Message::in_memory(signed.into())).unwrap_err();
         assert_eq!(crate::error::exit_code(&err), crate::error::Exit::DataErr);
         let text = format!("{err:#}");
         assert!(text.contains("DKIM-Signature"), "{text}");

@@ -289,6 +289,12 @@ impl Connection {
         matches!(self.stream, Stream::Tls(_))
     }
 
+    /// The name of the host connected to, as the route gave it (the name TLS checks);
+    /// `None` over a unix domain socket.
+    pub fn host(&self) -> Option<&str> {
+        self.peer.is_some().then_some(self.host.as_str())
+    }
+
     /// The IP address and port connected to; `None` over a unix domain socket.
     pub fn peer(&self) -> Option<SocketAddr> {
         self.peer

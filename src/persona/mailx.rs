@@ -3,10 +3,11 @@
 //! [-r FROM] [-E] [-n] [-N] [-i] [-v] [-S var[=val]] [--] RCPT... < body`.
 //!
 //! postie's own flags already follow mailx, so this module only translates the mailx
-//! command line into postie's argv, which clap then parses as usual: values are passed as
-//! `--name=VALUE` (so a subject starting with `-` stays a value), recipients follow `--`.
-//! Parsing is getopt(3)-style like mailx's: clusters (`-nv`), attached values (`-sHi`),
-//! options after recipients.
+//! command line into postie's arguments ([`Args`], the fields its own flags set), which
+//! then resolve into the run as postie's own command line does. Parsing is getopt(3)-style
+//! like mailx's: clusters (`-nv`), attached values (`-sHi`), options after recipients,
+//! `--` ends the options (a subject starting with `-` is a value). Values must be UTF-8,
+//! as postie's own flags must.
 //!
 //! Mapping: `-s` → `--subject`, `-a` → `--attach` (s-nail's attachment; but a value that
 //! is not an existing file and looks like a header field, `-a 'Content-Type: text/html'`,
@@ -20,13 +21,13 @@ use std::ffi::OsString;
 
 use anyhow::Result;
 
+use crate::cli::Args;
 use crate::error::Error;
 
-/// Translate mailx arguments (those after the program name) into a postie argv, starting
-/// with `postie`.
-pub fn translate(args: &[OsString]) -> Result<Vec<OsString>> {
-    let mut out = vec![OsString::from("postie")];
-    let mut recipients: Vec<OsString> = Vec::new();
+/// Translate mailx arguments (those after the program name) into postie's arguments, as
+/// postie's own command line would give them (`-s` is `--subject`, and so on).
+pub fn translate(args: &[OsString]) -> Result<Args> {
+    let mut out = Args::try_parse_argv(vec![OsString::from("postie")])?;
     let mut rest = args.iter();
     let mut options_ended = false;
     while let Some(arg) = rest.next() {
@@ -37,12 +38,14 @@ pub fn translate(args: &[OsString]) -> Result<Vec<OsString>> {
                     arg.to_string_lossy()
                 )));
             }
-            recipients.push(arg.clone());
-            continue;
+            return Err(usage(format!(
+                "recipient {:?} is not UTF-8",
+                arg.to_string_lossy()
+            )));
         };
         if options_ended || s == "-" || !s.starts_with('-') {
             if !s.trim().is_empty() {
-                recipients.push(arg.clone());
+                out.recipients.push(s.to_string());
             }
             continue;
         }
@@ -59,43 +62,43 @@ pub fn translate(args: &[OsString]) -> Result<Vec<OsString>> {
         for (pos, flag) in cluster.char_indices() {
             let attached = cluster.get(pos + flag.len_utf8()..).unwrap_or("");
             match flag {
-                'v' => out.push("-v".into()),
-                'E' => out.push("--skip-empty".into()),
+                'v' => out.verbose = out.verbose.saturating_add(1),
+                'E' => out.skip_empty = true,
                 'n' | 'N' | 'i' => {}
                 's' | 'a' | 'c' | 'b' | 'r' | 'S' => {
                     let value = if attached.is_empty() {
-                        match rest.next() {
-                            Some(v) => v.clone(),
-                            None => return Err(usage(format!("mail -{flag} needs a value"))),
-                        }
+                        let Some(v) = rest.next() else {
+                            return Err(usage(format!("mail -{flag} needs a value")));
+                        };
+                        v.to_str().ok_or_else(|| {
+                            usage(format!(
+                                "mail -{flag}: the value {:?} is not UTF-8",
+                                v.to_string_lossy()
+                            ))
+                        })?
                     } else {
-                        OsString::from(attached)
+                        attached
                     };
-                    let mut value = value;
-                    let long = match flag {
-                        's' => "--subject=",
-                        'a' if value.to_str().is_some_and(looks_like_header)
+                    let value = value.to_string();
+                    match flag {
+                        's' => out.subject = Some(value),
+                        'a' if looks_like_header(&value)
                             && !std::path::Path::new(&value).exists() =>
                         {
-                            "--header="
+                            out.header.push(value);
                         }
-                        'a' => "--attach=",
-                        'c' => "--cc=",
-                        'b' => "--bcc=",
-                        'r' => "--from=",
-                        // s-nail's -S from=ADDR is the sender, as -r is.
-                        'S' => match value.to_str().and_then(|v| v.strip_prefix("from=")) {
-                            Some(addr) => {
-                                value = OsString::from(addr);
-                                "--from="
+                        'a' => out.attach.push(value),
+                        'c' => out.cc.push(value),
+                        'b' => out.bcc.push(value),
+                        'r' => out.from = Some(value),
+                        // s-nail's -S from=ADDR is the sender, as -r is; any other
+                        // -S var[=val] is a mailx setting, ignored.
+                        _ => {
+                            if let Some(addr) = value.strip_prefix("from=") {
+                                out.from = Some(addr.to_string());
                             }
-                            None => break, // any other -S var[=val]: a mailx setting, ignored
-                        },
-                        _ => break,
-                    };
-                    let mut joined = OsString::from(long);
-                    joined.push(&value);
-                    out.push(joined);
+                        }
+                    }
                     break;
                 }
                 'f' | 'e' | 'H' | 'u' => {
@@ -107,14 +110,12 @@ pub fn translate(args: &[OsString]) -> Result<Vec<OsString>> {
             }
         }
     }
-    if recipients.is_empty() {
+    if out.recipients.is_empty() {
         return Err(usage(
             "mail: no recipients (postie only sends mail: mail -s SUBJECT ADDRESS... < body)"
                 .into(),
         ));
     }
-    out.push("--".into());
-    out.extend(recipients);
     Ok(out)
 }
 
@@ -142,13 +143,16 @@ mod tests {
     use super::*;
     use crate::error::{exit_code, Exit};
 
-    fn run(args: &[&str]) -> Result<Vec<String>> {
+    /// The translation, as its Debug text (Args has no PartialEq).
+    fn run(args: &[&str]) -> Result<String> {
         let args: Vec<OsString> = args.iter().map(OsString::from).collect();
-        translate(&args).map(|v| {
-            v.into_iter()
-                .map(|o| o.into_string().unwrap())
-                .collect::<Vec<_>>()
-        })
+        translate(&args).map(|a| format!("{a:?}"))
+    }
+
+    /// What postie's own parser makes of `argv`: the arguments the translation must equal.
+    fn postie(argv: &[&str]) -> String {
+        let argv = argv.iter().map(OsString::from).collect();
+        format!("{:?}", Args::try_parse_argv(argv).unwrap())
     }
 
     #[test]
@@ -269,7 +273,7 @@ mod tests {
             ),
         ];
         for (what, args, want) in cases {
-            assert_eq!(run(args).unwrap(), *want, "{what}");
+            assert_eq!(run(args).unwrap(), postie(want), "{what}");
         }
     }
 
@@ -282,17 +286,16 @@ mod tests {
         let name = name.to_str().unwrap();
         assert_eq!(
             run(&["-a", name, "t@x"]).unwrap(),
-            ["postie", &format!("--attach={name}"), "--", "t@x"]
+            postie(&["postie", &format!("--attach={name}"), "--", "t@x"])
         );
     }
 
     #[test]
-    fn translations_parse_as_postie_arguments() {
+    fn translations_are_postie_arguments() {
         let args = [
             "-E", "-v", "-s", "-x", "-c", "c@x", "-r", "me@x", "--", "-root",
         ];
-        let argv = translate(&args.map(OsString::from)).unwrap();
-        let a = crate::cli::Args::try_parse_argv(argv).unwrap();
+        let a = translate(&args.map(OsString::from)).unwrap();
         assert!(a.skip_empty);
         assert_eq!(a.verbose, 1);
         assert_eq!(a.subject.as_deref(), Some("-x"));
@@ -321,10 +324,16 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
-    fn non_utf8_values_pass_through() {
-        use std::os::unix::ffi::{OsStrExt, OsStringExt};
-        let subject = OsString::from_vec(b"caf\xe9".to_vec());
-        let argv = translate(&[OsString::from("-s"), subject, OsString::from("t@x")]).unwrap();
-        assert_eq!(argv[1].as_bytes(), b"--subject=caf\xe9");
+    fn non_utf8_values_are_refused_naming_the_option() {
+        use std::os::unix::ffi::OsStringExt;
+        let bad = || OsString::from_vec(b"caf\xe9".to_vec());
+        let err = translate(&[OsString::from("-s"), bad(), OsString::from("t@x")]).unwrap_err();
+        assert_eq!(exit_code(&err), Exit::Usage);
+        assert_eq!(
+            err.to_string(),
+            "mail -s: the value \"caf\u{fffd}\" is not UTF-8"
+        );
+        let err = translate(&[bad()]).unwrap_err();
+        assert_eq!(err.to_string(), "recipient \"caf\u{fffd}\" is not UTF-8");
     }
 }

@@ -3,7 +3,6 @@
 //! (`--queue-dir`, `-C`, `-A`, `--server`, `--tls`, `-v`, ...), so a queue run takes the
 //! same route as a normal run with the same options would.
 
-use std::ffi::OsString;
 use std::io::{self, Write};
 
 use anyhow::Result;
@@ -16,9 +15,9 @@ use crate::error::{Error, Exit};
 /// Run `postie queue ACTION` (parsed by [`crate::cli::parse`]).
 pub fn main(action: QueueAction, args: Args, deliver: &mut Deliver) -> Result<Exit> {
     match action {
-        QueueAction::List => list_with(args),
-        QueueAction::Run => run_with(args, false, deliver),
-        QueueAction::Flush => run_with(args, true, deliver),
+        QueueAction::List => list(args),
+        QueueAction::Run => run(args, false, deliver),
+        QueueAction::Flush => run(args, true, deliver),
         QueueAction::Remove => remove(args),
     }
 }
@@ -31,13 +30,6 @@ fn config(mut args: Args, look: bool) -> Result<(Config, Vec<String>)> {
     Ok((Config::resolve(args, &Environment::real())?, positional))
 }
 
-/// postie's options from an argv without argv[0] (`sendmail -bp`/`-q`, `mailq`).
-fn options(options: &[OsString]) -> Result<Args> {
-    let mut argv = vec![OsString::from("postie")];
-    argv.extend(options.iter().cloned());
-    Ok(Args::try_parse_argv(argv)?)
-}
-
 fn no_positional(positional: &[String]) -> Result<()> {
     match positional.first() {
         Some(p) => Err(Error::Usage(format!("postie queue: unexpected argument {p:?}")).into()),
@@ -46,11 +38,7 @@ fn no_positional(positional: &[String]) -> Result<()> {
 }
 
 /// `postie queue list`, `mailq`, `sendmail -bp`.
-pub fn list(options: &[OsString]) -> Result<Exit> {
-    list_with(self::options(options)?)
-}
-
-fn list_with(args: Args) -> Result<Exit> {
+pub fn list(args: Args) -> Result<Exit> {
     let (cfg, positional) = config(args, true)?;
     no_positional(&positional)?;
     let mut out = io::stdout().lock();
@@ -66,11 +54,7 @@ fn list_with(args: Args) -> Result<Exit> {
 }
 
 /// `postie queue run` / `flush`, `sendmail -q`.
-pub fn run(options: &[OsString], flush: bool, deliver: &mut Deliver) -> Result<Exit> {
-    run_with(self::options(options)?, flush, deliver)
-}
-
-fn run_with(args: Args, flush: bool, deliver: &mut Deliver) -> Result<Exit> {
+pub fn run(args: Args, flush: bool, deliver: &mut Deliver) -> Result<Exit> {
     let (cfg, positional) = config(args, false)?;
     no_positional(&positional)?;
     match Spool::existing(&cfg)? {

@@ -222,7 +222,7 @@ impl Spool {
         let mut c = cfg.clone();
         c.content = Content::Ready(Source::File(self.msg(id)));
         c.sendmail = SendmailOptions::default();
-        c.dkim = None;
+        c.session.dkim = None;
         c
     }
 }
@@ -250,7 +250,7 @@ impl Staged {
         let mut c = cfg.clone();
         c.content = Content::Ready(Source::File(self.tmp.path.clone()));
         c.sendmail = SendmailOptions::default();
-        c.dkim = None;
+        c.session.dkim = None;
         let mut m = message::prepare(&c, Box::new(io::empty()))?;
         m.size = Some(self.size);
         m.eight_bit = self.eight_bit.or(m.eight_bit);
@@ -570,7 +570,7 @@ fn run_entry(
     let mut watch = DropWhenTaken {
         spool,
         id: &id,
-        one_transaction: cfg.mx_port.is_none()
+        one_transaction: cfg.route.mx_port().is_none()
             || crate::route::by_domain(&meta.recipients).len() == 1,
         dropped: false,
     };
@@ -672,7 +672,7 @@ fn return_to_sender(
         let mut c = cfg.clone();
         c.content = Content::Ready(Source::Stdin);
         c.sendmail = SendmailOptions::default();
-        c.dkim = None;
+        c.session.dkim = None;
         deliver(&c, &envelope, Message::in_memory(bytes), &mut Unobserved)
     });
     match sent {
@@ -721,7 +721,7 @@ fn report_message(
     headers: &str,
 ) -> Result<Vec<u8>> {
     use mail_builder::headers::text::Text;
-    let daemon = format!("MAILER-DAEMON@{}", cfg.helo);
+    let daemon = format!("MAILER-DAEMON@{}", cfg.session.helo);
     let mut b = mail_builder::MessageBuilder::new()
         .from(("Mail Delivery System", daemon.as_str()))
         .to(meta.sender.as_str())
@@ -738,7 +738,7 @@ fn report_message(
          Reason: {reason}\n\n\
          It was queued as {id} and tried {attempts} time(s). The headers of your \
          message follow.\n\n{headers}\n",
-        host = cfg.helo,
+        host = cfg.session.helo,
         rcpts = recipients
             .iter()
             .map(|r| format!("  <{r}>"))

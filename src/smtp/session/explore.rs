@@ -10,7 +10,7 @@
 
 use anyhow::Result;
 
-use crate::config::Config;
+use crate::config::SessionOptions;
 use crate::error::Error;
 use crate::net::tls::Tls;
 use crate::net::Connection;
@@ -24,12 +24,17 @@ use super::{ehlo, greeting, quit, quit_after, starttls_command};
 /// A failed STARTTLS (refused, or the handshake failed) is not an error here: it comes
 /// back as [`Explored::TlsFailed`], since it is one of the things a probe finds out.
 /// Everything else that stops the dialogue is an error, as in [`super::deliver`].
-pub fn explore(conn: Connection, cfg: &Config, tls: &Tls, starttls: bool) -> Result<Explored> {
+pub fn explore(
+    conn: Connection,
+    opts: &SessionOptions,
+    tls: &Tls,
+    starttls: bool,
+) -> Result<Explored> {
     let mut conn = conn;
     if let Err(e) = greeting(&mut conn) {
         return Err(quit_after(&mut conn, e));
     }
-    let caps = match ehlo(&mut conn, cfg) {
+    let caps = match ehlo(&mut conn, opts) {
         Ok(c) => c,
         Err(e) => return Err(quit_after(&mut conn, e)),
     };
@@ -50,7 +55,7 @@ pub fn explore(conn: Connection, cfg: &Config, tls: &Tls, starttls: bool) -> Res
         Ok(c) => c,
         Err(e) => return Ok(Explored::TlsFailed(e)),
     };
-    if let Err(e) = ehlo(&mut conn, cfg) {
+    if let Err(e) = ehlo(&mut conn, opts) {
         return Err(quit_after(&mut conn, e));
     }
     quit(&mut conn);

@@ -38,7 +38,7 @@ use std::ops::ControlFlow;
 
 use anyhow::Result;
 
-use crate::config::{Config, Login, Protocol, Security};
+use crate::config::{Login, Protocol, Security, SessionOptions};
 use crate::envelope::Envelope;
 use crate::error::Error;
 use crate::message::Message;
@@ -55,16 +55,18 @@ use crate::transcript::Transcript;
 use transaction::Around;
 
 /// Run the whole dialogue and return what the server did with each recipient. With
-/// `cfg.quit_after()` it stops after that milestone instead (the message is then never sent).
+/// `stop` (--quit-after) it stops after that milestone instead (the message is then never
+/// sent).
 pub fn deliver(
     conn: Connection,
-    cfg: &Config,
+    opts: &SessionOptions,
     tls: &Tls,
     envelope: &Envelope,
     message: Message,
+    stop: Option<Milestone>,
     observer: &mut dyn Observer,
 ) -> Result<Report> {
-    deliver_keeping(conn, cfg, tls, envelope, message, observer).0
+    deliver_keeping(conn, opts, tls, envelope, message, stop, observer).0
 }
 
 /// [`deliver`], giving the message back when the server was never given it (a dialogue
@@ -72,15 +74,16 @@ pub fn deliver(
 /// host. `None` once the server has (some of) it.
 pub fn deliver_keeping(
     conn: Connection,
-    cfg: &Config,
+    opts: &SessionOptions,
     tls: &Tls,
     envelope: &Envelope,
     message: Message,
+    stop: Option<Milestone>,
     observer: &mut dyn Observer,
 ) -> (Result<Report>, Option<Message>) {
-    match cfg.quit_after().map(Stop::from) {
+    match stop.map(Stop::from) {
         None => {
-            let mut session = match establish(conn, cfg, tls, ToMail) {
+            let mut session = match establish(conn, opts, tls, ToMail) {
                 Ok(session) => session,
                 Err(e) => return (Err(e), Some(message)),
             };
@@ -90,7 +93,7 @@ pub fn deliver_keeping(
             };
             let (outcome, kept) = transaction::deliver(
                 &mut session.conn,
-                cfg,
+                opts,
                 &session.caps,
                 envelope,
                 message,
@@ -98,9 +101,9 @@ pub fn deliver_keeping(
             );
             (session.end(outcome, observer), kept)
         }
-        Some(Stop::Early(at)) => (establish(conn, cfg, tls, at), Some(message)),
+        Some(Stop::Early(at)) => (establish(conn, opts, tls, at), Some(message)),
         Some(Stop::Late(at)) => {
-            let outcome = stop_in_transaction(conn, cfg, tls, envelope, Some(&message), at);
+            let outcome = stop_in_transaction(conn, opts, tls, envelope, Some(&message), at);
             (outcome, Some(message))
         }
     }
@@ -160,13 +163,13 @@ impl Rehearsal {
 /// `rcpt`.
 pub fn rehearse(
     conn: Connection,
-    cfg: &Config,
+    opts: &SessionOptions,
     tls: &Tls,
     rehearsal: &Rehearsal,
 ) -> Result<Report> {
     match &rehearsal.0 {
-        Plan::Early(at) => establish(conn, cfg, tls, *at),
-        Plan::Late(envelope, at) => stop_in_transaction(conn, cfg, tls, envelope, None, *at),
+        Plan::Early(at) => establish(conn, opts, tls, *at),
+        Plan::Late(envelope, at) => stop_in_transaction(conn, opts, tls, envelope, None, *at),
     }
 }
 
@@ -231,16 +234,16 @@ impl From<Early> for Milestone {
 /// never sent.
 fn stop_in_transaction(
     conn: Connection,
-    cfg: &Config,
+    opts: &SessionOptions,
     tls: &Tls,
     envelope: &Envelope,
     declared: Option<&Message>,
     at: Late,
 ) -> Result<Report> {
-    let mut session = establish(conn, cfg, tls, ToMail)?;
+    let mut session = establish(conn, opts, tls, ToMail)?;
     let outcome = transaction::rehearse(
         &mut session.conn,
-        cfg,
+        opts,
         &session.caps,
         envelope,
         declared,
@@ -310,7 +313,12 @@ impl Until for Early {
 
 /// Greeting, EHLO, STARTTLS (as the policy says), EHLO again, AUTH: everything before the
 /// first MAIL, or as far as `until` says.
-fn establish<U: Until>(conn: Connection, cfg: &Config, tls: &Tls, until: U) -> Result<U::Out> {
+fn establish<U: Until>(
+    conn: Connection,
+    opts: &SessionOptions,
+    tls: &Tls,
+    until: U,
+) -> Result<U::Out> {
     // The connection after `until` had its say at a milestone: stop there, or go on.
     macro_rules! at {
         ($conn:expr, $milestone:expr) => {
@@ -325,23 +333,23 @@ fn establish<U: Until>(conn: Connection, cfg: &Config, tls: &Tls, until: U) -> R
         return Err(quit_after(&mut conn, e));
     }
     let mut conn = at!(conn, Milestone::Greeting);
-    let caps = match ehlo(&mut conn, cfg) {
+    let caps = match ehlo(&mut conn, opts) {
         Ok(c) => c,
         Err(e) => return Err(quit_after(&mut conn, e)),
     };
     let conn = at!(conn, Milestone::Ehlo);
-    let (conn, caps) = match cfg.security {
+    let (conn, caps) = match opts.security {
         Security::StartTlsRequired => {
-            let conn = secure(conn, cfg, tls, &caps)?;
+            let conn = secure(conn, tls, &caps)?;
             let mut conn = at!(conn, Milestone::StartTls);
-            match ehlo(&mut conn, cfg) {
+            match ehlo(&mut conn, opts) {
                 Ok(caps) => (conn, caps),
                 Err(e) => return Err(quit_after(&mut conn, e)),
             }
         }
         Security::Opportunistic if caps.starttls && !conn.is_tls() => {
             match opportunistic(conn, tls)? {
-                (mut conn, true) => match ehlo(&mut conn, cfg) {
+                (mut conn, true) => match ehlo(&mut conn, opts) {
                     Ok(caps) => (conn, caps),
                     Err(e) => return Err(quit_after(&mut conn, e)),
                 },
@@ -351,7 +359,7 @@ fn establish<U: Until>(conn: Connection, cfg: &Config, tls: &Tls, until: U) -> R
         Security::Implicit | Security::Plain | Security::Opportunistic => (conn, caps),
     };
     let mut conn = at!(conn, Milestone::Tls);
-    if let Err(e) = authenticate(&mut conn, cfg, &caps) {
+    if let Err(e) = authenticate(&mut conn, opts, &caps) {
         return Err(quit_after(&mut conn, e));
     }
     Ok(until.ready(conn, caps))
@@ -372,8 +380,8 @@ pub struct Session {
 impl Session {
     /// Run the dialogue up to the first MAIL. On failure the connection is closed
     /// (after QUIT when the server is still talking).
-    pub fn open(conn: Connection, cfg: &Config, tls: &Tls) -> Result<Session> {
-        establish(conn, cfg, tls, ToMail)
+    pub fn open(conn: Connection, opts: &SessionOptions, tls: &Tls) -> Result<Session> {
+        establish(conn, opts, tls, ToMail)
     }
 
     /// What the server offered in its last EHLO (inside TLS when TLS is up).
@@ -394,7 +402,7 @@ impl Session {
     /// error (connection lost, timeout, 421) leaves a session that should be dropped.
     pub fn send(
         &mut self,
-        cfg: &Config,
+        opts: &SessionOptions,
         envelope: &Envelope,
         message: Message,
     ) -> (Result<Report>, Option<Message>) {
@@ -404,7 +412,7 @@ impl Session {
         };
         self.used = true;
         let (outcome, kept) =
-            transaction::deliver(&mut self.conn, cfg, &self.caps, envelope, message, around);
+            transaction::deliver(&mut self.conn, opts, &self.caps, envelope, message, around);
         let outcome = outcome.map(|(report, _)| report).inspect_err(|_| {
             // A failure part-way through the message (reading it, or an 8-bit byte for a
             // server without 8BITMIME): only a close keeps the partial message from being
@@ -599,8 +607,8 @@ fn starttls_command(conn: &mut Connection) -> Result<()> {
 }
 
 /// EHLO, falling back to HELO when EHLO is refused permanently.
-fn ehlo(conn: &mut Connection, cfg: &Config) -> Result<Capabilities> {
-    let caps = ehlo_or_helo(conn, cfg)?;
+fn ehlo(conn: &mut Connection, opts: &SessionOptions) -> Result<Capabilities> {
+    let caps = ehlo_or_helo(conn, opts)?;
     let tls = conn.is_tls();
     let copy = caps.clone();
     conn.transcript()
@@ -613,20 +621,20 @@ fn ehlo(conn: &mut Connection, cfg: &Config) -> Result<Capabilities> {
 /// name, or — when the host has no fully qualified name — this end's address as an address
 /// literal (RFC 5321 §4.1.4, §4.1.3: `[192.0.2.1]`, `[IPv6:2001:db8::1]`), never a bare
 /// host name that servers refuse (Postfix's reject_non_fqdn_helo_hostname).
-fn client_name(conn: &Connection, cfg: &Config) -> String {
-    match (cfg.ehlo_literal, conn.local_ip()) {
+fn client_name(conn: &Connection, opts: &SessionOptions) -> String {
+    match (opts.ehlo_literal, conn.local_ip()) {
         (true, Some(std::net::IpAddr::V4(ip))) => format!("[{ip}]"),
         (true, Some(std::net::IpAddr::V6(ip))) => match ip.to_ipv4_mapped() {
             Some(v4) => format!("[{v4}]"),
             None => format!("[IPv6:{ip}]"),
         },
-        _ => cfg.helo.clone(),
+        _ => opts.helo.clone(),
     }
 }
 
-fn ehlo_or_helo(conn: &mut Connection, cfg: &Config) -> Result<Capabilities> {
-    let name = client_name(conn, cfg);
-    if cfg.protocol == Protocol::Lmtp {
+fn ehlo_or_helo(conn: &mut Connection, opts: &SessionOptions) -> Result<Capabilities> {
+    let name = client_name(conn, opts);
+    if opts.protocol == Protocol::Lmtp {
         // RFC 2033 §4.1: LHLO replaces EHLO, and there is no HELO to fall back to.
         let reply = command(
             conn,
@@ -663,19 +671,12 @@ fn ehlo_or_helo(conn: &mut Connection, cfg: &Config) -> Result<Capabilities> {
 
 /// STARTTLS is required: the server must offer it. The caller then learns the capabilities
 /// again inside TLS and throws the old ones away (RFC 3207 §4.2).
-fn secure(
-    mut conn: Connection,
-    cfg: &Config,
-    tls: &Tls,
-    caps: &Capabilities,
-) -> Result<Connection> {
+fn secure(mut conn: Connection, tls: &Tls, caps: &Capabilities) -> Result<Connection> {
     if !caps.starttls {
         let err = Error::Unavailable(format!(
             "{} does not offer STARTTLS, which is required (use --tls implicit for port 465, \
              or --tls none to send in plain text)",
-            cfg.server
-                .as_ref()
-                .map_or("the server", |s| s.host.as_str())
+            conn.host().unwrap_or("the server")
         ));
         conn.transcript().error(&err.to_string());
         return Err(quit_after(&mut conn, err.into()));
@@ -705,11 +706,11 @@ fn opportunistic(mut conn: Connection, tls: &Tls) -> Result<(Connection, bool)> 
     }
 }
 
-fn authenticate(conn: &mut Connection, cfg: &Config, caps: &Capabilities) -> Result<()> {
-    let Some(creds) = &cfg.credentials else {
+fn authenticate(conn: &mut Connection, opts: &SessionOptions, caps: &Capabilities) -> Result<()> {
+    let Some(creds) = &opts.credentials else {
         return Ok(());
     };
-    if !conn.is_tls() && !cfg.allow_plaintext_auth {
+    if !conn.is_tls() && !opts.allow_plaintext_auth {
         return Err(Error::Unavailable(
             "refusing to send the password over a connection without TLS \
              (use TLS, or --allow-plaintext-auth if you must)"
@@ -723,14 +724,13 @@ fn authenticate(conn: &mut Connection, cfg: &Config, caps: &Capabilities) -> Res
         )
         .into());
     }
-    let mech = auth::choose(&caps.auth, cfg.auth).map_err(Error::Unavailable)?;
+    let mech = auth::choose(&caps.auth, opts.auth).map_err(Error::Unavailable)?;
     conn.transcript().trace().record(|t| t.auth = Some(mech));
     // OAUTHBEARER names the server it talks to (RFC 7628 §3.1).
-    let (host, port) = match (&cfg.server, conn.peer()) {
-        (Some(server), _) => (server.host.clone(), server.port),
-        (None, Some(peer)) => (peer.ip().to_string(), peer.port()),
+    let (host, port) = match (conn.host(), conn.peer()) {
+        (Some(host), Some(peer)) => (host.to_string(), peer.port()),
         // A unix domain socket: the local host, no port.
-        (None, None) => ("localhost".to_string(), 0),
+        _ => ("localhost".to_string(), 0),
     };
     match &creds.secret {
         Login::Password(password) => auth_exchange(conn, mech, &creds.user, password, &host, port),
@@ -853,20 +853,20 @@ mod tests {
 
     /// A plain-text [`Session`] to the test server at `addr` (5 s timeouts), its
     /// configuration, and the envelope a@x.test -> b@x.test.
-    fn session_to(addr: std::net::SocketAddr) -> (Session, Config, Envelope) {
-        let cfg = config_for_tests(&["--server", &addr.to_string(), "--tls", "none"]);
+    fn session_to(addr: std::net::SocketAddr) -> (Session, SessionOptions, Envelope) {
+        let opts = config_for_tests(&["--server", &addr.to_string(), "--tls", "none"]);
         let tls = Tls::new(None, true).unwrap();
         let timeouts = Timeouts {
             uniform: Some(Duration::from_secs(5)),
         };
         let conn =
             Connection::open("127.0.0.1", &[addr], None, timeouts, Transcript::silent()).unwrap();
-        let session = Session::open(conn, &cfg, &tls).unwrap();
+        let session = Session::open(conn, &opts, &tls).unwrap();
         let envelope = Envelope {
             reverse_path: "a@x.test".into(),
             forward_paths: vec!["b@x.test".into()],
         };
-        (session, cfg, envelope)
+        (session, opts, envelope)
     }
 
     /// What a thread playing a pipelining server saw of two transactions on one Session:
@@ -918,10 +918,10 @@ mod tests {
             s.write_all(b"221 bye\r\n").unwrap();
             String::from_utf8_lossy(&group[..n]).into_owned()
         });
-        let (mut session, cfg, envelope) = session_to(addr);
+        let (mut session, opts, envelope) = session_to(addr);
         for i in 1..=2 {
             let message = Message::in_memory(b"Subject: x\r\n\r\nhi\r\n".to_vec());
-            let (outcome, kept) = session.send(&cfg, &envelope, message);
+            let (outcome, kept) = session.send(&opts, &envelope, message);
             let report = outcome.unwrap();
             assert!(kept.is_none(), "the server was given the message");
             assert_eq!(
@@ -971,7 +971,7 @@ mod tests {
             }
             lines
         });
-        let (mut session, cfg, envelope) = session_to(addr);
+        let (mut session, opts, envelope) = session_to(addr);
         /// The body's first 120 kB, then a read error.
         struct FailsPartWay(io::Cursor<Vec<u8>>);
         impl io::Read for FailsPartWay {
@@ -987,7 +987,7 @@ mod tests {
             b"Subject: x\r\n\r\n".to_vec(),
             Box::new(FailsPartWay(io::Cursor::new(body))),
         );
-        let (outcome, kept) = session.send(&cfg, &envelope, message);
+        let (outcome, kept) = session.send(&opts, &envelope, message);
         assert!(kept.is_none(), "part of the message went out");
         let err = outcome.unwrap_err();
         assert!(
@@ -995,7 +995,7 @@ mod tests {
             "{err:#}"
         );
         let again = Message::in_memory(b"Subject: y\r\n\r\nhi\r\n".to_vec());
-        let (outcome, kept) = session.send(&cfg, &envelope, again);
+        let (outcome, kept) = session.send(&opts, &envelope, again);
         assert!(kept.is_some(), "lost before MAIL: the message comes back");
         let err = outcome.unwrap_err();
         assert_eq!(
@@ -1040,7 +1040,7 @@ mod tests {
                 }
             }
         });
-        let cfg = config_for_tests(&["--server", &addr.to_string(), "--tls", "none"]);
+        let opts = config_for_tests(&["--server", &addr.to_string(), "--tls", "none"]);
         let tls = Tls::new(None, true).unwrap();
         let timeouts = Timeouts {
             uniform: Some(Duration::from_secs(5)),
@@ -1052,7 +1052,7 @@ mod tests {
             forward_paths: vec!["b@x.test".into()],
         };
         let rehearsal = Rehearsal::with_envelope(stop, envelope);
-        let report = rehearse(conn, &cfg, &tls, &rehearsal).unwrap();
+        let report = rehearse(conn, &opts, &tls, &rehearsal).unwrap();
         (report, server.join().unwrap())
     }
 
@@ -1084,8 +1084,8 @@ mod tests {
         assert!(seen.is_empty(), "{seen:?}");
     }
 
-    fn config_for_tests(args: &[&str]) -> Config {
-        crate::config::for_tests(args, &[])
+    fn config_for_tests(args: &[&str]) -> SessionOptions {
+        crate::config::for_tests(args, &[]).session
     }
 
     #[test]

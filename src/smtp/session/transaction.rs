@@ -35,7 +35,7 @@
 
 use anyhow::Result;
 
-use crate::config::{Config, Protocol};
+use crate::config::{Protocol, SessionOptions};
 use crate::envelope::Envelope;
 use crate::error::Error;
 use crate::message::{BodyKind, Message};
@@ -53,7 +53,7 @@ use super::{command, expect, no_report, End, Late};
 /// mail/rcpt) there is no SIZE or BODY to declare. Refusals here happen before MAIL.
 fn mail_params(
     caps: &Capabilities,
-    cfg: &Config,
+    opts: &SessionOptions,
     tls: bool,
     envelope: &Envelope,
     message: Option<&Message>,
@@ -71,7 +71,7 @@ fn mail_params(
     let body = match message.map(|m| (m.body_kind(), m.eight_bit)) {
         None => Body::Text,
         Some((BodyKind::Binary, _)) => {
-            if !(caps.chunking && caps.binarymime && cfg.chunking) {
+            if !(caps.chunking && caps.binarymime && opts.chunking) {
                 return Err(Error::Data(
                     "the message has a binary part (Content-Transfer-Encoding: binary), which \
                      needs a server offering CHUNKING and BINARYMIME (and no --no-chunking)"
@@ -110,7 +110,7 @@ fn mail_params(
         // RFC 6532 UTF-8 header fields. Without SMTPUTF8 they can still go as 8-bit data.
         params.push("SMTPUTF8".into());
     }
-    if cfg.require_tls {
+    if opts.require_tls {
         if !tls {
             return Err(Error::Unavailable(
                 "--require-tls: the connection is not encrypted, so REQUIRETLS cannot be asked \
@@ -164,14 +164,14 @@ fn read_group(conn: &mut Connection, phase: Phase, what: &str) -> Result<Reply> 
 /// when the server was never given it: refused, or failed before DATA's 354 or a BDAT.
 pub(super) fn deliver(
     conn: &mut Connection,
-    cfg: &Config,
+    opts: &SessionOptions,
     caps: &Capabilities,
     envelope: &Envelope,
     message: Message,
     around: Around,
 ) -> (Result<(Report, End)>, Option<Message>) {
     let message = if needs_seven_bit(caps, &message) {
-        match crate::message::for_seven_bit_server(cfg, message) {
+        match crate::message::for_seven_bit_server(opts.dkim.as_ref(), message) {
             Ok((message, converted)) => {
                 if let Some(note) = converted {
                     conn.transcript().info(&note);
@@ -184,18 +184,18 @@ pub(super) fn deliver(
     } else {
         message
     };
-    let (sending, opened) = match open(conn, cfg, caps, envelope, &message, around) {
+    let (sending, opened) = match open(conn, opts, caps, envelope, &message, around) {
         Ok(x) => x,
         Err(e) => return (Err(e), Some(message)),
     };
     let outcome = match opened {
         Opened::Done(report, end) => return (Ok((report, end)), Some(message)),
         // The message went out whole with MAIL and RCPT: only the replies are left.
-        Opened::Sent(recipients, end) => finish(conn, cfg, recipients, end),
+        Opened::Sent(recipients, end) => finish(conn, opts, recipients, end),
         Opened::Data(recipients) => data::send_message(conn, sending, message)
-            .and_then(|end| finish(conn, cfg, recipients, end)),
+            .and_then(|end| finish(conn, opts, recipients, end)),
         Opened::Chunks(recipients) => data::send_chunks(conn, sending, message)
-            .and_then(|end| finish(conn, cfg, recipients, end)),
+            .and_then(|end| finish(conn, opts, recipients, end)),
     };
     (outcome, None)
 }
@@ -228,22 +228,22 @@ enum Opened {
 /// is small and held whole, its bytes (pipelined with MAIL as one `BDAT n LAST`).
 fn open(
     conn: &mut Connection,
-    cfg: &Config,
+    opts: &SessionOptions,
     caps: &Capabilities,
     envelope: &Envelope,
     message: &Message,
     around: Around,
 ) -> Result<(Sending, Opened)> {
-    let (params, body) = mail_params(caps, cfg, conn.is_tls(), envelope, Some(message))?;
-    let (mail, rcpts) = envelope_commands(conn, cfg, caps, envelope, params);
-    let chunking = caps.chunking && cfg.chunking;
-    let pipelined = caps.pipelining && cfg.pipelining;
+    let (params, body) = mail_params(caps, opts, conn.is_tls(), envelope, Some(message))?;
+    let (mail, rcpts) = envelope_commands(conn, opts, caps, envelope, params);
+    let chunking = caps.chunking && opts.chunking;
+    let pipelined = caps.pipelining && opts.pipelining;
     let sending = Sending {
         body,
         pipelined,
         quit_last: around.quit_last,
         // With one recipient there is nothing to hold back for.
-        all_or_nothing: cfg.all_or_nothing && rcpts.len() > 1,
+        all_or_nothing: opts.all_or_nothing && rcpts.len() > 1,
     };
     let opened = if pipelined {
         one_write(
@@ -260,14 +260,14 @@ fn open(
 /// never sent: after DATA's 354 the connection closes without the end-of-data mark.
 pub(super) fn rehearse(
     conn: &mut Connection,
-    cfg: &Config,
+    opts: &SessionOptions,
     caps: &Capabilities,
     envelope: &Envelope,
     declared: Option<&Message>,
     at: Late,
 ) -> Result<(Report, End)> {
-    let (params, _) = mail_params(caps, cfg, conn.is_tls(), envelope, declared)?;
-    let (mail, rcpts) = envelope_commands(conn, cfg, caps, envelope, params);
+    let (params, _) = mail_params(caps, opts, conn.is_tls(), envelope, declared)?;
+    let (mail, rcpts) = envelope_commands(conn, opts, caps, envelope, params);
     mail_from(conn, envelope, &mail)?;
     if at == Late::Mail {
         conn.transcript().info("--quit-after mail: quitting");
@@ -303,12 +303,12 @@ pub(super) fn rehearse(
 /// asked for and offered.
 fn envelope_commands(
     conn: &mut Connection,
-    cfg: &Config,
+    opts: &SessionOptions,
     caps: &Capabilities,
     envelope: &Envelope,
     mut params: Vec<String>,
 ) -> (Command, Vec<Command>) {
-    let dsn = &cfg.dsn;
+    let dsn = &opts.dsn;
     let wants_dsn = dsn.notify.is_some() || dsn.ret.is_some() || dsn.envid.is_some();
     let use_dsn = wants_dsn && caps.dsn;
     if wants_dsn && !caps.dsn {
@@ -601,11 +601,11 @@ fn rcpt_params(dsn: &crate::config::Dsn, use_dsn: bool, rcpt: &str) -> Vec<Strin
 /// The reply (SMTP) or replies (LMTP) to the end of the message.
 fn finish(
     conn: &mut Connection,
-    cfg: &Config,
+    opts: &SessionOptions,
     mut recipients: Vec<Recipient>,
     end: End,
 ) -> Result<(Report, End)> {
-    if cfg.protocol == Protocol::Lmtp {
+    if opts.protocol == Protocol::Lmtp {
         let final_reply = lmtp_replies(conn, &mut recipients)?;
         return Ok((
             Report {
