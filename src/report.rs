@@ -69,6 +69,19 @@ impl Recipient {
     }
 }
 
+/// What became of one recipient: the one per-recipient answer, from [`Report::fates`],
+/// that the queue (deliver, retry or bounce), `--json`'s per-recipient status and the
+/// exit code agree on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// The server took the message for this recipient.
+    Delivered,
+    /// Not now: a 4xx reply, or withheld (all or nothing) because of a temporary refusal.
+    Deferred,
+    /// For good: a 5xx (or nonsensical) reply, or withheld because of a permanent refusal.
+    Refused,
+}
+
 /// The result of a transaction that got as far as the recipients.
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -92,6 +105,28 @@ impl Report {
                 _ => reply_exit(Phase::Rcpt, r.outcome()),
             })
             .fold(Exit::Ok, Exit::most_urgent)
+    }
+
+    /// Each recipient with its [`Fate`]. A withheld recipient (all or nothing) goes with
+    /// the refusal that withheld it: deferred when the transaction's exit is temporary.
+    pub fn fates(&self) -> impl Iterator<Item = (&Recipient, Fate)> {
+        let withheld = if self.exit() == Exit::TempFail {
+            Fate::Deferred
+        } else {
+            Fate::Refused
+        };
+        self.recipients.iter().map(move |r| {
+            let fate = if r.accepted() {
+                Fate::Delivered
+            } else if r.withheld {
+                withheld
+            } else if r.outcome().code.severity == Severity::TransientNegative {
+                Fate::Deferred
+            } else {
+                Fate::Refused
+            };
+            (r, fate)
+        })
     }
 
     /// No recipient took the message and at least one refusal was temporary: another host
@@ -258,6 +293,36 @@ mod tests {
         let mut fine = vec![rcpt("a@x", "250 2.1.5 Ok\r\n")];
         assert!(!Report::withhold_all_if_any_refused(&mut fine));
         assert!(fine[0].accepted());
+    }
+
+    #[test]
+    fn fates_follow_the_deciding_reply_and_withheld_recipients_follow_the_refusal() {
+        let fates = |r: &Report| r.fates().map(|(_, f)| f).collect::<Vec<_>>();
+        let r = report(vec![
+            rcpt("a@x", "250 2.1.5 Ok\r\n"),
+            rcpt("b@x", "450 4.2.0 later\r\n"),
+            rcpt("c@x", "550 5.1.1 no\r\n"),
+            rcpt("d@x", "354 what\r\n"),
+            lmtp("e@x", "452 4.2.2 full\r\n"),
+            lmtp("f@x", "250 2.0.0 saved\r\n"),
+        ]);
+        use Fate::{Deferred, Delivered, Refused};
+        assert_eq!(
+            fates(&r),
+            [Delivered, Deferred, Refused, Refused, Deferred, Delivered]
+        );
+        for (refusal, fate) in [
+            ("450 4.2.0 later\r\n", Deferred),
+            ("550 5.1.1 no\r\n", Refused),
+        ] {
+            let mut rcpts = vec![rcpt("a@x", "250 2.1.5 Ok\r\n"), rcpt("b@x", refusal)];
+            Report::withhold_all_if_any_refused(&mut rcpts);
+            let r = Report {
+                recipients: rcpts,
+                final_reply: None,
+            };
+            assert_eq!(fates(&r), [fate, fate], "{refusal:?}");
+        }
     }
 
     #[test]

@@ -41,8 +41,7 @@ use crate::config::{Config, Mode};
 use crate::engine::Sessions;
 use crate::envelope::Envelope;
 use crate::error::{exit_code, Error, Exit};
-use crate::report::Report;
-use crate::smtp::reply::Severity;
+use crate::report::{Fate, Report};
 use input::{Item, Prepare};
 pub use output::Printer;
 
@@ -297,11 +296,12 @@ fn offer_for_retry(
     };
     let (due, why) = match &outcome.result {
         Ok(report) => {
+            // The recipients whose fate is "later" — with all or nothing, also those
+            // withheld because of a temporary refusal: they did not get the message either.
             let due: Vec<String> = report
-                .recipients
-                .iter()
-                .filter(|r| r.outcome().code.severity == Severity::TransientNegative)
-                .map(|r| r.address.clone())
+                .fates()
+                .filter(|(_, fate)| *fate == Fate::Deferred)
+                .map(|(r, _)| r.address.clone())
                 .collect();
             let why = report.failure_lines().join("; ");
             (

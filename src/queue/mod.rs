@@ -40,9 +40,8 @@ use crate::config::{Config, Content, SendmailOptions, Source};
 use crate::envelope::Envelope;
 use crate::error::{exit_code, Exit};
 use crate::message::{self, Message};
-use crate::report::Report;
+use crate::report::{Fate, Report};
 use crate::report::{Observer, Unobserved};
-use crate::smtp::reply::Severity;
 use crate::transcript::printable;
 use spool::{Meta, TmpFile};
 
@@ -326,35 +325,30 @@ impl Sorted {
 
     pub fn of_report(report: &Report) -> Sorted {
         let mut s = Sorted::default();
-        // All or nothing: a recipient withheld goes with the refusal that withheld it —
-        // tried again later when that refusal was temporary.
-        let retry_withheld = report.exit() == Exit::TempFail;
-        let transient = |r: &crate::report::Recipient| {
-            (r.withheld && retry_withheld)
-                || (!r.accepted() && r.outcome().code.severity == Severity::TransientNegative)
-        };
-        for r in &report.recipients {
-            if r.accepted() {
-                s.delivered.push(r.address.clone());
-            } else if transient(r) {
-                s.deferred.push(r.address.clone());
-                if s.deferred_reason.is_empty() && !r.withheld {
-                    s.deferred_reason = format!("<{}>: {}", r.address, r.outcome().summary());
+        let mut refused = Vec::new();
+        for (r, fate) in report.fates() {
+            let why = || format!("<{}>: {}", r.address, r.outcome().summary());
+            match fate {
+                Fate::Delivered => s.delivered.push(r.address.clone()),
+                Fate::Deferred => {
+                    s.deferred.push(r.address.clone());
+                    if s.deferred_reason.is_empty() && !r.withheld {
+                        s.deferred_reason = why();
+                    }
                 }
-            } else {
-                s.refused.push(r.address.clone());
-                if s.refused_reason.is_empty() && !r.withheld {
-                    s.refused_reason = format!("<{}>: {}", r.address, r.outcome().summary());
+                Fate::Refused => {
+                    s.refused.push(r.address.clone());
+                    if s.refused_reason.is_empty() && !r.withheld {
+                        s.refused_reason = why();
+                    }
                 }
+            }
+            if fate != Fate::Deferred {
+                refused.push(r.clone());
             }
         }
         let refused = Report {
-            recipients: report
-                .recipients
-                .iter()
-                .filter(|r| !transient(r))
-                .cloned()
-                .collect(),
+            recipients: refused,
             final_reply: report.final_reply.clone(),
         };
         s.refused_exit = refused.exit();

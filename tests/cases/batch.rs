@@ -780,3 +780,59 @@ fn smtp_sink_without_8bitmime_gets_the_8bit_messages_converted() {
     }
     drop(sink);
 }
+
+/// All or nothing with a temporary refusal: the message reached nobody, so the recipient
+/// that was accepted and withheld is as due as the refused one, and both are queued (the
+/// same fate a single submission and a queue run give them).
+#[test]
+fn all_or_nothing_queues_the_withheld_recipients_with_the_deferred_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "m1.eml",
+        "From: sender@x.example\nTo: r1@y.example, later@y.example\nSubject: one\n\nbody 1\n",
+    );
+    let mut script = vec![greeting()];
+    script.extend(ehlo(&[]));
+    script.extend([
+        expect(format!("MAIL FROM:<{FROM}>")),
+        send("250 2.1.0 sender ok\r\n"),
+        expect("RCPT TO:<r1@y.example>"),
+        send("250 2.1.5 ok\r\n"),
+        expect("RCPT TO:<later@y.example>"),
+        send("452 4.2.2 mailbox full, try later\r\n"),
+        expect("RSET"),
+        send("250 2.0.0 Ok\r\n"),
+    ]);
+    script.extend(quit());
+    let server = FakeServer::start(script);
+    let mut cmd = batch(
+        &server.addr(),
+        &["--all-or-nothing", "--queue", "--queue-dir"],
+    );
+    cmd.arg(spool.path()).arg(dir.path());
+    let out = go(cmd);
+    let seen = server.finish_with(&out.describe());
+    assert!(seen.data.is_empty(), "nothing may be sent");
+    out.assert_code(0, "the message is queued");
+    let mut list = postie();
+    list.args(["queue", "list", "--queue-dir"])
+        .arg(spool.path());
+    let listed = go(list);
+    listed.assert_code(0, "queue list");
+    // ID, AGE, SIZE, SENDER, RECIPIENTS, ...: the entry's recipients are both.
+    let entry: Vec<&str> = listed
+        .stdout
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        entry.get(3..5),
+        Some(&["sender@x.example", "r1@y.example,later@y.example"][..]),
+        "{}",
+        listed.describe()
+    );
+}
