@@ -1,4 +1,6 @@
-//! Resolves raw [`Args`] into a [`Config`]: defaults, ports, the TLS policy and the password.
+//! Resolves raw [`Args`] into a [`Config`]: defaults, ports, the TLS policy and the password;
+//! one [`Mode`], one [`Route`] and the [`SessionOptions`] the session is given (and nothing
+//! else of the configuration).
 //!
 //! This is the only module that applies defaults or looks at the environment
 //! (`POSTIE_PASSWORD`, `POSTIE_TEST_MODE`, the host name), and the only one that reads a
