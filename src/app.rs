@@ -198,7 +198,7 @@ fn send_input(
     // --queue: the message goes to the spool first and is sent from there, so it can be
     // kept whichever phase fails (stdin cannot be read twice).
     let (message, staged) = if cfg.queue.enabled && cfg.quit_after().is_none() {
-        let staged = queue::Spool::for_config(cfg)?.stage(message)?;
+        let staged = queue::Spool::for_config(cfg)?.stage(message, cfg.session.dkim.as_ref())?;
         (staged.message(cfg)?, Some(staged))
     } else {
         (message, None)
@@ -399,7 +399,10 @@ fn batch(cfg: &Config, verbosity: u8, json: bool) -> Result<Exit> {
                 Some(s) => s,
                 None => spool.insert(queue::Spool::for_config(cfg)?),
             };
-            spool.add(envelope, message, why).map(Some)
+            // Batch signs each message when cfg.session.dkim says so (message::prepare).
+            spool
+                .add(envelope, message, why, cfg.session.dkim.as_ref())
+                .map(Some)
         };
     let mut printer = crate::batch::Printer::new("postie", verbosity, json);
     crate::batch::run(cfg, &mut sessions, &mut on_retryable, &mut printer)
