@@ -17,7 +17,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::cli::Args;
-use crate::config::{Config, Dsn, Environment, Mode as RunMode, Route, Security, SendmailOptions};
+use crate::config::{
+    Config, Dsn, Environment, Mode as RunMode, Protocol, Route, Security, SendmailOptions,
+};
 use crate::envelope::{self, Envelope};
 use crate::error::{exit_code, Error, Exit};
 use crate::json::{self, Facts, JsonResult, Step};
@@ -198,7 +200,7 @@ fn send_input(
     // --queue: the message goes to the spool first and is sent from there, so it can be
     // kept whichever phase fails (stdin cannot be read twice).
     let (message, staged) = if cfg.queue.enabled && cfg.quit_after().is_none() {
-        let staged = queue::Spool::for_config(cfg)?.stage(message)?;
+        let staged = queue::Spool::for_config(cfg)?.stage(message, cfg.session.dkim.as_ref())?;
         (staged.message(cfg)?, Some(staged))
     } else {
         (message, None)
@@ -399,7 +401,10 @@ fn batch(cfg: &Config, verbosity: u8, json: bool) -> Result<Exit> {
                 Some(s) => s,
                 None => spool.insert(queue::Spool::for_config(cfg)?),
             };
-            spool.add(envelope, message, why).map(Some)
+            // Batch signs each message when cfg.session.dkim says so (message::prepare).
+            spool
+                .add(envelope, message, why, cfg.session.dkim.as_ref())
+                .map(Some)
         };
     let mut printer = crate::batch::Printer::new("postie", verbosity, json);
     crate::batch::run(cfg, &mut sessions, &mut on_retryable, &mut printer)
@@ -585,8 +590,17 @@ fn show_config(cfg: &Config) -> Result<Exit> {
                     .collect::<Vec<_>>()
                     .join(", "),
                 Route::Mx { port } => format!("(each recipient domain's MX, port {port})"),
-                Route::Socket(_) | Route::Nowhere => "(none)".into(),
+                Route::Socket(path) => format!("(unix socket {})", path.display()),
+                Route::Nowhere => "(none)".into(),
             },
+        ),
+        (
+            "protocol",
+            match cfg.session.protocol {
+                Protocol::Smtp => "smtp",
+                Protocol::Lmtp => "lmtp",
+            }
+            .into(),
         ),
         (
             "tls",
@@ -633,11 +647,60 @@ fn show_config(cfg: &Config) -> Result<Exit> {
                 .uniform
                 .map_or("RFC 5321 defaults".into(), |d| format!("{} s", d.as_secs())),
         ),
+        (
+            "all_or_nothing",
+            if cfg.session.all_or_nothing {
+                "on (a refused recipient means the message goes to nobody)"
+            } else {
+                "off (the message goes to the recipients accepted)"
+            }
+            .into(),
+        ),
+        (
+            "dkim",
+            cfg.session.dkim.as_ref().map_or("(none)".into(), |d| {
+                format!(
+                    "key {}, selector {}, domain {}{}",
+                    d.key.display(),
+                    d.selector,
+                    d.domain.as_deref().unwrap_or("(the From: address's)"),
+                    d.expire
+                        .map_or(String::new(), |x| format!(", expire {x} s"))
+                )
+            }),
+        ),
+        ("queue", if cfg.queue.enabled { "on" } else { "off" }.into()),
+        (
+            "queue_dir",
+            or_none(cfg.queue.dir.as_ref().map(|p| p.display().to_string())),
+        ),
+        ("queue_max_age", seconds(cfg.queue.max_age.as_secs())),
+        (
+            "log",
+            match (&cfg.log, cfg.syslog) {
+                (Some(p), true) => format!("{} and syslog", p.display()),
+                (Some(p), false) => p.display().to_string(),
+                (None, true) => "syslog".into(),
+                (None, false) => "(none)".into(),
+            },
+        ),
     ];
     let result = lines
         .iter()
-        .try_for_each(|(k, v)| writeln!(out, "{k:<12} {}", printable(v)));
+        .try_for_each(|(k, v)| writeln!(out, "{k:<14} {}", printable(v)));
     finish_stdout(result.and_then(|()| out.flush()))
+}
+
+/// Seconds in the largest unit that divides them: `5d`, `90m`, `42s` (as `queue_max_age`
+/// takes them).
+fn seconds(s: u64) -> String {
+    match s {
+        0 => "0s".into(),
+        _ if s.is_multiple_of(86_400) => format!("{}d", s / 86_400),
+        _ if s.is_multiple_of(3600) => format!("{}h", s / 3600),
+        _ if s.is_multiple_of(60) => format!("{}m", s / 60),
+        _ => format!("{s}s"),
+    }
 }
 
 /// A closed stdout (`| head`) is not an error.

@@ -20,6 +20,7 @@ use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::{Canonicalization, DkimSigner};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::PrivateKeyDer;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Exit};
 
@@ -42,8 +43,10 @@ pub const SIGNED_HEADERS: &[&str] = &[
     "References",
 ];
 
-/// What the configuration asks for; the key is read when the message is signed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the configuration asks for; the key is read when the message is signed. A queue
+/// entry records the options its message was signed with (`queue::spool::Meta`), so that
+/// `queue run` can sign it again after converting it to 7-bit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Options {
     /// PEM private key: PKCS#8 (RSA or Ed25519) or PKCS#1 (`BEGIN RSA PRIVATE KEY`).
     pub key: PathBuf,

@@ -189,7 +189,11 @@ pub fn recipient_replies(r: &Report) -> Vec<RecipientJson> {
         // Under LMTP, the recipient's own reply to the end of data decides it.
         .map(|rcpt| RecipientJson {
             address: rcpt.address.clone(),
-            status: status(rcpt.outcome()),
+            status: if rcpt.withheld {
+                Status::Withheld
+            } else {
+                status(rcpt.outcome())
+            },
             code: rcpt.outcome().code.as_u16(),
             enhanced_code: rcpt.outcome().enhanced.map(|e| e.to_string()),
             text: rcpt.outcome().text(),
@@ -302,12 +306,16 @@ pub struct EnvelopeJson {
     pub recipients: Vec<String>,
 }
 
-/// How the server answered one RCPT TO.
+/// How the server answered one RCPT TO (under LMTP, this recipient's end of data), and
+/// whether the message went to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// 2xx.
     Accepted,
+    /// 2xx at RCPT, but the message was not sent to it: all or nothing, and another
+    /// recipient was refused ([`crate::report::Recipient::withheld`]).
+    Withheld,
     /// 4xx: try again later.
     Transient,
     /// 5xx, or a nonsensical 3xx: will not be delivered as it is.

@@ -126,14 +126,24 @@ impl Spool {
     }
 
     /// Queue `message` for `envelope` durably, with `error` as the reason; returns the id.
-    pub fn add(&self, envelope: &Envelope, message: &mut dyn Read, error: &str) -> Result<String> {
-        let staged = self.stage_reader(message)?;
+    /// `signed`: postie DKIM-signed the message with these options (see [`Meta::dkim`]).
+    pub fn add(
+        &self,
+        envelope: &Envelope,
+        message: &mut dyn Read,
+        error: &str,
+        signed: Option<&crate::dkim::Options>,
+    ) -> Result<String> {
+        let dkim = signed_record(signed)?;
+        let mut staged = self.stage_reader(message)?;
+        staged.dkim = dkim;
         staged.commit(envelope, error, wall_clock())
     }
 
     /// Copy `message` into a locked temporary file in the spool, ready to be sent from
-    /// there and committed if it has to wait.
-    pub fn stage(&self, message: Message) -> Result<Staged> {
+    /// there and committed if it has to wait. `signed` as for [`Spool::add`].
+    pub fn stage(&self, message: Message, signed: Option<&crate::dkim::Options>) -> Result<Staged> {
+        let dkim = signed_record(signed)?;
         let eight_bit = message.eight_bit;
         let id = spool::new_id(wall_clock());
         let mut tmp = TmpFile::create(&self.dir.join("tmp"), &id)?;
@@ -146,6 +156,7 @@ impl Spool {
             tmp,
             size,
             eight_bit,
+            dkim,
         })
     }
 
@@ -160,6 +171,7 @@ impl Spool {
             tmp,
             size,
             eight_bit: None,
+            dkim: None,
         })
     }
 
@@ -215,15 +227,48 @@ impl Spool {
         Ok(())
     }
 
-    /// A configuration that sends entry `id`'s stored bytes as they are: no fix-ups, no
-    /// second DKIM signature.
-    fn entry_config(&self, cfg: &Config, id: &str) -> Config {
+    /// The configuration that delivers entry `meta`: its stored bytes as they are (no
+    /// fix-ups), and as DKIM options the ones postie signed it with, if it did
+    /// ([`Meta::dkim`]): the message is not signed a second time (see [`Spool::prepare`]),
+    /// but one converted to 7-bit is signed again, as a direct send's would be.
+    fn entry_config(&self, cfg: &Config, meta: &Meta) -> Config {
         let mut c = cfg.clone();
-        c.content = Content::Ready(Source::File(self.msg(id)));
+        c.content = Content::Ready(Source::File(self.msg(&meta.id)));
         c.sendmail = SendmailOptions::default();
-        c.session.dkim = None;
+        c.session.dkim.clone_from(&meta.dkim);
         c
     }
+
+    /// Entry `entry_cfg`'s message (from [`Spool::entry_config`]), opened, not signed again.
+    fn prepare(entry_cfg: &Config) -> Result<Message> {
+        let mut c = entry_cfg.clone();
+        c.session.dkim = None;
+        message::prepare(&c, Box::new(io::empty()))
+    }
+}
+
+/// What a queue entry records of the DKIM options its message was signed with: the key as
+/// an absolute path (a `queue run` may start in another directory), which must be UTF-8
+/// to go into the entry's JSON. Checked before the message is spooled, so that committing
+/// the entry later cannot fail on it.
+fn signed_record(signed: Option<&crate::dkim::Options>) -> Result<Option<crate::dkim::Options>> {
+    let Some(opts) = signed else {
+        return Ok(None);
+    };
+    let key = std::path::absolute(&opts.key).map_err(|e| {
+        crate::error::Error::Config(format!("DKIM key {}: {e}", opts.key.display()))
+    })?;
+    if key.to_str().is_none() {
+        return Err(crate::error::Error::Config(format!(
+            "DKIM key {}: the path is not UTF-8, so a queue entry cannot record it",
+            key.display()
+        ))
+        .into());
+    }
+    Ok(Some(crate::dkim::Options {
+        key,
+        ..opts.clone()
+    }))
 }
 
 fn wall_clock() -> i64 {
@@ -241,6 +286,8 @@ pub struct Staged {
     size: u64,
     /// What the original message knew about 8-bit bytes (for MAIL FROM's BODY=).
     eight_bit: Option<bool>,
+    /// The DKIM options postie signed it with ([`Meta::dkim`]).
+    dkim: Option<crate::dkim::Options>,
 }
 
 impl Staged {
@@ -273,6 +320,7 @@ impl Staged {
             sender: envelope.reverse_path.clone(),
             recipients: envelope.forward_paths.clone(),
             size: self.size,
+            dkim: self.dkim.take(),
         };
         write_meta(&self.spool, &meta)?;
         Ok(id)
@@ -558,7 +606,7 @@ fn run_entry(
         reverse_path: meta.sender.clone(),
         forward_paths: meta.recipients.clone(),
     };
-    let entry_cfg = spool.entry_config(cfg, &id);
+    let entry_cfg = spool.entry_config(cfg, &meta);
     // One transaction for the whole envelope (submission, or one MX domain): drop the
     // entry the moment the server has taken it for everyone, before QUIT.
     let mut watch = DropWhenTaken {
@@ -568,7 +616,7 @@ fn run_entry(
             || crate::route::by_domain(&meta.recipients).len() == 1,
         dropped: false,
     };
-    let sorted = match message::prepare(&entry_cfg, Box::new(io::empty())) {
+    let sorted = match Spool::prepare(&entry_cfg) {
         Ok(message) => deliver(&entry_cfg, &envelope, message, &mut watch),
         Err(e) => Sorted::of_error(&meta.recipients, &e, true),
     };
@@ -803,6 +851,7 @@ mod tests {
                 &env,
                 &mut &b"Subject: hi\r\n\r\nbody\r\n"[..],
                 "451 4.3.0 later\nmore",
+                None,
             )
             .unwrap();
         let m = meta_of(&spool, &id);
@@ -832,7 +881,9 @@ mod tests {
             reverse_path: String::new(),
             forward_paths: vec!["b@y.example".into()],
         };
-        let id = spool.add(&env, &mut &b"x: y\r\n\r\n"[..], "later").unwrap();
+        let id = spool
+            .add(&env, &mut &b"x: y\r\n\r\n"[..], "later", None)
+            .unwrap();
         let lock = spool::lock_message(&spool.msg(&id)).unwrap().unwrap();
         let err = spool.remove(&id).unwrap_err();
         assert!(format!("{err:#}").contains("being delivered"), "{err:#}");

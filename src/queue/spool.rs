@@ -5,7 +5,8 @@
 //! ```text
 //! DIR/tmp/NAME   files being written; each is flock'ed by its writer while in use
 //! DIR/msg/ID     the message bytes, exactly as they go to the server
-//! DIR/meta/ID    the envelope and the bookkeeping (JSON); its presence makes ID live
+//! DIR/meta/ID    the envelope and the bookkeeping (JSON), and the DKIM options when postie
+//!                signed the message; its presence makes ID live
 //! ```
 //!
 //! Durability (design.md §6): a file is written under `tmp/`, fsynced, renamed into place
@@ -55,6 +56,13 @@ pub struct Meta {
     pub recipients: Vec<String>,
     /// Size of `msg/ID` in bytes.
     pub size: u64,
+    /// Set when postie DKIM-signed the message before spooling it (its topmost
+    /// DKIM-Signature is postie's own): the options it signed with, the key as an absolute
+    /// path. A run that has to convert the message to 7-bit (a server without 8BITMIME)
+    /// signs the converted message again with them. Absent in entries without a signature
+    /// of postie's, and in those written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dkim: Option<crate::dkim::Options>,
 }
 
 pub const META_VERSION: u32 = 1;

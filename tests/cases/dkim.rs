@@ -297,3 +297,118 @@ fn a_signed_8bit_message_converted_for_a_server_without_8bitmime_verifies() {
         }
     }
 }
+
+/// A message postie signed and spooled (`--queue`, the first attempt failing to connect)
+/// is, at `queue flush` (a `queue run` of every entry, due or not) to a server without 8BITMIME, converted to 7-bit and signed again
+/// with the options recorded in its entry — no `--dkim-*` at the run, which starts in
+/// another directory than the relative key path given at queueing — and the signature the
+/// server received verifies with mail-auth and dkimpy.
+#[test]
+fn a_queued_signed_8bit_message_is_converted_and_signed_again_at_queue_run() {
+    use crate::support::fake_server::{data, ehlo, envelope, greeting, quit, FakeServer};
+    let dir = tempfile::tempdir().unwrap();
+    let (_key, txt) = keygen(dir.path(), "ed25519", "queued");
+    let queue_dir = dir.path().join("queue");
+    let from = "a@example.org";
+    let rcpt = "b@example.net";
+    let msg = format!(
+        "From: A <{from}>\nTo: {rcpt}\nSubject: queued, signed, 8-bit\n\
+         Date: Thu, 1 Jan 2026 00:00:00 +0000\nMessage-ID: <queued@example.org>\n\n\
+         Caf\u{e9} cr\u{e8}me\n.leading dot\n"
+    );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nobody = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let mut cmd = postie();
+    cmd.current_dir(dir.path())
+        .args(["--queue", "--queue-dir"])
+        .arg(&queue_dir)
+        .args(["--server", &nobody, "--tls", "none", "--timeout", "10"])
+        .args(["-f", from, "--message", "-"])
+        .args([
+            "--dkim-key",
+            "ed25519.pem",
+            "--dkim-selector",
+            "queued",
+            rcpt,
+        ]);
+    let out = run(cmd, Some(msg.as_bytes()), LIMIT);
+    out.assert_code(0, "queued");
+    let id = out
+        .stderr
+        .strip_prefix("postie: queued as ")
+        .and_then(|rest| rest.split_once(':'))
+        .map(|(id, _)| id.to_string())
+        .unwrap_or_else(|| panic!("not queued: {}", out.stderr));
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(queue_dir.join("meta").join(&id)).unwrap()).unwrap();
+    assert_eq!(
+        meta["dkim"],
+        serde_json::json!({
+            "key": dir.path().join("ed25519.pem").to_str().unwrap(),
+            "selector": "queued",
+            "domain": null,
+            "expire": null,
+        })
+    );
+
+    let server = FakeServer::start(
+        [
+            vec![greeting()],
+            ehlo(&[]),
+            envelope(from, &[rcpt]),
+            data("250 2.0.0 Ok: queued as FAKE1\r\n"),
+            quit(),
+        ]
+        .concat(),
+    );
+    let mut cmd = postie();
+    cmd.args(["queue", "flush", "--queue-dir"])
+        .arg(&queue_dir)
+        .args([
+            "--server",
+            &server.addr(),
+            "--tls",
+            "none",
+            "--timeout",
+            "10",
+        ]);
+    let out = run(cmd, None, LIMIT);
+    let session = server.finish_with(&out.to_string());
+    assert_eq!((out.code, out.stderr.as_str()), (Some(0), ""), "{out}");
+    assert!(std::fs::read_dir(queue_dir.join("meta"))
+        .unwrap()
+        .next()
+        .is_none());
+    let payload = session.data[0]
+        .strip_suffix(b".\r\n")
+        .expect("end-of-data line");
+    let mut received = Vec::new();
+    for line in payload.split_inclusive(|&b| b == b'\n') {
+        received.extend_from_slice(line.strip_prefix(b".").unwrap_or(line));
+    }
+    let text = String::from_utf8(received).expect("7-bit");
+    assert!(text.is_ascii(), "{text}");
+    assert_eq!(text.matches("DKIM-Signature:").count(), 1, "{text}");
+    assert!(
+        text.ends_with(
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n\
+             Caf=C3=A9 cr=C3=A8me\r\n.leading dot\r\n"
+        ),
+        "{text}"
+    );
+    let dns = Zone::new()
+        .txt("queued._domainkey.example.org", &txt)
+        .start();
+    assert_eq!(
+        verify(dns.addr(), text.as_bytes()),
+        vec![DkimResult::Pass],
+        "{text}"
+    );
+    if let Some(pass) = dkimpy_verifies(text.as_bytes(), &txt) {
+        assert!(
+            pass,
+            "dkimpy does not verify the message sent from the queue"
+        );
+    }
+}

@@ -303,6 +303,49 @@ fn json_550_at_rcpt_reports_each_recipient_and_the_queue_id() {
 }
 
 #[test]
+fn json_all_or_nothing_marks_the_accepted_recipient_withheld() {
+    let script = [
+        vec![greeting()],
+        ehlo(&["ENHANCEDSTATUSCODES"]),
+        vec![
+            expect(format!("MAIL FROM:<{FROM}>")),
+            send("250 2.1.0 ok\r\n"),
+            expect("RCPT TO:<good@example.test>"),
+            send("250 2.1.5 ok\r\n"),
+            expect("RCPT TO:<bad@example.test>"),
+            send("550 5.1.1 <bad@example.test>: user unknown\r\n"),
+            expect("RSET"),
+            send("250 2.0.0 ok\r\n"),
+        ],
+        quit(),
+    ]
+    .concat();
+    let server = FakeServer::start(script);
+    let run = run(send_to(
+        &server,
+        &["--tls", "none", "--all-or-nothing"],
+        &["good@example.test", "bad@example.test"],
+    ));
+    let session = server.finish_with(&run.to_string());
+    assert!(session.data.is_empty(), "{run}");
+    let j = &run.json;
+    assert_eq!(run.code, 67, "{run}");
+    assert_eq!(j["exit"]["name"], "EX_NOUSER");
+    assert_eq!(
+        j["recipients"],
+        serde_json::json!([
+            {"address": "good@example.test", "status": "withheld", "code": 250,
+             "enhanced_code": "2.1.5", "text": "ok"},
+            {"address": "bad@example.test", "status": "permanent", "code": 550,
+             "enhanced_code": "5.1.1", "text": "<bad@example.test>: user unknown"}
+        ])
+    );
+    assert_eq!(j["final_reply"], Value::Null);
+    assert_eq!(j["queue_id"], Value::Null);
+    assert_eq!(j["error"]["phase"], "rcpt");
+}
+
+#[test]
 fn json_451_at_rcpt_is_transient_and_exit_75() {
     let script = [
         vec![greeting()],

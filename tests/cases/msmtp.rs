@@ -266,11 +266,13 @@ fn msmtp_pretend_prints_the_config_without_the_password() {
     let out = run(msmtp(&inst, &["-P"]), None);
     out.assert_code(0, "-P");
     for text in [
-        "server       smtp.work.example:587",
-        "tls          starttls (required)",
-        "user         me@work.example",
-        "password     (from the configuration file)",
-        "from         me@work.example",
+        "server         smtp.work.example:587\n",
+        "tls            starttls (required)\n",
+        "user           me@work.example\n",
+        "password       (from the configuration file)\n",
+        "from           me@work.example\n",
+        // msmtp's behaviour when a recipient is refused.
+        "all_or_nothing on (a refused recipient means the message goes to nobody)\n",
     ] {
         assert!(
             out.stdout.contains(text),
@@ -290,10 +292,10 @@ fn msmtp_pretend_prints_the_config_without_the_password() {
     let out = run(msmtp(&inst, &args), None);
     out.assert_code(0, "--pretend with settings");
     for text in [
-        "server       smtp.work.example:465",
-        "tls          implicit",
-        "password     (from command \"pass show mail\")",
-        "helo         laptop.example",
+        "server         smtp.work.example:465\n",
+        "tls            implicit\n",
+        "password       (from command \"pass show mail\")\n",
+        "helo           laptop.example\n",
     ] {
         assert!(
             out.stdout.contains(text),

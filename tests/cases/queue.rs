@@ -734,6 +734,7 @@ fn null_sender_entries_are_only_logged_when_given_up() {
             &envelope,
             &mut &b"Subject: bounce\r\n\r\nx\r\n"[..],
             "451 later",
+            None,
         )
         .unwrap();
     assert_eq!(entries(dir.path()), std::slice::from_ref(&id));

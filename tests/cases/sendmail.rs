@@ -1384,6 +1384,103 @@ fn show_config_prints_settings_but_never_the_password() {
     }
 }
 
+/// Every configuration key that changes how mail goes out is in --show-config, resolved,
+/// and nothing secret is: the whole output, for a TOML account that sets them all (and
+/// once more with none set).
+#[test]
+fn show_config_shows_every_delivery_setting() {
+    let secret = "Lit3ral-Pa55-w0rd";
+    let inst = Install::new();
+    let dir = inst.home.display().to_string();
+    let aliases = inst.aliases("root: ops@example.test\n");
+    let toml = inst.write(
+        "cfg/postie.toml",
+        &format!(
+            "[defaults]\nserver = [\"mail.example.test\", \"backup.example.test:2526\"]\nport = 2525\n\
+             tls = \"starttls\"\ntls_ca = \"{dir}/ca.pem\"\ntls_verify = false\n\
+             user = \"ops@example.test\"\npassword = \"{secret}\"\nauth = \"plain\"\n\
+             from = \"ops@example.test\"\nhelo = \"client.example.test\"\n\
+             domain = \"example.test\"\naliases = \"{}\"\ntimeout = 42\n\
+             log = \"{dir}/postie.log\"\ndkim_key = \"{dir}/dkim.pem\"\n\
+             dkim_selector = \"s1\"\ndkim_domain = \"example.test\"\nqueue = true\n\
+             queue_dir = \"{dir}/queue\"\nqueue_max_age = \"90m\"\nall_or_nothing = true\n",
+            aliases.display()
+        ),
+        0o600,
+    );
+    let mut cmd = postie();
+    cmd.arg("--show-config").arg("-C").arg(&toml);
+    let out = run(cmd, None);
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (Some(0), ""),
+        "{}",
+        out.describe()
+    );
+    let expected = [
+        format!("config file    {}", toml.display()),
+        "account        (chosen automatically)".into(),
+        "server         mail.example.test:2525, backup.example.test:2526".into(),
+        "protocol       smtp".into(),
+        "tls            starttls (required)".into(),
+        format!("tls_ca         {dir}/ca.pem"),
+        "tls_verify     OFF".into(),
+        "user           ops@example.test".into(),
+        "password       (from the configuration file)".into(),
+        "auth           PLAIN".into(),
+        "from           ops@example.test".into(),
+        "helo           client.example.test".into(),
+        "resolver       system".into(),
+        "domain         example.test".into(),
+        format!("aliases        {}", aliases.display()),
+        "timeout        42 s".into(),
+        "all_or_nothing on (a refused recipient means the message goes to nobody)".into(),
+        format!("dkim           key {dir}/dkim.pem, selector s1, domain example.test"),
+        "queue          on".into(),
+        format!("queue_dir      {dir}/queue"),
+        "queue_max_age  90m".into(),
+        format!("log            {dir}/postie.log"),
+    ]
+    .map(|l| format!("{l}\n"))
+    .concat();
+    assert_eq!(out.stdout, expected);
+    assert!(!out.stdout.contains(secret));
+
+    // Nothing configured: the defaults, said as such.
+    let empty = inst.write("cfg/empty.toml", "[defaults]\n", 0o600);
+    let mut cmd = postie();
+    cmd.arg("--show-config").arg("-C").arg(&empty);
+    let out = run(cmd, None);
+    out.assert_code(0, "empty configuration");
+    let expected = [
+        format!("config file    {}", empty.display()),
+        "account        (chosen automatically)".into(),
+        "server         (each recipient domain's MX, port 25)".into(),
+        "protocol       smtp".into(),
+        "tls            starttls (opportunistic)".into(),
+        "tls_ca         (none)".into(),
+        "tls_verify     on".into(),
+        "user           (none)".into(),
+        "password       (none)".into(),
+        "auth           automatic".into(),
+        "from           (none)".into(),
+        "helo           postie.test".into(),
+        "resolver       system".into(),
+        "domain         (none)".into(),
+        "aliases        (none)".into(),
+        "timeout        RFC 5321 defaults".into(),
+        "all_or_nothing off (the message goes to the recipients accepted)".into(),
+        "dkim           (none)".into(),
+        "queue          off".into(),
+        "queue_dir      /nonexistent/postie-test-queue".into(),
+        "queue_max_age  5d".into(),
+        "log            (none)".into(),
+    ]
+    .map(|l| format!("{l}\n"))
+    .concat();
+    assert_eq!(out.stdout, expected);
+}
+
 /// An aliases file whose names loop (`a: b`, `b: a`) has no address to send to: one line
 /// naming the loop and the file, exit 78, before any connection; a name listing itself
 /// (`root: root, ...`, sendmail's idiom) is not a loop. No server is needed: nothing may

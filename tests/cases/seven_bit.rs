@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use mail_parser::MessageParser;
 
-use crate::support::fake_server::{data, ehlo, envelope, expect, greeting, quit, send, FakeServer};
+use crate::support::fake_server::{
+    data, ehlo, envelope, expect, greeting, quit, send, FakeServer, Step,
+};
 use crate::support::postie;
 use crate::support::run::Outcome;
 
@@ -369,5 +371,70 @@ fn batch_converts_each_8bit_message_for_a_server_without_8bitmime() {
             "From: s@example.test\r\nTo: a@example.test\r\nSubject: ascii\r\n{added}\r\n\
              plain\r\n.\r\n"
         )
+    );
+}
+
+#[test]
+fn quit_after_data_makes_the_same_8bit_decision_as_a_real_send() {
+    // Convertible: the rehearsal converts as a send would, declares the converted size and
+    // goes as far as DATA's 354, then closes (nothing delivered).
+    let size = CRON_7BIT.len() - 3;
+    let server = FakeServer::start(
+        [
+            vec![greeting()],
+            ehlo(&["SIZE 10000000"]),
+            vec![
+                expect(format!("MAIL FROM:<{FROM}> SIZE={size}")),
+                send("250 2.1.0 sender ok\r\n"),
+                expect(format!("RCPT TO:<{TO}>")),
+                send("250 2.1.5 recipient ok\r\n"),
+                expect("DATA"),
+                send("354 end data with <CR><LF>.<CR><LF>\r\n"),
+                Step::ExpectClose,
+            ],
+        ]
+        .concat(),
+    );
+    let (_dir, path) = message_file(CRON.as_bytes());
+    let out = run(
+        send_file(&server, &path, &["-v", "--quit-after", "data"]),
+        None,
+    );
+    let session = server.finish_with(&out.stderr);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(session.data.is_empty());
+    let addr = server_addr(&session, &out);
+    let expected = block(&[
+        &format!("=== Trying {addr}..."),
+        &format!("=== Connected to {addr}"),
+        "<-  220 fake.test ESMTP postie-fake   [2xx positive completion]",
+        " -> EHLO postie.test",
+        "<-  250-fake.test greets postie.test",
+        "<-  250 SIZE 10000000   [2xx positive completion]",
+        "=== the server does not offer 8BITMIME: converted 1 MIME part to quoted-printable",
+        &format!(" -> MAIL FROM:<{FROM}> SIZE={size}"),
+        "<-  250 2.1.0 sender ok   [2xx positive completion; 2.1.0 other address status]",
+        &format!(" -> RCPT TO:<{TO}>"),
+        "<-  250 2.1.5 recipient ok   [2xx positive completion; 2.1.5 destination address valid]",
+        " -> DATA",
+        "<-  354 end data with <CR><LF>.<CR><LF>   [3xx positive intermediate]",
+        "=== --quit-after data: closing without sending the message or the end-of-data mark \
+         (nothing is delivered)",
+        "=== Closing the connection",
+    ]);
+    assert_eq!(out.stderr, expected);
+
+    // Not convertible (8-bit header, no SMTPUTF8): 65 before MAIL, as a send would.
+    let server = FakeServer::start([vec![greeting()], ehlo(&[]), quit()].concat());
+    let (_dir, path) =
+        message_file("From: s@example.test\nSubject: Gr\u{fc}\u{df}e\n\nbody \u{e9}\n".as_bytes());
+    let out = run(send_file(&server, &path, &["--quit-after", "data"]), None);
+    server.finish_with(&out.stderr);
+    out.assert_code(65, "not convertible");
+    assert_eq!(
+        out.stderr,
+        "postie: the message has 8-bit data and the server does not offer 8BITMIME, but it \
+         cannot be converted to 7-bit: its header has 8-bit bytes (that needs a server \
+         offering SMTPUTF8 and 8BITMIME)\n"
     );
 }

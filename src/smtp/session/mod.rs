@@ -102,10 +102,7 @@ pub fn deliver_keeping(
             (session.end(outcome, observer), kept)
         }
         Some(Stop::Early(at)) => (establish(conn, opts, tls, at), Some(message)),
-        Some(Stop::Late(at)) => {
-            let outcome = stop_in_transaction(conn, opts, tls, envelope, Some(&message), at);
-            (outcome, Some(message))
-        }
+        Some(Stop::Late(at)) => stop_in_transaction(conn, opts, tls, envelope, Some(message), at),
     }
 }
 
@@ -169,7 +166,7 @@ pub fn rehearse(
 ) -> Result<Report> {
     match &rehearsal.0 {
         Plan::Early(at) => establish(conn, opts, tls, *at),
-        Plan::Late(envelope, at) => stop_in_transaction(conn, opts, tls, envelope, None, *at),
+        Plan::Late(envelope, at) => stop_in_transaction(conn, opts, tls, envelope, None, *at).0,
     }
 }
 
@@ -231,17 +228,21 @@ impl From<Early> for Milestone {
 
 /// `--quit-after` mail, rcpt or data: the dialogue through AUTH, then the transaction up to
 /// `at`. `declared` is the message, when there is one: declared in MAIL FROM (SIZE, BODY),
-/// never sent.
+/// never sent, and given back (as a real send would have sent it: converted to 7-bit for a
+/// server without 8BITMIME), unless it was refused.
 fn stop_in_transaction(
     conn: Connection,
     opts: &SessionOptions,
     tls: &Tls,
     envelope: &Envelope,
-    declared: Option<&Message>,
+    declared: Option<Message>,
     at: Late,
-) -> Result<Report> {
-    let mut session = establish(conn, opts, tls, ToMail)?;
-    let outcome = transaction::rehearse(
+) -> (Result<Report>, Option<Message>) {
+    let mut session = match establish(conn, opts, tls, ToMail) {
+        Ok(session) => session,
+        Err(e) => return (Err(e), declared),
+    };
+    let (outcome, kept) = transaction::rehearse(
         &mut session.conn,
         opts,
         &session.caps,
@@ -250,7 +251,7 @@ fn stop_in_transaction(
         at,
     );
     // A rehearsal delivers nothing: no transaction ends for anyone to act on.
-    session.end(outcome, &mut Unobserved)
+    (session.end(outcome, &mut Unobserved), kept)
 }
 
 /// How a dialogue that went well ends.

@@ -170,19 +170,10 @@ pub(super) fn deliver(
     message: Message,
     around: Around,
 ) -> (Result<(Report, End)>, Option<Message>) {
-    let message = if needs_seven_bit(caps, &message) {
-        match crate::message::for_seven_bit_server(opts.dkim.as_ref(), message) {
-            Ok((message, converted)) => {
-                if let Some(note) = converted {
-                    conn.transcript().info(&note);
-                }
-                message
-            }
-            // Refused (65) or unreadable: no server will be given it.
-            Err(e) => return (Err(e), None),
-        }
-    } else {
-        message
+    let message = match as_sent(conn, opts, caps, message) {
+        Ok(message) => message,
+        // Refused (65) or unreadable: no server will be given it.
+        Err(e) => return (Err(e), None),
     };
     let (sending, opened) = match open(conn, opts, caps, envelope, &message, around) {
         Ok(x) => x,
@@ -198,6 +189,24 @@ pub(super) fn deliver(
             .and_then(|end| finish(conn, opts, recipients, end)),
     };
     (outcome, None)
+}
+
+/// The message as this server will be given it: for one without 8BITMIME, converted to
+/// 7-bit when it needs to be (said in the transcript), or refused.
+fn as_sent(
+    conn: &mut Connection,
+    opts: &SessionOptions,
+    caps: &Capabilities,
+    message: Message,
+) -> Result<Message> {
+    if !needs_seven_bit(caps, &message) {
+        return Ok(message);
+    }
+    let (message, converted) = crate::message::for_seven_bit_server(opts.dkim.as_ref(), message)?;
+    if let Some(note) = converted {
+        conn.transcript().info(&note);
+    }
+    Ok(message)
 }
 
 /// The server has no 8BITMIME and the message is, or may be (not read whole), 8-bit: it
@@ -257,8 +266,29 @@ fn open(
 
 /// `--quit-after` mail, rcpt or data: MAIL, RCPT and DATA one at a time, up to `at`.
 /// `declared`, the message when there is one, is declared in MAIL FROM (SIZE, BODY) and
-/// never sent: after DATA's 354 the connection closes without the end-of-data mark.
+/// never sent: after DATA's 354 the connection closes without the end-of-data mark. For a
+/// server without 8BITMIME it is first converted, or refused, as [`deliver`] would; it comes
+/// back as converted.
 pub(super) fn rehearse(
+    conn: &mut Connection,
+    opts: &SessionOptions,
+    caps: &Capabilities,
+    envelope: &Envelope,
+    declared: Option<Message>,
+    at: Late,
+) -> (Result<(Report, End)>, Option<Message>) {
+    // The same decision as a real send: converted to 7-bit when the server needs it (the
+    // converted message is what MAIL declares), or refused (no server will be given it).
+    let declared = match declared.map(|m| as_sent(conn, opts, caps, m)).transpose() {
+        Ok(declared) => declared,
+        Err(e) => return (Err(e), None),
+    };
+    let outcome = rehearse_declared(conn, opts, caps, envelope, declared.as_ref(), at);
+    (outcome, declared)
+}
+
+/// [`rehearse`] once the message, if any, is as it would be sent.
+fn rehearse_declared(
     conn: &mut Connection,
     opts: &SessionOptions,
     caps: &Capabilities,
