@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::Args;
+use crate::cli::{Args, QueueAction};
 use crate::config::{
     Config, Dsn, Environment, Mode as RunMode, Protocol, Route, Security, SendmailOptions,
 };
@@ -47,7 +47,10 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
         Persona::Sendmail => sendmail::parse(own).and_then(run_sendmail),
         Persona::Msmtp => msmtp::parse(own).and_then(run_msmtp),
         Persona::Newaliases => Ok(Exit::Ok),
-        Persona::Mailq => postie_defaults().and_then(queue::command::list),
+        Persona::Mailq => postie_defaults().and_then(|mut args| {
+            args.queue_action = Some(QueueAction::List);
+            run_as(args, persona)
+        }),
     };
     finish_command(persona.program(), outcome)
 }
@@ -172,6 +175,13 @@ fn dispatch(
         RunMode::Probe(probe) => crate::probe::run(cfg, probe, probed),
         RunMode::Rehearse(stop) if *stop < Milestone::Data => rehearse(cfg, *stop, program, facts),
         RunMode::Batch(_) => batch(cfg, cfg.verbosity, false),
+        RunMode::Queue(action) => queue::command::on(
+            cfg,
+            *action,
+            &cfg.recipients.to,
+            &mut crate::engine::attempt,
+        ),
+        RunMode::ServeSmtp => serve_smtp(cfg),
         RunMode::Send | RunMode::DryRun | RunMode::Rehearse(_) => send(cfg, program, facts),
     }
 }
@@ -421,15 +431,20 @@ fn run_sendmail(sa: SendmailArgs) -> Result<Exit> {
     args.verbose = sa.verbose;
     match sa.mode {
         Mode::InitAliases => return Ok(Exit::Ok),
-        Mode::PrintQueue => return queue::command::list(args),
+        Mode::PrintQueue => args.queue_action = Some(QueueAction::List),
         // Postfix's `sendmail -q` is `postqueue -f`: every entry now, due or not.
-        Mode::RunQueue => return queue::command::run(args, true, &mut crate::engine::attempt),
-        Mode::Deliver | Mode::Smtp => {}
+        Mode::RunQueue => args.queue_action = Some(QueueAction::Flush),
+        Mode::Smtp => args.serve_smtp = true,
+        Mode::Deliver => {
+            args.from = sa.sender.clone();
+            args.recipients = sa.recipients.clone();
+            args.message = Some("-".into());
+        }
     }
-    args.from = sa.sender.clone();
-    args.recipients = sa.recipients.clone();
-    args.message = Some("-".into());
     let mut cfg = Config::resolve(args, &Environment::real())?;
+    if let RunMode::Queue(action) = cfg.mode {
+        return queue::command::on(&cfg, action, &[], &mut crate::engine::attempt);
+    }
     cfg.sendmail = SendmailOptions {
         extract_recipients: sa.extract_recipients,
         rewrite_headers: true,
@@ -448,8 +463,8 @@ fn run_sendmail(sa: SendmailArgs) -> Result<Exit> {
             sa.ignored.join(" ")
         );
     }
-    match sa.mode {
-        Mode::Smtp => serve_smtp(&cfg),
+    match cfg.mode {
+        RunMode::ServeSmtp => serve_smtp(&cfg),
         _ => send(&cfg, Persona::Sendmail.program(), &mut Facts::default()),
     }
 }

@@ -238,6 +238,15 @@ pub struct Args {
     )]
     pub messages: Vec<PathBuf>,
 
+    /// Not a flag: `postie queue ACTION` (queue::command::main), `sendmail -bp`/`-q` and
+    /// `mailq` set it; the run's mode is then the queue action.
+    #[arg(skip)]
+    pub queue_action: Option<QueueAction>,
+
+    /// Not a flag: `sendmail -bs` sets it (SMTP on stdin and stdout).
+    #[arg(skip)]
+    pub serve_smtp: bool,
+
     /// Mail server to submit to, HOST or HOST:PORT ([IPv6]:PORT). Default port 587, or 465
     /// with --tls implicit.
     ///

@@ -24,6 +24,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 pub use crate::cli::Protocol;
+pub use crate::cli::QueueAction;
 use crate::cli::{Args, AuthMech, ColorWhen, QuitAfter, TlsMode};
 use crate::error::Error;
 use crate::net::timeout::Milestone;
@@ -194,6 +195,11 @@ pub enum Mode {
     Rehearse(Milestone),
     /// --messages / `postie batch`: the inputs to send over one connection.
     Batch(Vec<PathBuf>),
+    /// `postie queue ACTION`, `sendmail -bp`/`-q`, `mailq`: list, run, flush or remove
+    /// queue entries. List and remove only look: no server, no password.
+    Queue(QueueAction),
+    /// `sendmail -bs`: speak SMTP on stdin/stdout, relaying each message received.
+    ServeSmtp,
 }
 
 /// Recipients as given (comma lists split, not yet validated).
@@ -519,7 +525,8 @@ impl Config {
             )
             .into());
         }
-        let needs_server = !(args.dry_run || args.show_config || args.mx || direct);
+        let looks = only_looks(&args);
+        let needs_server = !(args.dry_run || looks || args.show_config || args.mx || direct);
         // The account's TLS mode and login are for its server, not for MX hosts.
         let account = if direct { Account::default() } else { account };
 
@@ -685,6 +692,7 @@ impl Config {
         )?;
         // No password is read for runs that never get to AUTH.
         let no_login = args.dry_run
+            || looks
             || args.show_config
             || probe.is_some()
             || quit_after.is_some_and(|m| m < Milestone::Auth);
@@ -800,7 +808,11 @@ impl Config {
                 std::io::stderr().is_terminal(),
             ),
             syslog: args.syslog,
-            mode: if !args.messages.is_empty() {
+            mode: if let Some(action) = args.queue_action {
+                Mode::Queue(action)
+            } else if args.serve_smtp {
+                Mode::ServeSmtp
+            } else if !args.messages.is_empty() {
                 Mode::Batch(args.messages.clone())
             } else if args.show_config {
                 Mode::ShowConfig
@@ -877,6 +889,14 @@ impl Config {
             },
         })
     }
+}
+
+/// `postie queue list|remove` only look at the queue: no server, no password.
+fn only_looks(args: &Args) -> bool {
+    matches!(
+        args.queue_action,
+        Some(QueueAction::List | QueueAction::Remove)
+    )
 }
 
 /// `HOST[:PORT],HOST[:PORT],...`: at least one, each as [`parse_server`] reads it.
@@ -1037,7 +1057,7 @@ fn load_account(
         let route_given =
             args.server.is_some() || args.socket.is_some() || args.mx || account.server.is_some();
         if let Some(err) = settings.needs_a_choice() {
-            if !(route_given || args.dry_run) {
+            if !(route_given || args.dry_run || only_looks(args)) {
                 return Err(err.into());
             }
         }
@@ -2082,6 +2102,52 @@ mod tests {
             let err = resolve(&with(extra), &[]).unwrap_err();
             assert_eq!(exit_code(&err), crate::error::Exit::Config, "{extra:?}");
         }
+    }
+
+    /// `postie queue ACTION` and the personas' queue commands: the action is the mode;
+    /// list and remove only look (no server needed, no password read — a failing password
+    /// command would show it), run and flush take the route a send would.
+    #[test]
+    fn a_queue_action_is_the_mode_and_looking_needs_no_server_or_password() {
+        let with = |action: QueueAction, extra: &[&str]| {
+            let argv = std::iter::once("postie").chain(extra.iter().copied());
+            let mut args = Args::try_parse_from(argv).expect("args parse");
+            args.queue_action = Some(action);
+            Config::resolve(args, &env(&[]))
+        };
+        let login = [
+            "--server",
+            "h",
+            "--user",
+            "u",
+            "--password-command",
+            "exit 3",
+        ];
+        for action in [QueueAction::List, QueueAction::Remove] {
+            let c = with(action, &[]).unwrap_or_else(|e| panic!("{action:?}: {e:#}"));
+            assert_eq!(c.mode, Mode::Queue(action));
+            let c = with(action, &login).unwrap_or_else(|e| panic!("{action:?}: {e:#}"));
+            assert!(c.session.credentials.is_none(), "{action:?}");
+        }
+        for action in [QueueAction::Run, QueueAction::Flush] {
+            let c = with(action, &["--server", "h:2525"]).unwrap();
+            assert_eq!(c.mode, Mode::Queue(action));
+            assert_eq!(c.route.server().map(|s| s.port), Some(2525));
+            let c = with(action, &[]).unwrap();
+            assert_eq!(c.route, Route::Mx { port: SMTP_PORT }, "{action:?}");
+            let err = with(action, &login).unwrap_err();
+            assert_eq!(
+                exit_code(&err),
+                crate::error::Exit::Config,
+                "{action:?}: {err:#}"
+            );
+        }
+        let mut args = Args::try_parse_from(["postie"]).unwrap();
+        args.serve_smtp = true;
+        assert_eq!(
+            Config::resolve(args, &env(&[])).unwrap().mode,
+            Mode::ServeSmtp
+        );
     }
 
     #[test]

@@ -12,22 +12,32 @@ use crate::cli::{Args, QueueAction};
 use crate::config::{Config, Environment};
 use crate::error::{Error, Exit};
 
-/// Run `postie queue ACTION` (parsed by [`crate::cli::parse`]).
-pub fn main(action: QueueAction, args: Args, deliver: &mut Deliver) -> Result<Exit> {
-    match action {
-        QueueAction::List => list(args),
-        QueueAction::Run => run(args, false, deliver),
-        QueueAction::Flush => run(args, true, deliver),
-        QueueAction::Remove => remove(args),
-    }
+/// Run `postie queue ACTION` (parsed by [`crate::cli::parse`]): resolve the options
+/// (their mode is the action's), then [`on`].
+pub fn main(action: QueueAction, mut args: Args, deliver: &mut Deliver) -> Result<Exit> {
+    args.queue_action = Some(action);
+    let positional = args.recipients.clone();
+    let cfg = Config::resolve(args, &Environment::real())?;
+    on(&cfg, action, &positional, deliver)
 }
 
-/// Resolve postie's options. `look`: only the queue is looked at, so no password is read
-/// and no server is needed.
-fn config(mut args: Args, look: bool) -> Result<(Config, Vec<String>)> {
-    args.dry_run |= look;
-    let positional = args.recipients.clone();
-    Ok((Config::resolve(args, &Environment::real())?, positional))
+/// A queue action on the resolved configuration (`Mode::Queue`); `positional`: the
+/// arguments after the options (remove's ids; nothing for the others).
+pub fn on(
+    cfg: &Config,
+    action: QueueAction,
+    positional: &[String],
+    deliver: &mut Deliver,
+) -> Result<Exit> {
+    if action != QueueAction::Remove {
+        no_positional(positional)?;
+    }
+    match action {
+        QueueAction::List => list(cfg),
+        QueueAction::Run => run(cfg, false, deliver),
+        QueueAction::Flush => run(cfg, true, deliver),
+        QueueAction::Remove => remove(cfg, positional),
+    }
 }
 
 fn no_positional(positional: &[String]) -> Result<()> {
@@ -38,12 +48,10 @@ fn no_positional(positional: &[String]) -> Result<()> {
 }
 
 /// `postie queue list`, `mailq`, `sendmail -bp`.
-pub fn list(args: Args) -> Result<Exit> {
-    let (cfg, positional) = config(args, true)?;
-    no_positional(&positional)?;
+fn list(cfg: &Config) -> Result<Exit> {
     let mut out = io::stdout().lock();
-    let listed = match Spool::existing(&cfg)? {
-        Some(spool) => super::list(&spool, &cfg, &mut out),
+    let listed = match Spool::existing(cfg)? {
+        Some(spool) => super::list(&spool, cfg, &mut out),
         None => writeln!(out, "Mail queue is empty"),
     };
     match listed.and_then(|()| out.flush()) {
@@ -54,11 +62,9 @@ pub fn list(args: Args) -> Result<Exit> {
 }
 
 /// `postie queue run` / `flush`, `sendmail -q`.
-pub fn run(args: Args, flush: bool, deliver: &mut Deliver) -> Result<Exit> {
-    let (cfg, positional) = config(args, false)?;
-    no_positional(&positional)?;
-    match Spool::existing(&cfg)? {
-        Some(spool) => super::run(&spool, &cfg, flush, deliver),
+fn run(cfg: &Config, flush: bool, deliver: &mut Deliver) -> Result<Exit> {
+    match Spool::existing(cfg)? {
+        Some(spool) => super::run(&spool, cfg, flush, deliver),
         None => {
             if cfg.verbosity > 0 {
                 let dir = cfg.queue.dir.as_deref().map(|d| d.display().to_string());
@@ -73,15 +79,14 @@ pub fn run(args: Args, flush: bool, deliver: &mut Deliver) -> Result<Exit> {
 }
 
 /// `postie queue remove ID...`.
-fn remove(args: Args) -> Result<Exit> {
-    let (cfg, ids) = config(args, true)?;
-    if ids.is_empty() {
+fn remove(cfg: &Config, ids: &[String]) -> Result<Exit> {
+    let Some(first) = ids.first() else {
         return Err(Error::Usage("postie queue remove: name the entries' ids".into()).into());
-    }
-    let Some(spool) = Spool::existing(&cfg)? else {
-        return Err(Error::Usage(format!("no queue entry {}", ids[0])).into());
     };
-    for id in &ids {
+    let Some(spool) = Spool::existing(cfg)? else {
+        return Err(Error::Usage(format!("no queue entry {first}")).into());
+    };
+    for id in ids {
         spool.remove(id)?;
     }
     Ok(Exit::Ok)
