@@ -321,3 +321,58 @@ fn a_queued_message_with_a_large_attachment_is_delivered_identical_later() {
     out.assert_code(0, "queue flush");
     assert_eq!(attachments(&payload(&session, &out)), [big]);
 }
+
+/// Two recipient domains (direct MX delivery): the composed message is read again for the
+/// second domain, its attachment from the file once more, and both get the same bytes.
+#[test]
+fn two_mx_domains_each_get_the_message_read_again_from_the_file() {
+    use crate::support::dns_server::Zone;
+    use crate::support::fake_server::envelope;
+    use std::net::{IpAddr, Ipv4Addr};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data.bin");
+    let big = blob((1 << 20) + 999);
+    std::fs::write(&path, &big).unwrap();
+    let ip = |last| IpAddr::V4(Ipv4Addr::new(127, 0, 0, last));
+    let port = crate::cases::mx::shared_port();
+    let accepting = |rcpt: &str| {
+        [
+            vec![greeting()],
+            ehlo(&[]),
+            envelope(FROM, &[rcpt]),
+            data("250 2.0.0 queued\r\n"),
+            quit(),
+        ]
+        .concat()
+    };
+    let a = FakeServer::start_on(ip(2), port, accepting("x@a.test"));
+    let b = FakeServer::start_on(ip(3), port, accepting("z@b.test"));
+    let dns = Zone::new()
+        .mx("a.test", &[(10, "mx.a.test")])
+        .a("mx.a.test", "127.0.0.2")
+        .mx("b.test", &[(10, "mx.b.test")])
+        .a("mx.b.test", "127.0.0.3")
+        .start();
+    let mut cmd = postie();
+    cmd.args(["--mx", "--port", &port.to_string()])
+        .args(["--resolver", &dns.addr().to_string()])
+        .args([
+            "--timeout",
+            "10",
+            "-f",
+            FROM,
+            "-s",
+            "both",
+            "--body",
+            "hi",
+            "-a",
+        ])
+        .arg(&path)
+        .args(["x@a.test", "z@b.test"]);
+    let out = run(cmd, None, LIMIT);
+    let sa = a.finish_with(&out.describe());
+    let sb = b.finish_with(&out.describe());
+    out.assert_code(0, "two domains");
+    assert_eq!(sa.data, sb.data, "the same message to both");
+    assert_eq!(attachments(&payload(&sa, &out)), [big]);
+}
