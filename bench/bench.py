@@ -18,7 +18,8 @@ Environment knobs:
   BIG_MB=N        size of the "big message" (default 100)
   HUGE_MB=N       size of the streamed raw message for the memory check (default 1024)
   BATCH_N=N       messages in the batch (default 10000)
-  ONLY=LIST       comma-separated subset of: latency,big,huge,batch
+  ATTACH_MB=N     size of the attachment for the composed-message memory row (default 50)
+  ONLY=LIST       comma-separated subset of: latency,big,huge,batch,attach
   TRANSCRIPT=1    also print postie's -v --show-time transcript through the RTT proxy
 """
 
@@ -41,9 +42,11 @@ RTT_MS = float(os.environ.get("RTT_MS", "40"))
 BIG_MB = int(os.environ.get("BIG_MB", "10" if QUICK else "100"))
 HUGE_MB = int(os.environ.get("HUGE_MB", "256" if QUICK else "1024"))
 BATCH_N = int(os.environ.get("BATCH_N", "1000" if QUICK else "10000"))
-ONLY = set(filter(None, os.environ.get("ONLY", "latency,big,huge,batch").split(",")))
+ATTACH_MB = int(os.environ.get("ATTACH_MB", "50"))
+ONLY = set(filter(None, os.environ.get("ONLY", "latency,big,huge,batch,attach").split(",")))
 TRANSCRIPT = os.environ.get("TRANSCRIPT") == "1"
 RSS_LIMIT_KIB = 16 * 1024
+ATTACH_RSS_LIMIT_KIB = 32 * 1024
 FROM, TO = "a@example.test", "b@example.test"
 USER, PASSWORD = "alice@example.test", "bench-Pa55word"
 
@@ -511,6 +514,38 @@ def bench_huge(b, sink):
             "mbs": n / 1e6 / wall if wall > 0 else float("inf")}
 
 
+def bench_attach(b, sink):
+    """Peak RSS (and wall, CPU) of composing and sending a message with an ATTACH_MB MB
+    attachment of random bytes: postie -a and s-nail -a to the same smtp-sink, runs
+    interleaved (issue 15: memory must not grow with the attachment)."""
+    path = b.path("attachment.bin")
+    with open(path, "wb") as f:
+        for _ in range(ATTACH_MB):
+            f.write(os.urandom(1024 * 1024))
+    body = b.write("attach-body.txt", "the file is attached\n")
+    cmds = {
+        "postie": f"TIME {b.postie} --server 127.0.0.1:{sink} --tls none -f {FROM} "
+                  f"-s attachment --body-file {body} -a {path} {TO}",
+    }
+    if shutil.which("s-nail"):
+        # -:/ reads no resource files; nothing is saved (no record, no dead.letter).
+        cmds["s-nail"] = (f"TIME s-nail -:/ -Sv15-compat -S mta=smtp://127.0.0.1:{sink} "
+                          f"-S smtp-auth=none -S nosave -S DEAD=/dev/null -S record=/dev/null "
+                          f"-S from={FROM} -S sendcharsets=utf-8 -s attachment -a {path} "
+                          f"{TO} < {body}")
+    reps = 1 if QUICK else 3
+    log(f"attach: a {ATTACH_MB} MB attachment composed and sent, {reps} run(s) per tool"
+        + ("" if "s-nail" in cmds else " (s-nail not installed)") + " ...")
+    runs = {t: [] for t in cmds}
+    for _ in range(reps):
+        for t in cmds:
+            runs[t].append(b.run_rss(cmds[t], T_BIG, f"{t} ({ATTACH_MB} MB attachment)"))
+    os.unlink(path)
+    return {t: {"wall": statistics.median(w for w, _, _ in r),
+                "rss": max(m for _, m, _ in r),
+                "cpu": statistics.median(c for _, _, c in r)} for t, r in runs.items()}
+
+
 def bench_batch(b, sink):
     """messages/s of smtp-source and `postie batch` on the same sink, runs interleaved
     (median of 3; 1 with QUICK) so a busy machine slows both alike."""
@@ -568,7 +603,7 @@ def ratio(a, b):
     return "—" if a is None or b is None or b == 0 else f"{a / b:.2f}"
 
 
-def report(lat, big, huge, batch, rtt_eff, notes):
+def report(lat, big, huge, batch, rtt_eff, notes, attach=None):
     out = []
     p = out.append
     p("")
@@ -701,6 +736,22 @@ def report(lat, big, huge, batch, rtt_eff, notes):
             parts.append(f"{HUGE_MB} MB peak RSS {huge['rss'] / 1024:.1f} MiB")
         verdicts.append(f"{'PASS' if ok else 'FAIL'}  ≥ msmtp's throughput with O(1) memory "
                         f"({', '.join(parts)})")
+    if attach is not None:
+        p(f"A message with a {ATTACH_MB} MB attachment (random bytes), composed and sent "
+          f"to smtp-sink: peak RSS (max of {1 if QUICK else 3} runs), median wall and CPU.")
+        p("")
+        p("| tool | peak RSS | wall | CPU | RSS postie/x | wall postie/x |")
+        p("|---|---|---|---|---|---|")
+        pa = attach["postie"]
+        for t, r in attach.items():
+            p(f"| {t} | {r['rss'] / 1024:.1f} MiB | {r['wall']:.2f} s | {r['cpu']:.2f} s | "
+              f"{pa['rss'] / r['rss']:.2f} | {ratio(pa['wall'], r['wall'])} |")
+        p("")
+        sn = attach.get("s-nail")
+        vs = f", {pa['rss'] / sn['rss']:.2f}× s-nail's {sn['rss'] / 1024:.1f} MiB" if sn else ""
+        verdicts.append(f"{'PASS' if pa['rss'] <= ATTACH_RSS_LIMIT_KIB else 'FAIL'}  "
+                        f"{ATTACH_MB} MB attachment: peak RSS {pa['rss'] / 1024:.1f} MiB "
+                        f"(≤ 32){vs} [issue 15]")
     if batch is not None:
         p(f"Batch of {BATCH_N} small messages to smtp-sink, one connection each side "
           f"(smtp-source -d -s 1), median of {1 if QUICK else 3}:")
@@ -746,7 +797,7 @@ def main():
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGHUP, stop)
-    lat = big = huge = batch = None
+    lat = big = huge = batch = attach = None
     notes = []
     try:
         load = os.getloadavg()[0]
@@ -799,7 +850,9 @@ def main():
             huge = bench_huge(b, sink)
         if "batch" in ONLY:
             batch = bench_batch(b, sink)
-        ok = report(lat, big, huge, batch, rtt_eff, notes)
+        if "attach" in ONLY:
+            attach = bench_attach(b, sink)
+        ok = report(lat, big, huge, batch, rtt_eff, notes, attach)
         return 0 if ok else 1
     except BenchError as e:
         print(f"bench: {e}", file=sys.stderr)

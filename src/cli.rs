@@ -418,8 +418,9 @@ pub struct Args {
 
     /// Sign the message with DKIM using this private key (PEM: RSA or Ed25519).
     ///
-    /// Signing needs the whole message in memory: messages over 64 MiB are refused.
-    /// The key file must not be readable by others.
+    /// A ready message (--message, stdin) is held in memory to be signed: over 64 MiB is
+    /// refused. A composed one is hashed as its attachments stream from their files. The
+    /// key file must not be readable by others.
     #[arg(long, value_name = "FILE", help_heading = "DKIM")]
     pub dkim_key: Option<PathBuf>,
 

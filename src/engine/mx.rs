@@ -574,6 +574,9 @@ enum Copies {
     One(Option<Message>),
     /// A composed message, copied from memory.
     Memory(Vec<u8>),
+    /// A message that can be read again ([`Message::again`]): held whole, or composed
+    /// with its attachments left in their files (read again for each domain).
+    Again(Message),
     /// A ready message opened again for each domain: its own file, or the spool.
     Reopen(Box<Config>),
 }
@@ -600,6 +603,11 @@ impl Copies {
         };
         if domains <= 1 {
             return Ok((Copies::One(Some(message)), None));
+        }
+        if cfg.session.dkim.is_some() || matches!(cfg.content, Content::Compose(_)) {
+            if let Some(again) = message.again() {
+                return Ok((Copies::Again(again), None));
+            }
         }
         match &cfg.content {
             // A signed message is in memory already (and must not be signed again).
@@ -643,6 +651,7 @@ impl Copies {
             Copies::Nothing => Ok(None),
             Copies::One(m) => Ok(m.take()),
             Copies::Memory(bytes) => Ok(Some(Message::in_memory(bytes.clone()))),
+            Copies::Again(m) => Ok(m.again()),
             Copies::Reopen(cfg) => message::prepare(cfg, Box::new(io::empty())).map(Some),
         }
     }

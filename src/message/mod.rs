@@ -7,15 +7,18 @@
 //! its bytes for a `BDAT n LAST` pipelined with MAIL); the rest is read while sending, so a
 //! large message is never held in memory. Line endings and dot-stuffing are `wire`'s job.
 //!
-//! A composed message is held in memory once, encoded: mail-builder writes the whole MIME
-//! tree (attachments base64-encoded) into one buffer before sending. While it builds, the
-//! raw attachments are held too, so the peak is about 2.4 times their size; after that,
-//! the one encoded copy (about 1.35 times). mail-builder encodes
-//! every 8-bit text as quoted-printable or base64, so a composed message is always 7-bit
-//! and needs no 8BITMIME. A ready 8-bit message meets a server without 8BITMIME in
+//! A composed message is written by mail-builder: the whole MIME tree, its text bodies and
+//! small attachments encoded in memory. An attachment larger than
+//! [`attach::STREAM_FROM`] stays in its file: mail-builder writes its part with a
+//! placeholder body, and the file is read and base64-encoded in its place while the
+//! message is sent ([`attach`]), so memory does not grow with the attachment's size, and
+//! the message can still be read again (to DKIM-sign it, spool it, or offer it to another
+//! server). mail-builder encodes every 8-bit text as quoted-printable or base64, so a
+//! composed message is always 7-bit and needs no 8BITMIME. A ready 8-bit message meets a server without 8BITMIME in
 //! [`for_seven_bit_server`], which the session calls: its 8-bit parts are converted to
 //! 7-bit ([`seven_bit`]) and postie's own DKIM signature is made again.
 
+pub mod attach;
 pub mod headers;
 pub mod seven_bit;
 pub mod wire;
@@ -23,11 +26,13 @@ pub mod wire;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Result;
 use mail_builder::headers::address::Address;
 use mail_builder::headers::date::Date;
 use mail_builder::headers::text::Text;
+use mail_builder::mime::{BodyPart, MimePart};
 use mail_builder::MessageBuilder;
 
 use crate::config::{Body, Compose, Config, Content, Source};
@@ -49,6 +54,9 @@ pub struct Message {
     head: Vec<u8>,
     /// The unread rest of a ready message.
     rest: Option<Box<dyn Read>>,
+    /// What follows `head` in a composed message whose attachments stay in their files:
+    /// read afresh each time the message is read.
+    attached: Option<Arc<attach::Streamed>>,
     /// Size in bytes when known before sending (for SIZE=).
     pub size: Option<u64>,
     /// Whether the message has bytes above 127 (`None`: not known before sending).
@@ -84,6 +92,7 @@ impl std::fmt::Debug for Message {
         f.debug_struct("Message")
             .field("head_len", &self.head.len())
             .field("streamed", &self.rest.is_some())
+            .field("attached", &self.attached.is_some())
             .field("size", &self.size)
             .field("watched", &self.watch.is_some())
             .finish()
@@ -91,11 +100,21 @@ impl std::fmt::Debug for Message {
 }
 
 impl Message {
+    /// What follows the bytes in memory, if anything: the unread rest of a ready message,
+    /// or a new reader of a composed message's attachment files.
+    fn take_rest(&mut self) -> Option<Box<dyn Read>> {
+        match (self.rest.take(), &self.attached) {
+            (Some(rest), _) => Some(rest),
+            (None, Some(attached)) => Some(Box::new(attached.reader())),
+            (None, None) => None,
+        }
+    }
+
     /// Write the whole message (unencoded) to `out`, consuming it; returns the byte count.
-    pub fn write_to(self, out: &mut dyn Write) -> io::Result<u64> {
+    pub fn write_to(mut self, out: &mut dyn Write) -> io::Result<u64> {
         out.write_all(&self.head)?;
         let mut n = self.head.len() as u64;
-        if let Some(mut rest) = self.rest {
+        if let Some(mut rest) = self.take_rest() {
             n += io::copy(&mut rest, out)?;
         }
         Ok(n)
@@ -103,9 +122,10 @@ impl Message {
 
     /// The whole message as one reader: the read-ahead, then the rest (through the
     /// [`Message::watched`] wrapper, if any).
-    pub fn into_reader(self) -> Box<dyn Read> {
+    pub fn into_reader(mut self) -> Box<dyn Read> {
+        let rest = self.take_rest();
         let head = io::Cursor::new(self.head);
-        let whole: Box<dyn Read> = match self.rest {
+        let whole: Box<dyn Read> = match rest {
             Some(rest) => Box::new(head.chain(rest)),
             None => Box::new(head),
         };
@@ -123,9 +143,29 @@ impl Message {
         self
     }
 
-    /// The whole message when it is in memory (composed, or read ahead to its end).
+    /// The whole message when it is in memory (composed without an attachment left in its
+    /// file, or read ahead to its end).
     pub fn whole(&self) -> Option<&[u8]> {
-        self.rest.is_none().then_some(&self.head[..])
+        (self.rest.is_none() && self.attached.is_none()).then_some(&self.head[..])
+    }
+
+    /// A new copy of the message to read from the start, when it can be read again: held
+    /// whole, or composed with its attachments in their files. Not watched.
+    pub fn again(&self) -> Option<Message> {
+        if self.rest.is_some() {
+            return None;
+        }
+        Some(Message {
+            head: self.head.clone(),
+            rest: None,
+            attached: self.attached.clone(),
+            size: self.size,
+            eight_bit: self.eight_bit,
+            header_from: self.header_from.clone(),
+            header_recipients: self.header_recipients.clone(),
+            empty_body: self.empty_body,
+            watch: None,
+        })
     }
 
     /// What the bytes known before sending say about the body: binary when the read-ahead
@@ -152,6 +192,7 @@ impl Message {
         Message {
             head,
             rest: Some(rest),
+            attached: None,
             size: None,
             eight_bit: None,
             header_from: None,
@@ -168,6 +209,7 @@ impl Message {
             eight_bit: Some(!bytes.is_ascii()),
             head: bytes,
             rest: None,
+            attached: None,
             ..self
         }
     }
@@ -179,6 +221,7 @@ impl Message {
             size: Some(bytes.len() as u64),
             head: bytes,
             rest: None,
+            attached: None,
             eight_bit,
             header_from: None,
             header_recipients: Vec::new(),
@@ -222,6 +265,20 @@ fn sign_with(opts: Option<&crate::dkim::Options>, mut m: Message) -> Result<Mess
         return Ok(m);
     };
     let signer = crate::dkim::Signer::load(opts)?;
+    if let Some(attached) = m.attached.clone() {
+        // The attachments stay in their files: the body is hashed as they are read (the
+        // first of two passes; sending is the second), and the header goes on top.
+        let from = m
+            .header_from
+            .clone()
+            .or_else(|| headers::from_address(&m.head));
+        let domain = from.as_deref().and_then(crate::dkim::domain_of);
+        let header =
+            signer.signature_streaming(&mut (&m.head[..]).chain(attached.reader()), domain)?;
+        m.head.splice(0..0, header.bytes());
+        m.size = m.size.map(|s| s + header.len() as u64);
+        return Ok(m);
+    }
     if m.head.len() as u64 > crate::dkim::SIGN_LIMIT {
         return Err(crate::dkim::too_large());
     }
@@ -258,6 +315,11 @@ pub fn for_seven_bit_server(
     mut m: Message,
 ) -> Result<(Message, Option<String>)> {
     if m.body_kind() == BodyKind::Binary {
+        return Ok((m, None));
+    }
+    if m.attached.is_some() {
+        // Composed: 7-bit throughout (mail-builder's bytes, the files in base64); nothing
+        // to read or convert (and any 8-bit byte would still be refused while sending).
         return Ok((m, None));
     }
     if let Some(mut rest) = m.rest.take() {
@@ -394,7 +456,17 @@ fn read_input(path: &Path, what: &'static str) -> Result<Vec<u8>> {
     })
 }
 
-fn compose(cfg: &Config, c: &Compose, mut stdin: Box<dyn Read>) -> Result<Message> {
+fn compose(cfg: &Config, c: &Compose, stdin: Box<dyn Read>) -> Result<Message> {
+    compose_streaming_from(cfg, c, stdin, attach::STREAM_FROM)
+}
+
+/// [`compose`], leaving the attachments larger than `stream_from` bytes in their files.
+fn compose_streaming_from(
+    cfg: &Config,
+    c: &Compose,
+    mut stdin: Box<dyn Read>,
+    stream_from: u64,
+) -> Result<Message> {
     let mut read = |body: &Body, what: &'static str| -> Result<String> {
         let bytes = match body {
             Body::Text(t) => t.clone().into_bytes(),
@@ -461,8 +533,16 @@ fn compose(cfg: &Config, c: &Compose, mut stdin: Box<dyn Read>) -> Result<Messag
     if let Some(html) = html {
         b = b.html_body(html);
     }
+    // The attachments left in their files, each with the placeholder its part's body is.
+    let mut in_files: Vec<(Vec<u8>, attach::Attached)> = Vec::new();
     for a in &c.attachments {
-        let data = read_input(&a.path, "attachment")?;
+        let no_input = |source| Error::NoInput {
+            what: "attachment",
+            path: a.path.clone(),
+            source,
+        };
+        let mut file = File::open(&a.path).map_err(no_input)?;
+        let meta = file.metadata().map_err(no_input)?;
         let content_type = match &a.content_type {
             Some(t) => t.clone(),
             None => mime_guess::from_path(&a.path)
@@ -475,15 +555,82 @@ fn compose(cfg: &Config, c: &Compose, mut stdin: Box<dyn Read>) -> Result<Messag
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "attachment".into());
+        if meta.is_file() && meta.len() > stream_from {
+            // The part exactly as `attachment` makes it, with the encoding that mail-builder
+            // would choose for a binary body named: the body is the file's base64.
+            let placeholder = format!(
+                "postie-attachment-{}-{}",
+                in_files.len(),
+                mail_builder::mime::make_boundary("_")
+            )
+            .into_bytes();
+            let part = MimePart::new(content_type, BodyPart::Binary(placeholder.clone().into()))
+                .attachment(filename)
+                .transfer_encoding("base64");
+            b.attachments.get_or_insert_with(Vec::new).push(part);
+            in_files.push((placeholder, attach::Attached::new(&a.path, &meta)));
+            continue;
+        }
+        let mut data = Vec::new();
+        file.read_to_end(&mut data).map_err(no_input)?;
         b = b.attachment(content_type, filename, data);
     }
     let bytes = b
         .write_to_vec()
         .map_err(|e| Error::Io(format!("building the message: {e}")))?;
-    let mut m = Message::in_memory(bytes);
+    let mut m = if in_files.is_empty() {
+        Message::in_memory(bytes)
+    } else {
+        with_files(bytes, in_files)?
+    };
     m.header_from = Some(from.addr);
     m.empty_body = body_is_empty;
     Ok(m)
+}
+
+/// The message mail-builder wrote as `bytes`, each placeholder replaced by its file (read
+/// while the message is sent, [`attach`]).
+fn with_files(bytes: Vec<u8>, in_files: Vec<(Vec<u8>, attach::Attached)>) -> Result<Message> {
+    let mut segments = Vec::new();
+    let mut head = None;
+    let mut at = 0;
+    for (placeholder, file) in in_files {
+        let found: Vec<usize> = memchr::memmem::find_iter(&bytes[at..], &placeholder)
+            .map(|i| at + i)
+            .collect();
+        let [start] = found[..] else {
+            return Err(anyhow::anyhow!(
+                "composing: the placeholder for an attachment was found {} times in the \
+                 message built",
+                found.len()
+            ));
+        };
+        let before = bytes[at..start].to_vec();
+        match head {
+            None => head = Some(before),
+            Some(_) => segments.push(attach::Segment::Bytes(before)),
+        }
+        segments.push(attach::Segment::File(file));
+        at = start + placeholder.len();
+    }
+    segments.push(attach::Segment::Bytes(bytes[at..].to_vec()));
+    let head = head.unwrap_or_default();
+    let eight_bit = !head.is_ascii()
+        || segments
+            .iter()
+            .any(|s| matches!(s, attach::Segment::Bytes(b) if !b.is_ascii()));
+    let attached = attach::Streamed::new(segments);
+    Ok(Message {
+        size: Some(head.len() as u64 + attached.size()),
+        head,
+        rest: None,
+        attached: Some(Arc::new(attached)),
+        eight_bit: Some(eight_bit),
+        header_from: None,
+        header_recipients: Vec::new(),
+        empty_body: false,
+        watch: None,
+    })
 }
 
 /// The -H headers as they go into the builder, or the refusal of one of them, naming it
@@ -622,6 +769,7 @@ fn ready(mut input: Box<dyn Read>, len: Option<u64>) -> Result<Message> {
         eight_bit,
         head,
         rest,
+        attached: None,
         header_from,
         header_recipients: Vec::new(),
         empty_body: false,
@@ -793,6 +941,161 @@ mod tests {
         let text = format!("{err:#}");
         assert!(text.contains("DKIM-Signature"), "{text}");
         assert!(!text.contains('\n'), "{text}");
+    }
+
+    /// The message the arguments compose (test mode: fixed Date and Message-ID), with
+    /// attachments over `stream_from` bytes left in their files, as bytes with each MIME
+    /// boundary replaced by a fixed name (mail-builder makes new ones each time).
+    fn composed(args: &[&str], stream_from: u64) -> (Message, Vec<u8>) {
+        let mut all = vec!["--server", "127.0.0.1", "--tls", "none", "-f", "a@x.test"];
+        all.extend_from_slice(args);
+        let cfg = crate::config::for_tests(&all, &[(crate::config::TEST_MODE_ENV, "1")]);
+        let Content::Compose(c) = &cfg.content else {
+            panic!("not composed")
+        };
+        let m = compose_streaming_from(&cfg, c, Box::new(io::empty()), stream_from).unwrap();
+        let again = m.again().expect("composed messages can be read again");
+        let mut bytes = Vec::new();
+        again.write_to(&mut bytes).unwrap();
+        assert_eq!(
+            m.size,
+            Some(bytes.len() as u64),
+            "the size declared is exact"
+        );
+        let mut text = String::from_utf8(bytes).unwrap();
+        let names: Vec<String> = text
+            .split("boundary=\"")
+            .skip(1)
+            .map(|rest| rest.split('"').next().unwrap().to_string())
+            .collect();
+        for (n, name) in names.iter().enumerate() {
+            text = text.replace(name, &format!("BOUNDARY{n}"));
+        }
+        (m, text.into_bytes())
+    }
+
+    fn file_with(dir: &Path, name: &str, data: &[u8]) -> String {
+        let path = dir.join(name);
+        std::fs::write(&path, data).unwrap();
+        path.to_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn attachments_left_in_their_files_make_the_same_message_as_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin: Vec<u8> = (0..200_003u32).map(|i| (i * 31 + i / 997) as u8).collect();
+        let bin = file_with(dir.path(), "data.bin", &bin);
+        let empty = file_with(dir.path(), "empty.dat", b"");
+        let small = file_with(dir.path(), "one.png", b"\x89PNG");
+        let cases: &[&[&str]] = &[
+            &["-s", "one", "--body", "hi", "-a", &bin, "b@x.test"],
+            &[
+                "-s", "three", "--body", "hi", "-a", &small, "-a", &bin, "-a", &empty, "b@x.test",
+            ],
+            &[
+                "--html-body",
+                "<p>hi</p>",
+                "--body",
+                "hi",
+                "-a",
+                &bin,
+                "b@x.test",
+            ],
+            &["-a", &bin, "b@x.test"],
+        ];
+        for args in cases {
+            let (memory, want) = composed(args, u64::MAX);
+            let (files, got) = composed(args, 0);
+            assert!(
+                memory.whole().is_some() && files.whole().is_none(),
+                "{args:?}"
+            );
+            assert!(got == want, "{args:?}: the messages differ");
+            assert_eq!(files.eight_bit, Some(false));
+            assert_eq!(files.body_kind(), BodyKind::SevenBit);
+        }
+    }
+
+    #[test]
+    fn a_large_text_attachment_goes_as_base64_and_a_small_one_as_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = "2026-01-01 all good\n".repeat(100);
+        let path = file_with(dir.path(), "backup.log", log.as_bytes());
+        // Small: mail-builder chooses (quoted-printable for bare LF lines).
+        let (m, small) = composed(&["-a", &path, "b@x.test"], attach::STREAM_FROM);
+        assert!(m.whole().is_some());
+        // In a file: base64, the same text when decoded.
+        let (m, big) = composed(&["-a", &path, "b@x.test"], 0);
+        assert!(m.whole().is_none());
+        assert_ne!(small, big);
+        let parsed = mail_parser::MessageParser::new().parse(&big[..]).unwrap();
+        let part = parsed.attachment(0).unwrap();
+        assert_eq!(part.contents(), log.as_bytes());
+        assert_eq!(
+            mail_parser::MimeHeaders::attachment_name(part),
+            Some("backup.log")
+        );
+        let text = String::from_utf8(big).unwrap();
+        assert!(text.contains("Content-Type: text/plain\r\nContent-Disposition: attachment; filename=\"backup.log\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"), "{text}");
+    }
+
+    #[test]
+    fn a_composed_message_with_attachments_in_files_is_signed_as_it_streams() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let bin = file_with(dir.path(), "data.bin", &bin);
+        let (pem, _) = crate::dkim::generate(crate::dkim::KeyType::Ed25519, 0).unwrap();
+        let key = file_with(dir.path(), "k.pem", pem.as_bytes());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let args = [
+            "--server",
+            "127.0.0.1",
+            "--tls",
+            "none",
+            "-f",
+            "a@x.test",
+            "--dkim-key",
+            &key,
+            "--dkim-selector",
+            "sel",
+            "-s",
+            "signed",
+            "--body",
+            "hi",
+            "-a",
+            &bin,
+            "b@x.test",
+        ];
+        let cfg = crate::config::for_tests(&args, &[(crate::config::TEST_MODE_ENV, "1")]);
+        let Content::Compose(c) = &cfg.content else {
+            panic!("not composed")
+        };
+        let m = compose_streaming_from(&cfg, c, Box::new(io::empty()), 0).unwrap();
+        let unsigned = all(m.again().unwrap());
+        let m = sign(&cfg, m).unwrap();
+        assert!(m.whole().is_none(), "still streams");
+        let signed = all(m.again().unwrap());
+        assert_eq!(m.size, Some(signed.len() as u64));
+        assert!(signed.starts_with(b"DKIM-Signature: "));
+        assert!(signed.ends_with(&unsigned));
+        // The body hash is that of the message signed whole.
+        let header = &signed[..signed.len() - unsigned.len()];
+        let whole = crate::dkim::Signer::load(cfg.session.dkim.as_ref().unwrap())
+            .unwrap()
+            .signature(&unsigned, Some("x.test"))
+            .unwrap();
+        let bh = |h: &[u8]| {
+            let flat: String = String::from_utf8_lossy(h).split_whitespace().collect();
+            flat.split(';')
+                .find(|t| t.starts_with("bh="))
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(bh(header), bh(whole.as_bytes()));
     }
 
     #[test]

@@ -412,3 +412,77 @@ fn a_queued_signed_8bit_message_is_converted_and_signed_again_at_queue_run() {
         );
     }
 }
+
+/// A composed message whose attachment stays in its file (over 1 MiB) is signed as the
+/// file streams by (mail-auth's streaming signer) and sent in a second read of the file:
+/// what arrives verifies with mail-auth and with dkimpy.
+#[test]
+fn a_message_with_a_large_attachment_is_signed_as_it_streams_and_verifies() {
+    use crate::support::fake_server::{data, ehlo, envelope, greeting, quit, FakeServer};
+    let dir = tempfile::tempdir().unwrap();
+    let attachment = dir.path().join("big.bin");
+    let bytes: Vec<u8> = (0..(2u32 << 20) + 7)
+        .map(|i| (i * 7 + i / 4093) as u8)
+        .collect();
+    std::fs::write(&attachment, &bytes).unwrap();
+    for (kind, sel) in [("rsa", "big-rsa"), ("ed25519", "big-ed")] {
+        let (key, txt) = keygen(dir.path(), kind, sel);
+        let server = FakeServer::start(
+            [
+                vec![greeting()],
+                ehlo(&[]),
+                envelope("a@example.org", &["b@example.net"]),
+                data("250 2.0.0 queued\r\n"),
+                quit(),
+            ]
+            .concat(),
+        );
+        let mut cmd = postie();
+        cmd.args([
+            "--server",
+            &server.addr(),
+            "--tls",
+            "none",
+            "-f",
+            "a@example.org",
+        ])
+        .args([
+            "-s",
+            "signed, with a big attachment",
+            "--body",
+            "see attached\n",
+        ])
+        .arg("-a")
+        .arg(&attachment)
+        .arg("--dkim-key")
+        .arg(&key)
+        .args(["--dkim-selector", sel, "b@example.net"]);
+        let out = run(cmd, None, LIMIT);
+        let session = server.finish_with(&out.to_string());
+        out.assert_quiet_success(kind);
+        let raw = session.data[0].strip_suffix(b".\r\n").expect("end of data");
+        let mut message = Vec::with_capacity(raw.len());
+        for line in raw.split_inclusive(|&b| b == b'\n') {
+            message.extend_from_slice(line.strip_prefix(b".").unwrap_or(line));
+        }
+        assert!(message.starts_with(b"DKIM-Signature: "), "{kind}");
+        let parsed = mail_parser::MessageParser::default()
+            .parse(&message)
+            .unwrap();
+        assert_eq!(parsed.attachment(0).map(|a| a.contents()), Some(&bytes[..]));
+        let dns = Zone::new()
+            .txt(&format!("{sel}._domainkey.example.org"), &txt)
+            .start();
+        assert_eq!(
+            verify(dns.addr(), &message),
+            vec![DkimResult::Pass],
+            "{kind}"
+        );
+        if let Some(pass) = dkimpy_verifies(&message, &txt) {
+            assert!(
+                pass,
+                "{kind}: dkimpy does not verify the streamed, signed message"
+            );
+        }
+    }
+}

@@ -1,4 +1,5 @@
 mod all_or_nothing;
+mod attachments;
 mod batch;
 mod check;
 mod dane;
