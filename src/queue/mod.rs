@@ -147,9 +147,15 @@ impl Spool {
         let eight_bit = message.eight_bit;
         let id = spool::new_id(wall_clock());
         let mut tmp = TmpFile::create(&self.dir.join("tmp"), &id)?;
-        let size = message
-            .write_to(&mut io::BufWriter::new(&mut tmp.file))
-            .map_err(|e| crate::error::Error::Io(format!("spooling the message: {e}")))?;
+        // Flushed explicitly: dropping the BufWriter would lose the error of its last
+        // write (a full disk), and a truncated spool copy is what would then be sent.
+        let size = {
+            let mut out = io::BufWriter::new(&mut tmp.file);
+            message
+                .write_to(&mut out)
+                .and_then(|n| out.flush().map(|()| n))
+        }
+        .map_err(|e| crate::error::Error::Io(format!("spooling the message: {e}")))?;
         Ok(Staged {
             spool: self.clone(),
             id,
