@@ -106,6 +106,8 @@ pub(super) fn bdat_bytes(message: &[u8], body: Body) -> Vec<u8> {
 pub(super) fn abandon_data(conn: &mut Connection) -> Result<()> {
     conn.queue_data(b".\r\n")?;
     conn.read_reply(Phase::DataEnd)?;
+    // Any reply to the end-of-data mark ends the transaction (RFC 5321 §4.1.1.4).
+    conn.set_transaction_open(false);
     Ok(())
 }
 

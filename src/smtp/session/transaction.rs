@@ -385,10 +385,14 @@ fn one_write(
     if around.reset_first {
         let reply = read_group(conn, Phase::Rset, "RSET")?;
         expect(reply, Severity::PositiveCompletion, Phase::Rset, "RSET")?;
+        conn.set_transaction_open(false);
     }
     let what_mail = format!("MAIL FROM <{}>", envelope.reverse_path);
     let mail_reply = read_group(conn, Phase::Mail, &what_mail)?;
     let mail_ok = mail_reply.code.severity == Severity::PositiveCompletion;
+    if mail_ok {
+        conn.set_transaction_open(true);
+    }
     let mut recipients: Vec<Recipient> = Vec::new();
     for rcpt in &envelope.forward_paths {
         let reply = read_group(conn, Phase::Rcpt, &format!("RCPT TO <{rcpt}>"))?;
@@ -519,6 +523,7 @@ fn lockstep(
             Severity::PositiveCompletion,
             "RSET",
         )?;
+        conn.set_transaction_open(false);
     }
     mail_from(conn, envelope, mail)?;
     let recipients = rcpt_to(conn, envelope, rcpts)?;
@@ -550,6 +555,7 @@ fn mail_from(conn: &mut Connection, envelope: &Envelope, mail: &Command) -> Resu
         Severity::PositiveCompletion,
         format!("MAIL FROM <{}>", envelope.reverse_path),
     )?;
+    conn.set_transaction_open(true);
     Ok(())
 }
 
@@ -573,7 +579,11 @@ fn rcpt_to(
 /// closed (reporting the lost RSET instead would hide its reply).
 fn abandon(conn: &mut Connection, recipients: Vec<Recipient>) -> Report {
     if conn.send(&Command::Rset, Phase::Rset).is_ok() {
-        let _ = conn.read_reply(Phase::Rset);
+        if let Ok(reply) = conn.read_reply(Phase::Rset) {
+            if reply.code.severity == Severity::PositiveCompletion {
+                conn.set_transaction_open(false);
+            }
+        }
     }
     Report {
         recipients,
@@ -607,6 +617,8 @@ fn finish(
 ) -> Result<(Report, End)> {
     if cfg.protocol == Protocol::Lmtp {
         let final_reply = lmtp_replies(conn, &mut recipients)?;
+        // One reply per recipient: the transaction is over, whatever they said.
+        conn.set_transaction_open(false);
         return Ok((
             Report {
                 recipients,
@@ -622,6 +634,7 @@ fn finish(
         Phase::DataEnd,
         "the message (end of data)",
     )?;
+    conn.set_transaction_open(false);
     Ok((
         Report {
             recipients,
