@@ -165,7 +165,12 @@ fn dispatch(
         RunMode::ShowConfig => show_config(cfg),
         RunMode::Probe(probe) => crate::probe::run(cfg, probe, probed),
         RunMode::Rehearse(stop) if *stop < Milestone::Data => rehearse(cfg, *stop, program, facts),
-        RunMode::Batch(_) => batch(cfg, cfg.verbosity, false),
+        RunMode::Batch(_) => batch(
+            cfg,
+            cfg.verbosity,
+            false,
+            usize::from(crate::cli::DEFAULT_WINDOW),
+        ),
         RunMode::Send | RunMode::DryRun | RunMode::Rehearse(_) => send(cfg, program, facts),
     }
 }
@@ -359,8 +364,9 @@ fn run_oauth(args: crate::oauth::command::OAuthArgs) -> Result<Exit> {
 fn run_batch(args: Args) -> Result<Exit> {
     let json = args.json;
     let verbosity = args.verbose;
-    let outcome =
-        Config::resolve(args, &Environment::real()).and_then(|cfg| batch(&cfg, verbosity, json));
+    let window = usize::from(args.window);
+    let outcome = Config::resolve(args, &Environment::real())
+        .and_then(|cfg| batch(&cfg, verbosity, json, window));
     if let Err(e) = &outcome {
         crate::batch::Printer::setup_failure(json, e);
     }
@@ -368,7 +374,7 @@ fn run_batch(args: Args) -> Result<Exit> {
 }
 
 /// Send every message of a batch (`Mode::Batch`) over the server and its fallbacks.
-fn batch(cfg: &Config, verbosity: u8, json: bool) -> Result<Exit> {
+fn batch(cfg: &Config, verbosity: u8, json: bool, window: usize) -> Result<Exit> {
     if cfg.mx_port.is_some() {
         return Err(Error::Config(
             "--messages sends every message to one server: give --server HOST[:PORT], \
@@ -382,7 +388,7 @@ fn batch(cfg: &Config, verbosity: u8, json: bool) -> Result<Exit> {
         eprintln!("postie: warning: TLS certificates are NOT verified (--tls-no-verify)");
     }
     // The server and its fallbacks, through the engine (as a single message goes).
-    let mut sessions = crate::engine::Sessions::new(cfg);
+    let mut sessions = crate::engine::Sessions::new(cfg).with_window(window);
     // --queue: a message that failed temporarily goes to the spool (durably, before it
     // counts as done); without it nothing takes the message, and it is deferred (75).
     let mut spool: Option<queue::Spool> = None;

@@ -340,6 +340,23 @@ pub struct Args {
     #[arg(long, help_heading = "Connection")]
     pub no_chunking: bool,
 
+    /// postie batch: how many messages may be in flight at once, sent before the replies
+    /// to the earlier ones are in (1: one at a time).
+    ///
+    /// With PIPELINING and CHUNKING offered (and no --no-pipelining, --no-chunking), each
+    /// message under 64 KiB goes as one group, RSET (behind an unanswered one), MAIL, RCPT
+    /// and `BDAT n LAST`, right behind the previous one (RFC 2920, RFC 3030), and is judged
+    /// by its own replies. A bigger message, or one the server must see the RCPT replies
+    /// for first, waits until the messages ahead of it are answered.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DEFAULT_WINDOW,
+        value_parser = clap::value_parser!(u16).range(1..=1000),
+        help_heading = "Connection"
+    )]
+    pub window: u16,
+
     /// Ask that the message travel over TLS on every hop (RFC 8689 REQUIRETLS).
     ///
     /// MAIL FROM carries REQUIRETLS: the server promises to relay the message only over
@@ -579,6 +596,9 @@ pub struct Args {
     )]
     pub json: bool,
 }
+
+/// `--window`'s default: messages in flight at once in `postie batch`.
+pub const DEFAULT_WINDOW: u16 = 8;
 
 /// What --messages (and `postie batch`) cannot be combined with: each message brings its
 /// own content, and a batch goes to one server.

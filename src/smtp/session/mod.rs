@@ -31,8 +31,10 @@
 mod data;
 mod explore;
 mod transaction;
+mod window;
 
 pub use explore::{explore, Explored};
+pub use window::{Blind, Queued};
 
 use std::ops::ControlFlow;
 

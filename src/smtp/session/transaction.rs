@@ -51,7 +51,7 @@ use super::{command, expect, no_report, End, Late};
 
 /// MAIL FROM parameters, and how the body must travel. Without a message (--quit-after
 /// mail/rcpt) there is no SIZE or BODY to declare. Refusals here happen before MAIL.
-fn mail_params(
+pub(super) fn mail_params(
     caps: &Capabilities,
     cfg: &Config,
     tls: bool,
@@ -141,11 +141,11 @@ pub(super) struct Around {
 
 /// A message at most this big (on the wire) goes as one `BDAT n LAST` in the same write as
 /// MAIL and RCPT.
-const SMALL_BDAT: usize = 64 * 1024;
+pub(super) const SMALL_BDAT: usize = 64 * 1024;
 
 /// How to read a reply inside a pipelined group: a 421 ends everything at once (the server
 /// is closing; later replies will never come).
-fn read_group(conn: &mut Connection, phase: Phase, what: &str) -> Result<Reply> {
+pub(super) fn read_group(conn: &mut Connection, phase: Phase, what: &str) -> Result<Reply> {
     let reply = conn.read_reply(phase)?;
     if reply.code.as_u16() == 421 {
         return Err(Error::Reply {
@@ -202,7 +202,7 @@ pub(super) fn deliver(
 
 /// The server has no 8BITMIME and the message is, or may be (not read whole), 8-bit: it
 /// must be converted to 7-bit MIME first (RFC 6152 §3), by `message`.
-fn needs_seven_bit(caps: &Capabilities, message: &Message) -> bool {
+pub(super) fn needs_seven_bit(caps: &Capabilities, message: &Message) -> bool {
     !caps.eightbitmime
         && match message.body_kind() {
             BodyKind::EightBit => true,
@@ -301,7 +301,7 @@ pub(super) fn rehearse(
 
 /// MAIL FROM with `params`, and RCPT TO for each recipient, with DSN's parameters when
 /// asked for and offered.
-fn envelope_commands(
+pub(super) fn envelope_commands(
     conn: &mut Connection,
     cfg: &Config,
     caps: &Capabilities,
