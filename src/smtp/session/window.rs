@@ -14,9 +14,9 @@
 //! The guard RSET: a transaction queued behind one whose replies are not in yet starts with
 //! RSET, because that one may leave its transaction open — MAIL accepted, every recipient
 //! refused, the BDAT refused — and RFC 3030 leaves the state after a refused BDAT
-//! undetermined (Postfix keeps the sender: the next MAIL would get "503 nested MAIL" and
-//! the next message's recipients would join the abandoned transaction, under the wrong
-//! sender). RSET costs no round trip in the group; after a delivered message whose reply
+//! undetermined (RFC 1830 said so outright: "a RSET command must be issued"). A server
+//! that keeps the sender would answer the next MAIL "503 nested MAIL", and the next
+//! message's recipients would join the abandoned transaction, under the wrong sender. RSET costs no round trip in the group; after a delivered message whose reply
 //! is in, none is sent ([`Connection::transaction_open`]).
 //!
 //! Must not: decide how many transactions are in flight, or what to do with a failure
