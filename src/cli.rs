@@ -326,8 +326,8 @@ pub struct Args {
     /// each command and wait for its reply (swaks's default; for interop and debugging).
     ///
     /// By default, when the server offers PIPELINING, MAIL FROM, every RCPT TO and DATA
-    /// (or BDAT) go out in one write, then the replies are read in order; RSET before a
-    /// second transaction on the same connection and QUIT after the end of data ride along.
+    /// (or BDAT) go out in one write, then the replies are read in order; RSET after a failed
+    /// transaction on the same connection and QUIT after the end of data ride along.
     #[arg(long, visible_alias = "no-pipeline", help_heading = "Connection")]
     pub no_pipelining: bool,
 
