@@ -19,7 +19,9 @@ Environment knobs:
   HUGE_MB=N       size of the streamed raw message for the memory check (default 1024)
   BATCH_N=N       messages in the batch (default 10000)
   ATTACH_MB=N     size of the attachment for the composed-message memory row (default 50)
-  ONLY=LIST       comma-separated subset of: latency,big,huge,batch,attach
+  ONLY=LIST       comma-separated subset of: latency,big,huge,batch,attach,window
+  WINDOW_N=N      messages in the window rows (default 200): postie batch and smtp-source
+                  to Postfix over one connection, on loopback and at RTT_MS
   TRANSCRIPT=1    also print postie's -v --show-time transcript through the RTT proxy
 """
 
@@ -43,7 +45,12 @@ BIG_MB = int(os.environ.get("BIG_MB", "10" if QUICK else "100"))
 HUGE_MB = int(os.environ.get("HUGE_MB", "256" if QUICK else "1024"))
 BATCH_N = int(os.environ.get("BATCH_N", "1000" if QUICK else "10000"))
 ATTACH_MB = int(os.environ.get("ATTACH_MB", "50"))
-ONLY = set(filter(None, os.environ.get("ONLY", "latency,big,huge,batch,attach").split(",")))
+ONLY = set(
+    filter(None, os.environ.get("ONLY", "latency,big,huge,batch,attach,window").split(","))
+)
+WINDOW_N = int(os.environ.get("WINDOW_N", "200"))
+# The BDAT-vs-DATA row: one message of this many MB at RTT_MS (issue 15: 9 MB).
+WINDOW_BIG_MB = 9
 TRANSCRIPT = os.environ.get("TRANSCRIPT") == "1"
 RSS_LIMIT_KIB = 16 * 1024
 ATTACH_RSS_LIMIT_KIB = 32 * 1024
@@ -584,6 +591,76 @@ def bench_batch(b, sink):
             "postie": statistics.median(runs["postie"]) if have_batch else None}
 
 
+def bench_window(b, pf_port, pf_rtt_port):
+    """Issue 15 item 3, against Postfix (PIPELINING, CHUNKING): WINDOW_N small messages over
+    one connection, on loopback and at RTT_MS — smtp-source -d -s 1, postie batch with its
+    window (the default) and with --window 1 (one at a time) — and one 9 MB message at
+    RTT_MS with BDAT against DATA (--no-chunking). Runs interleaved, medians."""
+    reps = 1 if QUICK else 3
+    body_len = 200
+    d = b.path("window")
+    os.makedirs(d, exist_ok=True)
+    body = ("y" * 67 + "\r\n") * -(-body_len // 69)
+    for i in range(WINDOW_N):
+        with open(f"{d}/{i:06d}.eml", "w", newline="") as f:
+            f.write(f"From: {FROM}\r\nTo: {TO}\r\nSubject: window {i}\r\n\r\n{body}")
+    res = {"batch": {}, "big": {}}
+    for rtt, port in ((0, pf_port), (RTT_MS, pf_rtt_port)):
+        source = ["smtp-source", "-d", "-s", "1", "-m", str(WINDOW_N), "-l", str(body_len),
+                  "-f", FROM, "-t", TO, f"127.0.0.1:{port}"]
+        batch = [b.postie, "batch", "--server", f"127.0.0.1:{port}", "--tls", "none",
+                 "--from", FROM, d]
+        tools = {"smtp-source": source, "postie": batch,
+                 "postie --window 1": batch[:2] + ["--window", "1"] + batch[2:]}
+        runs = {t: [] for t in tools}
+        log(f"window: {WINDOW_N} messages to Postfix, RTT {rtt:g} ms, {reps} run(s) each ...")
+        for _ in range(reps):
+            for t, argv in tools.items():
+                runs[t].append(WINDOW_N / b.run_timed(argv, timeout=T_BATCH, what=t))
+        res["batch"][rtt] = {t: statistics.median(v) for t, v in runs.items()}
+    shutil.rmtree(d)
+    path = b.path("nine.eml")
+    with open(path, "wb") as f:
+        f.write(f"From: {FROM}\r\nTo: {TO}\r\nSubject: nine\r\n\r\n".encode())
+        f.write(base64.encodebytes(os.urandom(WINDOW_BIG_MB * 1000 * 1000 * 3 // 4))
+                .replace(b"\n", b"\r\n"))
+    one = [b.postie, "--server", f"127.0.0.1:{pf_rtt_port}", "--tls", "none", "-f", FROM,
+           "--message", path, TO]
+    tools = {"BDAT": one, "DATA": one[:1] + ["--no-chunking"] + one[1:]}
+    runs = {t: [] for t in tools}
+    log(f"window: one {WINDOW_BIG_MB} MB message at RTT {RTT_MS:g} ms, BDAT and DATA, "
+        f"{reps} run(s) each ...")
+    for _ in range(reps):
+        for t, argv in tools.items():
+            runs[t].append(b.run_timed(argv, timeout=T_BIG, what=f"postie ({t})"))
+    res["big"] = {t: statistics.median(v) for t, v in runs.items()}
+    os.unlink(path)
+    return res
+
+
+def report_window(p, verdicts, window):
+    p(f"Messages in flight (issue 15): {WINDOW_N} small messages to Postfix (PIPELINING, "
+      f"CHUNKING) over one connection, and one {WINDOW_BIG_MB} MB message, median of "
+      f"{1 if QUICK else 3}:")
+    p("")
+    p("| measure | postie | anchor | postie/anchor |")
+    p("|---|---|---|---|")
+    for rtt, row in window["batch"].items():
+        where = "loopback" if rtt == 0 else f"{rtt:g} ms RTT"
+        pb, ss, one = row["postie"], row["smtp-source"], row["postie --window 1"]
+        p(f"| batch, {where}, msg/s | {pb:.0f} | smtp-source {ss:.0f} | {pb / ss:.2f} |")
+        p(f"| batch, {where}, msg/s | {pb:.0f} | postie --window 1 {one:.0f} | {pb / one:.2f} |")
+    big = window["big"]
+    p(f"| {WINDOW_BIG_MB} MB, {RTT_MS:g} ms RTT, wall | BDAT {ms(big['BDAT'])} | "
+      f"DATA {ms(big['DATA'])} | {big['BDAT'] / big['DATA']:.2f} |")
+    p("")
+    far = window["batch"].get(RTT_MS, {}).get("postie", 0)
+    verdicts.append(f"{'PASS' if far >= 150 else 'FAIL'}  ≥ 150 msg/s at {RTT_MS:g} ms RTT "
+                    f"to Postfix, one connection ({far:.0f} msg/s)")
+    verdicts.append(f"{'PASS' if big['BDAT'] <= big['DATA'] else 'FAIL'}  {WINDOW_BIG_MB} MB "
+                    f"at {RTT_MS:g} ms RTT: BDAT ≤ DATA ({big['BDAT'] / big['DATA']:.2f}×)")
+
+
 def transcript(b, port, ca, pwfile, scenario):
     cmds = clients(b, scenario, port, ca, pwfile)
     argv = cmds["postie"][0]
@@ -603,7 +680,7 @@ def ratio(a, b):
     return "—" if a is None or b is None or b == 0 else f"{a / b:.2f}"
 
 
-def report(lat, big, huge, batch, rtt_eff, notes, attach=None):
+def report(lat, big, huge, batch, rtt_eff, notes, attach=None, window=None):
     out = []
     p = out.append
     p("")
@@ -769,6 +846,8 @@ def report(lat, big, huge, batch, rtt_eff, notes, attach=None):
             verdicts.append(f"{'PASS' if pb >= 0.8 * ss else 'FAIL'}  ≥ 0.8× smtp-source in "
                             f"batch ({pb / ss:.2f}×)")
         p("")
+    if window is not None:
+        report_window(p, verdicts, window)
     p("Verdicts (issue 7 targets):")
     for v in verdicts:
         p(f"  {v}")
@@ -797,7 +876,8 @@ def main():
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGHUP, stop)
-    lat = big = huge = batch = attach = None
+    lat = big = huge = batch = attach = window = None
+    postfix = None
     notes = []
     try:
         load = os.getloadavg()[0]
@@ -831,7 +911,8 @@ def main():
 
             behind("plain", sink)
             try:
-                sub, plain_pf, smtps = b.start_postfix(cert, key)
+                postfix = b.start_postfix(cert, key)
+                sub, plain_pf, smtps = postfix
                 behind("plain-pf", plain_pf)
                 behind("tls", sub)
                 behind("tls465", smtps)
@@ -852,7 +933,15 @@ def main():
             batch = bench_batch(b, sink)
         if "attach" in ONLY:
             attach = bench_attach(b, sink)
-        ok = report(lat, big, huge, batch, rtt_eff, notes, attach)
+        if "window" in ONLY:
+            try:
+                if postfix is None:
+                    postfix = b.start_postfix(cert, key)
+                plain_pf = postfix[1]
+                window = bench_window(b, plain_pf, b.start_proxy(plain_pf, RTT_MS))
+            except (BenchError, subprocess.SubprocessError, OSError) as e:
+                notes.append(f"window rows skipped: {e}")
+        ok = report(lat, big, huge, batch, rtt_eff, notes, attach, window)
         return 0 if ok else 1
     except BenchError as e:
         print(f"bench: {e}", file=sys.stderr)

@@ -398,7 +398,7 @@ fn batch(cfg: &Config, verbosity: u8, json: bool) -> Result<Exit> {
         eprintln!("postie: warning: TLS certificates are NOT verified (--tls-no-verify)");
     }
     // The server and its fallbacks, through the engine (as a single message goes).
-    let mut sessions = crate::engine::Sessions::new(cfg);
+    let mut sessions = crate::engine::Sessions::new(cfg).with_window(cfg.window);
     // --queue: a message that failed temporarily goes to the spool (durably, before it
     // counts as done); without it nothing takes the message, and it is deferred (75).
     let mut spool: Option<queue::Spool> = None;

@@ -335,8 +335,8 @@ pub struct Args {
     /// each command and wait for its reply (swaks's default; for interop and debugging).
     ///
     /// By default, when the server offers PIPELINING, MAIL FROM, every RCPT TO and DATA
-    /// (or BDAT) go out in one write, then the replies are read in order; RSET before a
-    /// second transaction on the same connection and QUIT after the end of data ride along.
+    /// (or BDAT) go out in one write, then the replies are read in order; RSET after a failed
+    /// transaction on the same connection and QUIT after the end of data ride along.
     #[arg(long, visible_alias = "no-pipeline", help_heading = "Connection")]
     pub no_pipelining: bool,
 
@@ -348,6 +348,23 @@ pub struct Args {
     /// LAST` in the same write as MAIL and RCPT.
     #[arg(long, help_heading = "Connection")]
     pub no_chunking: bool,
+
+    /// postie batch: how many messages may be in flight at once, sent before the replies
+    /// to the earlier ones are in (1: one at a time).
+    ///
+    /// With PIPELINING and CHUNKING offered (and no --no-pipelining, --no-chunking), each
+    /// message under 64 KiB goes as one group, RSET (behind an unanswered one), MAIL, RCPT
+    /// and `BDAT n LAST`, right behind the previous one (RFC 2920, RFC 3030), and is judged
+    /// by its own replies. A bigger message, or one the server must see the RCPT replies
+    /// for first, waits until the messages ahead of it are answered.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DEFAULT_WINDOW,
+        value_parser = clap::value_parser!(u16).range(1..=1000),
+        help_heading = "Connection"
+    )]
+    pub window: u16,
 
     /// Ask that the message travel over TLS on every hop (RFC 8689 REQUIRETLS).
     ///
@@ -589,6 +606,9 @@ pub struct Args {
     )]
     pub json: bool,
 }
+
+/// `--window`'s default: messages in flight at once in `postie batch`.
+pub const DEFAULT_WINDOW: u16 = 8;
 
 /// What --messages (and `postie batch`) cannot be combined with: each message brings its
 /// own content, and a batch goes to one server.

@@ -344,6 +344,8 @@ pub struct Config {
     pub mta_sts: MtaSts,
     /// What the sendmail persona asked for.
     pub sendmail: SendmailOptions,
+    /// --window: `postie batch`'s messages in flight at once (PIPELINING and CHUNKING).
+    pub window: usize,
 }
 
 /// The queue (see [`crate::queue`]).
@@ -867,6 +869,7 @@ impl Config {
             resolver: resolver(&args, env)?,
             mta_sts: mta_sts(&args, env)?,
             sendmail: SendmailOptions::default(),
+            window: usize::from(args.window),
             session: SessionOptions {
                 protocol: args.protocol,
                 security,

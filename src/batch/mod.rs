@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use crate::config::{Config, Mode};
-use crate::engine::Sessions;
+use crate::engine::{Sent, Sessions};
 use crate::envelope::Envelope;
 use crate::error::{exit_code, Error, Exit};
 use crate::report::{Fate, Report};
@@ -193,25 +193,55 @@ pub fn run(
     let mut prep = Prepare::new(cfg);
     let mut summary = Summary::new(items.len());
     let mut gave_up: Option<anyhow::Error> = None;
+    // What is known of each message pushed into the engine, until its outcome is back.
+    let mut pushed: Vec<Option<(Envelope, Option<u64>)>> = items.iter().map(|_| None).collect();
+    let total = items.len();
+    let mut report = |prep: &mut Prepare<'_>,
+                      finished: Vec<(usize, Option<Sent>)>,
+                      gave_up: &mut Option<anyhow::Error>,
+                      pushed: &mut Vec<Option<(Envelope, Option<u64>)>>| {
+        for (id, sent) in finished {
+            let Some(item) = items.get(id) else { continue };
+            let known = pushed.get_mut(id).and_then(Option::take);
+            let one = One {
+                index: id,
+                item,
+                known,
+                sent,
+                total,
+            };
+            report_one(cfg, prep, one, gave_up, on_retryable, out, &mut summary);
+        }
+    };
     for (i, item) in items.iter().enumerate() {
-        let mut give_up = None;
-        let mut outcome = match &gave_up {
-            Some(reason) => not_tried(&mut prep, i, item, reason),
-            None => {
-                let (outcome, reason) = send_one(&mut prep, sessions, i, item);
-                give_up = reason;
-                outcome
+        let finished = if gave_up.is_some() {
+            vec![(i, None)]
+        } else {
+            match prep.item(item) {
+                Ok((envelope, message)) => {
+                    pushed[i] = Some((envelope.clone(), message.size));
+                    let source = item.source();
+                    let mut reopen = |id: usize| reopen_item(&mut prep, &items, id);
+                    sessions.push(i, &envelope, message, &source, &mut reopen)
+                }
+                Err(e) => {
+                    // Reported in order: after the messages still in flight.
+                    let mut reopen = |id: usize| reopen_item(&mut prep, &items, id);
+                    let mut finished = sessions.finish(&mut reopen);
+                    let sent = Sent {
+                        result: Err(e),
+                        give_up: None,
+                    };
+                    finished.push((i, Some(sent)));
+                    finished
+                }
             }
         };
-        offer_for_retry(&mut prep, item, &mut outcome, on_retryable);
-        log(cfg, &outcome);
-        out.message(&outcome);
-        summary.add(&outcome);
-        if give_up.is_some() {
-            out.giving_up(&outcome, items.len() - i - 1);
-            gave_up = give_up;
-        }
+        report(&mut prep, finished, &mut gave_up, &mut pushed);
     }
+    let mut reopen = |id: usize| reopen_item(&mut prep, &items, id);
+    let finished = sessions.finish(&mut reopen);
+    report(&mut prep, finished, &mut gave_up, &mut pushed);
     sessions.close();
     summary.connections = sessions.connections;
     summary.elapsed = started.elapsed();
@@ -219,47 +249,86 @@ pub fn run(
     Ok(summary)
 }
 
-/// Send one message through the engine's sessions. The second value is set when the run
-/// must give up: the failure to report for every message after this one.
-fn send_one(
+/// Message `id` of the batch, opened again (the engine sends it once more).
+fn reopen_item(
     prep: &mut Prepare<'_>,
-    sessions: &mut Sessions,
+    items: &[Item],
+    id: usize,
+) -> Result<crate::message::Message> {
+    match items.get(id) {
+        Some(item) => prep.item(item).map(|(_, m)| m),
+        None => Err(anyhow::anyhow!("no message {} in this batch", id + 1)),
+    }
+}
+
+/// One message back from the engine.
+struct One<'a> {
+    /// 0 for the first message.
     index: usize,
-    item: &Item,
-) -> (Outcome, Option<anyhow::Error>) {
-    let mut outcome = Outcome {
-        index: index + 1,
-        source: item.source(),
-        envelope: None,
-        size: None,
-        // Set below; no error is made up front (an anyhow::Error captures a backtrace
-        // when RUST_BACKTRACE is set: costly per message).
-        result: Ok(Report {
-            recipients: Vec::new(),
-            final_reply: None,
-        }),
-        queued: None,
-        queue_error: None,
-        not_tried: false,
-    };
-    let (envelope, message) = match prep.item(item) {
-        Ok(x) => x,
-        Err(e) => {
-            outcome.result = Err(e);
-            return (outcome, None);
+    item: &'a Item,
+    /// Its envelope and size, when it got as far as the engine.
+    known: Option<(Envelope, Option<u64>)>,
+    /// What became of it; `None`: the run gave up before its turn.
+    sent: Option<Sent>,
+    /// Messages in the batch.
+    total: usize,
+}
+
+/// One message's outcome, in order: offered for retry, logged, printed and counted. A
+/// give-up is remembered in `gave_up`, for every message after this one.
+fn report_one(
+    cfg: &Config,
+    prep: &mut Prepare<'_>,
+    one: One<'_>,
+    gave_up: &mut Option<anyhow::Error>,
+    on_retryable: &mut OnRetryable<'_>,
+    out: &mut Printer,
+    summary: &mut Summary,
+) {
+    let One {
+        index,
+        item,
+        known,
+        sent,
+        total,
+    } = one;
+    let mut give_up = None;
+    let mut outcome = match (sent, &*gave_up) {
+        (Some(sent), _) => {
+            give_up = match (&sent.give_up, &sent.result) {
+                (Some(why), Err(e)) if why.is_empty() => Some(duplicate(e)),
+                (Some(why), Err(e)) => Some(duplicate(e).context(why.clone())),
+                _ => None,
+            };
+            let (envelope, size) = match known {
+                Some((e, size)) => (Some(e), size),
+                None => (None, None),
+            };
+            Outcome {
+                index: index + 1,
+                source: item.source(),
+                envelope,
+                size,
+                result: sent.result,
+                queued: None,
+                queue_error: None,
+                not_tried: false,
+            }
+        }
+        (None, Some(reason)) => not_tried(prep, index, item, reason),
+        (None, None) => {
+            let reason = anyhow::anyhow!("not tried: the run gave up");
+            not_tried(prep, index, item, &reason)
         }
     };
-    outcome.size = message.size;
-    outcome.envelope = Some(envelope.clone());
-    let mut reopen = || prep.item(item).map(|(_, m)| m);
-    let sent = sessions.send(&envelope, message, &outcome.source, &mut reopen);
-    let reason = match (&sent.give_up, &sent.result) {
-        (Some(why), Err(e)) if why.is_empty() => Some(duplicate(e)),
-        (Some(why), Err(e)) => Some(duplicate(e).context(why.clone())),
-        _ => None,
-    };
-    outcome.result = sent.result;
-    (outcome, reason)
+    offer_for_retry(prep, item, &mut outcome, on_retryable);
+    log(cfg, &outcome);
+    out.message(&outcome);
+    summary.add(&outcome);
+    if give_up.is_some() {
+        out.giving_up(&outcome, total - index - 1);
+        *gave_up = give_up;
+    }
 }
 
 /// A message after the run gave up: opened only to have its envelope for the report and

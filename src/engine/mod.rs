@@ -155,6 +155,36 @@ pub struct Sessions {
     current: Option<(Session, usize)>,
     /// Sessions opened so far.
     pub connections: usize,
+    /// How many transactions [`Sessions::push`] keeps in flight (1: one at a time).
+    window: usize,
+    /// Transactions queued on the current session whose replies are not read yet, oldest
+    /// first. Only ever non-empty while there is a current session.
+    flights: std::collections::VecDeque<Flight>,
+    /// A message gave up the run: the messages still in flight are not tried again.
+    gave_up: bool,
+}
+
+/// A message in flight on the current session.
+struct Flight {
+    id: usize,
+    envelope: Envelope,
+    label: String,
+    blind: crate::smtp::session::Blind,
+}
+
+/// Where [`Sessions::send_from`] starts: what the first attempts of a message in flight
+/// already used up, and which server it must go to.
+#[derive(Debug, Clone, Copy, Default)]
+struct Start {
+    reconnects: usize,
+    first: usize,
+    pinned: bool,
+}
+
+/// A message in flight that is settled, or to be sent again the ordinary way.
+enum Settled {
+    Done(Sent),
+    Again(Envelope, String, Start),
 }
 
 /// What became of one message sent over [`Sessions`].
@@ -175,7 +205,16 @@ impl Sessions {
             links,
             current: None,
             connections: 0,
+            window: 1,
+            flights: std::collections::VecDeque::new(),
+            gave_up: false,
         }
+    }
+
+    /// Keep up to `window` transactions in flight in [`Sessions::push`] (at least 1).
+    pub fn with_window(mut self, window: usize) -> Sessions {
+        self.window = window.max(1);
+        self
     }
 
     /// A session ready for MAIL, from the first of the servers from `first` on that gives
@@ -210,7 +249,8 @@ impl Sessions {
 
     /// Send one message (`label` names it in the transcript), reconnecting or moving on
     /// to the next server as described above; `reopen` opens the message again when an
-    /// attempt got as far as sending it.
+    /// attempt got as far as sending it. Only with nothing in flight ([`Sessions::push`]
+    /// settles its window before it sends this way).
     pub fn send(
         &mut self,
         envelope: &Envelope,
@@ -218,18 +258,33 @@ impl Sessions {
         label: &str,
         reopen: &mut dyn FnMut() -> Result<Message>,
     ) -> Sent {
+        self.send_from(Some(message), envelope, label, reopen, Start::default())
+    }
+
+    /// [`Sessions::send`] from `start`; with no message, it is opened first.
+    fn send_from(
+        &mut self,
+        message: Option<Message>,
+        envelope: &Envelope,
+        label: &str,
+        reopen: &mut dyn FnMut() -> Result<Message>,
+        start: Start,
+    ) -> Sent {
         let done = |result| Sent {
             result,
             give_up: None,
         };
-        let mut message = Some(message);
-        let mut reconnects = 0;
+        let mut message = message;
+        let mut reconnects = start.reconnects;
+        if reconnects > 0 {
+            pause(reconnects);
+        }
         // Where a new session starts: the first server, or the one after a server that
         // could not take this message. Pinned to one server when that server may already
         // have the message (a failure the classification retries "later"): the message
         // goes to it again, never to another server as well.
-        let mut first = 0;
-        let mut pinned = false;
+        let mut first = start.first;
+        let mut pinned = start.pinned;
         loop {
             if message.is_none() {
                 match reopen() {
@@ -331,11 +386,232 @@ impl Sessions {
         }
     }
 
-    /// QUIT the open session, if any.
+    /// QUIT the open session, if any. Call [`Sessions::finish`] first when messages may be
+    /// in flight: their replies are read there.
     pub fn close(&mut self) {
         if let Some((s, _)) = self.current.take() {
             s.quit();
         }
+    }
+
+    /// Send message `id` through the window: queued whole behind the messages in flight
+    /// when the session can (PIPELINING and CHUNKING, a small message held whole: see
+    /// `smtp::session::window`), else the ordinary way once those are settled. Returns the
+    /// messages finished meanwhile, in the order pushed: each with what became of it, or
+    /// `None` when the run had given up before its turn came again. `reopen` opens a
+    /// message again by id (one sent again after a reconnect).
+    pub fn push(
+        &mut self,
+        id: usize,
+        envelope: &Envelope,
+        message: Message,
+        label: &str,
+        reopen: &mut dyn FnMut(usize) -> Result<Message>,
+    ) -> Vec<(usize, Option<Sent>)> {
+        let mut out = Vec::new();
+        if self.gave_up {
+            out.push((id, None));
+            return out;
+        }
+        let mut start = Start::default();
+        if self.window > 1 && self.current.is_none() {
+            // Open the session here, so that this message is the window's first.
+            match self.open_from(0, false) {
+                Ok(opened) => {
+                    self.connections += 1;
+                    self.current = Some(opened);
+                }
+                // As the ordinary way would go on after this failure.
+                Err(e) if classify(&e).retry != Retry::Never => start.reconnects = 1,
+                Err(e) => {
+                    self.gave_up = true;
+                    let sent = Sent {
+                        result: Err(e),
+                        give_up: Some(String::new()),
+                    };
+                    out.push((id, Some(sent)));
+                    return out;
+                }
+            }
+        }
+        let message = match (self.window > 1, self.current.as_mut()) {
+            (true, Some((session, _))) => {
+                let behind = !self.flights.is_empty();
+                match session.queue_blind(&self.cfg.session, envelope, message, behind) {
+                    crate::smtp::session::Queued::Blind(blind) => {
+                        self.flights.push_back(Flight {
+                            id,
+                            envelope: envelope.clone(),
+                            label: label.to_string(),
+                            blind,
+                        });
+                        // The oldest is read when the window is full; the read writes the
+                        // newest first, so `window` transactions are unanswered at once.
+                        while self.flights.len() >= self.window {
+                            let mut pending = self.settle_oldest();
+                            out.extend(self.resolve(&mut pending, reopen));
+                        }
+                        return out;
+                    }
+                    crate::smtp::session::Queued::Declined(message) => message,
+                }
+            }
+            _ => message,
+        };
+        // The ordinary way: after everything in flight (a new session, if need be).
+        out.extend(self.finish(reopen));
+        if self.gave_up {
+            out.push((id, None));
+            return out;
+        }
+        let sent = self.send_from(Some(message), envelope, label, &mut || reopen(id), start);
+        self.gave_up = sent.give_up.is_some();
+        out.push((id, Some(sent)));
+        out
+    }
+
+    /// Settle every message in flight; see [`Sessions::push`].
+    pub fn finish(
+        &mut self,
+        reopen: &mut dyn FnMut(usize) -> Result<Message>,
+    ) -> Vec<(usize, Option<Sent>)> {
+        let mut out = Vec::new();
+        while !self.flights.is_empty() {
+            let mut pending = self.settle_oldest();
+            out.extend(self.resolve(&mut pending, reopen));
+        }
+        out
+    }
+
+    /// Every message in flight, unanswered, to be sent again pinned to this server (its
+    /// data went out: the server may have it), and the session dropped.
+    fn drain(&mut self) -> Vec<(usize, Settled)> {
+        let index = self.current.as_ref().map_or(0, |(_, i)| *i);
+        self.flights
+            .drain(..)
+            .map(|f| {
+                let start = Start {
+                    reconnects: 0,
+                    first: index,
+                    pinned: true,
+                };
+                (f.id, Settled::Again(f.envelope, f.label, start))
+            })
+            .collect()
+    }
+
+    /// Read the oldest message's replies and judge it as [`Sessions::send`] would. A
+    /// message that must go again (a reconnect, or the next server) ends the session: the
+    /// messages behind it are read first while the server still talks (each judged by its
+    /// own replies), or, when it does not, are all to be sent again.
+    fn settle_oldest(&mut self) -> Vec<(usize, Settled)> {
+        let mut pending = Vec::new();
+        let mut closing = false;
+        while let Some(flight) = self.flights.pop_front() {
+            let Some((session, index)) = self.current.as_mut() else {
+                // Not reached: flights only exist on a session.
+                let start = Start::default();
+                pending.push((
+                    flight.id,
+                    Settled::Again(flight.envelope, flight.label, start),
+                ));
+                continue;
+            };
+            let index = *index;
+            let outcome = session.settle_blind(flight.blind);
+            let more_servers = index + 1 < self.servers.len();
+            let moves = more_servers && next_host(&outcome);
+            let class = outcome.as_ref().err().map(classify);
+            let in_step = class.is_none_or(|c| c.in_step);
+            let settled = match outcome {
+                Ok(report) if !moves => Settled::Done(Sent {
+                    result: Ok(report),
+                    give_up: None,
+                }),
+                outcome => {
+                    let move_on = more_servers
+                        && match &class {
+                            Some(c) => c.retry == Retry::NextHost && !c.reconnect,
+                            None => true,
+                        };
+                    let reconnect = class.is_some_and(|c| c.reconnect);
+                    let why = match &outcome {
+                        Err(e) => format!("{e:#}"),
+                        Ok(report) => report.failure_lines().join("; "),
+                    };
+                    match outcome {
+                        Err(err) if !move_on && !reconnect => Settled::Done(Sent {
+                            result: Err(err),
+                            give_up: None,
+                        }),
+                        _ => {
+                            let printable = crate::transcript::printable(&why);
+                            let label = &flight.label;
+                            session.transcript().info(&if move_on {
+                                format!("{label}: trying the next server ({printable})")
+                            } else {
+                                format!(
+                                    "{label}: the server ended the session; reconnecting \
+                                     ({printable})"
+                                )
+                            });
+                            closing = true;
+                            let pinned = class.is_some_and(|c| c.retry == Retry::Later);
+                            let start = if move_on {
+                                Start {
+                                    reconnects: 0,
+                                    first: index + 1,
+                                    pinned: false,
+                                }
+                            } else {
+                                Start {
+                                    reconnects: 1,
+                                    first: if pinned { index } else { 0 },
+                                    pinned,
+                                }
+                            };
+                            Settled::Again(flight.envelope, flight.label, start)
+                        }
+                    }
+                }
+            };
+            pending.push((flight.id, settled));
+            if !in_step {
+                // The connection is gone: nothing behind this message will be answered.
+                pending.extend(self.drain());
+                self.current = None;
+                return pending;
+            }
+            if !closing {
+                return pending;
+            }
+        }
+        // Every message behind the one that ended the session has been read.
+        self.close();
+        pending
+    }
+
+    /// Turn settled messages into outcomes, in order, sending again those that must go
+    /// again (the ordinary way, from where their first attempt left them).
+    fn resolve(
+        &mut self,
+        pending: &mut Vec<(usize, Settled)>,
+        reopen: &mut dyn FnMut(usize) -> Result<Message>,
+    ) -> Vec<(usize, Option<Sent>)> {
+        let mut out = Vec::new();
+        for (id, settled) in pending.drain(..) {
+            let sent = match settled {
+                _ if self.gave_up => None,
+                Settled::Done(sent) => Some(sent),
+                Settled::Again(envelope, label, start) => {
+                    let sent = self.send_from(None, &envelope, &label, &mut || reopen(id), start);
+                    self.gave_up = sent.give_up.is_some();
+                    Some(sent)
+                }
+            };
+            out.push((id, sent));
+        }
+        out
     }
 }
 

@@ -140,6 +140,9 @@ pub struct Connection {
     in_data: bool,
     /// QUIT has been queued or sent (pipelined after the end of data); only its reply is left.
     quit_sent: bool,
+    /// A mail transaction may be open on the server: MAIL was accepted and no reply since
+    /// has ended the transaction for sure (see [`Connection::set_transaction_open`]).
+    transaction_open: bool,
     /// -vv: message data not yet shown because its line is not complete.
     partial: Vec<u8>,
     /// The socket's read and write timeouts as last set: setting them again to the same
@@ -210,6 +213,7 @@ impl Connection {
                         out_phase: Phase::Connect,
                         in_data: false,
                         quit_sent: false,
+                        transaction_open: false,
                         partial: Vec::new(),
                     };
                     return match implicit_tls {
@@ -273,6 +277,7 @@ impl Connection {
                     out_phase: Phase::Connect,
                     in_data: false,
                     quit_sent: false,
+                    transaction_open: false,
                     partial: Vec::new(),
                     timeouts_set: Cell::default(),
                 })
@@ -505,6 +510,20 @@ impl Connection {
     /// QUIT has already gone out (pipelined); only its reply is left to read.
     pub fn quit_sent(&self) -> bool {
         self.quit_sent
+    }
+
+    /// The session says, as it reads the replies in order, whether a mail transaction may
+    /// be open on the server: from a positive reply to MAIL until a reply that surely ends
+    /// it (a positive reply to the end of the data, any reply to DATA's end-of-data mark,
+    /// RSET's 250). What is left open (every recipient refused, a refused end of data or
+    /// BDAT chunk, whose state RFC 3030 leaves undetermined) is reset before the next MAIL.
+    pub fn set_transaction_open(&mut self, open: bool) {
+        self.transaction_open = open;
+    }
+
+    /// See [`Connection::set_transaction_open`].
+    pub fn transaction_open(&self) -> bool {
+        self.transaction_open
     }
 
     /// Read one complete reply.

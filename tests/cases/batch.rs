@@ -42,11 +42,12 @@ fn go(cmd: Command) -> Outcome {
     run(cmd, None, RUN_LIMIT)
 }
 
-/// What the server expects between two transactions on one connection: `Session::send`
-/// starts each later transaction with RSET (pipelined with MAIL when the server offers
-/// PIPELINING; these scripts offer no extensions, so it comes alone).
+/// What the server expects between two transactions on one connection when the first
+/// was delivered or abandoned with RSET: nothing. The reply to the end of the data ended
+/// the transaction, so no RSET is sent (RFC 5321 §4.1.1.5 needs one only for a
+/// transaction still open).
 fn between() -> Vec<Step> {
-    vec![expect("RSET"), send("250 2.0.0 Ok\r\n")]
+    Vec::new()
 }
 
 /// One whole transaction: MAIL, the RCPTs, DATA, the message, `OK`.
@@ -835,4 +836,143 @@ fn all_or_nothing_queues_the_withheld_recipients_with_the_deferred_one() {
         "{}",
         listed.describe()
     );
+}
+
+/// A directory of `n` ready messages with Date and Message-ID (so postie adds nothing),
+/// and each message's bytes as they go in BDAT (CRLF line ends).
+fn fixed_eml_dir(n: usize) -> (tempfile::TempDir, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wire = Vec::new();
+    for i in 1..=n {
+        let text = format!(
+            "From: sender@x.example\nTo: r{i}@y.example\nDate: Mon, 1 Jun 2026 10:00:00 +0000\n\
+             Message-ID: <m{i}@x.example>\nSubject: number {i}\n\nbody {i}\n"
+        );
+        write(dir.path(), &format!("m{i}.eml"), &text);
+        wire.push(text.replace('\n', "\r\n"));
+    }
+    (dir, wire)
+}
+
+/// Message `i`'s (1-based) whole transaction in a window: the guard RSET when a message
+/// ahead of it is unanswered, MAIL, RCPT, `BDAT n LAST`.
+fn in_flight(i: usize, wire: &[String], behind: bool) -> Vec<String> {
+    let mut lines = Vec::new();
+    if behind {
+        lines.push("RSET".to_string());
+    }
+    lines.push(format!("MAIL FROM:<{FROM}>"));
+    lines.push(format!("RCPT TO:<r{i}@y.example>"));
+    lines.push(format!("BDAT {} LAST", wire[i - 1].len()));
+    lines
+}
+
+#[test]
+fn a_window_of_messages_goes_in_one_write_and_each_is_judged_by_its_own_replies() {
+    let (dir, wire) = fixed_eml_dir(4);
+    let group: Vec<String> = (1..=4).flat_map(|i| in_flight(i, &wire, i > 1)).collect();
+    let mut script = vec![greeting()];
+    script.extend(ehlo(&["PIPELINING", "CHUNKING"]));
+    script.extend([
+        // All four in one write (the window is 8): nothing waited for a reply.
+        Step::ExpectPipelined(group),
+        send(concat!(
+            "250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.0.0 queued as Q1\r\n",
+            // The second: its recipient refused in the middle of the window.
+            "250 2.0.0 reset\r\n250 2.1.0 ok\r\n550 5.1.1 <r2@y.example>: no such user\r\n",
+            "554 5.5.1 Error: no valid recipients\r\n",
+            "250 2.0.0 reset\r\n250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.0.0 queued as Q3\r\n",
+            "250 2.0.0 reset\r\n250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.0.0 queued as Q4\r\n",
+        )),
+    ]);
+    script.extend(quit());
+    let server = FakeServer::start(script);
+    let out = go(batch(&server.addr(), &["--json", s(dir.path())]));
+    let seen = server.finish_with(&out.describe());
+    out.assert_code(67, "the second message's recipient refused");
+    assert_eq!(seen.connections, 1);
+    let chunks: Vec<String> = seen.chunks.iter().map(|c| text(c)).collect();
+    assert_eq!(chunks, wire, "every message whole, in order");
+    let docs: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    let statuses: Vec<&str> = docs[..4]
+        .iter()
+        .map(|d| d["status"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(
+        statuses,
+        ["sent", "failed", "sent", "sent"],
+        "{}",
+        out.stdout
+    );
+    let ids: Vec<&str> = docs[..4]
+        .iter()
+        .map(|d| d["queue_id"].as_str().unwrap_or("-"))
+        .collect();
+    assert_eq!(ids, ["Q1", "-", "Q3", "Q4"], "{}", out.stdout);
+    assert_eq!(docs[4]["type"], "summary", "{}", out.stdout);
+}
+
+#[test]
+fn window_1_sends_one_message_at_a_time_without_rset_after_a_delivered_one() {
+    let (dir, wire) = fixed_eml_dir(2);
+    let mut script = vec![greeting()];
+    script.extend(ehlo(&["PIPELINING", "CHUNKING"]));
+    for i in 1..=2 {
+        script.extend([
+            Step::ExpectPipelined(in_flight(i, &wire, false)),
+            send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.0.0 queued\r\n"),
+        ]);
+    }
+    script.extend(quit());
+    let server = FakeServer::start(script);
+    let out = go(batch(&server.addr(), &["--window", "1", s(dir.path())]));
+    let seen = server.finish_with(&out.describe());
+    out.assert_quiet_success("two messages, one at a time");
+    assert_eq!((seen.connections, seen.chunks.len()), (1, 2));
+}
+
+#[test]
+fn a_421_in_the_middle_of_the_window_sends_the_unanswered_messages_again_once() {
+    let (dir, wire) = fixed_eml_dir(3);
+    let group: Vec<String> = (1..=3).flat_map(|i| in_flight(i, &wire, i > 1)).collect();
+    let mut script = vec![greeting()];
+    script.extend(ehlo(&["PIPELINING", "CHUNKING"]));
+    script.extend([
+        Step::ExpectPipelined(group),
+        // The first is delivered; then the server ends the session: the second and third
+        // are unanswered.
+        send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.0.0 queued as Q1\r\n421 4.7.0 fake.test closing\r\n"),
+        Step::Reconnect,
+        greeting(),
+    ]);
+    script.extend(ehlo(&["PIPELINING", "CHUNKING"]));
+    // Sent again the ordinary way (one at a time), each exactly once.
+    for i in 2..=3 {
+        script.extend([
+            Step::ExpectPipelined(in_flight(i, &wire, false)),
+            send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.0.0 queued again\r\n"),
+        ]);
+    }
+    script.extend(quit());
+    let server = FakeServer::start(script);
+    let out = go(batch(&server.addr(), &["-v", s(dir.path())]));
+    let seen = server.finish_with(&out.describe());
+    out.assert_code(0, "421 mid-window, then a new session");
+    assert_eq!(seen.connections, 2);
+    let chunks: Vec<String> = seen.chunks.iter().map(|c| text(c)).collect();
+    // Three in the first window, then the two unanswered ones again.
+    assert_eq!(chunks, [&wire[..], &wire[1..]].concat());
+    assert!(out.stderr.contains("reconnecting"), "{}", out.stderr);
+    for i in 1..=3 {
+        assert_eq!(
+            out.stderr.matches(&format!("m{i}.eml: sent")).count(),
+            1,
+            "{}",
+            out.stderr
+        );
+    }
 }

@@ -951,3 +951,44 @@ fn lmtp_with_chunking_reads_one_bdat_reply_per_accepted_recipient() {
         out.stdout
     );
 }
+
+/// With PIPELINING the chunks of a big message go out without waiting for their replies
+/// (up to a byte window of several MiB): the server reads all three before it answers.
+/// Its 552 to the middle one is read and is the outcome (65), not a broken pipe; the reply
+/// to the chunk behind it is read too, so QUIT's reply is QUIT's.
+#[test]
+fn big_message_chunks_are_pipelined_and_a_552_on_a_middle_one_is_the_outcome() {
+    let message = big_message(2_600_000);
+    let script = [
+        vec![greeting()],
+        ehlo(&["PIPELINING", "CHUNKING"]),
+        vec![
+            expect_pipelined(&[
+                "MAIL FROM:<sender@example.test>",
+                "RCPT TO:<a@example.test>",
+            ]),
+            send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n"),
+            // All three before any reply: a client waiting for chunk 1's reply would stall.
+            Step::ReadBdat,
+            Step::ReadBdat,
+            Step::ReadBdat,
+            Step::ExpectBuffered("QUIT".into()),
+            send(concat!(
+                "250 2.0.0 chunk 1 ok\r\n",
+                "552 5.3.4 Message too big for system\r\n",
+                "554 5.5.0 transaction already failed\r\n",
+                "221 2.0.0 bye\r\n"
+            )),
+            Step::ExpectClose,
+        ],
+    ]
+    .concat();
+    let server = FakeServer::start(script);
+    let (cmd, _dir) = ready(&server, &["-v"], &message, &["a@example.test"]);
+    let out = run(cmd);
+    let session = finish(server, &out);
+    out.assert_code(65, "552 to the second chunk");
+    assert_eq!(session.chunks.len(), 3);
+    assert!(out.stderr.contains("552 5.3.4"), "{}", out.stderr);
+    assert!(out.stderr.contains("<-  221 2.0.0 bye"), "{}", out.stderr);
+}

@@ -337,7 +337,6 @@ fn batch_converts_each_8bit_message_for_a_server_without_8bitmime() {
         ehlo(&[]),
         envelope(FROM, &[TO]),
         data("250 2.0.0 Ok: queued as FAKE1\r\n"),
-        vec![expect("RSET"), send("250 2.0.0 Ok\r\n")],
         envelope(FROM, &[TO]),
         data("250 2.0.0 Ok: queued as FAKE2\r\n"),
         quit(),

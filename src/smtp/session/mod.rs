@@ -31,8 +31,10 @@
 mod data;
 mod explore;
 mod transaction;
+mod window;
 
 pub use explore::{explore, Explored};
+pub use window::{Blind, Queued};
 
 use std::ops::ControlFlow;
 
@@ -285,11 +287,7 @@ impl Until for ToMail {
     }
 
     fn ready(self, conn: Connection, caps: Capabilities) -> Session {
-        Session {
-            conn,
-            caps,
-            used: false,
-        }
+        Session { conn, caps }
     }
 }
 
@@ -368,14 +366,11 @@ fn establish<U: Until>(
 
 /// A connection through greeting, EHLO, STARTTLS and AUTH, ready for mail transactions:
 /// what `postie batch` sends many messages over. Each [`Session::send`] is one
-/// transaction (MAIL, RCPT..., DATA, message); after one that failed with a reply, the
-/// session is reset (RSET) and ready for the next.
+/// transaction (MAIL, RCPT..., DATA, message); after one that failed with a reply and may
+/// have left the transaction open on the server, the next starts with RSET.
 pub struct Session {
     conn: Connection,
     caps: Capabilities,
-    /// A transaction has run (or failed) since the last RSET: the next one starts with RSET,
-    /// pipelined with its MAIL.
-    used: bool,
 }
 
 impl Session {
@@ -397,10 +392,13 @@ impl Session {
 
     /// One mail transaction. The message comes back (second value) when the server was
     /// never given it: a transaction that failed before DATA's 354 leaves it to the caller.
-    /// The second and later transactions start with RSET (RFC 5321 §4.1.1.5), in the same
-    /// write as MAIL when the server offers PIPELINING, so a transaction abandoned with a
-    /// reply (the connection still talks) leaves the session ready for the next. Any other
-    /// error (connection lost, timeout, 421) leaves a session that should be dropped.
+    /// A transaction after one that may still be open on the server (it failed or was
+    /// abandoned after MAIL was accepted, and nothing since has surely ended it) starts
+    /// with RSET (RFC 5321 §4.1.1.5), in the same write as MAIL when the server offers
+    /// PIPELINING; after a delivered message there is none (the reply to the end of the
+    /// data ended the transaction). So a transaction abandoned with a reply (the
+    /// connection still talks) leaves the session ready for the next. Any other error
+    /// (connection lost, timeout, 421) leaves a session that should be dropped.
     pub fn send(
         &mut self,
         opts: &SessionOptions,
@@ -408,10 +406,9 @@ impl Session {
         message: Message,
     ) -> (Result<Report>, Option<Message>) {
         let around = Around {
-            reset_first: self.used,
+            reset_first: self.conn.transaction_open(),
             quit_last: false,
         };
-        self.used = true;
         let (outcome, kept) =
             transaction::deliver(&mut self.conn, opts, &self.caps, envelope, message, around);
         let outcome = outcome.map(|(report, _)| report).inspect_err(|_| {
@@ -435,7 +432,7 @@ impl Session {
             Severity::PositiveCompletion,
             "RSET",
         )?;
-        self.used = false;
+        self.conn.set_transaction_open(false);
         Ok(())
     }
 
@@ -872,8 +869,10 @@ mod tests {
 
     /// What a thread playing a pipelining server saw of two transactions on one Session:
     /// the bytes of the second group, read once after the client had time to send it all.
+    /// The first was delivered, so the second needs no RSET (the 250 to the end of the data
+    /// ended the transaction).
     #[test]
-    fn second_transaction_pipelines_rset_with_mail() {
+    fn second_transaction_after_a_delivered_one_has_no_rset() {
         use std::io::{BufRead, BufReader};
         use std::net::TcpListener;
 
@@ -902,12 +901,11 @@ mod tests {
             s.write_all(b"250 ok\r\n250 ok\r\n354 go\r\n").unwrap();
             while next(&mut r) != ".\r\n" {}
             s.write_all(b"250 queued 1\r\n").unwrap();
-            // A lockstep client would have sent RSET alone and be waiting for its reply.
+            // A lockstep client would have sent MAIL alone and be waiting for its reply.
             std::thread::sleep(Duration::from_millis(300));
             let mut group = vec![0u8; 4096];
             let n = r.read(&mut group).unwrap();
-            s.write_all(b"250 reset\r\n250 ok\r\n250 ok\r\n354 go\r\n")
-                .unwrap();
+            s.write_all(b"250 ok\r\n250 ok\r\n354 go\r\n").unwrap();
             let mut rest = String::new();
             while !rest.ends_with("\r\n.\r\n") {
                 if r.read_line(&mut rest).unwrap() == 0 {
@@ -933,7 +931,7 @@ mod tests {
         session.quit();
         assert_eq!(
             server.join().unwrap(),
-            "RSET\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n"
+            "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n"
         );
     }
 

@@ -51,7 +51,7 @@ use super::{command, expect, no_report, End, Late};
 
 /// MAIL FROM parameters, and how the body must travel. Without a message (--quit-after
 /// mail/rcpt) there is no SIZE or BODY to declare. Refusals here happen before MAIL.
-fn mail_params(
+pub(super) fn mail_params(
     caps: &Capabilities,
     opts: &SessionOptions,
     tls: bool,
@@ -141,11 +141,11 @@ pub(super) struct Around {
 
 /// A message at most this big (on the wire) goes as one `BDAT n LAST` in the same write as
 /// MAIL and RCPT.
-const SMALL_BDAT: usize = 64 * 1024;
+pub(super) const SMALL_BDAT: usize = 64 * 1024;
 
 /// How to read a reply inside a pipelined group: a 421 ends everything at once (the server
 /// is closing; later replies will never come).
-fn read_group(conn: &mut Connection, phase: Phase, what: &str) -> Result<Reply> {
+pub(super) fn read_group(conn: &mut Connection, phase: Phase, what: &str) -> Result<Reply> {
     let reply = conn.read_reply(phase)?;
     if reply.code.as_u16() == 421 {
         return Err(Error::Reply {
@@ -211,7 +211,7 @@ fn as_sent(
 
 /// The server has no 8BITMIME and the message is, or may be (not read whole), 8-bit: it
 /// must be converted to 7-bit MIME first (RFC 6152 §3), by `message`.
-fn needs_seven_bit(caps: &Capabilities, message: &Message) -> bool {
+pub(super) fn needs_seven_bit(caps: &Capabilities, message: &Message) -> bool {
     !caps.eightbitmime
         && match message.body_kind() {
             BodyKind::EightBit => true,
@@ -331,7 +331,7 @@ fn rehearse_declared(
 
 /// MAIL FROM with `params`, and RCPT TO for each recipient, with DSN's parameters when
 /// asked for and offered.
-fn envelope_commands(
+pub(super) fn envelope_commands(
     conn: &mut Connection,
     opts: &SessionOptions,
     caps: &Capabilities,
@@ -415,10 +415,14 @@ fn one_write(
     if around.reset_first {
         let reply = read_group(conn, Phase::Rset, "RSET")?;
         expect(reply, Severity::PositiveCompletion, Phase::Rset, "RSET")?;
+        conn.set_transaction_open(false);
     }
     let what_mail = format!("MAIL FROM <{}>", envelope.reverse_path);
     let mail_reply = read_group(conn, Phase::Mail, &what_mail)?;
     let mail_ok = mail_reply.code.severity == Severity::PositiveCompletion;
+    if mail_ok {
+        conn.set_transaction_open(true);
+    }
     let mut recipients: Vec<Recipient> = Vec::new();
     for rcpt in &envelope.forward_paths {
         let reply = read_group(conn, Phase::Rcpt, &format!("RCPT TO <{rcpt}>"))?;
@@ -549,6 +553,7 @@ fn lockstep(
             Severity::PositiveCompletion,
             "RSET",
         )?;
+        conn.set_transaction_open(false);
     }
     mail_from(conn, envelope, mail)?;
     let recipients = rcpt_to(conn, envelope, rcpts)?;
@@ -580,6 +585,7 @@ fn mail_from(conn: &mut Connection, envelope: &Envelope, mail: &Command) -> Resu
         Severity::PositiveCompletion,
         format!("MAIL FROM <{}>", envelope.reverse_path),
     )?;
+    conn.set_transaction_open(true);
     Ok(())
 }
 
@@ -603,7 +609,11 @@ fn rcpt_to(
 /// closed (reporting the lost RSET instead would hide its reply).
 fn abandon(conn: &mut Connection, recipients: Vec<Recipient>) -> Report {
     if conn.send(&Command::Rset, Phase::Rset).is_ok() {
-        let _ = conn.read_reply(Phase::Rset);
+        if let Ok(reply) = conn.read_reply(Phase::Rset) {
+            if reply.code.severity == Severity::PositiveCompletion {
+                conn.set_transaction_open(false);
+            }
+        }
     }
     Report {
         recipients,
@@ -637,6 +647,8 @@ fn finish(
 ) -> Result<(Report, End)> {
     if opts.protocol == Protocol::Lmtp {
         let final_reply = lmtp_replies(conn, &mut recipients)?;
+        // One reply per recipient: the transaction is over, whatever they said.
+        conn.set_transaction_open(false);
         return Ok((
             Report {
                 recipients,
@@ -652,6 +664,7 @@ fn finish(
         Phase::DataEnd,
         "the message (end of data)",
     )?;
+    conn.set_transaction_open(false);
     Ok((
         Report {
             recipients,

@@ -1,0 +1,180 @@
+//! Transactions in flight: a small message queued whole — (RSET,) MAIL, RCPT..., `BDAT n
+//! LAST` and its bytes — without waiting for any reply, and judged later by its own
+//! replies, read in order. What `postie batch` keeps a window of (the engine decides how
+//! many; [`Session::queue_blind`], [`Session::settle_blind`]).
+//!
+//! RFC 2920 §3.1 lets RSET, MAIL and RCPT go in one group after the previous message's end
+//! of data, and RFC 3030 §4.2 makes BDAT a command that may be pipelined (not last in its
+//! group, unlike DATA): so a whole small transaction can follow another before either is
+//! answered. Only a message held whole and at most [`SMALL_BDAT`] on the wire goes so
+//! (its bytes are sent even if every recipient is refused: a server rejects a BDAT without
+//! recipients after reading it, RFC 3030 §2); anything else is declined and goes the
+//! ordinary way ([`Session::send`]) once the window is empty.
+//!
+//! The guard RSET: a transaction queued behind one whose replies are not in yet starts with
+//! RSET, because that one may leave its transaction open — MAIL accepted, every recipient
+//! refused, the BDAT refused — and RFC 3030 leaves the state after a refused BDAT
+//! undetermined (RFC 1830 said so outright: "a RSET command must be issued"). A server
+//! that keeps the sender would answer the next MAIL "503 nested MAIL", and the next
+//! message's recipients would join the abandoned transaction, under the wrong sender. RSET costs no round trip in the group; after a delivered message whose reply
+//! is in, none is sent ([`Connection::transaction_open`]).
+//!
+//! Must not: decide how many transactions are in flight, or what to do with a failure
+//! (the engine does); leave a transaction's replies half read when the server still talks
+//! (each settle reads all of its replies, so the next one's replies stay its own).
+
+use anyhow::Result;
+
+use crate::config::{Protocol, SessionOptions};
+use crate::envelope::Envelope;
+use crate::error::Error;
+use crate::message::Message;
+use crate::net::timeout::Phase;
+use crate::report::{Recipient, Report};
+use crate::smtp::command::Command;
+use crate::smtp::reply::Severity;
+
+use super::data::{self, Body};
+use super::transaction::{envelope_commands, mail_params, needs_seven_bit, read_group, SMALL_BDAT};
+use super::Session;
+
+/// A transaction queued whole, its replies not read yet.
+#[derive(Debug)]
+pub struct Blind {
+    envelope: Envelope,
+    /// It starts with the guard RSET.
+    reset: bool,
+}
+
+/// What [`Session::queue_blind`] did with a message.
+pub enum Queued {
+    /// Queued whole: settle it later, in order.
+    Blind(Blind),
+    /// Not for a window (too big, streamed, refused before MAIL, all or nothing, LMTP...):
+    /// nothing was queued, and the message is given back for [`Session::send`].
+    Declined(Message),
+}
+
+impl Session {
+    /// Whether this session can keep transactions in flight at all: PIPELINING and
+    /// CHUNKING offered and not turned off, SMTP (not LMTP), and no all-or-nothing rule
+    /// (which waits for every RCPT reply before the data).
+    pub fn can_window(&self, opts: &SessionOptions) -> bool {
+        self.caps.pipelining
+            && opts.pipelining
+            && self.caps.chunking
+            && opts.chunking
+            && opts.protocol == Protocol::Smtp
+            && !opts.all_or_nothing
+    }
+
+    /// Queue one small message's whole transaction without reading a reply. `behind`: a
+    /// transaction queued earlier is still unanswered (so this one starts with RSET, see
+    /// the module docs). Nothing is written until the next read or flush.
+    pub fn queue_blind(
+        &mut self,
+        opts: &SessionOptions,
+        envelope: &Envelope,
+        message: Message,
+        behind: bool,
+    ) -> Queued {
+        if !self.can_window(opts) || needs_seven_bit(&self.caps, &message) {
+            return Queued::Declined(message);
+        }
+        let conn = &mut self.conn;
+        let Ok((params, body)) =
+            mail_params(&self.caps, opts, conn.is_tls(), envelope, Some(&message))
+        else {
+            // Refused before MAIL: the ordinary way says why.
+            return Queued::Declined(message);
+        };
+        let bytes = match message.whole() {
+            Some(whole) if whole.len() <= SMALL_BDAT => data::bdat_bytes(whole, body),
+            _ => return Queued::Declined(message),
+        };
+        if bytes.len() > SMALL_BDAT || body == Body::SevenBitOnly {
+            return Queued::Declined(message);
+        }
+        let (mail, rcpts) = envelope_commands(conn, opts, &self.caps, envelope, params);
+        let reset = behind || conn.transaction_open();
+        if reset {
+            conn.queue(&Command::Rset, Phase::Rset);
+        }
+        conn.queue(&mail, Phase::Mail);
+        for rcpt in &rcpts {
+            conn.queue(rcpt, Phase::Rcpt);
+        }
+        conn.queue(
+            &Command::Bdat {
+                size: bytes.len() as u64,
+                last: true,
+            },
+            Phase::DataBlock,
+        );
+        if let Err(e) = conn.queue_data(&bytes) {
+            // A write failed: the connection is gone, and the transaction with it. The
+            // settle reads that (a lost connection) for this message.
+            conn.transcript().error(&format!("{e:#}"));
+        }
+        Queued::Blind(Blind {
+            envelope: envelope.clone(),
+            reset,
+        })
+    }
+
+    /// Read the replies of the oldest transaction in flight (every one of them, when the
+    /// server still talks) and judge it as [`Session::send`] would have: per recipient,
+    /// then the reply to its data. An error that is not a reply (a lost connection, a
+    /// timeout, a 421) leaves the session unusable, and the transactions after this one
+    /// unanswered.
+    pub fn settle_blind(&mut self, blind: Blind) -> Result<Report> {
+        let conn = &mut self.conn;
+        if blind.reset {
+            let reply = read_group(conn, Phase::Rset, "RSET")?;
+            if reply.code.severity == Severity::PositiveCompletion {
+                conn.set_transaction_open(false);
+            }
+        }
+        let what_mail = format!("MAIL FROM <{}>", blind.envelope.reverse_path);
+        let mail_reply = read_group(conn, Phase::Mail, &what_mail)?;
+        let mail_ok = mail_reply.code.severity == Severity::PositiveCompletion;
+        if mail_ok {
+            conn.set_transaction_open(true);
+        }
+        let mut recipients = Vec::with_capacity(blind.envelope.forward_paths.len());
+        for rcpt in &blind.envelope.forward_paths {
+            let reply = read_group(conn, Phase::Rcpt, &format!("RCPT TO <{rcpt}>"))?;
+            recipients.push(Recipient::at_rcpt(rcpt.clone(), reply));
+        }
+        let end = read_group(conn, Phase::DataEnd, "the message (end of data)")?;
+        if !mail_ok {
+            return Err(Error::Reply {
+                phase: Phase::Mail,
+                what: what_mail,
+                reply: mail_reply,
+            }
+            .into());
+        }
+        if !recipients.iter().any(Recipient::accepted) {
+            // The server read the chunk and refused it (503/554): nothing was delivered,
+            // and the transaction may still be open (the next one starts with RSET).
+            return Ok(Report {
+                recipients,
+                final_reply: None,
+            });
+        }
+        if end.code.severity != Severity::PositiveCompletion {
+            return Err(Error::Reply {
+                phase: Phase::DataEnd,
+                what: "the message (end of data)".into(),
+                reply: end,
+            }
+            .into());
+        }
+        conn.set_transaction_open(false);
+        Ok(Report {
+            recipients,
+            final_reply: Some(end),
+        })
+    }
+}
