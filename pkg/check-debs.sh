@@ -122,8 +122,17 @@ done
 listed "$main_list" -rw-r--r-- usr/lib/systemd/system/postie-queue.service
 listed "$main_list" -rw-r--r-- usr/lib/systemd/system/postie-queue.timer
 listed "$main_list" -rw-r--r-- usr/share/doc/postie/copyright
-listed "$main_list" -rw-r--r-- usr/share/doc/postie/README.md
-listed "$main_list" -rw-r--r-- usr/share/doc/postie/GUIDE.md
+listed "$main_list" -rw-r--r-- usr/share/doc/postie/changelog.gz
+listed "$main_list" -rw-r--r-- usr/share/doc/postie/README.md.gz
+listed "$main_list" -rw-r--r-- usr/share/doc/postie/GUIDE.md.gz
+# Debian policy 12.3 and 12.5: every document gzipped, except the copyright file.
+uncompressed=$(awk '$1 ~ /^-/ && $6 ~ /^\.\/usr\/share\/doc\// && $6 !~ /\.gz$/ && $6 !~ /\/copyright$/ { print $6 }' \
+    <<<"$main_list")
+if [[ -z $uncompressed ]]; then
+    ok "every file in /usr/share/doc/postie but copyright is gzipped"
+else
+    fail "not gzipped: $uncompressed"
+fi
 if grep -qE ' \./(etc|usr/sbin)/' <<<"$main_list"; then
     fail "postie ships files in /etc or /usr/sbin (those are postie-mta's)"
 fi
@@ -176,6 +185,10 @@ listed "$mta_list" lrwxrwxrwx usr/bin/mailq postie
 listed "$mta_list" lrwxrwxrwx usr/bin/newaliases postie
 listed "$mta_list" -rw-r--r-- etc/postie.toml
 listed "$mta_list" -rw-r--r-- usr/share/doc/postie-mta/copyright
+listed "$mta_list" -rw-r--r-- usr/share/doc/postie-mta/changelog.gz
+uncompressed=$(awk '$1 ~ /^-/ && $6 ~ /^\.\/usr\/share\/doc\// && $6 !~ /\.gz$/ && $6 !~ /\/copyright$/ { print $6 }' \
+    <<<"$mta_list")
+[[ -z $uncompressed ]] || fail "postie-mta: not gzipped: $uncompressed"
 if grep -q ' \./usr/bin/postie$' <<<"$mta_list"; then
     fail "postie-mta ships the binary itself (it belongs to postie)"
 fi
@@ -205,6 +218,59 @@ if grep -vnE '^[[:space:]]*(#.*)?$' "$root/etc/postie.toml"; then
     fail "/etc/postie.toml has a line that is not a comment"
 else
     ok "/etc/postie.toml is all comments"
+fi
+
+# The gzipped documents are the source tree's; the changelog's first entry is this version.
+doc=$root/usr/share/doc/postie
+for f in README.md GUIDE.md; do
+    if gzip -dc "$doc/$f.gz" | cmp -s - "$f"; then
+        ok "/usr/share/doc/postie/$f.gz is $f"
+    else
+        fail "/usr/share/doc/postie/$f.gz does not unpack to the source's $f"
+    fi
+done
+for pkg in postie postie-mta; do
+    first=$(gzip -dc "$root/usr/share/doc/$pkg/changelog.gz" | head -n 1)
+    if [[ $first == "postie ($version) "* ]]; then
+        ok "$pkg changelog.gz: $first"
+    else
+        fail "$pkg changelog.gz starts '$first', want an entry for postie ($version)"
+    fi
+done
+
+# The copyright file (the same in both packages) names every crate linked into the
+# binary, with the licence expression its Cargo.toml gives ("A/B" is "A OR B"). The list
+# to check against is cargo tree's, which resolves features as the build does (the file
+# is written from cargo metadata, a superset).
+copyright=$doc/copyright
+cmp -s "$copyright" "$root/usr/share/doc/postie-mta/copyright" ||
+    fail "postie-mta's copyright differs from postie's"
+if grep -q '^Files: \*$' "$copyright" && grep -q '^License: MIT or Apache-2.0$' "$copyright"; then
+    ok "copyright: postie's own paragraph"
+else
+    fail "copyright: no 'Files: *' paragraph with postie's licence"
+fi
+# NAME-VERSION|LICENCE for each crate paragraph of the file.
+in_file=$(awk '/^Files: vendor\// { sub(/^Files: vendor\//, ""); sub(/\/\*$/, ""); crate = $0 }
+    /^License: / && crate != "" { sub(/^License: /, ""); print crate "|" $0; crate = "" }' "$copyright")
+if ! linked=$(cargo tree --locked -e normal,no-proc-macro --prefix none --format '{p}|{l}' 2>"$work/tree.err"); then
+    fail "cargo tree failed: $(cat "$work/tree.err")"
+fi
+missing=0 count=0
+while IFS='|' read -r p l; do
+    read -r name ver _ <<<"$p"
+    [[ $name == postie ]] && continue
+    want="$name-${ver#v}|${l//\// OR }"
+    count=$((count + 1))
+    if ! grep -qxF "$want" <<<"$in_file"; then
+        fail "copyright: no paragraph 'vendor/${want%%|*}' with License: ${want#*|}"
+        missing=$((missing + 1))
+    fi
+done < <(sed 's/ (\*)$//' <<<"$linked" | sort -u)
+if ((count > 0 && missing == 0)); then
+    ok "copyright: all $count linked crates, each with its licence expression ($(wc -l <<<"$in_file") listed)"
+elif ((count == 0)); then
+    fail "copyright: cargo tree named no linked crate"
 fi
 
 # The links make the binary act as what they name (persona from argv[0]). A private queue

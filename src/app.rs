@@ -18,7 +18,7 @@ use anyhow::Result;
 
 use crate::cli::{Args, QueueAction};
 use crate::config::{
-    Config, Dsn, Environment, Mode as RunMode, Protocol, Route, Security, SendmailOptions,
+    Config, Dsn, Environment, Files, Mode as RunMode, Protocol, Route, Security, SendmailOptions,
 };
 use crate::envelope::{self, Envelope};
 use crate::error::{exit_code, Error, Exit};
@@ -489,7 +489,15 @@ fn run_msmtp(ma: msmtp::MsmtpArgs) -> Result<Exit> {
         args.from = from;
         input = whole;
     }
-    let mut cfg = Config::resolve_edited(args, &Environment::real(), &|a| ma.overrides.apply(a))?;
+    // msmtp's --host: this server, settings from the command line only, no file read.
+    let files = if ma.overrides.host.is_some() {
+        Files::Ignore
+    } else {
+        Files::Read
+    };
+    let mut cfg = Config::resolve_edited(args, &Environment::real(), files, &|a| {
+        ma.overrides.apply(a)
+    })?;
     cfg.sendmail = SendmailOptions {
         extract_recipients: ma.read_recipients,
         rewrite_headers: true,

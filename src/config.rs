@@ -464,6 +464,16 @@ pub fn for_tests(args: &[&str], vars: &[(&'static str, &'static str)]) -> Config
     Config::resolve(args, &env).expect("test configuration resolves")
 }
 
+/// Whether [`Config::resolve_edited`] reads a configuration file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Files {
+    /// `-C FILE`, else the first file found (`settings::find_in`).
+    Read,
+    /// None at all, not even `-C FILE` (msmtp's `--host`: "do not use any configuration
+    /// file data").
+    Ignore,
+}
+
 impl Config {
     /// Where a --quit-after rehearsal stops (`None` for every other mode).
     pub fn quit_after(&self) -> Option<Milestone> {
@@ -477,15 +487,18 @@ impl Config {
     /// password (file, command, env, config, prompt) unless this is a dry run or
     /// --show-config.
     pub fn resolve(args: Args, env: &Environment) -> Result<Config> {
-        Config::resolve_edited(args, env, &|_| {})
+        Config::resolve_edited(args, env, Files::Read, &|_| {})
     }
 
     /// [`Config::resolve`], with `edit` applied to the configuration file's account before
     /// the format's defaults fill its gaps and the flags go over it: the msmtp persona's
-    /// command-line settings, which msmtp applies to the account itself.
+    /// command-line settings, which msmtp applies to the account itself. With
+    /// [`Files::Ignore`] no configuration file is looked for or read (`edit` gets an empty
+    /// account): msmtp's `--host`.
     pub fn resolve_edited(
         args: Args,
         env: &Environment,
+        files: Files,
         edit: &dyn Fn(&mut Account),
     ) -> Result<Config> {
         let test_mode = (env.var)(TEST_MODE_ENV).is_some_and(|v| !v.is_empty() && v != "0");
@@ -496,7 +509,14 @@ impl Config {
             }
             None => None,
         };
-        let (config_file, account) = load_account(&args, env, from_hint.as_deref(), edit)?;
+        let (config_file, account) = match files {
+            Files::Read => load_account(&args, env, from_hint.as_deref(), edit)?,
+            Files::Ignore => {
+                let mut account = Account::default();
+                edit(&mut account);
+                (None, account)
+            }
+        };
         let probe = match (args.mx, args.probe) {
             (true, true) => {
                 if args.recipients.is_empty() {

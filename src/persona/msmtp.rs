@@ -8,7 +8,8 @@
 //! options that need a value, `--opt[=value]` only attached for optional ones, unambiguous
 //! prefixes of long names, options among the recipients, `--` ending them); the msmtp
 //! settings given on the command line as [`Overrides`] of the chosen account, applied by
-//! [`Overrides::apply`] with msmtp's rules (`--host` drops the configuration file's data,
+//! [`Overrides::apply`] with msmtp's rules (`--host` uses no configuration file data: the
+//! caller reads no file then, `config::Files::Ignore`, and `apply` starts from nothing,
 //! `--tls` and `--tls-starttls` combine with the account's own, msmtp's default port 25
 //! or 465); and the postie [`Args`] the rest becomes ([`MsmtpArgs::postie_args`]).
 //! `--read-envelope-from` needs the message's From: before the account is chosen, so

@@ -306,6 +306,76 @@ fn msmtp_pretend_prints_the_config_without_the_password() {
     assert!(!out.stdout.contains(password));
 }
 
+/// msmtp's `--host`: "use this SMTP server with settings from the command line; do not
+/// use any configuration file data". No file is read at all: a ~/.msmtprc that does not
+/// even parse, or a `-C` file that does not exist, changes nothing; `-P` shows no file and
+/// none of its settings (TLS off and port 25 are msmtp's defaults for --host).
+#[test]
+fn msmtp_host_reads_no_configuration_file() {
+    use crate::support::fake_server::{data, ehlo, envelope, greeting, quit, FakeServer};
+    let inst = Install::new();
+    // Broken (an unknown command): read, it would stop the run with 78.
+    inst.write(
+        "home/.msmtprc",
+        "defaults\ntls on\nauth on\nuser file-user\npassword file-secret\n\
+         from file@example.test\nno_such_command x\naccount default\nhost file.example.test\n",
+        0o600,
+    );
+    let sender = "cli@example.test";
+    let rcpt = "host@example.test";
+    let message = complete_message(sender, rcpt, "host-no-file");
+    for extra in [&[][..], &["-C", "/nonexistent/msmtprc"]] {
+        let server = FakeServer::start(
+            [
+                vec![greeting()],
+                ehlo(&[]),
+                envelope(sender, &[rcpt]),
+                data("250 2.0.0 Ok: queued as H1\r\n"),
+                quit(),
+            ]
+            .concat(),
+        );
+        let port = server.addr().rsplit_once(':').map(|(_, p)| p.to_string());
+        let port = port.unwrap_or_default();
+        let mut cmd = msmtp(&inst, extra);
+        cmd.args(["--host=127.0.0.1", "--port", &port, "-f", sender, rcpt]);
+        let out = run(cmd, Some(message.as_bytes()));
+        let session = server.finish_with(&out.describe());
+        out.assert_quiet_success(&format!("--host {extra:?}"));
+        assert_eq!(session.data.len(), 1);
+    }
+
+    let out = run(msmtp(&inst, &["-P", "--host=mail.example.test"]), None);
+    out.assert_code(0, "-P --host");
+    let expected = [
+        "config file    (none)",
+        "account        (chosen automatically)",
+        "server         mail.example.test:25",
+        "protocol       smtp",
+        "tls            none",
+        "tls_ca         (none)",
+        "tls_verify     on",
+        "user           (none)",
+        "password       (none)",
+        "auth           automatic",
+        "from           (none)",
+        "helo           postie.test",
+        "resolver       system",
+        "domain         (none)",
+        "aliases        (none)",
+        "timeout        RFC 5321 defaults",
+        "all_or_nothing on (a refused recipient means the message goes to nobody)",
+        "dkim           (none)",
+        "queue          off",
+        "queue_dir      /nonexistent/postie-test-queue",
+        "queue_max_age  5d",
+        "log            (none)",
+    ]
+    .map(|l| format!("{l}\n"))
+    .concat();
+    assert_eq!(out.stdout, expected, "{}", out.describe());
+}
+
 /// Unknown options (and ones postie cannot honour) are EX_USAGE with one line naming the
 /// option; nothing is read or sent. No server is needed.
 #[test]
