@@ -364,9 +364,11 @@ fn sendmail_q_flushes_and_queue_run_v_says_what_it_did() {
     );
     assert!(entries(&q).is_empty(), "{out}");
     assert!(
-        out.stderr
-            .lines()
-            .any(|l| l == format!("postie: queue: {}: 1 entry, 1 tried", q.display())),
+        out.stderr.lines().any(|l| l
+            == format!(
+                "postie: queue: {}: 1 entry, 1 tried over 1 connection",
+                q.display()
+            )),
         "{out}"
     );
 }
