@@ -12,7 +12,9 @@
 //! of data and before the entry is removed leaves it queued, and SMTP has no way to ask a
 //! server whether it already has a message. The window is kept as short as it can be: the
 //! entry is removed right after the 250, before QUIT (the session calls
-//! [`crate::report::Observer::transaction_end`]).
+//! [`crate::report::Observer::transaction_end`]); when the due entries share one session
+//! ([`Shared`]: a server or a socket, not `--mx`), as soon as its outcome is back from
+//! the session, before the next entry's replies are read and before QUIT.
 //!
 //! The message is spooled *before* the first attempt ([`Spool::stage`]): stdin can be read
 //! only once, and whichever phase fails, the bytes are still there. The staged copy is the
