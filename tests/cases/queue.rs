@@ -1265,3 +1265,47 @@ fn a_run_keeps_a_window_of_entries_in_flight() {
     assert_eq!(meta.attempts, 2);
     assert!(meta.last_error.contains("451 4.2.0"), "{}", meta.last_error);
 }
+
+/// An entry postie did not sign is not signed by the run either, over the shared session:
+/// `--dkim-key` at `queue flush` to a server without 8BITMIME converts the 8-bit entry to
+/// 7-bit and adds no signature (as the entry on its own would go).
+#[test]
+fn a_run_over_one_session_signs_no_unsigned_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k.pem");
+    let mut keygen = postie();
+    keygen
+        .args(["dkim", "keygen", "--selector", "s", "--domain", "x.example"])
+        .args(["--type", "ed25519", "--out"])
+        .arg(&key);
+    run(keygen, None, LIMIT).assert_code(0, "keygen");
+    let q = dir.path().join("q");
+    let spool = postie::queue::Spool::open(q.clone()).unwrap();
+    let one = postie::envelope::Envelope {
+        reverse_path: FROM.to_string(),
+        forward_paths: vec![RCPT.to_string()],
+    };
+    let body = "From: <me@x.example>\r\nSubject: 8-bit\r\nMIME-Version: 1.0\r\n\
+                Content-Type: text/plain; charset=utf-8\r\n\
+                Content-Transfer-Encoding: 8bit\r\n\r\nCaf\u{e9}\r\n";
+    spool
+        .add(&one, &mut body.as_bytes(), "451 later", None)
+        .unwrap();
+    let mut script = vec![greeting()];
+    script.extend(ehlo(&[]));
+    script.extend(envelope(FROM, &[RCPT]));
+    script.extend(data("250 2.0.0 queued as Q0\r\n"));
+    script.extend(quit());
+    let server = FakeServer::start(script);
+    let mut cmd = queue_cmd(&q, "flush", &["--server", &server.addr(), "--tls", "none"]);
+    cmd.arg("--dkim-key")
+        .arg(&key)
+        .args(["--dkim-selector", "s", "--dkim-domain", "x.example"]);
+    let out = run(cmd, None, LIMIT);
+    let session = server.finish_with(&out.to_string());
+    out.assert_quiet_success("an unsigned 8-bit entry");
+    let text = String::from_utf8_lossy(&session.data[0]).into_owned();
+    assert!(text.is_ascii(), "converted to 7-bit: {text}");
+    assert!(!text.contains("DKIM-Signature"), "{text}");
+    assert!(entries(&q).is_empty(), "{out}");
+}
