@@ -653,6 +653,15 @@ fn show_config(cfg: &Config) -> Result<Exit> {
                 (None, _) => "automatic".into(),
             },
         ),
+        (
+            "plaintext_auth",
+            if cfg.session.allow_plaintext_auth {
+                "allowed (AUTH may go without TLS)"
+            } else {
+                "refused (AUTH only inside TLS)"
+            }
+            .into(),
+        ),
         ("from", or_none(cfg.from.clone())),
         ("helo", cfg.session.helo.clone()),
         (

@@ -897,7 +897,8 @@ impl Config {
                 ehlo_literal,
                 credentials,
                 auth,
-                allow_plaintext_auth: args.allow_plaintext_auth,
+                allow_plaintext_auth: args.allow_plaintext_auth
+                    || account.allow_plaintext_auth.unwrap_or(false),
                 dsn: Dsn::default(),
                 pipelining: !args.no_pipelining,
                 chunking: !args.no_chunking,
