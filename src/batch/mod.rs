@@ -5,7 +5,9 @@
 //! directory stops the run before anything is sent. Then each message is opened (ready
 //! messages stream from their files), enveloped as a single message would be, and sent as
 //! one transaction over the engine's [`Sessions`]; the route, the TLS set-up, the
-//! greeting, EHLO, STARTTLS and AUTH happen once per connection, not per message.
+//! greeting, EHLO, STARTTLS and AUTH happen once per connection, not per message. With
+//! `--connections N`, N connections share the batch ([`parallel`]), each message taken
+//! by one of them, the outcomes reported here in input order all the same.
 //!
 //! Reconnecting and falling back are the engine's ([`Sessions::send`]): a server that
 //! limits messages per connection says so with 421 (at any point, RFC 5321 §3.8) or with
