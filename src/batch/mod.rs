@@ -6,7 +6,7 @@
 //! messages stream from their files), enveloped as a single message would be, and sent as
 //! one transaction over the engine's [`Sessions`]; the route, the TLS set-up, the
 //! greeting, EHLO, STARTTLS and AUTH happen once per connection, not per message. With
-//! `--connections N`, N connections share the batch ([`parallel`]), each message taken
+//! `--connections N`, N connections share the batch (`parallel.rs`), each message taken
 //! by one of them, the outcomes reported here in input order all the same.
 //!
 //! Reconnecting and falling back are the engine's ([`Sessions::send`]): a server that
