@@ -1262,3 +1262,39 @@ fn smtp_sink_takes_200_messages_over_4_connections() {
     assert_eq!(files, 200);
     drop(sink);
 }
+
+/// A message answered in the window before the run gave up keeps its outcome: here the
+/// first message's 452 "too many messages" ends the session, the two behind it are read
+/// and delivered, and then no new session can be had for the first.
+#[test]
+fn messages_answered_before_the_run_gave_up_are_reported_sent() {
+    let (dir, wire) = fixed_eml_dir(3);
+    let group: Vec<String> = (1..=3).flat_map(|i| in_flight(i, &wire, i > 1)).collect();
+    let mut script = vec![greeting()];
+    script.extend(ehlo(&["PIPELINING", "CHUNKING"]));
+    script.extend([
+        Step::ExpectPipelined(group),
+        send(concat!(
+            "452 4.5.3 too many messages\r\n503 5.5.1 need MAIL\r\n503 5.5.1 need MAIL\r\n",
+            "250 2.0.0 reset\r\n250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.0.0 queued as Q2\r\n",
+            "250 2.0.0 reset\r\n250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.0.0 queued as Q3\r\n",
+        )),
+    ]);
+    // The server stops listening after this session: the reconnections are refused.
+    script.push(Step::QuitOrClose);
+    let server = FakeServer::start(script);
+    let out = go(batch(&server.addr(), &["--json", s(dir.path())]));
+    let seen = server.finish_with(&out.describe());
+    out.assert_code(75, "the first message deferred");
+    assert_eq!(seen.connections, 1);
+    let docs: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    let statuses: Vec<&str> = docs[..3]
+        .iter()
+        .map(|d| d["status"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(statuses, ["deferred", "sent", "sent"], "{}", out.describe());
+}
