@@ -3,12 +3,13 @@
 //! reconnects and fallbacks), started at its own server of the list (connection `i` at
 //! server `i`, round the list: [`Sessions::starting_at`]).
 //!
-//! Each worker thread takes the next message of the batch from one shared counter, so a
-//! message is taken by exactly one connection and sent by it alone (reconnects and the
-//! server pinning of the engine stay within the connection that took it). The outcomes go
-//! back to the calling thread over a channel; that thread alone offers them to the retry
-//! hook, logs, prints and counts them, in input order (an outcome that arrives early waits
-//! for the ones before it).
+//! Worker `i` takes message `i` first (so each of the N connections is used), then the
+//! next message of the batch from one shared counter, so a message is taken by exactly
+//! one connection and sent by it alone (reconnects and the server pinning of the engine
+//! stay within the connection that took it). The outcomes go back to the calling thread
+//! over a channel; that thread alone offers them to the retry hook, logs, prints and
+//! counts them, in input order (an outcome that arrives early waits for the ones before
+//! it).
 //!
 //! When a connection gives up (no session can be had, or one message used up its
 //! reconnections), the message that made it give up ends with that failure, as with one
@@ -72,7 +73,9 @@ impl Run<'_> {
         out: &mut Printer,
         summary: &mut Summary,
     ) -> usize {
-        let next = AtomicUsize::new(0);
+        // Connection i's first message is message i (so every connection is used and
+        // each server of the list gets its session); the rest go to whoever is free.
+        let next = AtomicUsize::new(self.workers);
         let (tx, rx) = mpsc::channel::<Event>();
         let mut prep = Prepare::new(self.cfg);
         let mut connections = 0;
@@ -161,8 +164,11 @@ impl Run<'_> {
                     let _ = tx.send(event);
                 }
             };
+        let mut first = Some(worker);
         while !sessions.gave_up() {
-            let id = next.fetch_add(1, Ordering::SeqCst);
+            let id = first
+                .take()
+                .unwrap_or_else(|| next.fetch_add(1, Ordering::SeqCst));
             let Some(item) = items.get(id) else {
                 break;
             };
