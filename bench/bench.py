@@ -591,11 +591,13 @@ def bench_batch(b, sink):
             "postie": statistics.median(runs["postie"]) if have_batch else None}
 
 
-def bench_window(b, pf_port, pf_rtt_port):
+def bench_window(b, pf_port, pf_rtt_port, sink_port=None, sink_rtt_port=None):
     """Issue 15 item 3, against Postfix (PIPELINING, CHUNKING): WINDOW_N small messages over
     one connection, on loopback and at RTT_MS — smtp-source -d -s 1, postie batch with its
-    window (the default) and with --window 1 (one at a time) — and one 9 MB message at
-    RTT_MS with BDAT against DATA (--no-chunking). Runs interleaved, medians."""
+    window (the default) and with --window 1 (one at a time) — and with --connections 4;
+    the same batch to smtp-sink (no CHUNKING: no window) over 1 and 4 connections; and one
+    9 MB message at RTT_MS with BDAT against DATA (--no-chunking). Runs interleaved,
+    medians."""
     reps = 1 if QUICK else 3
     body_len = 200
     d = b.path("window")
@@ -611,13 +613,29 @@ def bench_window(b, pf_port, pf_rtt_port):
         batch = [b.postie, "batch", "--server", f"127.0.0.1:{port}", "--tls", "none",
                  "--from", FROM, d]
         tools = {"smtp-source": source, "postie": batch,
-                 "postie --window 1": batch[:2] + ["--window", "1"] + batch[2:]}
+                 "postie --window 1": batch[:2] + ["--window", "1"] + batch[2:],
+                 "postie --connections 4": batch[:2] + ["--connections", "4"] + batch[2:]}
         runs = {t: [] for t in tools}
         log(f"window: {WINDOW_N} messages to Postfix, RTT {rtt:g} ms, {reps} run(s) each ...")
         for _ in range(reps):
             for t, argv in tools.items():
                 runs[t].append(WINDOW_N / b.run_timed(argv, timeout=T_BATCH, what=t))
         res["batch"][rtt] = {t: statistics.median(v) for t, v in runs.items()}
+    res["sink"] = {}
+    for rtt, port in ((0, sink_port), (RTT_MS, sink_rtt_port)):
+        if port is None:
+            continue
+        batch = [b.postie, "batch", "--server", f"127.0.0.1:{port}", "--tls", "none",
+                 "--from", FROM, d]
+        tools = {"postie": batch,
+                 "postie --connections 4": batch[:2] + ["--connections", "4"] + batch[2:]}
+        runs = {t: [] for t in tools}
+        log(f"window: {WINDOW_N} messages to smtp-sink, RTT {rtt:g} ms, 1 and 4 connections, "
+            f"{reps} run(s) each ...")
+        for _ in range(reps):
+            for t, argv in tools.items():
+                runs[t].append(WINDOW_N / b.run_timed(argv, timeout=T_BATCH, what=t))
+        res["sink"][rtt] = {t: statistics.median(v) for t, v in runs.items()}
     shutil.rmtree(d)
     path = b.path("nine.eml")
     with open(path, "wb") as f:
@@ -650,6 +668,14 @@ def report_window(p, verdicts, window):
         pb, ss, one = row["postie"], row["smtp-source"], row["postie --window 1"]
         p(f"| batch, {where}, msg/s | {pb:.0f} | smtp-source {ss:.0f} | {pb / ss:.2f} |")
         p(f"| batch, {where}, msg/s | {pb:.0f} | postie --window 1 {one:.0f} | {pb / one:.2f} |")
+        four = row["postie --connections 4"]
+        p(f"| batch --connections 4, {where}, msg/s | {four:.0f} | postie (1 connection) "
+          f"{pb:.0f} | {four / pb:.2f} |")
+    for rtt, row in window.get("sink", {}).items():
+        where = "loopback" if rtt == 0 else f"{rtt:g} ms RTT"
+        one, four = row["postie"], row["postie --connections 4"]
+        p(f"| batch to smtp-sink --connections 4, {where}, msg/s | {four:.0f} | postie "
+          f"(1 connection) {one:.0f} | {four / one:.2f} |")
     big = window["big"]
     p(f"| {WINDOW_BIG_MB} MB, {RTT_MS:g} ms RTT, wall | BDAT {ms(big['BDAT'])} | "
       f"DATA {ms(big['DATA'])} | {big['BDAT'] / big['DATA']:.2f} |")
@@ -657,6 +683,11 @@ def report_window(p, verdicts, window):
     far = window["batch"].get(RTT_MS, {}).get("postie", 0)
     verdicts.append(f"{'PASS' if far >= 150 else 'FAIL'}  ≥ 150 msg/s at {RTT_MS:g} ms RTT "
                     f"to Postfix, one connection ({far:.0f} msg/s)")
+    sink_far = window.get("sink", {}).get(RTT_MS)
+    if sink_far:
+        gain = sink_far["postie --connections 4"] / sink_far["postie"]
+        verdicts.append(f"{'PASS' if gain >= 3 else 'FAIL'}  --connections 4 ≥ 3× one "
+                        f"connection to smtp-sink at {RTT_MS:g} ms RTT ({gain:.2f}×)")
     verdicts.append(f"{'PASS' if big['BDAT'] <= big['DATA'] else 'FAIL'}  {WINDOW_BIG_MB} MB "
                     f"at {RTT_MS:g} ms RTT: BDAT ≤ DATA ({big['BDAT'] / big['DATA']:.2f}×)")
 
@@ -938,7 +969,8 @@ def main():
                 if postfix is None:
                     postfix = b.start_postfix(cert, key)
                 plain_pf = postfix[1]
-                window = bench_window(b, plain_pf, b.start_proxy(plain_pf, RTT_MS))
+                window = bench_window(b, plain_pf, b.start_proxy(plain_pf, RTT_MS),
+                                      sink, b.start_proxy(sink, RTT_MS))
             except (BenchError, subprocess.SubprocessError, OSError) as e:
                 notes.append(f"window rows skipped: {e}")
         ok = report(lat, big, huge, batch, rtt_eff, notes, attach, window)

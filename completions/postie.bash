@@ -65,7 +65,7 @@ _postie() {
 
     case "${cmd}" in
         postie)
-            opts="-c -b -s -f -H -a -C -A -P -v -4 -6 -h -V --to --cc --bcc --subject --from --envelope-from --reply-to --header --body --body-file --html --html-body --attach --message --messages --server --socket --protocol --tls --tls-ca --helo --timeout --tls-no-verify --resolver --no-mta-sts --mta-sts-url-base --no-pipeline --no-pipelining --no-chunking --window --require-tls --all-or-nothing --domain --aliases --skip-empty --config --account --show-config --log --user --password-file --dkim-key --dkim-selector --dkim-domain --dkim-expire --password-command --auth --allow-plaintext-auth --verbose --syslog --color --show-time --print-message --dry-run --quit-after --probe --mx --port --ipv4 --ipv6 --queue --queue-dir --queue-max-age --json --help --version batch queue dkim check oauth"
+            opts="-c -b -s -f -H -a -C -A -P -v -4 -6 -h -V --to --cc --bcc --subject --from --envelope-from --reply-to --header --body --body-file --html --html-body --attach --message --messages --server --socket --protocol --tls --tls-ca --helo --timeout --tls-no-verify --resolver --no-mta-sts --mta-sts-url-base --no-pipeline --no-pipelining --no-chunking --window --connections --require-tls --all-or-nothing --domain --aliases --skip-empty --config --account --show-config --log --user --password-file --dkim-key --dkim-selector --dkim-domain --dkim-expire --password-command --auth --allow-plaintext-auth --verbose --syslog --color --show-time --print-message --dry-run --quit-after --probe --mx --port --ipv4 --ipv6 --queue --queue-dir --queue-max-age --json --help --version batch queue dkim check oauth"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -195,6 +195,10 @@ _postie() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --domain)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -283,7 +287,7 @@ _postie() {
             return 0
             ;;
         postie__subcmd__batch)
-            opts="-c -b -s -f -H -a -C -A -P -v -4 -6 -h --to --cc --bcc --subject --from --envelope-from --reply-to --header --body --body-file --html --html-body --attach --message --server --socket --protocol --tls --tls-ca --helo --timeout --tls-no-verify --resolver --no-mta-sts --mta-sts-url-base --no-pipeline --no-pipelining --no-chunking --window --require-tls --all-or-nothing --domain --aliases --skip-empty --config --account --show-config --log --user --password-file --dkim-key --dkim-selector --dkim-domain --dkim-expire --password-command --auth --allow-plaintext-auth --verbose --syslog --color --show-time --print-message --dry-run --quit-after --probe --mx --port --ipv4 --ipv6 --queue --queue-dir --queue-max-age --json --messages --help"
+            opts="-c -b -s -f -H -a -C -A -P -v -4 -6 -h --to --cc --bcc --subject --from --envelope-from --reply-to --header --body --body-file --html --html-body --attach --message --server --socket --protocol --tls --tls-ca --helo --timeout --tls-no-verify --resolver --no-mta-sts --mta-sts-url-base --no-pipeline --no-pipelining --no-chunking --window --connections --require-tls --all-or-nothing --domain --aliases --skip-empty --config --account --show-config --log --user --password-file --dkim-key --dkim-selector --dkim-domain --dkim-expire --password-command --auth --allow-plaintext-auth --verbose --syslog --color --show-time --print-message --dry-run --quit-after --probe --mx --port --ipv4 --ipv6 --queue --queue-dir --queue-max-age --json --messages --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -406,6 +410,10 @@ _postie() {
                     return 0
                     ;;
                 --window)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -707,7 +715,7 @@ _postie() {
             return 0
             ;;
         postie__subcmd__queue__subcmd__flush)
-            opts="-c -b -s -f -H -a -C -A -P -v -4 -6 -h --to --cc --bcc --subject --from --envelope-from --reply-to --header --body --body-file --html --html-body --attach --message --messages --server --socket --protocol --tls --tls-ca --helo --timeout --tls-no-verify --resolver --no-mta-sts --mta-sts-url-base --no-pipeline --no-pipelining --no-chunking --window --require-tls --all-or-nothing --domain --aliases --skip-empty --config --account --show-config --log --user --password-file --dkim-key --dkim-selector --dkim-domain --dkim-expire --password-command --auth --allow-plaintext-auth --verbose --syslog --color --show-time --print-message --dry-run --quit-after --probe --mx --port --ipv4 --ipv6 --queue --queue-dir --queue-max-age --json --help"
+            opts="-c -b -s -f -H -a -C -A -P -v -4 -6 -h --to --cc --bcc --subject --from --envelope-from --reply-to --header --body --body-file --html --html-body --attach --message --messages --server --socket --protocol --tls --tls-ca --helo --timeout --tls-no-verify --resolver --no-mta-sts --mta-sts-url-base --no-pipeline --no-pipelining --no-chunking --window --connections --require-tls --all-or-nothing --domain --aliases --skip-empty --config --account --show-config --log --user --password-file --dkim-key --dkim-selector --dkim-domain --dkim-expire --password-command --auth --allow-plaintext-auth --verbose --syslog --color --show-time --print-message --dry-run --quit-after --probe --mx --port --ipv4 --ipv6 --queue --queue-dir --queue-max-age --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -834,6 +842,10 @@ _postie() {
                     return 0
                     ;;
                 --window)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -925,7 +937,7 @@ _postie() {
             return 0
             ;;
         postie__subcmd__queue__subcmd__list)
-            opts="-c -b -s -f -H -a -C -A -P -v -4 -6 -h --to --cc --bcc --subject --from --envelope-from --reply-to --header --body --body-file --html --html-body --attach --message --messages --server --socket --protocol --tls --tls-ca --helo --timeout --tls-no-verify --resolver --no-mta-sts --mta-sts-url-base --no-pipeline --no-pipelining --no-chunking --window --require-tls --all-or-nothing --domain --aliases --skip-empty --config --account --show-config --log --user --password-file --dkim-key --dkim-selector --dkim-domain --dkim-expire --password-command --auth --allow-plaintext-auth --verbose --syslog --color --show-time --print-message --dry-run --quit-after --probe --mx --port --ipv4 --ipv6 --queue --queue-dir --queue-max-age --json --help"
+            opts="-c -b -s -f -H -a -C -A -P -v -4 -6 -h --to --cc --bcc --subject --from --envelope-from --reply-to --header --body --body-file --html --html-body --attach --message --messages --server --socket --protocol --tls --tls-ca --helo --timeout --tls-no-verify --resolver --no-mta-sts --mta-sts-url-base --no-pipeline --no-pipelining --no-chunking --window --connections --require-tls --all-or-nothing --domain --aliases --skip-empty --config --account --show-config --log --user --password-file --dkim-key --dkim-selector --dkim-domain --dkim-expire --password-command --auth --allow-plaintext-auth --verbose --syslog --color --show-time --print-message --dry-run --quit-after --probe --mx --port --ipv4 --ipv6 --queue --queue-dir --queue-max-age --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1052,6 +1064,10 @@ _postie() {
                     return 0
                     ;;
                 --window)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1143,7 +1159,7 @@ _postie() {
             return 0
             ;;
         postie__subcmd__queue__subcmd__remove)
-            opts="-c -b -s -f -H -a -C -A -P -v -4 -6 -h --to --cc --bcc --subject --from --envelope-from --reply-to --header --body --body-file --html --html-body --attach --message --messages --server --socket --protocol --tls --tls-ca --helo --timeout --tls-no-verify --resolver --no-mta-sts --mta-sts-url-base --no-pipeline --no-pipelining --no-chunking --window --require-tls --all-or-nothing --domain --aliases --skip-empty --config --account --show-config --log --user --password-file --dkim-key --dkim-selector --dkim-domain --dkim-expire --password-command --auth --allow-plaintext-auth --verbose --syslog --color --show-time --print-message --dry-run --quit-after --probe --mx --port --ipv4 --ipv6 --queue --queue-dir --queue-max-age --json --help"
+            opts="-c -b -s -f -H -a -C -A -P -v -4 -6 -h --to --cc --bcc --subject --from --envelope-from --reply-to --header --body --body-file --html --html-body --attach --message --messages --server --socket --protocol --tls --tls-ca --helo --timeout --tls-no-verify --resolver --no-mta-sts --mta-sts-url-base --no-pipeline --no-pipelining --no-chunking --window --connections --require-tls --all-or-nothing --domain --aliases --skip-empty --config --account --show-config --log --user --password-file --dkim-key --dkim-selector --dkim-domain --dkim-expire --password-command --auth --allow-plaintext-auth --verbose --syslog --color --show-time --print-message --dry-run --quit-after --probe --mx --port --ipv4 --ipv6 --queue --queue-dir --queue-max-age --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1270,6 +1286,10 @@ _postie() {
                     return 0
                     ;;
                 --window)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1361,7 +1381,7 @@ _postie() {
             return 0
             ;;
         postie__subcmd__queue__subcmd__run)
-            opts="-c -b -s -f -H -a -C -A -P -v -4 -6 -h --to --cc --bcc --subject --from --envelope-from --reply-to --header --body --body-file --html --html-body --attach --message --messages --server --socket --protocol --tls --tls-ca --helo --timeout --tls-no-verify --resolver --no-mta-sts --mta-sts-url-base --no-pipeline --no-pipelining --no-chunking --window --require-tls --all-or-nothing --domain --aliases --skip-empty --config --account --show-config --log --user --password-file --dkim-key --dkim-selector --dkim-domain --dkim-expire --password-command --auth --allow-plaintext-auth --verbose --syslog --color --show-time --print-message --dry-run --quit-after --probe --mx --port --ipv4 --ipv6 --queue --queue-dir --queue-max-age --json --help"
+            opts="-c -b -s -f -H -a -C -A -P -v -4 -6 -h --to --cc --bcc --subject --from --envelope-from --reply-to --header --body --body-file --html --html-body --attach --message --messages --server --socket --protocol --tls --tls-ca --helo --timeout --tls-no-verify --resolver --no-mta-sts --mta-sts-url-base --no-pipeline --no-pipelining --no-chunking --window --connections --require-tls --all-or-nothing --domain --aliases --skip-empty --config --account --show-config --log --user --password-file --dkim-key --dkim-selector --dkim-domain --dkim-expire --password-command --auth --allow-plaintext-auth --verbose --syslog --color --show-time --print-message --dry-run --quit-after --probe --mx --port --ipv4 --ipv6 --queue --queue-dir --queue-max-age --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1488,6 +1508,10 @@ _postie() {
                     return 0
                     ;;
                 --window)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

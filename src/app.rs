@@ -397,8 +397,13 @@ fn batch(cfg: &Config, verbosity: u8, json: bool) -> Result<Exit> {
     if !cfg.tls_verify {
         eprintln!("postie: warning: TLS certificates are NOT verified (--tls-no-verify)");
     }
-    // The server and its fallbacks, through the engine (as a single message goes).
-    let mut sessions = crate::engine::Sessions::new(cfg).with_window(cfg.window);
+    // The server and its fallbacks, through the engine (as a single message goes);
+    // connection i of --connections starts at server i of the list.
+    let connect = |i: usize| {
+        crate::engine::Sessions::new(cfg)
+            .with_window(cfg.window)
+            .starting_at(i)
+    };
     // --queue: a message that failed temporarily goes to the spool (durably, before it
     // counts as done); without it nothing takes the message, and it is deferred (75).
     let mut spool: Option<queue::Spool> = None;
@@ -417,8 +422,7 @@ fn batch(cfg: &Config, verbosity: u8, json: bool) -> Result<Exit> {
                 .map(Some)
         };
     let mut printer = crate::batch::Printer::new("postie", verbosity, json);
-    crate::batch::run(cfg, &mut sessions, &mut on_retryable, &mut printer)
-        .map(|summary| summary.exit)
+    crate::batch::run(cfg, &connect, &mut on_retryable, &mut printer).map(|summary| summary.exit)
 }
 
 /// The sendmail command line: the message comes from stdin (or, with -bs, over SMTP on
@@ -652,6 +656,15 @@ fn show_config(cfg: &Config) -> Result<Exit> {
                 (Some(m), _) => m.name().to_string(),
                 (None, _) => "automatic".into(),
             },
+        ),
+        (
+            "plaintext_auth",
+            if cfg.session.allow_plaintext_auth {
+                "allowed (AUTH may go without TLS)"
+            } else {
+                "refused (AUTH only inside TLS)"
+            }
+            .into(),
         ),
         ("from", or_none(cfg.from.clone())),
         ("helo", cfg.session.helo.clone()),

@@ -369,6 +369,23 @@ pub struct Args {
     )]
     pub window: u16,
 
+    /// postie batch: how many sessions send in parallel, spread over the server list
+    /// (1: one connection).
+    ///
+    /// Connection i starts at server i of `--server a,b,c` (counting round the list) and
+    /// falls back through the others as a single connection does, so the list works as a
+    /// pool of relays. Each message is taken by one connection only and sent once; the
+    /// report (stderr lines, --json) stays in input order, and each connection keeps its
+    /// own --window of messages in flight.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u8).range(1..=64),
+        help_heading = "Connection"
+    )]
+    pub connections: u8,
+
     /// Ask that the message travel over TLS on every hop (RFC 8689 REQUIRETLS).
     ///
     /// MAIL FROM carries REQUIRETLS: the server promises to relay the message only over

@@ -346,6 +346,8 @@ pub struct Config {
     pub sendmail: SendmailOptions,
     /// --window: `postie batch`'s messages in flight at once (PIPELINING and CHUNKING).
     pub window: usize,
+    /// --connections: `postie batch`'s sessions in parallel, over the server list.
+    pub connections: usize,
 }
 
 /// The queue (see [`crate::queue`]).
@@ -890,6 +892,7 @@ impl Config {
             mta_sts: mta_sts(&args, env)?,
             sendmail: SendmailOptions::default(),
             window: usize::from(args.window),
+            connections: usize::from(args.connections),
             session: SessionOptions {
                 protocol: args.protocol,
                 security,
@@ -897,7 +900,8 @@ impl Config {
                 ehlo_literal,
                 credentials,
                 auth,
-                allow_plaintext_auth: args.allow_plaintext_auth,
+                allow_plaintext_auth: args.allow_plaintext_auth
+                    || account.allow_plaintext_auth.unwrap_or(false),
                 dsn: Dsn::default(),
                 pipelining: !args.no_pipelining,
                 chunking: !args.no_chunking,

@@ -147,6 +147,9 @@ pub struct Account {
     pub oauth: Option<OAuthSettings>,
     /// postie only (TOML `all_or_nothing`): send to nobody if any recipient is refused.
     pub all_or_nothing: Option<bool>,
+    /// TOML `allow_plaintext_auth`, or msmtp's explicit `auth MECHANISM` (msmtp uses a
+    /// method named explicitly also without TLS): AUTH may cross a link without TLS.
+    pub allow_plaintext_auth: Option<bool>,
 }
 
 impl Account {
@@ -181,6 +184,7 @@ impl Account {
             },
             queue: self.queue.or(f.queue),
             all_or_nothing: self.all_or_nothing.or(f.all_or_nothing),
+            allow_plaintext_auth: self.allow_plaintext_auth.or(f.allow_plaintext_auth),
             queue_dir: self.queue_dir.or(f.queue_dir),
             queue_max_age: self.queue_max_age.or(f.queue_max_age),
             oauth: self.oauth.or(f.oauth),

@@ -5,7 +5,9 @@
 //! directory stops the run before anything is sent. Then each message is opened (ready
 //! messages stream from their files), enveloped as a single message would be, and sent as
 //! one transaction over the engine's [`Sessions`]; the route, the TLS set-up, the
-//! greeting, EHLO, STARTTLS and AUTH happen once per connection, not per message.
+//! greeting, EHLO, STARTTLS and AUTH happen once per connection, not per message. With
+//! `--connections N`, N connections share the batch (`parallel.rs`), each message taken
+//! by one of them, the outcomes reported here in input order all the same.
 //!
 //! Reconnecting and falling back are the engine's ([`Sessions::send`]): a server that
 //! limits messages per connection says so with 421 (at any point, RFC 5321 §3.8) or with
@@ -31,6 +33,7 @@
 pub mod input;
 mod mbox;
 pub mod output;
+mod parallel;
 
 use std::io::Read;
 use std::time::{Duration, Instant};
@@ -51,6 +54,10 @@ pub use crate::engine::MAX_RECONNECTS;
 /// due), the whole message, and why it failed. Returns the queue id when the message was
 /// durably queued, `None` when nothing took it.
 pub type OnRetryable<'a> = dyn FnMut(&Envelope, &mut dyn Read, &str) -> Result<Option<String>> + 'a;
+
+/// Connection `i`'s sessions (`--connections N`: `i` is 0 ... N-1). Called on the thread
+/// that sends over them.
+pub type Connect<'a> = dyn Fn(usize) -> Sessions + Sync + 'a;
 
 /// What became of one message.
 #[derive(Debug)]
@@ -178,9 +185,11 @@ impl Summary {
 
 /// Send every message `cfg.messages` names; print each outcome and the summary through
 /// `out`. Fails (sending nothing) when the inputs do not check out.
+/// `connect(i)` gives connection `i`'s sessions (`--connections`: one per worker, each
+/// built on the worker's own thread).
 pub fn run(
     cfg: &Config,
-    sessions: &mut Sessions,
+    connect: &Connect<'_>,
     on_retryable: &mut OnRetryable<'_>,
     out: &mut Printer,
 ) -> Result<Summary> {
@@ -190,8 +199,22 @@ pub fn run(
         _ => &[],
     };
     let items = input::plan(cfg, paths)?;
-    let mut prep = Prepare::new(cfg);
     let mut summary = Summary::new(items.len());
+    if cfg.connections > 1 && items.len() > 1 {
+        let workers = cfg.connections.min(items.len());
+        let run = parallel::Run {
+            cfg,
+            items: &items,
+            connect,
+            workers,
+        };
+        summary.connections = run.go(on_retryable, out, &mut summary);
+        summary.elapsed = started.elapsed();
+        out.summary(&summary);
+        return Ok(summary);
+    }
+    let mut sessions = connect(0);
+    let mut prep = Prepare::new(cfg);
     let mut gave_up: Option<anyhow::Error> = None;
     // What is known of each message pushed into the engine, until its outcome is back.
     let mut pushed: Vec<Option<(Envelope, Option<u64>)>> = items.iter().map(|_| None).collect();
@@ -285,15 +308,32 @@ fn report_one(
     out: &mut Printer,
     summary: &mut Summary,
 ) {
+    let (index, item, total) = (one.index, one.item, one.total);
+    let (outcome, give_up) = settle(prep, one, gave_up.as_ref());
+    publish(cfg, prep, item, outcome, on_retryable, out, summary);
+    if let Some(why) = give_up {
+        out.giving_up(&why.0, total - index - 1);
+        *gave_up = Some(why.1);
+    }
+}
+
+/// One message's [`Outcome`]; with it, when the run gave up after it, the outcome's
+/// copy for the report line and the reason each message after it ends with. `gave_up`:
+/// the reason of an earlier give-up, for a message that was not tried.
+fn settle(
+    prep: &mut Prepare<'_>,
+    one: One<'_>,
+    gave_up: Option<&anyhow::Error>,
+) -> (Outcome, Option<(GaveUp, anyhow::Error)>) {
     let One {
         index,
         item,
         known,
         sent,
-        total,
+        total: _,
     } = one;
     let mut give_up = None;
-    let mut outcome = match (sent, &*gave_up) {
+    let outcome = match (sent, gave_up) {
         (Some(sent), _) => {
             give_up = match (&sent.give_up, &sent.result) {
                 (Some(why), Err(e)) if why.is_empty() => Some(duplicate(e)),
@@ -321,14 +361,34 @@ fn report_one(
             not_tried(prep, index, item, &reason)
         }
     };
+    let give_up = give_up.map(|why| {
+        let source = GaveUp {
+            source: outcome.source.clone(),
+        };
+        (source, why)
+    });
+    (outcome, give_up)
+}
+
+/// The message after which the run gave up, for [`Printer::giving_up`].
+pub struct GaveUp {
+    pub source: String,
+}
+
+/// A settled message, in order: offered for retry, logged, printed and counted.
+fn publish(
+    cfg: &Config,
+    prep: &mut Prepare<'_>,
+    item: &Item,
+    mut outcome: Outcome,
+    on_retryable: &mut OnRetryable<'_>,
+    out: &mut Printer,
+    summary: &mut Summary,
+) {
     offer_for_retry(prep, item, &mut outcome, on_retryable);
     log(cfg, &outcome);
     out.message(&outcome);
     summary.add(&outcome);
-    if give_up.is_some() {
-        out.giving_up(&outcome, total - index - 1);
-        *gave_up = give_up;
-    }
 }
 
 /// A message after the run gave up: opened only to have its envelope for the report and

@@ -143,7 +143,7 @@ impl Printer {
     }
 
     /// The run gives up after `o`: `left` messages after it are not tried.
-    pub fn giving_up(&mut self, o: &Outcome, left: usize) {
+    pub fn giving_up(&mut self, o: &super::GaveUp, left: usize) {
         if left > 0 {
             eprintln!(
                 "{}: giving up: the {left} message(s) after {} are not sent",
@@ -151,6 +151,21 @@ impl Printer {
                 printable(&o.source)
             );
         }
+    }
+
+    /// `--connections`: a connection gave up after `o` (its messages in flight are not
+    /// sent); `going` connections have not given up so far.
+    pub fn connection_gave_up(&mut self, o: &super::GaveUp, going: usize) {
+        let rest = if going == 0 {
+            "no connection is left: the messages not sent yet are not sent".to_string()
+        } else {
+            format!("{going} connection(s) go on")
+        };
+        eprintln!(
+            "{}: giving up on one connection after {}: {rest}",
+            self.program,
+            printable(&o.source)
+        );
     }
 
     /// The summary line (stderr, unless all went well and -v is off) and JSON object.

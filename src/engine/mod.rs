@@ -217,6 +217,24 @@ impl Sessions {
         self
     }
 
+    /// Start every new session at server `first` of the list (counted modulo its length)
+    /// and fall back through the others after it, wrapping round: connection `i` of
+    /// `postie batch --connections N` starts at server `i`, so the sessions spread over
+    /// the list as over a pool of relays.
+    pub fn starting_at(mut self, first: usize) -> Sessions {
+        if !self.servers.is_empty() {
+            let by = first % self.servers.len();
+            self.servers.rotate_left(by);
+            self.links.rotate_left(by);
+        }
+        self
+    }
+
+    /// Whether the run gave up on these sessions: no message is tried over them any more.
+    pub fn gave_up(&self) -> bool {
+        self.gave_up
+    }
+
     /// A session ready for MAIL, from the first of the servers from `first` on that gives
     /// one (with `pinned`, only from `first` itself); and that server's index.
     fn open_from(&mut self, first: usize, pinned: bool) -> Result<(Session, usize)> {
@@ -601,8 +619,9 @@ impl Sessions {
         let mut out = Vec::new();
         for (id, settled) in pending.drain(..) {
             let sent = match settled {
-                _ if self.gave_up => None,
+                // Answered before the run gave up: its outcome stands (it may be delivered).
                 Settled::Done(sent) => Some(sent),
+                _ if self.gave_up => None,
                 Settled::Again(envelope, label, start) => {
                     let sent = self.send_from(None, &envelope, &label, &mut || reopen(id), start);
                     self.gave_up = sent.give_up.is_some();

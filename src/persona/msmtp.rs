@@ -583,6 +583,9 @@ impl Overrides {
         }
         if let Some(auth) = &self.auth {
             account.auth = Some(auth.clone());
+            // As in an msmtprc: a method named explicitly is used also without TLS;
+            // `--auth=on` lets postie choose, and then only inside TLS.
+            account.allow_plaintext_auth = Some(matches!(auth, AuthSetting::Mechanism(_)));
         }
         if let Some(check) = self.certcheck {
             account.tls_verify = Some(check);

@@ -73,6 +73,7 @@ impl Layer {
     fn account(self) -> Account {
         let tls_on = self.tls_on.flatten();
         let starttls = self.starttls.flatten();
+        let auth = self.auth.flatten();
         Account {
             server: self.server.flatten(),
             port: self.port.flatten(),
@@ -88,7 +89,7 @@ impl Layer {
             password: self.password.flatten(),
             password_command: self.password_command.flatten(),
             password_file: None,
-            auth: self.auth.flatten(),
+            auth: auth.clone(),
             from: self.from.flatten(),
             helo: self.helo.flatten(),
             domain: None,
@@ -109,6 +110,13 @@ impl Layer {
             // msmtp's all-or-nothing belongs to its command line (the msmtp persona), not
             // to the file: the sendmail persona keeps sendmail's partial delivery.
             all_or_nothing: None,
+            // msmtp refuses to send a password in clear text when it picks the method
+            // itself (`auth on`), but uses a method named explicitly (`auth plain`) as it
+            // is, TLS or not: the file's explicit choice is the permission.
+            allow_plaintext_auth: match &auth {
+                Some(AuthSetting::Mechanism(_)) => Some(true),
+                _ => None,
+            },
         }
     }
 }
@@ -500,10 +508,12 @@ mod tests {
 
     #[test]
     fn values_map_to_fields() {
-        fn mech(m: &str) -> Option<AuthSetting> {
-            Some(AuthSetting::Mechanism(m.into()))
-        }
         type Set = fn(&mut Account);
+        // A method named explicitly is also msmtp's permission to use it without TLS.
+        fn named(a: &mut Account, m: &str) {
+            a.auth = Some(AuthSetting::Mechanism(m.into()));
+            a.allow_plaintext_auth = Some(true);
+        }
         let cases: &[(&str, Set)] = &[
             ("timeout 30", |a| a.timeout = Some(30)),
             ("timeout off", |_| {}),
@@ -524,12 +534,12 @@ mod tests {
             ("logfile -", |a| a.log = Some("-".into())),
             ("auth off", |a| a.auth = Some(AuthSetting::Off)),
             ("auth", |a| a.auth = Some(AuthSetting::Auto)),
-            ("auth plain", |a| a.auth = mech("PLAIN")),
-            ("auth login", |a| a.auth = mech("LOGIN")),
-            ("auth scram-sha-256", |a| a.auth = mech("SCRAM-SHA-256")),
-            ("auth cram-md5", |a| a.auth = mech("CRAM-MD5")),
-            ("auth xoauth2", |a| a.auth = mech("XOAUTH2")),
-            ("auth oauthbearer", |a| a.auth = mech("OAUTHBEARER")),
+            ("auth plain", |a| named(a, "PLAIN")),
+            ("auth login", |a| named(a, "LOGIN")),
+            ("auth scram-sha-256", |a| named(a, "SCRAM-SHA-256")),
+            ("auth cram-md5", |a| named(a, "CRAM-MD5")),
+            ("auth xoauth2", |a| named(a, "XOAUTH2")),
+            ("auth oauthbearer", |a| named(a, "OAUTHBEARER")),
             ("domain client.example", |a| {
                 a.helo = Some("client.example".into())
             }),

@@ -267,6 +267,10 @@ fn setting(
         "dkim_selector" => acc.dkim_selector = Some(string("a string")?),
         "dkim_domain" => acc.dkim_domain = Some(string("a domain")?),
         "queue" => acc.queue = Some(value.as_bool().ok_or_else(|| expected("true or false"))?),
+        "allow_plaintext_auth" => {
+            acc.allow_plaintext_auth =
+                Some(value.as_bool().ok_or_else(|| expected("true or false"))?)
+        }
         "all_or_nothing" => {
             acc.all_or_nothing = Some(value.as_bool().ok_or_else(|| expected("true or false"))?)
         }

@@ -976,3 +976,325 @@ fn a_421_in_the_middle_of_the_window_sends_the_unanswered_messages_again_once() 
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// --connections N: sessions in parallel over the server list
+// ---------------------------------------------------------------------------------------
+
+/// A server that takes whatever share of the batch comes to it, over `connections`
+/// sessions one after the other (a second session waits in the listen queue until the
+/// first has ended).
+fn pool_server(exts: &[&str], connections: usize) -> FakeServer {
+    let mut script = Vec::new();
+    for i in 0..connections {
+        if i > 0 {
+            script.push(Step::Reconnect);
+        }
+        script.push(greeting());
+        script.extend(ehlo(exts));
+        script.extend([Step::AcceptMail, Step::ExpectClose]);
+    }
+    FakeServer::start(script)
+}
+
+/// Which message of [`fixed_eml_dir`] `bytes` is (from its Message-ID), 1-based.
+fn number_of(bytes: &[u8]) -> usize {
+    let text = text(bytes);
+    let start = text.find("Message-ID: <m").expect("a Message-ID") + "Message-ID: <m".len();
+    let end = start + text[start..].find('@').expect("an @");
+    text[start..end].parse().expect("a message number")
+}
+
+/// The message numbers of each session a server saw, from its RCPT lines (one session
+/// starts at each EHLO).
+fn numbers_per_session(seen: &Session) -> Vec<Vec<usize>> {
+    let mut sessions: Vec<Vec<usize>> = Vec::new();
+    for line in &seen.received {
+        if line.starts_with("EHLO") {
+            sessions.push(Vec::new());
+        } else if let Some(rest) = line.strip_prefix("RCPT TO:<r") {
+            let n = rest.split('@').next().and_then(|n| n.parse().ok());
+            if let (Some(last), Some(n)) = (sessions.last_mut(), n) {
+                last.push(n);
+            }
+        }
+    }
+    sessions
+}
+
+/// The JSON lines of a run: every message in input order and sent, then the summary.
+fn assert_json_in_order(out: &Outcome, n: usize) -> serde_json::Value {
+    let docs: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(docs.len(), n + 1, "{}", out.describe());
+    for (i, d) in docs[..n].iter().enumerate() {
+        valid(d);
+        assert_eq!(d["type"], "message");
+        assert_eq!(d["index"], i + 1, "input order: {}", out.stdout);
+        let source = format!("/m{}.eml", i + 1);
+        assert!(
+            d["source"].as_str().is_some_and(|s| s.ends_with(&source)),
+            "{d}"
+        );
+        assert_eq!(d["status"], "sent", "{d}");
+    }
+    valid(&docs[n]);
+    assert_eq!(docs[n]["type"], "summary");
+    assert_eq!(docs[n]["sent"], n);
+    docs[n].clone()
+}
+
+#[test]
+fn connections_2_spread_the_batch_over_two_servers_and_send_each_message_once() {
+    // 9 messages: m1 ... m9 sort in number order.
+    for exts in [&[][..], &["PIPELINING", "CHUNKING"][..]] {
+        let n = 9;
+        let (dir, wire) = fixed_eml_dir(n);
+        let a = pool_server(exts, 1);
+        let b = pool_server(exts, 1);
+        let servers = format!("{},{}", a.addr(), b.addr());
+        let out = go(batch(
+            &servers,
+            &["--connections", "2", "--json", s(dir.path())],
+        ));
+        let seen_a = a.finish_with(&out.describe());
+        let seen_b = b.finish_with(&out.describe());
+        out.assert_code(0, "two connections");
+        assert_eq!(out.stderr, "", "{}", out.describe());
+        let summary = assert_json_in_order(&out, n);
+        assert_eq!(summary["connections"], 2, "{}", out.stdout);
+        let mut all = Vec::new();
+        for seen in [&seen_a, &seen_b] {
+            // Each server had one session of its own ...
+            assert_eq!(seen.connections, 1);
+            let numbers = numbers_per_session(seen).concat();
+            // ... whose messages went in input order, each whole ...
+            assert!(numbers.windows(2).all(|w| w[0] < w[1]), "{numbers:?}");
+            let payloads = if exts.is_empty() {
+                &seen.data
+            } else {
+                &seen.chunks
+            };
+            let got: Vec<usize> = payloads.iter().map(|p| number_of(p)).collect();
+            assert_eq!(got, numbers, "payloads in RCPT order");
+            for (p, i) in payloads.iter().zip(&numbers) {
+                let mut want = wire[i - 1].clone();
+                if exts.is_empty() {
+                    want.push_str(".\r\n");
+                }
+                assert_eq!(text(p), want);
+            }
+            // ... and its whole transcript is EHLO, one transaction per message, QUIT
+            // (RSET only as the guard in front of a pipelined group).
+            let mut want = vec!["EHLO postie.test".to_string()];
+            for i in &numbers {
+                want.push(format!("MAIL FROM:<{FROM}>"));
+                want.push(format!("RCPT TO:<r{i}@y.example>"));
+                want.push(if exts.is_empty() {
+                    "DATA".to_string()
+                } else {
+                    format!("BDAT {} LAST", wire[i - 1].len())
+                });
+            }
+            want.push("QUIT".into());
+            let received: Vec<String> = seen
+                .received
+                .iter()
+                .filter(|l| exts.is_empty() || *l != "RSET")
+                .cloned()
+                .collect();
+            assert_eq!(received, want, "{exts:?}");
+            all.extend(numbers);
+        }
+        // Every message exactly once, over both.
+        all.sort_unstable();
+        assert_eq!(all, (1..=n).collect::<Vec<_>>(), "{exts:?}");
+    }
+}
+
+#[test]
+fn connections_2_with_one_server_refusing_send_everything_through_the_other_once() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let n = 8;
+    let (dir, wire) = fixed_eml_dir(n);
+    // Connection 1 starts at the dead server and falls back to the live one: both
+    // sessions end up there.
+    let live = pool_server(&[], 2);
+    let servers = format!("{},127.0.0.1:{dead}", live.addr());
+    let out = go(batch(
+        &servers,
+        &["--connections", "2", "--json", "-v", s(dir.path())],
+    ));
+    let seen = live.finish_with(&out.describe());
+    out.assert_code(0, "one server refuses");
+    assert!(
+        out.stderr.contains("=== Falling back to 127.0.0.1:"),
+        "{}",
+        out.stderr
+    );
+    let summary = assert_json_in_order(&out, n);
+    assert_eq!(summary["connections"], 2, "{}", out.stdout);
+    assert_eq!(seen.connections, 2);
+    let per_session = numbers_per_session(&seen);
+    assert_eq!(per_session.len(), 2);
+    for numbers in &per_session {
+        assert!(numbers.windows(2).all(|w| w[0] < w[1]), "{numbers:?}");
+    }
+    let mut all = per_session.concat();
+    let payloads: Vec<usize> = seen.data.iter().map(|p| number_of(p)).collect();
+    assert_eq!(payloads, all, "payloads in RCPT order");
+    for (p, i) in seen.data.iter().zip(&all) {
+        assert_eq!(text(p), format!("{}.\r\n", wire[i - 1]));
+    }
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (1..=n).collect::<Vec<_>>(),
+        "every message exactly once"
+    );
+    for i in 1..=n {
+        assert_eq!(
+            out.stderr.matches(&format!("m{i}.eml: sent")).count(),
+            1,
+            "{}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn connections_2_with_no_server_reachable_defer_everything_once() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = eml_dir(4);
+    let started = Instant::now();
+    let out = go(batch(
+        &format!("127.0.0.1:{port}"),
+        &["--connections", "2", "--json", s(dir.path())],
+    ));
+    out.assert_code(75, "connection refused");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let docs: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(docs.len(), 5, "{}", out.describe());
+    for (i, d) in docs[..4].iter().enumerate() {
+        valid(d);
+        assert_eq!(d["index"], i + 1);
+        assert_eq!(d["status"], "deferred");
+    }
+    assert!(
+        out.stderr.contains("giving up on one connection"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .ends_with("postie: sent 0 of 4 messages, 4 deferred\n"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn smtp_sink_takes_200_messages_over_4_connections() {
+    let dump = tempfile::tempdir().unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dump.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let Some(sink) = smtp_sink(dump.path(), &[]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = String::new();
+    for i in 0..200 {
+        lines.push_str(&format!(
+            "{{\"to\":\"r{i}@y.example\",\"subject\":\"n{i}\",\"body\":\"message {i}\"}}\n"
+        ));
+    }
+    let list = write(dir.path(), "list.jsonl", &lines);
+    let addr = format!("127.0.0.1:{}", sink.port);
+    let out = go(batch(
+        &addr,
+        &["--connections", "4", "--json", "-f", FROM, s(&list)],
+    ));
+    out.assert_code(0, "200 messages over 4 connections");
+    let docs: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(docs.len(), 201, "{}", out.describe());
+    for (i, d) in docs[..200].iter().enumerate() {
+        assert_eq!(d["index"], i + 1);
+        assert!(d["source"]
+            .as_str()
+            .is_some_and(|s| s.ends_with(&format!("list.jsonl:{}", i + 1))));
+        assert_eq!(d["status"], "sent");
+    }
+    valid(&docs[0]);
+    valid(&docs[200]);
+    assert_eq!(docs[200]["connections"], 4, "{}", out.stdout);
+    // Every message arrived once: smtp-sink dumps one file per transaction.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut files;
+    loop {
+        files = std::fs::read_dir(dump.path()).unwrap().count();
+        if files >= 200 || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    files = std::fs::read_dir(dump.path()).unwrap().count();
+    assert_eq!(files, 200);
+    drop(sink);
+}
+
+/// A message answered in the window before the run gave up keeps its outcome: here the
+/// first message's 452 "too many messages" ends the session, the two behind it are read
+/// and delivered, and then no new session can be had for the first.
+#[test]
+fn messages_answered_before_the_run_gave_up_are_reported_sent() {
+    let (dir, wire) = fixed_eml_dir(3);
+    let group: Vec<String> = (1..=3).flat_map(|i| in_flight(i, &wire, i > 1)).collect();
+    let mut script = vec![greeting()];
+    script.extend(ehlo(&["PIPELINING", "CHUNKING"]));
+    script.extend([
+        Step::ExpectPipelined(group),
+        send(concat!(
+            "452 4.5.3 too many messages\r\n503 5.5.1 need MAIL\r\n503 5.5.1 need MAIL\r\n",
+            "250 2.0.0 reset\r\n250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.0.0 queued as Q2\r\n",
+            "250 2.0.0 reset\r\n250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.0.0 queued as Q3\r\n",
+        )),
+    ]);
+    // The server stops listening after this session: the reconnections are refused.
+    script.push(Step::QuitOrClose);
+    let server = FakeServer::start(script);
+    let out = go(batch(&server.addr(), &["--json", s(dir.path())]));
+    let seen = server.finish_with(&out.describe());
+    out.assert_code(75, "the first message deferred");
+    assert_eq!(seen.connections, 1);
+    let docs: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    let statuses: Vec<&str> = docs[..3]
+        .iter()
+        .map(|d| d["status"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(statuses, ["deferred", "sent", "sent"], "{}", out.describe());
+}

@@ -358,6 +358,7 @@ fn msmtp_host_reads_no_configuration_file() {
         "user           (none)",
         "password       (none)",
         "auth           automatic",
+        "plaintext_auth refused (AUTH only inside TLS)",
         "from           (none)",
         "helo           postie.test",
         "resolver       system",
@@ -395,4 +396,82 @@ fn msmtp_unknown_and_refused_options_exit_64() {
         out.assert_code(64, name);
         out.assert_one_error_line("msmtp:", &[name], name);
     }
+}
+
+/// AUTH without TLS, as msmtp decides it: `auth on` (postie chooses the method) refuses to
+/// send the password in clear text, exit 69 with the one line saying how to allow it and
+/// nothing but EHLO and QUIT on the wire; `auth plain` named explicitly in the msmtprc, or
+/// `--auth=plain` on the command line, is msmtp's permission and AUTH PLAIN goes as it is
+/// (a local bridge, a LAN relay).
+#[test]
+fn msmtp_sends_auth_without_tls_only_for_a_method_named_explicitly() {
+    use crate::support::fake_server::{
+        data, ehlo, envelope, expect, greeting, quit, send, FakeServer,
+    };
+    let sender = "bridge@example.test";
+    let rcpt = "plain@example.test";
+    let message = complete_message(sender, rcpt, "plain-auth");
+    // base64("\0bridge\0s3cret")
+    let auth_plain = "AUTH PLAIN AGJyaWRnZQBzM2NyZXQ=";
+    let rc = |port: &str, auth: &str| {
+        format!(
+            "account default\nhost 127.0.0.1\nport {port}\ntls off\nauth {auth}\n\
+             user bridge\npassword s3cret\nfrom {sender}\n"
+        )
+    };
+    let port_of = |server: &FakeServer| {
+        server
+            .addr()
+            .rsplit_once(':')
+            .map(|(_, p)| p.to_string())
+            .unwrap_or_default()
+    };
+    let accepted = || {
+        [
+            vec![greeting()],
+            ehlo(&["AUTH PLAIN LOGIN"]),
+            vec![
+                expect(auth_plain),
+                send("235 2.7.0 Authentication successful\r\n"),
+            ],
+            envelope(sender, &[rcpt]),
+            data("250 2.0.0 Ok: queued as P1\r\n"),
+            quit(),
+        ]
+        .concat()
+    };
+
+    // `auth plain` in the file.
+    let inst = Install::new();
+    let server = FakeServer::start(accepted());
+    inst.write("home/.msmtprc", &rc(&port_of(&server), "plain"), 0o600);
+    let out = run(msmtp(&inst, &[rcpt]), Some(message.as_bytes()));
+    server.finish_with(&out.describe());
+    out.assert_quiet_success("auth plain in the msmtprc");
+
+    // `auth on` in the file, `--auth=plain` on the command line.
+    let inst = Install::new();
+    let server = FakeServer::start(accepted());
+    inst.write("home/.msmtprc", &rc(&port_of(&server), "on"), 0o600);
+    let out = run(
+        msmtp(&inst, &["--auth=plain", rcpt]),
+        Some(message.as_bytes()),
+    );
+    server.finish_with(&out.describe());
+    out.assert_quiet_success("--auth=plain");
+
+    // `auth on`: refused before AUTH.
+    let inst = Install::new();
+    let server =
+        FakeServer::start([vec![greeting()], ehlo(&["AUTH PLAIN LOGIN"]), quit()].concat());
+    inst.write("home/.msmtprc", &rc(&port_of(&server), "on"), 0o600);
+    let out = run(msmtp(&inst, &[rcpt]), Some(message.as_bytes()));
+    server.finish_with(&out.describe());
+    out.assert_code(69, "auth on without TLS");
+    assert_eq!(
+        out.stderr,
+        "msmtp: refusing to send the password over a connection without TLS (use TLS; if you \
+         must: --allow-plaintext-auth, allow_plaintext_auth = true in the account, or an \
+         msmtprc's explicit `auth plain`)\n"
+    );
 }

@@ -1403,7 +1403,8 @@ fn show_config_shows_every_delivery_setting() {
              domain = \"example.test\"\naliases = \"{}\"\ntimeout = 42\n\
              log = \"{dir}/postie.log\"\ndkim_key = \"{dir}/dkim.pem\"\n\
              dkim_selector = \"s1\"\ndkim_domain = \"example.test\"\nqueue = true\n\
-             queue_dir = \"{dir}/queue\"\nqueue_max_age = \"90m\"\nall_or_nothing = true\n",
+             queue_dir = \"{dir}/queue\"\nqueue_max_age = \"90m\"\nall_or_nothing = true\n\
+             allow_plaintext_auth = true\n",
             aliases.display()
         ),
         0o600,
@@ -1428,6 +1429,7 @@ fn show_config_shows_every_delivery_setting() {
         "user           ops@example.test".into(),
         "password       (from the configuration file)".into(),
         "auth           PLAIN".into(),
+        "plaintext_auth allowed (AUTH may go without TLS)".into(),
         "from           ops@example.test".into(),
         "helo           client.example.test".into(),
         "resolver       system".into(),
@@ -1463,6 +1465,7 @@ fn show_config_shows_every_delivery_setting() {
         "user           (none)".into(),
         "password       (none)".into(),
         "auth           automatic".into(),
+        "plaintext_auth refused (AUTH only inside TLS)".into(),
         "from           (none)".into(),
         "helo           postie.test".into(),
         "resolver       system".into(),

@@ -122,7 +122,17 @@ pub enum Step {
     /// [`Session::data_sizes`]) instead of keeping them, with no size limit: a sink for big
     /// messages. The count includes the final `.\r\n`.
     CountData,
+    /// Take any number (at most [`MAX_TRANSACTIONS`]) of mail transactions until `QUIT`,
+    /// reading one command at a time and answering each in order: MAIL, RCPT, RSET and
+    /// NOOP 250; DATA 354, the payload (into [`Session::data`]) and 250; `BDAT n [LAST]`
+    /// its chunk (into [`Session::chunks`]) and 250; QUIT 221 (the step ends there, before
+    /// the close). Anything else fails the step. For clients whose share of the messages
+    /// is not known in advance (`postie batch --connections`).
+    AcceptMail,
 }
+
+/// Most transactions [`Step::AcceptMail`] takes.
+pub const MAX_TRANSACTIONS: usize = 10_000;
 
 /// `Step::Send` of a string.
 pub fn send(bytes: impl Into<Cow<'static, str>>) -> Step {
@@ -507,6 +517,7 @@ fn describe(step: &Step) -> String {
         Step::StartTlsRejectedWith(kind) => format!("StartTlsRejectedWith {kind:?}"),
         Step::Drain => "Drain".into(),
         Step::CountData => "CountData".into(),
+        Step::AcceptMail => "AcceptMail".into(),
     }
 }
 
@@ -770,6 +781,7 @@ impl Server<'_> {
             Step::Trickle { bytes, every } => self.trickle(bytes, *every),
             Step::Drain => self.drain(),
             Step::CountData => self.count_data(),
+            Step::AcceptMail => self.accept_mail(),
             Step::Sleep(d) => {
                 thread::sleep((*d).min(MAX_SLEEP));
                 Ok(())
@@ -1254,6 +1266,34 @@ impl Server<'_> {
                 Err(format!("expected the client to close, got {text:?}"))
             }
         }
+    }
+
+    fn accept_mail(&mut self) -> StepResult {
+        // At most a MAIL, a few RCPTs, a DATA or BDAT and a RSET per transaction.
+        for _ in 0..MAX_TRANSACTIONS * 8 {
+            let line = self.command()?;
+            let verb = line
+                .split(' ')
+                .next()
+                .unwrap_or_default()
+                .to_ascii_uppercase();
+            match verb.as_str() {
+                "MAIL" | "RCPT" => self.send("250 2.1.0 ok\r\n")?,
+                "RSET" | "NOOP" => self.send("250 2.0.0 ok\r\n")?,
+                "DATA" => {
+                    self.send("354 end data with <CR><LF>.<CR><LF>\r\n")?;
+                    self.read_data()?;
+                    self.send("250 2.0.0 Ok: queued\r\n")?;
+                }
+                "BDAT" => {
+                    self.read_chunk(&line)?;
+                    self.send("250 2.0.0 Ok: chunk taken\r\n")?;
+                }
+                "QUIT" => return self.send("221 2.0.0 fake.test closing\r\n"),
+                _ => return Err(format!("expected a mail transaction or QUIT, got {line:?}")),
+            }
+        }
+        Err(format!("more than {MAX_TRANSACTIONS} transactions"))
     }
 
     fn quit_or_close(&mut self) -> StepResult {

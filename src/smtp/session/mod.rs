@@ -711,7 +711,8 @@ fn authenticate(conn: &mut Connection, opts: &SessionOptions, caps: &Capabilitie
     if !conn.is_tls() && !opts.allow_plaintext_auth {
         return Err(Error::Unavailable(
             "refusing to send the password over a connection without TLS \
-             (use TLS, or --allow-plaintext-auth if you must)"
+             (use TLS; if you must: --allow-plaintext-auth, allow_plaintext_auth = true in the \
+             account, or an msmtprc's explicit `auth plain`)"
                 .into(),
         )
         .into());
