@@ -349,8 +349,11 @@ pub struct Args {
     #[arg(long, help_heading = "Connection")]
     pub no_chunking: bool,
 
-    /// postie batch: how many messages may be in flight at once, sent before the replies
-    /// to the earlier ones are in (1: one at a time).
+    /// postie batch and postie queue run/flush: how many messages may be in flight at
+    /// once, sent before the replies to the earlier ones are in (1: one at a time).
+    ///
+    /// A queue run sends its due entries over one session when it goes to a server (or a
+    /// socket); with direct MX delivery each entry goes on its own.
     ///
     /// With PIPELINING and CHUNKING offered (and no --no-pipelining, --no-chunking), each
     /// message under 64 KiB goes as one group, RSET (behind an unanswered one), MAIL, RCPT
@@ -624,7 +627,7 @@ pub struct Args {
     pub json: bool,
 }
 
-/// `--window`'s default: messages in flight at once in `postie batch`.
+/// `--window`'s default: messages in flight at once in `postie batch` and queue runs.
 pub const DEFAULT_WINDOW: u16 = 8;
 
 /// What --messages (and `postie batch`) cannot be combined with: each message brings its

@@ -344,7 +344,8 @@ pub struct Config {
     pub mta_sts: MtaSts,
     /// What the sendmail persona asked for.
     pub sendmail: SendmailOptions,
-    /// --window: `postie batch`'s messages in flight at once (PIPELINING and CHUNKING).
+    /// --window: messages in flight at once in `postie batch` and queue runs (PIPELINING
+    /// and CHUNKING).
     pub window: usize,
     /// --connections: `postie batch`'s sessions in parallel, over the server list.
     pub connections: usize,

@@ -12,11 +12,14 @@
 //! [`Compose`]); a ready message (an .eml, an mbox entry, a JSON line's `path`) goes through
 //! the sendmail persona's `-t` handling (recipients from To/Cc/Bcc, Bcc removed, a missing
 //! From/Date/Message-ID added) unless the command line names recipients. Ready messages
-//! stream from their files; only a JSON-lines file is read whole (it is checked first).
+//! stream from their files. A JSON-lines file is read whole to check it, but only where
+//! each line starts is kept: the line is read and parsed again when its turn comes, so
+//! what a batch holds per message is a few words (an [`Item`]), never its body.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Result;
 use serde::Deserialize;
@@ -34,15 +37,18 @@ pub enum Item {
     File(PathBuf),
     /// One message of an mbox file (`number` counts from 1).
     Mbox {
-        path: PathBuf,
+        /// Shared by the file's messages.
+        path: Arc<Path>,
         number: usize,
         span: mbox::Span,
     },
-    /// One line of a JSON-lines file (`line` counts from 1).
+    /// One line of a JSON-lines file (`line` counts from 1), checked by [`plan`]; it
+    /// starts `offset` bytes into the file and is read again by [`Prepare::item`].
     Json {
-        path: PathBuf,
+        /// Shared by the file's lines.
+        path: Arc<Path>,
         line: usize,
-        entry: Entry,
+        offset: u64,
     },
 }
 
@@ -222,11 +228,12 @@ fn mbox_items(path: &Path) -> Result<Vec<Item>> {
             io::Error::new(io::ErrorKind::NotFound, "it has no messages"),
         ));
     }
+    let shared: Arc<Path> = Arc::from(path);
     Ok(spans
         .into_iter()
         .enumerate()
         .map(|(i, span)| Item::Mbox {
-            path: path.to_path_buf(),
+            path: Arc::clone(&shared),
             number: i + 1,
             span,
         })
@@ -239,33 +246,64 @@ fn mbox_items(path: &Path) -> Result<Vec<Item>> {
 /// addresses, and a `path` that exists. Empty lines are skipped.
 fn json_items(cfg: &Config, path: &Path) -> Result<Vec<Item>> {
     let file = File::open(path).map_err(|e| no_input("JSON-lines file", path, e))?;
-    let base = path.parent().unwrap_or(Path::new("."));
+    let shared: Arc<Path> = Arc::from(path);
+    let mut input = BufReader::new(file);
     let mut items = Vec::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let number = i + 1;
-        let at = || format!("{}:{number}", path.display());
-        let line = line.map_err(|e| Error::Data(format!("{}: {e}", at())))?;
-        if line.trim().is_empty() {
-            continue;
+    let (mut offset, mut number) = (0u64, 0usize);
+    let mut text = String::new();
+    loop {
+        number += 1;
+        let start = offset;
+        let Some(entry) = json_line(cfg, path, number, &mut input, &mut text, &mut offset)? else {
+            break;
+        };
+        if entry.is_some() {
+            items.push(Item::Json {
+                path: Arc::clone(&shared),
+                line: number,
+                offset: start,
+            });
         }
-        let mut entry: Entry = serde_json::from_str(&line)
-            .map_err(|e| Error::Data(format!("{}: not a message: {e}", at())))?;
-        check_entry(cfg, &mut entry, base).map_err(|e| match e {
-            Error::NoInput { what, path, source } => Error::NoInput {
-                what,
-                path,
-                source: io::Error::new(source.kind(), format!("{} ({source})", at())),
-            },
-            Error::Data(m) => Error::Data(format!("{}: {m}", at())),
-            other => other,
-        })?;
-        items.push(Item::Json {
-            path: path.to_path_buf(),
-            line: number,
-            entry,
-        });
     }
     Ok(items)
+}
+
+/// Read line `number` of JSON-lines file `path` from `input` (into `text`; `offset` moves
+/// past it) and check it as [`json_items`] does: `None` at the end of the file,
+/// `Some(None)` for an empty line, else the entry, a relative `path` made absolute.
+fn json_line(
+    cfg: &Config,
+    path: &Path,
+    number: usize,
+    input: &mut impl BufRead,
+    text: &mut String,
+    offset: &mut u64,
+) -> Result<Option<Option<Entry>>> {
+    let at = || format!("{}:{number}", path.display());
+    text.clear();
+    let n = input
+        .read_line(text)
+        .map_err(|e| Error::Data(format!("{}: {e}", at())))?;
+    if n == 0 {
+        return Ok(None);
+    }
+    *offset += n as u64;
+    if text.trim().is_empty() {
+        return Ok(Some(None));
+    }
+    let mut entry: Entry = serde_json::from_str(text)
+        .map_err(|e| Error::Data(format!("{}: not a message: {e}", at())))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    check_entry(cfg, &mut entry, base).map_err(|e| match e {
+        Error::NoInput { what, path, source } => Error::NoInput {
+            what,
+            path,
+            source: io::Error::new(source.kind(), format!("{} ({source})", at())),
+        },
+        Error::Data(m) => Error::Data(format!("{}: {m}", at())),
+        other => other,
+    })?;
+    Ok(Some(Some(entry)))
 }
 
 /// The checks of [`json_items`] for one line; a relative `path` is made relative to `base`.
@@ -318,6 +356,8 @@ fn check_entry(cfg: &Config, entry: &mut Entry, base: &Path) -> Result<(), Error
 pub struct Prepare<'a> {
     cfg: &'a Config,
     work: Config,
+    /// The JSON-lines file read last, kept open for its next line.
+    json: Option<(Arc<Path>, BufReader<File>)>,
 }
 
 impl<'a> Prepare<'a> {
@@ -325,6 +365,34 @@ impl<'a> Prepare<'a> {
         Prepare {
             cfg,
             work: cfg.clone(),
+            json: None,
+        }
+    }
+
+    /// Line `line` of `path`, starting at `offset`: read, parsed and checked again (the
+    /// file may have changed since [`plan`]; then this message fails, as it would had it
+    /// changed before).
+    fn json_entry(&mut self, path: &Arc<Path>, line: usize, offset: u64) -> Result<Entry> {
+        let cfg = self.cfg;
+        let kept = match self.json.take() {
+            Some((open, reader)) if Arc::ptr_eq(&open, path) => (open, reader),
+            _ => {
+                let file = File::open(path).map_err(|e| no_input("JSON-lines file", path, e))?;
+                (Arc::clone(path), BufReader::new(file))
+            }
+        };
+        let (_, reader) = self.json.insert(kept);
+        reader
+            .seek(SeekFrom::Start(offset))
+            .map_err(|e| no_input("JSON-lines file", path, e))?;
+        let (mut text, mut at) = (String::new(), offset);
+        match json_line(cfg, path, line, reader, &mut text, &mut at)? {
+            Some(Some(entry)) => Ok(entry),
+            _ => Err(Error::Data(format!(
+                "{}:{line}: the line is gone (the file changed while the batch ran)",
+                path.display()
+            ))
+            .into()),
         }
     }
 
@@ -355,7 +423,8 @@ impl<'a> Prepare<'a> {
                 self.work.content = Content::Ready(Source::Stdin);
                 message::prepare(&self.work, Box::new(mbox::Unquote::new(region)))?
             }
-            Item::Json { entry, .. } => {
+            Item::Json { path, line, offset } => {
+                let entry = self.json_entry(path, *line, *offset)?;
                 if entry.from.is_some() {
                     self.work.from.clone_from(&entry.from);
                 }
@@ -364,13 +433,13 @@ impl<'a> Prepare<'a> {
                     self.work.recipients = own;
                     self.work.sendmail.extract_recipients = false;
                 }
-                self.work.content = match (&entry.path, &entry.body) {
-                    (Some(path), _) => Content::Ready(Source::File(path.clone())),
+                self.work.content = match (entry.path, entry.body) {
+                    (Some(path), _) => Content::Ready(Source::File(path)),
                     (None, body) => Content::Compose(Compose {
-                        subject: entry.subject.clone(),
+                        subject: entry.subject,
                         reply_to: Vec::new(),
                         headers: Vec::new(),
-                        body: Some(Body::Text(body.clone().unwrap_or_default())),
+                        body: Some(Body::Text(body.unwrap_or_default())),
                         html: None,
                         attachments: Vec::new(),
                     }),
@@ -575,5 +644,49 @@ mod tests {
             let (e, _) = prep.item(item).unwrap();
             assert_eq!(e.forward_paths, ["z@y.example"], "{}", item.source());
         }
+    }
+
+    /// Only where each line starts is kept: the lines are read again, in any order (a
+    /// message sent again after a reconnect), across files and CRLF or empty lines; a
+    /// line gone since the plan fails that message alone.
+    #[test]
+    fn json_lines_are_read_again_from_where_they_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = write(
+            dir.path(),
+            "a.jsonl",
+            "{\"to\":\"a1@y.example\",\"body\":\"one\"}\r\n\r\n\
+             {\"to\":\"a2@y.example\",\"body\":\"two\"}\n\
+             {\"to\":\"a3@y.example\",\"body\":\"three\"}",
+        );
+        let two = write(
+            dir.path(),
+            "b.jsonl",
+            "{\"to\":\"b1@y.example\",\"body\":\"b\"}\n",
+        );
+        let cfg = config(&[]);
+        let items = plan(&cfg, &[one.clone(), two]).unwrap();
+        assert_eq!(
+            items.iter().map(Item::source).collect::<Vec<_>>(),
+            [
+                format!("{}:1", one.display()),
+                format!("{}:3", one.display()),
+                format!("{}:4", one.display()),
+                format!("{}:1", dir.path().join("b.jsonl").display()),
+            ]
+        );
+        let mut prep = Prepare::new(&cfg);
+        for (i, rcpt) in [(2, "a3"), (3, "b1"), (0, "a1"), (1, "a2"), (2, "a3")] {
+            let (e, _) = prep.item(&items[i]).unwrap();
+            assert_eq!(e.forward_paths, [format!("{rcpt}@y.example")]);
+        }
+        std::fs::write(&one, "{\"to\":\"a1@y.example\",\"body\":\"one\"}\n").unwrap();
+        let err = Prepare::new(&cfg).item(&items[2]).unwrap_err();
+        assert!(format!("{err:#}").contains("a.jsonl:4"), "{err:#}");
+        assert!(
+            std::mem::size_of::<Item>() <= 48,
+            "{}",
+            std::mem::size_of::<Item>()
+        );
     }
 }

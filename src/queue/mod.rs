@@ -12,7 +12,9 @@
 //! of data and before the entry is removed leaves it queued, and SMTP has no way to ask a
 //! server whether it already has a message. The window is kept as short as it can be: the
 //! entry is removed right after the 250, before QUIT (the session calls
-//! [`crate::report::Observer::transaction_end`]).
+//! [`crate::report::Observer::transaction_end`]); when the due entries share one session
+//! ([`Shared`]: a server or a socket, not `--mx`), as soon as its outcome is back from
+//! the session, before the next entry's replies are read and before QUIT.
 //!
 //! The message is spooled *before* the first attempt ([`Spool::stage`]): stdin can be read
 //! only once, and whichever phase fails, the bytes are still there. The staged copy is the
@@ -504,9 +506,51 @@ pub fn list(spool: &Spool, cfg: &Config, out: &mut dyn Write) -> io::Result<()> 
     )
 }
 
+/// Sessions that a queue run's entries share: on the submission route (a server and its
+/// fallbacks, or a socket) every entry goes to the same place, so the due entries go over
+/// one session, reconnecting as `postie batch` does ([`command`] implements this over
+/// `engine::Sessions`, with `--window` transactions in flight). Each entry comes back as
+/// its recipients' outcomes, in the order handed over, the moment its replies are in —
+/// before the next transaction's and before QUIT.
+pub trait Shared {
+    /// Hand entry `n` over (`label` names it in the transcript); returns the entries
+    /// finished meanwhile. `reopen` opens entry `k`'s message again (sent once more after
+    /// a reconnect).
+    fn push(
+        &mut self,
+        n: usize,
+        envelope: &Envelope,
+        message: Message,
+        label: &str,
+        reopen: &mut dyn FnMut(usize) -> Result<Message>,
+    ) -> Vec<(usize, Sorted)>;
+    /// Every entry still in flight, finished.
+    fn finish(&mut self, reopen: &mut dyn FnMut(usize) -> Result<Message>) -> Vec<(usize, Sorted)>;
+    /// QUIT; returns how many sessions were opened.
+    fn close(&mut self) -> usize;
+}
+
+/// An entry handed to the [`Shared`] sessions: locked until its outcome is settled.
+struct Held {
+    _lock: fs::File,
+    meta: Meta,
+    now: i64,
+    expired: bool,
+}
+
 /// `postie queue run` (`flush`: every entry now, whatever its backoff says). Returns the
 /// run's exit code: 0 unless something was refused for good or a local error happened.
-pub fn run(spool: &Spool, cfg: &Config, flush: bool, deliver: &mut Deliver) -> Result<Exit> {
+/// With `shared`, the entries go over those sessions (an entry postie DKIM-signed still
+/// goes on its own, through `deliver`: its signing options are the session's); without,
+/// each entry through `deliver` (direct MX delivery: each entry's domains decide the
+/// hosts). Reports to senders always go through `deliver`.
+pub fn run(
+    spool: &Spool,
+    cfg: &Config,
+    flush: bool,
+    deliver: &mut Deliver,
+    mut shared: Option<&mut dyn Shared>,
+) -> Result<Exit> {
     spool::sweep(spool.dir());
     let mut exit = Exit::Ok;
     let entries = spool.entries()?;
@@ -523,7 +567,14 @@ pub fn run(spool: &Spool, cfg: &Config, flush: bool, deliver: &mut Deliver) -> R
     order.sort_by_key(|m| m.next_attempt);
     let waiting = order.len();
     let (mut tried, mut next_due) = (0usize, None::<i64>);
-    for listed in order {
+    let mut held: std::collections::HashMap<usize, Held> = std::collections::HashMap::new();
+    // A configuration or usage error from the shared sessions: the entries still in
+    // flight are settled, nothing more is handed over, and the run stops with it.
+    let mut stop: Option<anyhow::Error> = None;
+    for (n, listed) in order.into_iter().enumerate() {
+        if stop.is_some() {
+            break;
+        }
         let id = listed.id;
         let Some(lock) = spool::lock_message(&spool.msg(&id))? else {
             continue; // another run has it, or it is gone
@@ -545,12 +596,73 @@ pub fn run(spool: &Spool, cfg: &Config, flush: bool, deliver: &mut Deliver) -> R
             continue;
         }
         tried += 1;
-        let entry_exit = run_entry(spool, cfg, meta, now, expired, deliver)?;
-        exit = exit.most_urgent(entry_exit);
-        drop(lock);
+        let sessions = match shared.as_deref_mut() {
+            Some(s) if meta.dkim.is_none() => s,
+            _ => {
+                let entry_exit = run_entry(spool, cfg, meta, now, expired, deliver)?;
+                exit = exit.most_urgent(entry_exit);
+                drop(lock);
+                continue;
+            }
+        };
+        let envelope = Envelope {
+            reverse_path: meta.sender.clone(),
+            forward_paths: meta.recipients.clone(),
+        };
+        let message = match Spool::prepare(&spool.entry_config(cfg, &meta)) {
+            Ok(m) => m,
+            Err(e) => {
+                // Not handed over: settled at once, as a per-entry attempt would be.
+                let sorted = Sorted::of_error(&meta.recipients, &e, true);
+                let entry_exit = settle(spool, cfg, meta, now, expired, sorted, false, deliver)?;
+                exit = exit.most_urgent(entry_exit);
+                drop(lock);
+                continue;
+            }
+        };
+        held.insert(
+            n,
+            Held {
+                _lock: lock,
+                meta,
+                now,
+                expired,
+            },
+        );
+        let finished = {
+            let mut reopen = |k: usize| reopen_held(spool, cfg, &held, k);
+            sessions.push(n, &envelope, message, &id, &mut reopen)
+        };
+        for (k, sorted) in finished {
+            exit = exit.most_urgent(settle_held(
+                spool, cfg, &mut held, k, sorted, &mut stop, deliver,
+            )?);
+        }
+    }
+    let mut connections = None;
+    if let Some(sessions) = shared {
+        let finished = {
+            let mut reopen = |k: usize| reopen_held(spool, cfg, &held, k);
+            sessions.finish(&mut reopen)
+        };
+        for (k, sorted) in finished {
+            exit = exit.most_urgent(settle_held(
+                spool, cfg, &mut held, k, sorted, &mut stop, deliver,
+            )?);
+        }
+        connections = Some(sessions.close());
+    }
+    // Not reached: every entry handed over comes back. Left as they were, unlocked.
+    held.clear();
+    if let Some(e) = stop {
+        return Err(e);
     }
     if cfg.verbosity > 0 {
         let dir = spool.dir().display();
+        let over = match connections {
+            Some(c) if c > 0 => format!(" over {c} connection{}", if c == 1 { "" } else { "s" }),
+            _ => String::new(),
+        };
         let later = match next_due {
             Some(at) => format!(
                 "; {} not due yet (next in {})",
@@ -560,11 +672,60 @@ pub fn run(spool: &Spool, cfg: &Config, flush: bool, deliver: &mut Deliver) -> R
             None => String::new(),
         };
         eprintln!(
-            "postie: queue: {dir}: {waiting} {}, {tried} tried{later}",
+            "postie: queue: {dir}: {waiting} {}, {tried} tried{over}{later}",
             if waiting == 1 { "entry" } else { "entries" }
         );
     }
     Ok(exit)
+}
+
+/// Entry `k`'s message, opened again for the shared sessions.
+fn reopen_held(
+    spool: &Spool,
+    cfg: &Config,
+    held: &std::collections::HashMap<usize, Held>,
+    k: usize,
+) -> Result<Message> {
+    match held.get(&k) {
+        Some(h) => Spool::prepare(&spool.entry_config(cfg, &h.meta)),
+        None => Err(crate::error::Error::Io(format!("queue run: no entry {k} in flight")).into()),
+    }
+}
+
+/// Entry `k` back from the shared sessions: settled as [`run_entry`] settles an entry
+/// (dropped at once when the server took it for everyone), and unlocked. An abort is kept
+/// in `stop` (the first one) and the entry left as it was.
+fn settle_held(
+    spool: &Spool,
+    cfg: &Config,
+    held: &mut std::collections::HashMap<usize, Held>,
+    k: usize,
+    sorted: Sorted,
+    stop: &mut Option<anyhow::Error>,
+    deliver: &mut Deliver,
+) -> Result<Exit> {
+    let Some(h) = held.remove(&k) else {
+        return Ok(Exit::Ok);
+    };
+    if let Some((exit, text)) = &sorted.abort {
+        if stop.is_none() {
+            *stop = Some(
+                crate::error::Error::Config(format!("queue run stopped ({}): {text}", exit.name()))
+                    .into(),
+            );
+        }
+        return Ok(Exit::Ok);
+    }
+    let mut dropped = false;
+    if !sorted.delivered.is_empty() && sorted.deferred.is_empty() && sorted.refused.is_empty() {
+        // Taken for every recipient: the entry goes now, before anything else is read or
+        // written on the session (the window of a duplicate stays as short as SMTP allows).
+        spool.drop_entry(&h.meta.id)?;
+        dropped = true;
+    }
+    settle(
+        spool, cfg, h.meta, h.now, h.expired, sorted, dropped, deliver,
+    )
 }
 
 fn max_age_secs(cfg: &Config) -> i64 {
@@ -602,7 +763,7 @@ impl Observer for DropWhenTaken<'_> {
 fn run_entry(
     spool: &Spool,
     cfg: &Config,
-    mut meta: Meta,
+    meta: Meta,
     now: i64,
     expired: bool,
     deliver: &mut Deliver,
@@ -627,6 +788,23 @@ fn run_entry(
         Err(e) => Sorted::of_error(&meta.recipients, &e, true),
     };
     let dropped = watch.dropped;
+    settle(spool, cfg, meta, now, expired, sorted, dropped, deliver)
+}
+
+/// An entry's attempt, `sorted` per recipient: the entry is removed (unless `dropped`
+/// already), rescheduled or (partly) returned to its sender. The caller holds its lock.
+#[allow(clippy::too_many_arguments)]
+fn settle(
+    spool: &Spool,
+    cfg: &Config,
+    mut meta: Meta,
+    now: i64,
+    expired: bool,
+    sorted: Sorted,
+    dropped: bool,
+    deliver: &mut Deliver,
+) -> Result<Exit> {
+    let id = meta.id.clone();
     if let Some((exit, text)) = sorted.abort {
         return Err(crate::error::Error::Config(format!(
             "queue run stopped ({}): {text}",

@@ -364,9 +364,11 @@ fn sendmail_q_flushes_and_queue_run_v_says_what_it_did() {
     );
     assert!(entries(&q).is_empty(), "{out}");
     assert!(
-        out.stderr
-            .lines()
-            .any(|l| l == format!("postie: queue: {}: 1 entry, 1 tried", q.display())),
+        out.stderr.lines().any(|l| l
+            == format!(
+                "postie: queue: {}: 1 entry, 1 tried over 1 connection",
+                q.display()
+            )),
         "{out}"
     );
 }
@@ -1000,4 +1002,310 @@ fn smtp_sink_4xx_is_queued_then_delivered() {
     assert_eq!(files.len(), 1, "one delivery dumped");
     let text = std::fs::read_to_string(files[0].path()).unwrap();
     assert!(text.contains("X-Tag: sink"), "{text}");
+}
+
+// ---- A run over one session (the submission route) ----
+
+/// Queue `n` entries through the library (as `postie batch --queue` does), from FROM to
+/// `r{i}@y.example` with `X-Tag: e{i}`, due in that order (entry 0 first). Returns the ids.
+fn queued(dir: &Path, n: usize) -> Vec<String> {
+    let spool = postie::queue::Spool::open(dir.to_path_buf()).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let envelope = postie::envelope::Envelope {
+            reverse_path: FROM.to_string(),
+            forward_paths: vec![format!("r{i}@y.example")],
+        };
+        let body = format!("X-Tag: e{i}\r\nSubject: e{i}\r\n\r\nhello\r\n");
+        let id = spool
+            .add(&envelope, &mut body.as_bytes(), "451 4.3.0 later", None)
+            .unwrap();
+        // Due one second apart, so the run's order is the test's.
+        let path = dir.join("meta").join(&id);
+        let mut meta = postie::queue::spool::read_meta(&path).unwrap().unwrap();
+        meta.next_attempt = meta.created - 100 + i64::try_from(i).unwrap();
+        std::fs::write(&path, serde_json::to_vec_pretty(&meta).unwrap()).unwrap();
+        ids.push(id);
+    }
+    ids
+}
+
+/// One entry's transaction to the scripted server, answered `final_reply`.
+fn entry_steps(i: usize, final_reply: &'static str) -> Vec<Step> {
+    let mut s = envelope(FROM, &[&format!("r{i}@y.example")]);
+    s.extend(data(final_reply));
+    s
+}
+
+fn meta_of(dir: &Path, id: &str) -> postie::queue::spool::Meta {
+    postie::queue::spool::read_meta(&dir.join("meta").join(id))
+        .unwrap()
+        .unwrap()
+}
+
+fn tag_count(session: &crate::support::fake_server::Session, tag: &str) -> usize {
+    let line = format!("X-Tag: {tag}\r\n");
+    session
+        .data
+        .iter()
+        .filter(|d| String::from_utf8_lossy(d).contains(&line))
+        .count()
+}
+
+#[test]
+fn a_run_delivers_every_due_entry_over_one_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = queued(dir.path(), 3);
+    let mut script = vec![greeting()];
+    script.extend(ehlo(&[]));
+    script.extend(entry_steps(0, "250 2.0.0 queued as Q0\r\n"));
+    script.extend(entry_steps(1, "250 2.0.0 queued as Q1\r\n"));
+    script.extend(entry_steps(2, "250 2.0.0 queued as Q2\r\n"));
+    script.extend(quit());
+    let server = FakeServer::start(script);
+    let out = queue(
+        dir.path(),
+        "run",
+        &["-v", "--server", &server.addr(), "--tls", "none"],
+    );
+    let session = server.finish_with(&out.to_string());
+    out.assert_code(0, "one session for three entries");
+    let mut want = vec!["EHLO postie.test".to_string()];
+    for i in 0..3 {
+        want.push(format!("MAIL FROM:<{FROM}>"));
+        want.push(format!("RCPT TO:<r{i}@y.example>"));
+        want.push("DATA".into());
+    }
+    want.push("QUIT".into());
+    assert_eq!(session.received, want, "{out}");
+    for i in 0..3 {
+        assert_eq!(tag_count(&session, &format!("e{i}")), 1, "{out}");
+    }
+    assert!(entries(dir.path()).is_empty(), "{out}");
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("msg")).unwrap().count(),
+        0
+    );
+    for id in &ids {
+        assert!(
+            out.stderr.contains(&format!("postie: queue: {id}: done")),
+            "{out}"
+        );
+    }
+    assert!(
+        out.stderr.lines().any(|l| l
+            == format!(
+                "postie: queue: {}: 3 entries, 3 tried over 1 connection",
+                dir.path().display()
+            )),
+        "{out}"
+    );
+}
+
+/// A 550 for the middle entry's recipient: that entry is removed and reported to its
+/// sender (on a connection of its own: the only server of this scripted pair that still
+/// listens is the fallback), the entries around it are delivered over the one session.
+#[test]
+fn a_refused_entry_in_the_middle_is_returned_and_the_others_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = queued(dir.path(), 3);
+    let mut script = vec![greeting()];
+    script.extend(ehlo(&[]));
+    script.extend(entry_steps(0, "250 2.0.0 queued as Q0\r\n"));
+    script.push(expect(format!("MAIL FROM:<{FROM}>")));
+    script.push(send("250 2.1.0 ok\r\n"));
+    script.push(expect("RCPT TO:<r1@y.example>"));
+    script.push(send("550 5.1.1 no such user\r\n"));
+    script.push(expect("RSET"));
+    script.push(send("250 2.0.0 ok\r\n"));
+    script.extend(entry_steps(2, "250 2.0.0 queued as Q2\r\n"));
+    script.extend(quit());
+    let server = FakeServer::start(script);
+    // The report to the sender: from the null sender, on its own connection.
+    let mut report = vec![greeting()];
+    report.extend(ehlo(&[]));
+    report.extend(envelope("", &[FROM]));
+    report.extend(data("250 2.0.0 queued as R1\r\n"));
+    report.extend(quit());
+    let fallback = FakeServer::start(report);
+    let servers = format!("{},{}", server.addr(), fallback.addr());
+    let out = queue(
+        dir.path(),
+        "flush",
+        &["--server", &servers, "--tls", "none"],
+    );
+    let session = server.finish_with(&out.to_string());
+    let reported = fallback.finish_with(&out.to_string());
+    out.assert_code(67, "one recipient refused for good");
+    assert_eq!(tag_count(&session, "e0"), 1, "{out}");
+    assert_eq!(tag_count(&session, "e1"), 0, "{out}");
+    assert_eq!(tag_count(&session, "e2"), 1, "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "postie: queue: {}: refused for good: <r1@y.example>: 550",
+            ids[1]
+        )),
+        "{out}"
+    );
+    let text = String::from_utf8_lossy(&reported.data[0]).into_owned();
+    assert!(
+        text.contains("Undelivered Mail Returned to Sender") && text.contains("r1@y.example"),
+        "{text}"
+    );
+    assert!(entries(dir.path()).is_empty(), "{out}");
+}
+
+/// 421 after the first entry: a new session, the other two delivered, each exactly once.
+#[test]
+fn a_421_in_a_run_reconnects_and_delivers_the_rest_once() {
+    let dir = tempfile::tempdir().unwrap();
+    queued(dir.path(), 3);
+    let mut script = vec![greeting()];
+    script.extend(ehlo(&[]));
+    script.extend(entry_steps(0, "250 2.0.0 queued as Q0\r\n"));
+    script.push(expect(format!("MAIL FROM:<{FROM}>")));
+    script.push(send("421 4.7.0 fake.test too many messages, closing\r\n"));
+    script.push(Step::Reconnect);
+    script.push(greeting());
+    script.extend(ehlo(&[]));
+    script.extend(entry_steps(1, "250 2.0.0 queued as Q1\r\n"));
+    script.extend(entry_steps(2, "250 2.0.0 queued as Q2\r\n"));
+    script.extend(quit());
+    let server = FakeServer::start(script);
+    let out = queue(
+        dir.path(),
+        "run",
+        &["-v", "--server", &server.addr(), "--tls", "none"],
+    );
+    let session = server.finish_with(&out.to_string());
+    out.assert_code(0, "421, then a new session");
+    for i in 0..3 {
+        assert_eq!(tag_count(&session, &format!("e{i}")), 1, "e{i}: {out}");
+    }
+    assert!(entries(dir.path()).is_empty(), "{out}");
+    assert!(out.stderr.contains("3 tried over 2 connections"), "{out}");
+}
+
+/// 451 to MAIL for the middle entry: it stays queued, one attempt more, with the reply as
+/// its last error; the others are delivered.
+#[test]
+fn a_4xx_at_mail_in_a_run_keeps_that_entry_with_one_attempt_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = queued(dir.path(), 3);
+    let mut script = vec![greeting()];
+    script.extend(ehlo(&[]));
+    script.extend(entry_steps(0, "250 2.0.0 queued as Q0\r\n"));
+    script.push(expect(format!("MAIL FROM:<{FROM}>")));
+    // No transaction is open after a refused MAIL: the next entry's MAIL follows.
+    script.push(send("451 4.3.0 try again later\r\n"));
+    script.extend(entry_steps(2, "250 2.0.0 queued as Q2\r\n"));
+    script.extend(quit());
+    let server = FakeServer::start(script);
+    let out = queue(
+        dir.path(),
+        "flush",
+        &["--server", &server.addr(), "--tls", "none"],
+    );
+    let session = server.finish_with(&out.to_string());
+    out.assert_quiet_success("a deferral is not a failure of the run");
+    assert_eq!(tag_count(&session, "e0"), 1, "{out}");
+    assert_eq!(tag_count(&session, "e2"), 1, "{out}");
+    assert_eq!(entries(dir.path()), std::slice::from_ref(&ids[1]), "{out}");
+    let meta = meta_of(dir.path(), &ids[1]);
+    assert_eq!(meta.attempts, 2);
+    assert_eq!(meta.recipients, ["r1@y.example"]);
+    assert!(
+        meta.last_error.contains("451 4.3.0 try again later"),
+        "{}",
+        meta.last_error
+    );
+    assert!(meta.next_attempt > meta.last_attempt);
+}
+
+/// With PIPELINING and CHUNKING the due entries go as one window (`--window`, default 8):
+/// all three in one write, each judged by its own replies. The second's recipient is
+/// deferred (451): that entry stays, one attempt more; the others are gone.
+#[test]
+fn a_run_keeps_a_window_of_entries_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = queued(dir.path(), 3);
+    let size = |i: usize| format!("X-Tag: e{i}\r\nSubject: e{i}\r\n\r\nhello\r\n").len();
+    let mut group = Vec::new();
+    for i in 0..3 {
+        if i > 0 {
+            group.push("RSET".to_string());
+        }
+        group.push(format!("MAIL FROM:<{FROM}>"));
+        group.push(format!("RCPT TO:<r{i}@y.example>"));
+        group.push(format!("BDAT {} LAST", size(i)));
+    }
+    let mut script = vec![greeting()];
+    script.extend(ehlo(&["PIPELINING", "CHUNKING"]));
+    script.extend([
+        Step::ExpectPipelined(group),
+        send(concat!(
+            "250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.0.0 queued as Q0\r\n",
+            "250 2.0.0 reset\r\n250 2.1.0 ok\r\n451 4.2.0 <r1@y.example>: mailbox busy\r\n",
+            "554 5.5.1 Error: no valid recipients\r\n",
+            "250 2.0.0 reset\r\n250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.0.0 queued as Q2\r\n",
+        )),
+    ]);
+    script.extend(quit());
+    let server = FakeServer::start(script);
+    let out = queue(
+        dir.path(),
+        "flush",
+        &["--server", &server.addr(), "--tls", "none"],
+    );
+    let seen = server.finish_with(&out.to_string());
+    out.assert_quiet_success("a window of three entries");
+    assert_eq!((seen.connections, seen.chunks.len()), (1, 3), "{out}");
+    assert_eq!(entries(dir.path()), std::slice::from_ref(&ids[1]), "{out}");
+    let meta = meta_of(dir.path(), &ids[1]);
+    assert_eq!(meta.attempts, 2);
+    assert!(meta.last_error.contains("451 4.2.0"), "{}", meta.last_error);
+}
+
+/// An entry postie did not sign is not signed by the run either, over the shared session:
+/// `--dkim-key` at `queue flush` to a server without 8BITMIME converts the 8-bit entry to
+/// 7-bit and adds no signature (as the entry on its own would go).
+#[test]
+fn a_run_over_one_session_signs_no_unsigned_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k.pem");
+    let mut keygen = postie();
+    keygen
+        .args(["dkim", "keygen", "--selector", "s", "--domain", "x.example"])
+        .args(["--type", "ed25519", "--out"])
+        .arg(&key);
+    run(keygen, None, LIMIT).assert_code(0, "keygen");
+    let q = dir.path().join("q");
+    let spool = postie::queue::Spool::open(q.clone()).unwrap();
+    let one = postie::envelope::Envelope {
+        reverse_path: FROM.to_string(),
+        forward_paths: vec![RCPT.to_string()],
+    };
+    let body = "From: <me@x.example>\r\nSubject: 8-bit\r\nMIME-Version: 1.0\r\n\
+                Content-Type: text/plain; charset=utf-8\r\n\
+                Content-Transfer-Encoding: 8bit\r\n\r\nCaf\u{e9}\r\n";
+    spool
+        .add(&one, &mut body.as_bytes(), "451 later", None)
+        .unwrap();
+    let mut script = vec![greeting()];
+    script.extend(ehlo(&[]));
+    script.extend(envelope(FROM, &[RCPT]));
+    script.extend(data("250 2.0.0 queued as Q0\r\n"));
+    script.extend(quit());
+    let server = FakeServer::start(script);
+    let mut cmd = queue_cmd(&q, "flush", &["--server", &server.addr(), "--tls", "none"]);
+    cmd.arg("--dkim-key")
+        .arg(&key)
+        .args(["--dkim-selector", "s", "--dkim-domain", "x.example"]);
+    let out = run(cmd, None, LIMIT);
+    let session = server.finish_with(&out.to_string());
+    out.assert_quiet_success("an unsigned 8-bit entry");
+    let text = String::from_utf8_lossy(&session.data[0]).into_owned();
+    assert!(text.is_ascii(), "converted to 7-bit: {text}");
+    assert!(!text.contains("DKIM-Signature"), "{text}");
+    assert!(entries(&q).is_empty(), "{out}");
 }
