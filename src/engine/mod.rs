@@ -348,28 +348,17 @@ impl Sessions {
                 Ok(report) if !moves => return done(Ok(report)),
                 other => other,
             };
-            let (class, why) = match &outcome {
-                Err(e) => (Some(classify(e)), format!("{e:#}")),
-                Ok(report) => (None, report.failure_lines().join("; ")),
-            };
-            // The next server, for a message this one could not take now.
-            let move_on = more_servers
-                && match &class {
-                    Some(c) => c.retry == Retry::NextHost && !c.reconnect,
-                    None => true,
-                };
-            let reconnect = class.is_some_and(|c| c.reconnect);
-            let in_step = class.is_none_or(|c| c.in_step);
+            let Next {
+                class,
+                move_on,
+                reconnect,
+                in_step,
+                why,
+            } = Next::after(&outcome, more_servers);
             if move_on || reconnect || !in_step {
                 if let Some((mut s, _)) = self.current.take() {
-                    let printable = crate::transcript::printable(&why);
-                    if move_on {
-                        s.transcript()
-                            .info(&format!("{label}: trying the next server ({printable})"));
-                    } else if reconnect {
-                        s.transcript().info(&format!(
-                            "{label}: the server ended the session; reconnecting ({printable})"
-                        ));
+                    if move_on || reconnect {
+                        s.transcript().info(&Next::line(label, move_on, &why));
                     }
                     // After a reply the server still talks (and Session::send sent RSET).
                     if in_step {
@@ -539,40 +528,33 @@ impl Sessions {
             let outcome = session.settle_blind(flight.blind);
             let more_servers = index + 1 < self.servers.len();
             let moves = more_servers && next_host(&outcome);
-            let class = outcome.as_ref().err().map(classify);
-            let in_step = class.is_none_or(|c| c.in_step);
+            let in_step = outcome
+                .as_ref()
+                .err()
+                .map(classify)
+                .is_none_or(|c| c.in_step);
             let settled = match outcome {
                 Ok(report) if !moves => Settled::Done(Sent {
                     result: Ok(report),
                     give_up: None,
                 }),
                 outcome => {
-                    let move_on = more_servers
-                        && match &class {
-                            Some(c) => c.retry == Retry::NextHost && !c.reconnect,
-                            None => true,
-                        };
-                    let reconnect = class.is_some_and(|c| c.reconnect);
-                    let why = match &outcome {
-                        Err(e) => format!("{e:#}"),
-                        Ok(report) => report.failure_lines().join("; "),
-                    };
+                    let Next {
+                        class,
+                        move_on,
+                        reconnect,
+                        why,
+                        ..
+                    } = Next::after(&outcome, more_servers);
                     match outcome {
                         Err(err) if !move_on && !reconnect => Settled::Done(Sent {
                             result: Err(err),
                             give_up: None,
                         }),
                         _ => {
-                            let printable = crate::transcript::printable(&why);
-                            let label = &flight.label;
-                            session.transcript().info(&if move_on {
-                                format!("{label}: trying the next server ({printable})")
-                            } else {
-                                format!(
-                                    "{label}: the server ended the session; reconnecting \
-                                     ({printable})"
-                                )
-                            });
+                            session
+                                .transcript()
+                                .info(&Next::line(&flight.label, move_on, &why));
                             closing = true;
                             let pinned = class.is_some_and(|c| c.retry == Retry::Later);
                             let start = if move_on {
@@ -631,6 +613,51 @@ impl Sessions {
             out.push((id, sent));
         }
         out
+    }
+}
+
+/// What follows one message's failed (or untaken) outcome on a server of the list: the
+/// one rule the ordinary send and the window both apply.
+struct Next {
+    /// The error's classification; `None` for a transaction that ended in replies.
+    class: Option<crate::error::Class>,
+    /// The next server, for a message this one could not take now.
+    move_on: bool,
+    /// The server ended the session: send again over a new one.
+    reconnect: bool,
+    /// The server still talks (QUIT may be sent).
+    in_step: bool,
+    /// Why, in words, for the transcript.
+    why: String,
+}
+
+impl Next {
+    fn after(outcome: &Result<Report>, more_servers: bool) -> Next {
+        let (class, why) = match outcome {
+            Err(e) => (Some(classify(e)), format!("{e:#}")),
+            Ok(report) => (None, report.failure_lines().join("; ")),
+        };
+        Next {
+            move_on: more_servers
+                && match &class {
+                    Some(c) => c.retry == Retry::NextHost && !c.reconnect,
+                    None => true,
+                },
+            reconnect: class.is_some_and(|c| c.reconnect),
+            in_step: class.is_none_or(|c| c.in_step),
+            class,
+            why,
+        }
+    }
+
+    /// The transcript's line for a message moving on or reconnecting.
+    fn line(label: &str, move_on: bool, why: &str) -> String {
+        let printable = crate::transcript::printable(why);
+        if move_on {
+            format!("{label}: trying the next server ({printable})")
+        } else {
+            format!("{label}: the server ended the session; reconnecting ({printable})")
+        }
     }
 }
 
