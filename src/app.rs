@@ -30,7 +30,7 @@ use crate::persona::smtp_server::{self, Incoming, Verdict};
 use crate::persona::{self, mailx, msmtp, Persona};
 use crate::probe::json::ProbeJson;
 use crate::queue::{self, Sorted};
-use crate::report::Report;
+use crate::report::{Fate, Report};
 use crate::smtp::session::Rehearsal;
 use crate::transcript::printable;
 
@@ -561,21 +561,21 @@ fn serve_smtp(cfg: &Config) -> Result<Exit> {
                 for line in report.failure_lines() {
                     eprintln!("sendmail: {}", printable(&line));
                 }
-                match (report.exit(), &report.final_reply) {
+                let later = report.outcomes().iter().any(|o| o.fate == Fate::Deferred);
+                match (later, &report.final_reply) {
                     // The upstream text only: the -bs reply puts its own code and status
                     // in front (never "250 2.0.0 250 2.0.0 ...").
                     (_, Some(reply)) => Verdict::Accepted(reply.text()),
-                    (Exit::TempFail, None) => Verdict::TempFail("all recipients deferred".into()),
-                    (_, None) => Verdict::PermFail("all recipients refused".into()),
+                    (true, None) => Verdict::TempFail("all recipients deferred".into()),
+                    (false, None) => Verdict::PermFail("all recipients refused".into()),
                 }
             }
             Err(e) => {
                 let text = format!("{e:#}");
                 eprintln!("sendmail: {}", printable(&text));
-                if crate::error::classify(&e).retry != crate::error::Retry::Never {
-                    Verdict::TempFail(text)
-                } else {
-                    Verdict::PermFail(text)
+                match Fate::of_exit(crate::error::exit_code(&e)) {
+                    Fate::Deferred => Verdict::TempFail(text),
+                    _ => Verdict::PermFail(text),
                 }
             }
         }

@@ -29,8 +29,8 @@ use crate::envelope::Envelope;
 use crate::error::{exit_code, Error, Exit};
 use crate::net::certinfo::CertInfo;
 use crate::net::timeout::Phase;
-use crate::report::Report;
-use crate::smtp::reply::{Reply, Severity};
+use crate::report::{Cause, Fate, Outcome, Report};
+use crate::smtp::reply::Reply;
 use crate::trace::Trace;
 
 /// What a run learnt, stage by stage; whatever a failed run never reached stays `None`.
@@ -184,21 +184,37 @@ impl From<&crate::engine::mx::DomainOutcome> for DomainJson {
 
 /// Each recipient's outcome, as the document shows it (also `postie batch`'s per message).
 pub fn recipient_replies(r: &Report) -> Vec<RecipientJson> {
-    r.recipients
+    recipients_json(&r.outcomes())
+}
+
+/// The recipients that had an answer of their own (an attempt that failed as a whole
+/// shows its error instead), each with the status its [`Outcome`] stands for.
+pub fn recipients_json(outcomes: &[Outcome]) -> Vec<RecipientJson> {
+    outcomes
         .iter()
-        // Under LMTP, the recipient's own reply to the end of data decides it.
-        .map(|rcpt| RecipientJson {
-            address: rcpt.address.clone(),
-            status: if rcpt.withheld {
-                Status::Withheld
-            } else {
-                status(rcpt.outcome())
-            },
-            code: rcpt.outcome().code.as_u16(),
-            enhanced_code: rcpt.outcome().enhanced.map(|e| e.to_string()),
-            text: rcpt.outcome().text(),
+        .filter_map(|o| {
+            let reply = o.reply()?;
+            Some(RecipientJson {
+                address: o.address.clone(),
+                status: Status::of(o),
+                code: reply.code.as_u16(),
+                enhanced_code: reply.enhanced.map(|e| e.to_string()),
+                text: reply.text(),
+            })
         })
         .collect()
+}
+
+impl Status {
+    /// The status of a recipient's outcome: its fate, told apart from all or nothing.
+    pub fn of(o: &Outcome) -> Status {
+        match (o.fate, &o.cause) {
+            (_, Cause::Withheld { .. }) => Status::Withheld,
+            (Fate::Delivered, _) => Status::Accepted,
+            (Fate::Deferred, _) => Status::Transient,
+            (Fate::Refused, _) => Status::Permanent,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -441,14 +457,6 @@ impl From<Phase> for Step {
 /// Milliseconds with microsecond resolution.
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
-}
-
-fn status(reply: &Reply) -> Status {
-    match reply.code.severity {
-        Severity::PositiveCompletion => Status::Accepted,
-        Severity::TransientNegative => Status::Transient,
-        Severity::PermanentNegative | Severity::PositiveIntermediate => Status::Permanent,
-    }
 }
 
 /// The step a failure happened in: the error's own phase when it has one; else the phase
@@ -985,7 +993,11 @@ mod tests {
             ("354 what\r\n", Status::Permanent),
         ];
         for (text, want) in table {
-            assert_eq!(status(&reply(text)), want, "{text:?}");
+            let report = Report {
+                recipients: vec![Recipient::at_rcpt("a@x".into(), reply(text))],
+                final_reply: None,
+            };
+            assert_eq!(recipient_replies(&report)[0].status, want, "{text:?}");
         }
     }
 

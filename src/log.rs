@@ -10,7 +10,7 @@ use std::path::Path;
 use crate::config::{Config, Security};
 use crate::envelope::Envelope;
 use crate::error::{exit_code, Error};
-use crate::report::Report;
+use crate::report::{Fate, Report};
 use crate::transcript::printable;
 
 /// A value, quoted when it holds spaces, quotes or `=`; control characters escaped.
@@ -69,16 +69,10 @@ pub fn line(
                 fields.push(("smtpmsg", reply.summary()));
             }
             let refused: Vec<String> = report
-                .recipients
+                .outcomes()
                 .iter()
-                .filter(|r| !r.accepted())
-                .map(|r| {
-                    if r.withheld {
-                        format!("{} withheld (all or nothing)", r.address)
-                    } else {
-                        format!("{} {}", r.address, r.outcome().summary())
-                    }
-                })
+                .filter(|o| o.fate != Fate::Delivered)
+                .map(|o| format!("{} {}", o.address, o.why()))
                 .collect();
             if !refused.is_empty() {
                 fields.push(("refused", refused.join("; ")));

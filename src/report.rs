@@ -69,9 +69,7 @@ impl Recipient {
     }
 }
 
-/// What became of one recipient: the one per-recipient answer, from [`Report::fates`],
-/// that the queue (deliver, retry or bounce), `--json`'s per-recipient status and the
-/// exit code agree on.
+/// Where one recipient stands after an attempt (the [`Outcome`]'s first part).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fate {
     /// The server took the message for this recipient.
@@ -80,6 +78,134 @@ pub enum Fate {
     Deferred,
     /// For good: a 5xx (or nonsensical) reply, or withheld because of a permanent refusal.
     Refused,
+}
+
+/// The exit code a recipient's refusal stands for: the reply's own (75 for 4xx, 67 and the
+/// like for 5xx); a positive intermediate reply to RCPT (or to LMTP's end of data) is
+/// nonsense (76).
+fn refusal_exit(reply: &Reply) -> Exit {
+    match reply.code.severity {
+        Severity::PositiveIntermediate => Exit::Protocol,
+        _ => reply_exit(Phase::Rcpt, reply),
+    }
+}
+
+/// What became of one recipient of one attempt, on any route and in any mode (submission
+/// and its fallbacks, MX per domain, socket, batch, queue run, `-bs`): the one
+/// per-recipient outcome that the queue (deliver, retry, bounce), `--json`'s per-recipient
+/// status, the log line's `refused` field, the stderr lines and the exit code all read.
+/// Made by [`Report::outcomes`] when the transaction got as far as the recipients, and by
+/// [`outcomes`] for an attempt that may have failed as a whole.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub address: String,
+    pub fate: Fate,
+    /// The exit code this recipient alone stands for: 0 when delivered, and when withheld
+    /// (the refusal that withheld it speaks for it).
+    pub exit: Exit,
+    pub cause: Cause,
+}
+
+/// What decided a recipient's [`Outcome`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cause {
+    /// The server's answer for this recipient: its reply to RCPT, or under LMTP its own
+    /// reply to the end of data (`at_data`, RFC 2033 §4.2).
+    Reply { reply: Reply, at_data: bool },
+    /// Accepted at RCPT (this reply), but the message was not sent to it: all or nothing,
+    /// and another recipient was refused.
+    Withheld { reply: Reply },
+    /// The attempt failed as a whole before this recipient had an answer of its own
+    /// (connection, TLS, AUTH, MAIL FROM, the data, ...): the error, in words, which every
+    /// recipient of the attempt shares.
+    Failed(String),
+}
+
+impl Outcome {
+    /// The server's reply for this recipient, when it had one of its own.
+    pub fn reply(&self) -> Option<&Reply> {
+        match &self.cause {
+            Cause::Reply { reply, .. } | Cause::Withheld { reply } => Some(reply),
+            Cause::Failed(_) => None,
+        }
+    }
+
+    /// Why, in one short phrase: the deciding reply's summary, the all-or-nothing note,
+    /// or the error.
+    pub fn why(&self) -> String {
+        match &self.cause {
+            Cause::Reply { reply, .. } => reply.summary(),
+            Cause::Withheld { .. } => "withheld (all or nothing)".to_string(),
+            Cause::Failed(text) => text.clone(),
+        }
+    }
+
+    /// The stderr line for a recipient the server refused (`None` for the others: a
+    /// delivered or withheld recipient, or one whose attempt failed as a whole, which its
+    /// error reports once for all).
+    pub fn failure_line(&self) -> Option<String> {
+        match (&self.cause, self.fate) {
+            (_, Fate::Delivered) | (Cause::Withheld { .. } | Cause::Failed(_), _) => None,
+            (Cause::Reply { reply, at_data }, _) => {
+                let (what, when) = if *at_data {
+                    (format!("delivery to <{}>", self.address), " at end of data")
+                } else {
+                    (format!("RCPT TO <{}>", self.address), "")
+                };
+                Some(format!(
+                    "{what} refused{when}: {} ({})",
+                    reply.summary(),
+                    reply.code.severity.describe()
+                ))
+            }
+        }
+    }
+}
+
+/// Each of `recipients`' outcome of one attempt: per recipient when the transaction got as
+/// far as the recipients, else the attempt's error for every one of them (deferred when the
+/// error is temporary, refused otherwise).
+pub fn outcomes(recipients: &[String], result: &anyhow::Result<Report>) -> Vec<Outcome> {
+    match result {
+        Ok(report) => report.outcomes(),
+        Err(e) => failed(recipients, e),
+    }
+}
+
+/// Every one of `recipients` failed with `e`.
+pub fn failed(recipients: &[String], e: &anyhow::Error) -> Vec<Outcome> {
+    let exit = crate::error::exit_code(e);
+    let fate = Fate::of_exit(exit);
+    let text = format!("{e:#}");
+    recipients
+        .iter()
+        .map(|address| Outcome {
+            address: address.clone(),
+            fate,
+            exit,
+            cause: Cause::Failed(text.clone()),
+        })
+        .collect()
+}
+
+/// The most urgent exit code of some outcomes (0 for none).
+pub fn exit_of(outcomes: &[Outcome]) -> Exit {
+    outcomes
+        .iter()
+        .map(|o| o.exit)
+        .fold(Exit::Ok, Exit::most_urgent)
+}
+
+impl Fate {
+    /// The fate of recipients whose attempt ended with this exit code as a whole: deferred
+    /// when it is temporary (75), refused otherwise.
+    pub fn of_exit(exit: Exit) -> Fate {
+        if exit == Exit::TempFail {
+            Fate::Deferred
+        } else {
+            Fate::Refused
+        }
+    }
 }
 
 /// The result of a transaction that got as far as the recipients.
@@ -99,34 +225,45 @@ impl Report {
         self.recipients
             .iter()
             .filter(|r| !r.accepted() && !r.withheld)
-            .map(|r| match r.outcome().code.severity {
-                // A positive intermediate reply to RCPT (or to LMTP's end of data) is nonsense.
-                Severity::PositiveIntermediate => Exit::Protocol,
-                _ => reply_exit(Phase::Rcpt, r.outcome()),
-            })
+            .map(|r| refusal_exit(r.outcome()))
             .fold(Exit::Ok, Exit::most_urgent)
     }
 
-    /// Each recipient with its [`Fate`]. A withheld recipient (all or nothing) goes with
-    /// the refusal that withheld it: deferred when the transaction's exit is temporary.
-    pub fn fates(&self) -> impl Iterator<Item = (&Recipient, Fate)> {
+    /// Each recipient's [`Outcome`]: its fate, the exit code it stands for and the reply
+    /// that decided it. A withheld recipient (all or nothing) goes with the refusal that
+    /// withheld it: deferred when the transaction's exit is temporary.
+    pub fn outcomes(&self) -> Vec<Outcome> {
         let withheld = if self.exit() == Exit::TempFail {
             Fate::Deferred
         } else {
             Fate::Refused
         };
-        self.recipients.iter().map(move |r| {
-            let fate = if r.accepted() {
-                Fate::Delivered
-            } else if r.withheld {
-                withheld
-            } else if r.outcome().code.severity == Severity::TransientNegative {
-                Fate::Deferred
-            } else {
-                Fate::Refused
-            };
-            (r, fate)
-        })
+        self.recipients
+            .iter()
+            .map(|r| {
+                let reply = r.outcome().clone();
+                let at_data = r.data_reply.is_some();
+                let (fate, exit, cause) = if r.accepted() {
+                    (Fate::Delivered, Exit::Ok, Cause::Reply { reply, at_data })
+                } else if r.withheld {
+                    (withheld, Exit::Ok, Cause::Withheld { reply })
+                } else {
+                    let fate = if reply.code.severity == Severity::TransientNegative {
+                        Fate::Deferred
+                    } else {
+                        Fate::Refused
+                    };
+                    let exit = refusal_exit(&reply);
+                    (fate, exit, Cause::Reply { reply, at_data })
+                };
+                Outcome {
+                    address: r.address.clone(),
+                    fate,
+                    exit,
+                    cause,
+                }
+            })
+            .collect()
     }
 
     /// No recipient took the message and at least one refusal was temporary: another host
@@ -141,25 +278,9 @@ impl Report {
     /// recipient's line already carries its own final reply, so there is no note.
     pub fn failure_lines(&self) -> Vec<String> {
         let mut lines: Vec<String> = self
-            .recipients
+            .outcomes()
             .iter()
-            .filter(|r| !r.accepted() && !r.withheld)
-            .map(|r| {
-                let (what, reply) = match &r.data_reply {
-                    Some(reply) => (format!("delivery to <{}>", r.address), reply),
-                    None => (format!("RCPT TO <{}>", r.address), &r.reply),
-                };
-                let when = if r.data_reply.is_some() {
-                    " at end of data"
-                } else {
-                    ""
-                };
-                format!(
-                    "{what} refused{when}: {} ({})",
-                    reply.summary(),
-                    reply.code.severity.describe()
-                )
-            })
+            .filter_map(Outcome::failure_line)
             .collect();
         let accepted = self.recipients.iter().filter(|r| r.accepted()).count();
         let lmtp = self.recipients.iter().any(|r| r.data_reply.is_some());
@@ -202,6 +323,7 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
     use crate::smtp::reply::parse;
 
     fn rcpt(addr: &str, reply: &str) -> Recipient {
@@ -296,8 +418,8 @@ mod tests {
     }
 
     #[test]
-    fn fates_follow_the_deciding_reply_and_withheld_recipients_follow_the_refusal() {
-        let fates = |r: &Report| r.fates().map(|(_, f)| f).collect::<Vec<_>>();
+    fn outcomes_follow_the_deciding_reply_and_withheld_recipients_follow_the_refusal() {
+        let fates = |r: &Report| r.outcomes().iter().map(|o| o.fate).collect::<Vec<_>>();
         let r = report(vec![
             rcpt("a@x", "250 2.1.5 Ok\r\n"),
             rcpt("b@x", "450 4.2.0 later\r\n"),
@@ -370,5 +492,82 @@ mod tests {
         assert!(report(vec![lmtp("a@x", "250 2.0.0 saved\r\n")])
             .failure_lines()
             .is_empty());
+    }
+
+    #[test]
+    fn one_outcome_per_recipient_whether_replies_or_an_error_ended_the_attempt() {
+        let r = report(vec![
+            rcpt("a@x", "250 2.1.5 Ok\r\n"),
+            rcpt("b@x", "450 4.2.0 later\r\n"),
+            rcpt("c@x", "550 5.1.1 no\r\n"),
+            rcpt("d@x", "354 what\r\n"),
+            lmtp("e@x", "452 4.2.2 full\r\n"),
+        ]);
+        let got: Vec<(String, Fate, Exit, Option<String>)> = r
+            .outcomes()
+            .into_iter()
+            .map(|o| (o.address.clone(), o.fate, o.exit, o.failure_line()))
+            .collect();
+        use Fate::{Deferred, Delivered, Refused};
+        let line = |s: &str| Some(s.to_string());
+        assert_eq!(
+            got,
+            [
+                ("a@x".into(), Delivered, Exit::Ok, None),
+                (
+                    "b@x".into(),
+                    Deferred,
+                    Exit::TempFail,
+                    line("RCPT TO <b@x> refused: 450 4.2.0 later (transient negative completion)")
+                ),
+                (
+                    "c@x".into(),
+                    Refused,
+                    Exit::NoUser,
+                    line("RCPT TO <c@x> refused: 550 5.1.1 no (permanent negative completion)")
+                ),
+                (
+                    "d@x".into(),
+                    Refused,
+                    Exit::Protocol,
+                    line("RCPT TO <d@x> refused: 354 what (positive intermediate)")
+                ),
+                (
+                    "e@x".into(),
+                    Deferred,
+                    Exit::TempFail,
+                    line(
+                        "delivery to <e@x> refused at end of data: 452 4.2.2 full \
+                         (transient negative completion)"
+                    )
+                ),
+            ]
+        );
+        // The report's exit is the outcomes' most urgent.
+        assert_eq!(exit_of(&r.outcomes()), r.exit());
+        // An attempt that failed as a whole: every recipient shares its error.
+        let to = ["a@x".to_string(), "b@x".to_string()];
+        for (e, fate, exit) in [
+            (Error::Connect("refused".into()), Deferred, Exit::TempFail),
+            (Error::NoHost("no such host".into()), Refused, Exit::NoHost),
+            (Error::Data("too big".into()), Refused, Exit::DataErr),
+        ] {
+            let got = outcomes(&to, &Err(e.into()));
+            assert_eq!(got.len(), 2);
+            for o in &got {
+                assert_eq!((o.fate, o.exit), (fate, exit), "{o:?}");
+                assert!(
+                    matches!(&o.cause, Cause::Failed(t) if !t.is_empty()),
+                    "{o:?}"
+                );
+                assert_eq!(
+                    o.failure_line(),
+                    None,
+                    "the error is reported once, not per recipient"
+                );
+            }
+            assert_eq!(exit_of(&got), exit);
+        }
+        assert_eq!(exit_of(&[]), Exit::Ok);
     }
 }

@@ -428,9 +428,10 @@ fn offer_for_retry(
             // The recipients whose fate is "later" — with all or nothing, also those
             // withheld because of a temporary refusal: they did not get the message either.
             let due: Vec<String> = report
-                .fates()
-                .filter(|(_, fate)| *fate == Fate::Deferred)
-                .map(|(r, _)| r.address.clone())
+                .outcomes()
+                .into_iter()
+                .filter(|o| o.fate == Fate::Deferred)
+                .map(|o| o.address)
                 .collect();
             let why = report.failure_lines().join("; ");
             (

@@ -35,7 +35,7 @@ use crate::config::{Config, Content, Security, SendmailOptions, SessionOptions, 
 use crate::dane;
 use crate::dns::Resolver;
 use crate::envelope::Envelope;
-use crate::error::{classify, exit_code, Error, Exit, Retry};
+use crate::error::{classify, Error, Exit, Retry};
 use crate::message::{self, Message};
 use crate::mta_sts;
 use crate::net::timeout::Milestone;
@@ -43,7 +43,7 @@ use crate::net::timeout::Phase;
 use crate::net::tls::Tls;
 use crate::net::Connection;
 use crate::queue::Sorted;
-use crate::report::Report;
+use crate::report::{self, Outcome, Report};
 use crate::route::{self, Domain};
 use crate::smtp;
 use crate::smtp::session::{Rehearsal, StartTlsFailed};
@@ -90,10 +90,16 @@ impl DomainOutcome {
     }
 
     pub fn exit(&self) -> Exit {
+        report::exit_of(&self.outcomes())
+    }
+
+    /// Each of the domain's recipients' outcome: per recipient when its transaction got
+    /// that far, else the domain's failure for every one of them.
+    pub fn outcomes(&self) -> Vec<Outcome> {
         match (&self.error, &self.report) {
-            (Some(e), _) => exit_code(e),
-            (None, Some(r)) => r.exit(),
-            (None, None) => Exit::Ok,
+            (Some(e), _) => report::failed(&self.recipients, e),
+            (None, Some(r)) => r.outcomes(),
+            (None, None) => Vec::new(),
         }
     }
 
@@ -170,17 +176,18 @@ impl Delivery {
         }
     }
 
+    /// Every recipient's outcome, domain by domain.
+    pub fn outcomes(&self) -> Vec<Outcome> {
+        self.domains
+            .iter()
+            .flat_map(DomainOutcome::outcomes)
+            .collect()
+    }
+
     /// Each recipient as the queue sees it (delivered, deferred, refused), domain by
     /// domain; `in_queue` classifies for `queue run`, which retries more.
     pub fn sorted(&self, in_queue: bool) -> Sorted {
-        self.domains.iter().fold(Sorted::default(), |acc, domain| {
-            let one = match (&domain.report, &domain.error) {
-                (_, Some(e)) => Sorted::of_error(&domain.recipients, e, in_queue),
-                (Some(r), None) => Sorted::of_report(r),
-                (None, None) => Sorted::default(),
-            };
-            acc.merge(one)
-        })
+        Sorted::of_outcomes(&self.outcomes(), in_queue)
     }
 
     /// The outcome as one result (for the log line): the combined report, or, when a
@@ -696,6 +703,7 @@ fn spool_file() -> Result<(Spool, File)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::exit_code;
     use crate::report::Recipient;
     use crate::smtp::reply::parse;
 

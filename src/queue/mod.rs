@@ -40,9 +40,9 @@ use anyhow::Result;
 
 use crate::config::{Config, Content, SendmailOptions, Source};
 use crate::envelope::Envelope;
-use crate::error::{exit_code, Exit};
+use crate::error::Exit;
 use crate::message::{self, Message};
-use crate::report::{Fate, Report};
+use crate::report::{self, Cause, Fate, Outcome, Report};
 use crate::report::{Observer, Unobserved};
 use crate::transcript::printable;
 use spool::{Meta, TmpFile};
@@ -373,85 +373,60 @@ impl Sorted {
     /// One transaction's outcome for `recipients`: a report (per recipient) or an error
     /// (for all). `in_queue`: classified for `queue run`, which retries more (module doc).
     pub fn of(recipients: &[String], outcome: &Result<Report>, in_queue: bool) -> Sorted {
-        match outcome {
-            Ok(report) => Sorted::of_report(report),
-            Err(e) => Sorted::of_error(recipients, e, in_queue),
-        }
+        Sorted::of_outcomes(&report::outcomes(recipients, outcome), in_queue)
     }
 
     pub fn of_report(report: &Report) -> Sorted {
+        Sorted::of_outcomes(&report.outcomes(), false)
+    }
+
+    pub fn of_error(recipients: &[String], e: &anyhow::Error, in_queue: bool) -> Sorted {
+        Sorted::of_outcomes(&report::failed(recipients, e), in_queue)
+    }
+
+    /// The queue's reading of per-recipient outcomes (of one attempt, or of one per
+    /// domain, in order). An attempt that failed as a whole is read by its exit code: a
+    /// configuration or usage error aborts the run (nothing can be delivered until it is
+    /// fixed); under `in_queue`, a protocol or permission error is tried again later,
+    /// and a local problem (74 and the like) keeps the entry as it is.
+    pub fn of_outcomes(outcomes: &[Outcome], in_queue: bool) -> Sorted {
         let mut s = Sorted::default();
-        let mut refused = Vec::new();
-        for (r, fate) in report.fates() {
-            let why = || format!("<{}>: {}", r.address, r.outcome().summary());
+        for o in outcomes {
+            let fate = match (&o.cause, o.exit) {
+                (Cause::Failed(text), Exit::Config | Exit::Usage) => {
+                    s.abort.get_or_insert((o.exit, text.clone()));
+                    continue;
+                }
+                (Cause::Failed(_), Exit::Protocol | Exit::NoPerm) if in_queue => Fate::Deferred,
+                (Cause::Failed(_), Exit::IoErr | Exit::Software | Exit::NoInput) if in_queue => {
+                    s.local.get_or_insert(o.exit);
+                    Fate::Deferred
+                }
+                _ => o.fate,
+            };
+            let why = || match &o.cause {
+                Cause::Failed(text) => text.clone(),
+                _ => format!("<{}>: {}", o.address, o.why()),
+            };
+            let first = !matches!(o.cause, Cause::Withheld { .. });
             match fate {
-                Fate::Delivered => s.delivered.push(r.address.clone()),
+                Fate::Delivered => s.delivered.push(o.address.clone()),
                 Fate::Deferred => {
-                    s.deferred.push(r.address.clone());
-                    if s.deferred_reason.is_empty() && !r.withheld {
+                    s.deferred.push(o.address.clone());
+                    if s.deferred_reason.is_empty() && first {
                         s.deferred_reason = why();
                     }
                 }
                 Fate::Refused => {
-                    s.refused.push(r.address.clone());
-                    if s.refused_reason.is_empty() && !r.withheld {
+                    s.refused.push(o.address.clone());
+                    if s.refused_reason.is_empty() && first {
                         s.refused_reason = why();
                     }
+                    s.refused_exit = s.refused_exit.most_urgent(o.exit);
                 }
             }
-            if fate != Fate::Deferred {
-                refused.push(r.clone());
-            }
         }
-        let refused = Report {
-            recipients: refused,
-            final_reply: report.final_reply.clone(),
-        };
-        s.refused_exit = refused.exit();
         s
-    }
-
-    pub fn of_error(recipients: &[String], e: &anyhow::Error, in_queue: bool) -> Sorted {
-        let mut s = Sorted::default();
-        let text = format!("{e:#}");
-        let exit = exit_code(e);
-        match exit {
-            Exit::TempFail => {}
-            Exit::Config | Exit::Usage => {
-                s.abort = Some((exit, text));
-                return s;
-            }
-            Exit::Protocol | Exit::NoPerm if in_queue => {}
-            Exit::IoErr | Exit::Software | Exit::NoInput if in_queue => {
-                s.local = Some(exit);
-            }
-            _ => {
-                s.refused = recipients.to_vec();
-                s.refused_reason = text;
-                s.refused_exit = exit;
-                return s;
-            }
-        }
-        s.deferred = recipients.to_vec();
-        s.deferred_reason = text;
-        s
-    }
-
-    /// Both attempts' recipients (direct delivery: one per domain).
-    pub fn merge(mut self, other: Sorted) -> Sorted {
-        self.delivered.extend(other.delivered);
-        self.deferred.extend(other.deferred);
-        self.refused.extend(other.refused);
-        if self.deferred_reason.is_empty() {
-            self.deferred_reason = other.deferred_reason;
-        }
-        if self.refused_reason.is_empty() {
-            self.refused_reason = other.refused_reason;
-        }
-        self.refused_exit = self.refused_exit.most_urgent(other.refused_exit);
-        self.local = self.local.or(other.local);
-        self.abort = self.abort.or(other.abort);
-        self
     }
 }
 
