@@ -628,7 +628,7 @@ pub struct Args {
 }
 
 /// `--window`'s default: messages in flight at once in `postie batch` and queue runs.
-pub const DEFAULT_WINDOW: u16 = 8;
+pub const DEFAULT_WINDOW: u16 = 16;
 
 /// What --messages (and `postie batch`) cannot be combined with: each message brings its
 /// own content, and a batch goes to one server.

@@ -887,7 +887,7 @@ fn a_window_of_messages_goes_in_one_write_and_each_is_judged_by_its_own_replies(
     let mut script = vec![greeting()];
     script.extend(ehlo(&["PIPELINING", "CHUNKING"]));
     script.extend([
-        // All four in one write (the window is 8): nothing waited for a reply.
+        // All four in one write (the default window is 16): nothing waited for a reply.
         Step::ExpectPipelined(group),
         send(concat!(
             "250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.0.0 queued as Q1\r\n",

@@ -1222,7 +1222,7 @@ fn a_4xx_at_mail_in_a_run_keeps_that_entry_with_one_attempt_more() {
     assert!(meta.next_attempt > meta.last_attempt);
 }
 
-/// With PIPELINING and CHUNKING the due entries go as one window (`--window`, default 8):
+/// With PIPELINING and CHUNKING the due entries go as one window (`--window`, default 16):
 /// all three in one write, each judged by its own replies. The second's recipient is
 /// deferred (451): that entry stays, one attempt more; the others are gone.
 #[test]
