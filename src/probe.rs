@@ -390,11 +390,13 @@ fn look(
     tls: &Tls,
     note: Option<&str>,
 ) -> (Trace, Result<Explored>) {
-    let mut transcript = Transcript::stderr(cfg.verbosity).with_times(cfg.show_time);
+    let (back, trace) = std::sync::mpsc::channel();
+    let mut transcript = Transcript::stderr(cfg.verbosity)
+        .with_times(cfg.show_time)
+        .handing_back(back);
     if let Some(note) = note {
         transcript.info(note);
     }
-    let trace = transcript.trace().clone();
     let implicit = (route.security == Security::Implicit).then_some(tls);
     let starttls = matches!(
         route.security,
@@ -408,7 +410,7 @@ fn look(
         transcript,
     )
     .and_then(|conn| session::explore(conn, &cfg.session, tls, starttls));
-    (trace.snapshot(), outcome)
+    (crate::trace::handed_back(&trace), outcome)
 }
 
 /// Write to stdout; a closed stdout (`| head`) is not an error.

@@ -1,9 +1,12 @@
 //! What a run observed on the wire, kept for the reports that come after it: `--json`,
-//! `--show-time` totals and `--probe`. The connection and the session record into it as
-//! they go; it outlives them, so a failed run can still say how far it got.
+//! `--show-time` totals and `--probe`. The connection and the session record into their
+//! transcript's [`Recorder`] as they go; when the connection ends (however it ends, so a
+//! failed run can still say how far it got) the trace is handed back by value to the
+//! engine, which gives it to the one observer ([`crate::report::Observer::connection`]).
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::net::timeout::Phase;
@@ -60,24 +63,50 @@ pub struct Trace {
     pub phase: Option<Phase>,
 }
 
-/// A handle the connection, the session and the caller share.
-#[derive(Debug, Clone, Default)]
-pub struct SharedTrace(Arc<Mutex<Trace>>);
+/// The trace of one connection, kept by its [`crate::transcript::Transcript`] (which the
+/// connection owns): the connection, the TLS set-up and the session record into it as
+/// they go, and when the transcript ends — with the connection, or with a connection that
+/// never opened — it hands the trace to whoever asked for it ([`Recorder::handing_back`]),
+/// once, by value. Nothing else holds it, so nothing else can change it.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    trace: RefCell<Trace>,
+    back: Option<mpsc::Sender<Trace>>,
+}
 
-impl SharedTrace {
-    /// Change the trace. A panic elsewhere cannot make the trace unusable.
+impl Recorder {
+    /// A recorder that sends what it recorded to `back` when it ends.
+    pub fn handing_back(back: mpsc::Sender<Trace>) -> Recorder {
+        Recorder {
+            trace: RefCell::default(),
+            back: Some(back),
+        }
+    }
+
+    /// Change the trace.
     pub fn record(&self, f: impl FnOnce(&mut Trace)) {
-        let mut t = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        f(&mut t);
+        f(&mut self.trace.borrow_mut());
     }
 
     /// A copy of what was observed so far.
     pub fn snapshot(&self) -> Trace {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.trace.borrow().clone()
     }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if let Some(back) = self.back.take() {
+            // The receiver may be gone (the caller stopped listening): nothing to tell.
+            let _ = back.send(std::mem::take(self.trace.get_mut()));
+        }
+    }
+}
+
+/// What the connection that was given `back`'s sender recorded, once it has ended (an
+/// empty trace if it never reported).
+pub fn handed_back(back: &mpsc::Receiver<Trace>) -> Trace {
+    back.try_recv().unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -85,15 +114,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn clones_share_one_trace() {
-        let a = SharedTrace::default();
-        let b = a.clone();
-        b.record(|t| {
+    fn a_recorder_hands_its_trace_back_when_it_ends() {
+        let (tx, rx) = mpsc::channel();
+        let recorder = Recorder::handing_back(tx);
+        recorder.record(|t| {
             t.timings.push(Timing {
                 phase: Phase::Greeting,
                 elapsed: Duration::from_millis(5),
             })
         });
-        assert_eq!(a.snapshot().timings.len(), 1);
+        assert_eq!(recorder.snapshot().timings.len(), 1);
+        assert!(rx.try_recv().is_err(), "nothing before it ends");
+        drop(recorder);
+        assert_eq!(handed_back(&rx).timings.len(), 1);
+        assert!(rx.try_recv().is_err(), "handed back once");
+        // Never asked for: dropping sends nothing, and nobody listening is no error.
+        drop(Recorder::default());
+        let (tx, rx) = mpsc::channel();
+        drop(rx);
+        drop(Recorder::handing_back(tx));
     }
 }

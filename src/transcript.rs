@@ -21,7 +21,7 @@ use anstyle::{AnsiColor, Style};
 use crate::net::certinfo::CertInfo;
 use crate::smtp::enhanced;
 use crate::smtp::reply::{Reply, Severity};
-use crate::trace::SharedTrace;
+use crate::trace::{Recorder, Trace};
 
 /// Server text with control characters escaped, so a reply cannot drive the terminal.
 pub fn printable(text: &str) -> Cow<'_, str> {
@@ -84,7 +84,7 @@ pub struct Transcript {
     /// Test mode: latencies print as `T`, so transcripts are comparable.
     fixed_times: bool,
     colour: bool,
-    trace: SharedTrace,
+    trace: Recorder,
 }
 
 impl Transcript {
@@ -95,7 +95,7 @@ impl Transcript {
             show_time: false,
             fixed_times: false,
             colour: false,
-            trace: SharedTrace::default(),
+            trace: Recorder::default(),
         }
     }
 
@@ -117,9 +117,17 @@ impl Transcript {
         self
     }
 
-    /// What the run observed; the caller keeps a clone to read it afterwards.
-    pub fn trace(&self) -> &SharedTrace {
+    /// What this connection observed; [`Transcript::handing_back`] says who gets it at
+    /// the end.
+    pub fn trace(&self) -> &Recorder {
         &self.trace
+    }
+
+    /// When this transcript ends (with its connection, or with a connection that never
+    /// opened), its trace goes to `back` ([`crate::trace::handed_back`] reads it).
+    pub fn handing_back(mut self, back: std::sync::mpsc::Sender<Trace>) -> Self {
+        self.trace = Recorder::handing_back(back);
+        self
     }
 
     pub fn stderr(level: u8) -> Self {

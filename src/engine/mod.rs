@@ -715,14 +715,15 @@ fn over_connection<T>(
         Ok(link) => link,
         Err(e) => return session(Err(e), observer),
     };
-    let transcript = cfg.transcript();
-    let trace = transcript.trace().clone();
+    let (back, trace) = std::sync::mpsc::channel();
+    let transcript = cfg.transcript().handing_back(back);
     let started = Instant::now();
     let result = session(
         link.open(cfg, transcript).map(|conn| (conn, &link.tls)),
         observer,
     );
-    let seen = trace.snapshot();
+    // The session is over and its connection gone: the trace has come back.
+    let seen = crate::trace::handed_back(&trace);
     let elapsed = started.elapsed();
     let waited = seen.timings.iter().map(|t| t.elapsed).sum();
     cfg.transcript().total(elapsed, waited);

@@ -384,8 +384,8 @@ fn deliver_domain(
                 };
                 &plain
             };
-            let transcript = cfg.transcript();
-            let trace = transcript.trace().clone();
+            let (back, trace) = std::sync::mpsc::channel();
+            let transcript = cfg.transcript().handing_back(back);
             let implicit = (security == Security::Implicit).then_some(tls);
             let open = || Connection::open(&host.host, &addrs, implicit, cfg.timeouts, transcript);
             let result = match &rehearsal {
@@ -410,7 +410,8 @@ fn deliver_domain(
                     }
                 }
             };
-            let seen = trace.snapshot();
+            // The connection is gone: its trace has come back.
+            let seen = crate::trace::handed_back(&trace);
             match result {
                 Err(e)
                     if security == Security::Opportunistic
