@@ -369,14 +369,14 @@ pub struct Args {
     )]
     pub window: u16,
 
-    /// postie batch: how many sessions send in parallel, spread over the server list
-    /// (1: one connection).
+    /// postie batch and postie queue run: how many sessions send in parallel, spread over
+    /// the server list (1: one connection).
     ///
     /// Connection i starts at server i of `--server a,b,c` (counting round the list) and
     /// falls back through the others as a single connection does, so the list works as a
-    /// pool of relays. Each message is taken by one connection only and sent once; the
-    /// report (stderr lines, --json) stays in input order, and each connection keeps its
-    /// own --window of messages in flight.
+    /// pool of relays. Each message (or queue entry) is taken by one connection only and
+    /// sent once; a batch's report (stderr lines, --json) stays in input order, and each
+    /// connection keeps its own --window of messages in flight.
     #[arg(
         long,
         value_name = "N",

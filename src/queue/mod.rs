@@ -28,6 +28,7 @@
 //! the run and touches nothing. 5xx-class outcomes (65, 67, 68, 69) are permanent.
 
 pub mod command;
+mod shared;
 pub mod spool;
 
 pub use crate::settings::{parse_age, DEFAULT_MAX_AGE};
@@ -483,26 +484,27 @@ pub fn list(spool: &Spool, cfg: &Config, out: &mut dyn Write) -> io::Result<()> 
 
 /// Sessions that a queue run's entries share: on the submission route (a server and its
 /// fallbacks, or a socket) every entry goes to the same place, so the due entries go over
-/// one session, reconnecting as `postie batch` does ([`command`] implements this over
-/// `engine::Sessions`, with `--window` transactions in flight). Each entry comes back as
-/// its recipients' outcomes, in the order handed over, the moment its replies are in —
-/// before the next transaction's and before QUIT.
+/// one session, reconnecting as `postie batch` does, or over `--connections N` sessions in
+/// parallel ([`shared`] implements both over `engine::Sessions`, with `--window`
+/// transactions in flight on each). The sessions open each entry's message from the spool
+/// themselves (and again after a reconnect). Each entry comes back as its recipients'
+/// outcomes the moment its replies are in — before the next transaction's and before QUIT.
 pub trait Shared {
-    /// Hand entry `n` over (`label` names it in the transcript); returns the entries
-    /// finished meanwhile. `reopen` opens entry `k`'s message again (sent once more after
-    /// a reconnect).
-    fn push(
-        &mut self,
-        n: usize,
-        envelope: &Envelope,
-        message: Message,
-        label: &str,
-        reopen: &mut dyn FnMut(usize) -> Result<Message>,
-    ) -> Vec<(usize, Sorted)>;
+    /// Hand entry `n` over; returns the entries finished meanwhile.
+    fn push(&mut self, n: usize, meta: &Meta) -> Vec<(usize, Back)>;
     /// Every entry still in flight, finished.
-    fn finish(&mut self, reopen: &mut dyn FnMut(usize) -> Result<Message>) -> Vec<(usize, Sorted)>;
+    fn finish(&mut self) -> Vec<(usize, Back)>;
     /// QUIT; returns how many sessions were opened.
     fn close(&mut self) -> usize;
+}
+
+/// An entry back from the [`Shared`] sessions.
+#[derive(Debug)]
+pub enum Back {
+    /// What became of each recipient.
+    Sorted(Sorted),
+    /// Its message could not be opened from the spool: no server was given it.
+    Unopened(anyhow::Error),
 }
 
 /// An entry handed to the [`Shared`] sessions: locked until its outcome is settled.
@@ -580,21 +582,7 @@ pub fn run(
                 continue;
             }
         };
-        let envelope = Envelope {
-            reverse_path: meta.sender.clone(),
-            forward_paths: meta.recipients.clone(),
-        };
-        let message = match Spool::prepare(&spool.entry_config(cfg, &meta)) {
-            Ok(m) => m,
-            Err(e) => {
-                // Not handed over: settled at once, as a per-entry attempt would be.
-                let sorted = Sorted::of_error(&meta.recipients, &e, true);
-                let entry_exit = settle(spool, cfg, meta, now, expired, sorted, false, deliver)?;
-                exit = exit.most_urgent(entry_exit);
-                drop(lock);
-                continue;
-            }
-        };
+        let handed = meta.clone();
         held.insert(
             n,
             Held {
@@ -604,25 +592,17 @@ pub fn run(
                 expired,
             },
         );
-        let finished = {
-            let mut reopen = |k: usize| reopen_held(spool, cfg, &held, k);
-            sessions.push(n, &envelope, message, &id, &mut reopen)
-        };
-        for (k, sorted) in finished {
+        for (k, back) in sessions.push(n, &handed) {
             exit = exit.most_urgent(settle_held(
-                spool, cfg, &mut held, k, sorted, &mut stop, deliver,
+                spool, cfg, &mut held, k, back, &mut stop, deliver,
             )?);
         }
     }
     let mut connections = None;
     if let Some(sessions) = shared {
-        let finished = {
-            let mut reopen = |k: usize| reopen_held(spool, cfg, &held, k);
-            sessions.finish(&mut reopen)
-        };
-        for (k, sorted) in finished {
+        for (k, back) in sessions.finish() {
             exit = exit.most_urgent(settle_held(
-                spool, cfg, &mut held, k, sorted, &mut stop, deliver,
+                spool, cfg, &mut held, k, back, &mut stop, deliver,
             )?);
         }
         connections = Some(sessions.close());
@@ -654,19 +634,6 @@ pub fn run(
     Ok(exit)
 }
 
-/// Entry `k`'s message, opened again for the shared sessions.
-fn reopen_held(
-    spool: &Spool,
-    cfg: &Config,
-    held: &std::collections::HashMap<usize, Held>,
-    k: usize,
-) -> Result<Message> {
-    match held.get(&k) {
-        Some(h) => Spool::prepare(&spool.entry_config(cfg, &h.meta)),
-        None => Err(crate::error::Error::Io(format!("queue run: no entry {k} in flight")).into()),
-    }
-}
-
 /// Entry `k` back from the shared sessions: settled as [`run_entry`] settles an entry
 /// (dropped at once when the server took it for everyone), and unlocked. An abort is kept
 /// in `stop` (the first one) and the entry left as it was.
@@ -675,12 +642,20 @@ fn settle_held(
     cfg: &Config,
     held: &mut std::collections::HashMap<usize, Held>,
     k: usize,
-    sorted: Sorted,
+    back: Back,
     stop: &mut Option<anyhow::Error>,
     deliver: &mut Deliver,
 ) -> Result<Exit> {
     let Some(h) = held.remove(&k) else {
         return Ok(Exit::Ok);
+    };
+    let sorted = match back {
+        Back::Sorted(sorted) => sorted,
+        Back::Unopened(e) => {
+            // Settled at once, as a per-entry attempt would be.
+            let sorted = Sorted::of_error(&h.meta.recipients, &e, true);
+            return settle(spool, cfg, h.meta, h.now, h.expired, sorted, false, deliver);
+        }
     };
     if let Some((exit, text)) = &sorted.abort {
         if stop.is_none() {

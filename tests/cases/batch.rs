@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::support::fake_server::{
-    data, ehlo, envelope, expect, greeting, quit, send, FakeServer, Session, Step,
+    data, ehlo, envelope, expect, greeting, pool_server, quit, send, FakeServer, Session, Step,
 };
 use crate::support::postie;
 use crate::support::run::{run, Outcome};
@@ -993,22 +993,6 @@ fn a_421_in_the_middle_of_the_window_sends_the_unanswered_messages_again_once() 
 // ---------------------------------------------------------------------------------------
 // --connections N: sessions in parallel over the server list
 // ---------------------------------------------------------------------------------------
-
-/// A server that takes whatever share of the batch comes to it, over `connections`
-/// sessions one after the other (a second session waits in the listen queue until the
-/// first has ended).
-fn pool_server(exts: &[&str], connections: usize) -> FakeServer {
-    let mut script = Vec::new();
-    for i in 0..connections {
-        if i > 0 {
-            script.push(Step::Reconnect);
-        }
-        script.push(greeting());
-        script.extend(ehlo(exts));
-        script.extend([Step::AcceptMail, Step::ExpectClose]);
-    }
-    FakeServer::start(script)
-}
 
 /// Which message of [`fixed_eml_dir`] `bytes` is (from its Message-ID), 1-based.
 fn number_of(bytes: &[u8]) -> usize {

@@ -19,7 +19,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::fake_server::{
-    data, ehlo, envelope, expect, expect_prefix, greeting, quit, send, FakeServer, Step,
+    data, ehlo, envelope, expect, expect_prefix, greeting, pool_server, quit, send, FakeServer,
+    Step,
 };
 use crate::support::postie;
 use crate::support::run::{run, Outcome};
@@ -1308,4 +1309,203 @@ fn a_run_over_one_session_signs_no_unsigned_entry() {
     assert!(text.is_ascii(), "converted to 7-bit: {text}");
     assert!(!text.contains("DKIM-Signature"), "{text}");
     assert!(entries(&q).is_empty(), "{out}");
+}
+
+// ---- --connections N: a run over sessions in parallel ----
+
+/// The entry numbers (`r{i}@y.example`) of each session `seen` had, in RCPT order (one
+/// session starts at each EHLO).
+fn entries_per_session(seen: &crate::support::fake_server::Session) -> Vec<Vec<usize>> {
+    let mut sessions: Vec<Vec<usize>> = Vec::new();
+    for line in &seen.received {
+        if line.starts_with("EHLO") {
+            sessions.push(Vec::new());
+        } else if let Some(rest) = line.strip_prefix("RCPT TO:<r") {
+            let n = rest.split('@').next().and_then(|n| n.parse().ok());
+            if let (Some(last), Some(n)) = (sessions.last_mut(), n) {
+                last.push(n);
+            }
+        }
+    }
+    sessions
+}
+
+/// Each entry's message, as the spool holds it (what `queued` wrote).
+fn entry_text(i: usize) -> String {
+    format!("X-Tag: e{i}\r\nSubject: e{i}\r\n\r\nhello\r\n")
+}
+
+#[test]
+fn a_run_with_connections_2_spreads_the_entries_over_two_servers_once() {
+    for exts in [&[][..], &["PIPELINING", "CHUNKING"][..]] {
+        let n = 8;
+        let dir = tempfile::tempdir().unwrap();
+        let ids = queued(dir.path(), n);
+        let a = pool_server(exts, 1);
+        let b = pool_server(exts, 1);
+        let servers = format!("{},{}", a.addr(), b.addr());
+        let out = queue(
+            dir.path(),
+            "flush",
+            &[
+                "-v",
+                "--connections",
+                "2",
+                "--server",
+                &servers,
+                "--tls",
+                "none",
+            ],
+        );
+        let seen_a = a.finish_with(&out.to_string());
+        let seen_b = b.finish_with(&out.to_string());
+        out.assert_code(0, "two connections");
+        let mut all = Vec::new();
+        for seen in [&seen_a, &seen_b] {
+            // Each server had one session of its own ...
+            assert_eq!(seen.connections, 1, "{exts:?} {out}");
+            let numbers = entries_per_session(seen).concat();
+            assert!(!numbers.is_empty(), "both connections used: {out}");
+            // ... whose entries went in the order they were due, each whole ...
+            assert!(numbers.windows(2).all(|w| w[0] < w[1]), "{numbers:?}");
+            let payloads = if exts.is_empty() {
+                &seen.data
+            } else {
+                &seen.chunks
+            };
+            let got: Vec<String> = payloads
+                .iter()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .collect();
+            let want: Vec<String> = numbers
+                .iter()
+                .map(|&i| {
+                    let mut t = entry_text(i);
+                    if exts.is_empty() {
+                        t.push_str(".\r\n");
+                    }
+                    t
+                })
+                .collect();
+            assert_eq!(got, want, "payloads in RCPT order");
+            // ... and its whole transcript is EHLO, one transaction per entry, QUIT (RSET
+            // only as the guard in front of a pipelined group).
+            let mut lines = vec!["EHLO postie.test".to_string()];
+            for &i in &numbers {
+                lines.push(format!("MAIL FROM:<{FROM}>"));
+                lines.push(format!("RCPT TO:<r{i}@y.example>"));
+                lines.push(if exts.is_empty() {
+                    "DATA".to_string()
+                } else {
+                    format!("BDAT {} LAST", entry_text(i).len())
+                });
+            }
+            lines.push("QUIT".into());
+            let received: Vec<String> = seen
+                .received
+                .iter()
+                .filter(|l| exts.is_empty() || *l != "RSET")
+                .cloned()
+                .collect();
+            assert_eq!(received, lines, "{exts:?}");
+            all.extend(numbers);
+        }
+        // Every entry exactly once, over both; the queue is empty.
+        all.sort_unstable();
+        assert_eq!(all, (0..n).collect::<Vec<_>>(), "{exts:?}");
+        assert!(entries(dir.path()).is_empty(), "{out}");
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("msg")).unwrap().count(),
+            0
+        );
+        for id in &ids {
+            let done = format!("postie: queue: {id}: done");
+            assert_eq!(out.stderr.matches(&done).count(), 1, "{out}");
+        }
+        let summary = format!(
+            "postie: queue: {}: {n} entries, {n} tried over 2 connections",
+            dir.path().display()
+        );
+        assert!(out.stderr.lines().any(|l| l == summary), "{out}");
+    }
+}
+
+#[test]
+fn a_run_with_connections_2_and_one_server_down_delivers_everything_through_the_other() {
+    let n = 6;
+    let dir = tempfile::tempdir().unwrap();
+    queued(dir.path(), n);
+    // Connection 1 starts at the dead server and falls back to the live one: both
+    // sessions end up there.
+    let live = pool_server(&["PIPELINING", "CHUNKING"], 2);
+    let servers = format!("{},{}", live.addr(), closed_port());
+    let out = queue(
+        dir.path(),
+        "flush",
+        &[
+            "-v",
+            "--connections",
+            "2",
+            "--server",
+            &servers,
+            "--tls",
+            "none",
+        ],
+    );
+    let seen = live.finish_with(&out.to_string());
+    out.assert_code(0, "one server down");
+    assert!(
+        out.stderr.contains("=== Falling back to 127.0.0.1:"),
+        "{out}"
+    );
+    assert_eq!(seen.connections, 2, "{out}");
+    let per_session = entries_per_session(&seen);
+    assert_eq!(per_session.len(), 2, "{out}");
+    let mut all = per_session.concat();
+    let payloads: Vec<String> = seen
+        .chunks
+        .iter()
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect();
+    let want: Vec<String> = all.iter().map(|&i| entry_text(i)).collect();
+    assert_eq!(payloads, want, "payloads in RCPT order");
+    all.sort_unstable();
+    assert_eq!(all, (0..n).collect::<Vec<_>>(), "every entry exactly once");
+    assert!(entries(dir.path()).is_empty(), "{out}");
+}
+
+#[test]
+fn a_run_with_connections_2_and_no_server_reschedules_every_entry_once() {
+    let n = 5;
+    let dir = tempfile::tempdir().unwrap();
+    let ids = queued(dir.path(), n);
+    let started = Instant::now();
+    let out = queue(
+        dir.path(),
+        "flush",
+        &[
+            "--connections",
+            "2",
+            "--server",
+            &closed_port(),
+            "--tls",
+            "none",
+        ],
+    );
+    out.assert_code(0, "temporary failures stay queued");
+    assert!(started.elapsed() < Duration::from_secs(20), "{out}");
+    let mut left = entries(dir.path());
+    left.sort_unstable();
+    let mut want = ids.clone();
+    want.sort_unstable();
+    assert_eq!(left, want, "{out}");
+    for id in &ids {
+        let meta = meta_of(dir.path(), id);
+        assert_eq!(meta.attempts, 2, "one attempt more for {id}: {out}");
+        assert!(
+            meta.last_error.contains("refused"),
+            "{id}: {}",
+            meta.last_error
+        );
+    }
 }

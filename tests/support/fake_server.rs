@@ -178,6 +178,22 @@ pub fn ehlo(exts: &[&str]) -> Vec<Step> {
     vec![expect("EHLO postie.test"), send(ehlo_reply(exts))]
 }
 
+/// A server that takes whatever share of a batch or queue run comes to it
+/// ([`Step::AcceptMail`]), over `connections` sessions one after the other (a second
+/// session waits in the listen queue until the first has ended): for `--connections N`.
+pub fn pool_server(exts: &[&str], connections: usize) -> FakeServer {
+    let mut script = Vec::new();
+    for i in 0..connections {
+        if i > 0 {
+            script.push(Step::Reconnect);
+        }
+        script.push(greeting());
+        script.extend(ehlo(exts));
+        script.extend([Step::AcceptMail, Step::ExpectClose]);
+    }
+    FakeServer::start(script)
+}
+
 /// `MAIL FROM:<from>` and one `RCPT TO:<r>` per recipient, each answered 250.
 pub fn envelope(from: &str, rcpts: &[&str]) -> Vec<Step> {
     let mut steps = vec![
