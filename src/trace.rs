@@ -22,9 +22,10 @@ pub struct Attempt {
     pub error: Option<String>,
 }
 
-/// How long postie waited for one reply in a phase: from the later of the command's write
-/// and the previous reply, so pipelined replies to one write are not counted twice and
-/// the waits add up to no more than the dialogue took.
+/// How long postie waited for the replies of a phase, summed over the connection: each
+/// wait from the later of the command's write and the previous reply, so pipelined replies
+/// to one write are not counted twice and the waits add up to no more than the dialogue
+/// took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
     pub phase: Phase,
@@ -55,12 +56,24 @@ pub struct Trace {
     /// Capabilities from each EHLO, in order (before TLS, then inside TLS).
     pub ehlo: Vec<(bool, Capabilities)>,
     pub auth: Option<Mechanism>,
+    /// One entry per phase, in the order the phases first occurred ([`Trace::waited`]):
+    /// as long as a session of a thousand messages as of one.
     pub timings: Vec<Timing>,
     /// The last reply received, whatever it was.
     pub last_reply: Option<Reply>,
     /// The phase of the last wire operation other than QUIT: where a failure that carries no
     /// phase of its own happened (a refused certificate, a malformed reply).
     pub phase: Option<Phase>,
+}
+
+impl Trace {
+    /// Postie waited `elapsed` for a reply in `phase`: added to that phase's sum.
+    pub fn waited(&mut self, phase: Phase, elapsed: Duration) {
+        match self.timings.iter_mut().find(|t| t.phase == phase) {
+            Some(t) => t.elapsed += elapsed,
+            None => self.timings.push(Timing { phase, elapsed }),
+        }
+    }
 }
 
 /// The trace of one connection, kept by its [`crate::transcript::Transcript`] (which the
@@ -117,12 +130,7 @@ mod tests {
     fn a_recorder_hands_its_trace_back_when_it_ends() {
         let (tx, rx) = mpsc::channel();
         let recorder = Recorder::handing_back(tx);
-        recorder.record(|t| {
-            t.timings.push(Timing {
-                phase: Phase::Greeting,
-                elapsed: Duration::from_millis(5),
-            })
-        });
+        recorder.record(|t| t.waited(Phase::Greeting, Duration::from_millis(5)));
         assert_eq!(recorder.snapshot().timings.len(), 1);
         assert!(rx.try_recv().is_err(), "nothing before it ends");
         drop(recorder);
@@ -133,5 +141,28 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         drop(rx);
         drop(Recorder::handing_back(tx));
+    }
+
+    #[test]
+    fn waits_are_summed_per_phase_in_the_order_phases_first_came() {
+        let mut t = Trace::default();
+        for (phase, ms) in [
+            (Phase::Greeting, 5),
+            (Phase::Mail, 2),
+            (Phase::Rcpt, 3),
+            (Phase::Mail, 4),
+            (Phase::Rcpt, 1),
+        ] {
+            t.waited(phase, Duration::from_millis(ms));
+        }
+        let sums: Vec<(Phase, u128)> = t
+            .timings
+            .iter()
+            .map(|t| (t.phase, t.elapsed.as_millis()))
+            .collect();
+        assert_eq!(
+            sums,
+            [(Phase::Greeting, 5), (Phase::Mail, 6), (Phase::Rcpt, 4)]
+        );
     }
 }

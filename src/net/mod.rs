@@ -554,10 +554,7 @@ impl Connection {
                     self.last_reply = now;
                     self.transcript.received(&reply, tls, Some(elapsed));
                     self.transcript.trace().record(|t| {
-                        t.timings.push(trace::Timing {
-                            phase,
-                            elapsed: waited,
-                        });
+                        t.waited(phase, waited);
                         if phase == Phase::Greeting {
                             t.greeting = Some(reply.clone());
                         }
