@@ -1,6 +1,7 @@
 //! The inputs of `postie batch`: what each PATH holds, checked whole before anything is
-//! sent ([`plan`]), and each message turned into an envelope and a [`Message`] when its
-//! turn comes ([`Prepare`]).
+//! sent ([`plan`]), read again one message at a time as the batch goes ([`Items`]), and
+//! each message turned into an envelope and a [`Message`] when its turn comes
+//! ([`Prepare`]).
 //!
 //! A PATH is a directory (its `*.eml` files, in byte order of their names, for a stable
 //! order), an mbox file, a JSON-lines file, or a single message file. Files are told apart
@@ -12,9 +13,14 @@
 //! [`Compose`]); a ready message (an .eml, an mbox entry, a JSON line's `path`) goes through
 //! the sendmail persona's `-t` handling (recipients from To/Cc/Bcc, Bcc removed, a missing
 //! From/Date/Message-ID added) unless the command line names recipients. Ready messages
-//! stream from their files. A JSON-lines file is read whole to check it, but only where
-//! each line starts is kept: the line is read and parsed again when its turn comes, so
-//! what a batch holds per message is a few words (an [`Item`]), never its body.
+//! stream from their files. A JSON-lines file or an mbox is read whole to check it (and
+//! count its messages), and nothing of it is kept: [`Items`] scans it again as the batch
+//! goes, yielding where each message starts (an [`Item`], a few words) when its turn
+//! comes, and the line is parsed again then. So memory does not grow with the number of
+//! messages, only with the number of files of the directories named (whose names are
+//! kept, sorted, for the order). A file that changed between the check and its turn
+//! fails the messages that are no longer where they were ([`Item::Gone`]), never more or
+//! fewer messages than were counted.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
@@ -50,6 +56,9 @@ pub enum Item {
         line: usize,
         offset: u64,
     },
+    /// Message `number` (from 1) of the mbox or JSON-lines file `path` as [`plan`] counted
+    /// them, no longer there when its turn came (the file changed meanwhile).
+    Gone { path: Arc<Path>, number: usize },
 }
 
 impl Item {
@@ -60,6 +69,7 @@ impl Item {
             Item::File(p) => p.display().to_string(),
             Item::Mbox { path, number, .. } => format!("{}#{number}", path.display()),
             Item::Json { path, line, .. } => format!("{}:{line}", path.display()),
+            Item::Gone { path, number } => format!("{} (message {number})", path.display()),
         }
     }
 }
@@ -120,24 +130,66 @@ fn no_input(what: &'static str, path: &Path, source: io::Error) -> anyhow::Error
     .into()
 }
 
-/// Every message the PATHs hold, in order. Fails, naming the file (and line), when a PATH
-/// cannot be read, a directory has no .eml files, an mbox is not one, a JSON line is not a
-/// valid message, or there is nothing to send at all.
-pub fn plan(cfg: &Config, paths: &[PathBuf]) -> Result<Vec<Item>> {
-    let mut items = Vec::new();
-    for path in paths {
-        let meta = std::fs::metadata(path).map_err(|e| no_input("input", path, e))?;
-        if meta.is_dir() {
-            items.extend(directory(path)?);
-            continue;
-        }
-        match kind(path)? {
-            Kind::Message => items.push(Item::File(path.clone())),
-            Kind::Mbox => items.extend(mbox_items(path)?),
-            Kind::Json => items.extend(json_items(cfg, path)?),
+/// What [`plan`] found in the PATHs: how many messages, and where, in order.
+#[derive(Debug)]
+pub struct Plan {
+    /// Messages in all.
+    pub total: usize,
+    inputs: Vec<Input>,
+}
+
+/// One PATH, or a directory's files.
+#[derive(Debug)]
+enum Input {
+    /// Ready messages, one per file (a directory's .eml files, sorted, or one file).
+    Files(Vec<PathBuf>),
+    /// An mbox file holding `count` messages.
+    Mbox { path: Arc<Path>, count: usize },
+    /// A JSON-lines file holding `count` messages (lines that are not empty).
+    Json { path: Arc<Path>, count: usize },
+}
+
+impl Plan {
+    /// The messages, in order, read from the inputs again as they are taken: exactly
+    /// [`Plan::total`] of them.
+    pub fn items(&self) -> Items<'_> {
+        Items {
+            inputs: self.inputs.iter(),
+            current: None,
         }
     }
-    if items.is_empty() {
+}
+
+/// Every message the PATHs hold, counted and checked, in order. Fails, naming the file
+/// (and line), when a PATH cannot be read, a directory has no .eml files, an mbox is not
+/// one, a JSON line is not a valid message, or there is nothing to send at all.
+pub fn plan(cfg: &Config, paths: &[PathBuf]) -> Result<Plan> {
+    let mut inputs = Vec::new();
+    let mut total = 0usize;
+    for path in paths {
+        let meta = std::fs::metadata(path).map_err(|e| no_input("input", path, e))?;
+        let input = if meta.is_dir() {
+            Input::Files(directory(path)?)
+        } else {
+            match kind(path)? {
+                Kind::Message => Input::Files(vec![path.clone()]),
+                Kind::Mbox => Input::Mbox {
+                    path: Arc::from(path.as_path()),
+                    count: mbox_count(path)?,
+                },
+                Kind::Json => Input::Json {
+                    path: Arc::from(path.as_path()),
+                    count: json_count(cfg, path)?,
+                },
+            }
+        };
+        total += match &input {
+            Input::Files(files) => files.len(),
+            Input::Mbox { count, .. } | Input::Json { count, .. } => *count,
+        };
+        inputs.push(input);
+    }
+    if total == 0 {
         return Err(Error::Data(format!(
             "no messages to send in {}",
             paths
@@ -148,7 +200,157 @@ pub fn plan(cfg: &Config, paths: &[PathBuf]) -> Result<Vec<Item>> {
         ))
         .into());
     }
-    Ok(items)
+    Ok(Plan { total, inputs })
+}
+
+/// The messages of a [`Plan`], one at a time ([`Plan::items`]).
+pub struct Items<'a> {
+    inputs: std::slice::Iter<'a, Input>,
+    current: Option<Scan<'a>>,
+}
+
+/// Where [`Items`] is in one input.
+enum Scan<'a> {
+    Files(std::slice::Iter<'a, PathBuf>),
+    Mbox {
+        path: &'a Arc<Path>,
+        count: usize,
+        /// Messages yielded so far.
+        taken: usize,
+        /// `None` when the file could not be opened again, or its scan failed.
+        spans: Option<mbox::Spans<BufReader<File>>>,
+    },
+    Json {
+        path: &'a Arc<Path>,
+        count: usize,
+        taken: usize,
+        lines: Option<JsonLines>,
+    },
+}
+
+impl Iterator for Items<'_> {
+    type Item = Item;
+
+    fn next(&mut self) -> Option<Item> {
+        loop {
+            if let Some(item) = self.current.as_mut().and_then(Scan::next) {
+                return Some(item);
+            }
+            self.current = Some(match self.inputs.next()? {
+                Input::Files(files) => Scan::Files(files.iter()),
+                Input::Mbox { path, count } => Scan::Mbox {
+                    path,
+                    count: *count,
+                    taken: 0,
+                    spans: File::open(path).ok().map(|f| {
+                        let what = path.display().to_string();
+                        mbox::Spans::new(BufReader::with_capacity(64 * 1024, f), &what)
+                    }),
+                },
+                Input::Json { path, count } => Scan::Json {
+                    path,
+                    count: *count,
+                    taken: 0,
+                    lines: File::open(path).ok().map(|f| JsonLines {
+                        input: BufReader::new(f),
+                        offset: 0,
+                        line: 0,
+                        text: String::new(),
+                    }),
+                },
+            });
+        }
+    }
+}
+
+impl Scan<'_> {
+    /// The input's next message: as many as [`plan`] counted, those no longer there
+    /// [`Item::Gone`].
+    fn next(&mut self) -> Option<Item> {
+        match self {
+            Scan::Files(files) => files.next().cloned().map(Item::File),
+            Scan::Mbox {
+                path,
+                count,
+                taken,
+                spans,
+            } => {
+                if *taken == *count {
+                    return None;
+                }
+                *taken += 1;
+                match spans.as_mut().and_then(Iterator::next) {
+                    Some(Ok(span)) => Some(Item::Mbox {
+                        path: Arc::clone(path),
+                        number: *taken,
+                        span,
+                    }),
+                    _ => {
+                        *spans = None;
+                        Some(Item::Gone {
+                            path: Arc::clone(path),
+                            number: *taken,
+                        })
+                    }
+                }
+            }
+            Scan::Json {
+                path,
+                count,
+                taken,
+                lines,
+            } => {
+                if *taken == *count {
+                    return None;
+                }
+                *taken += 1;
+                match lines.as_mut().and_then(JsonLines::next) {
+                    Some((line, offset)) => Some(Item::Json {
+                        path: Arc::clone(path),
+                        line,
+                        offset,
+                    }),
+                    None => {
+                        *lines = None;
+                        Some(Item::Gone {
+                            path: Arc::clone(path),
+                            number: *taken,
+                        })
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A JSON-lines file read again: where each line that is not empty starts (the line is
+/// parsed when its turn comes, by [`Prepare`]).
+struct JsonLines {
+    input: BufReader<File>,
+    offset: u64,
+    /// The last line read (from 1).
+    line: usize,
+    text: String,
+}
+
+impl JsonLines {
+    /// The next line that is not empty: its number and where it starts. `None` at the
+    /// end, or when the file cannot be read.
+    fn next(&mut self) -> Option<(usize, u64)> {
+        loop {
+            self.text.clear();
+            let n = self.input.read_line(&mut self.text).ok()?;
+            if n == 0 {
+                return None;
+            }
+            let start = self.offset;
+            self.offset += n as u64;
+            self.line += 1;
+            if !self.text.trim().is_empty() {
+                return Some((self.line, start));
+            }
+        }
+    }
 }
 
 enum Kind {
@@ -186,7 +388,7 @@ fn kind(path: &Path) -> Result<Kind> {
 }
 
 /// A directory's .eml files (any case of the extension), sorted by name.
-fn directory(dir: &Path) -> Result<Vec<Item>> {
+fn directory(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir).map_err(|e| no_input("message directory", dir, e))?;
     let mut files = Vec::new();
     for entry in entries {
@@ -214,62 +416,52 @@ fn directory(dir: &Path) -> Result<Vec<Item>> {
         ));
     }
     files.sort();
-    Ok(files.into_iter().map(Item::File).collect())
+    Ok(files)
 }
 
-fn mbox_items(path: &Path) -> Result<Vec<Item>> {
+/// How many messages an mbox holds (at least one, or it fails), scanned whole.
+fn mbox_count(path: &Path) -> Result<usize> {
     let file = File::open(path).map_err(|e| no_input("mbox", path, e))?;
     let what = path.display().to_string();
-    let spans = mbox::split(BufReader::with_capacity(64 * 1024, file), &what)?;
-    if spans.is_empty() {
+    let mut count = 0usize;
+    for span in mbox::Spans::new(BufReader::with_capacity(64 * 1024, file), &what) {
+        span?;
+        count += 1;
+    }
+    if count == 0 {
         return Err(no_input(
             "mbox",
             path,
             io::Error::new(io::ErrorKind::NotFound, "it has no messages"),
         ));
     }
-    let shared: Arc<Path> = Arc::from(path);
-    Ok(spans
-        .into_iter()
-        .enumerate()
-        .map(|(i, span)| Item::Mbox {
-            path: Arc::clone(&shared),
-            number: i + 1,
-            span,
-        })
-        .collect())
+    Ok(count)
 }
 
 /// Every line of a JSON-lines file, each checked: valid JSON of the [`Entry`] shape,
 /// `body` or `path` (not both, and no `subject` with `path`), recipients (its own or the
 /// command line's; a `path` message may take them from its headers), well-formed
-/// addresses, and a `path` that exists. Empty lines are skipped.
-fn json_items(cfg: &Config, path: &Path) -> Result<Vec<Item>> {
+/// addresses, and a `path` that exists. Empty lines are skipped. Returns how many lines
+/// are messages.
+fn json_count(cfg: &Config, path: &Path) -> Result<usize> {
     let file = File::open(path).map_err(|e| no_input("JSON-lines file", path, e))?;
-    let shared: Arc<Path> = Arc::from(path);
     let mut input = BufReader::new(file);
-    let mut items = Vec::new();
-    let (mut offset, mut number) = (0u64, 0usize);
+    let (mut offset, mut number, mut count) = (0u64, 0usize, 0usize);
     let mut text = String::new();
     loop {
         number += 1;
-        let start = offset;
         let Some(entry) = json_line(cfg, path, number, &mut input, &mut text, &mut offset)? else {
             break;
         };
         if entry.is_some() {
-            items.push(Item::Json {
-                path: Arc::clone(&shared),
-                line: number,
-                offset: start,
-            });
+            count += 1;
         }
     }
-    Ok(items)
+    Ok(count)
 }
 
 /// Read line `number` of JSON-lines file `path` from `input` (into `text`; `offset` moves
-/// past it) and check it as [`json_items`] does: `None` at the end of the file,
+/// past it) and check it as [`json_count`] does: `None` at the end of the file,
 /// `Some(None)` for an empty line, else the entry, a relative `path` made absolute.
 fn json_line(
     cfg: &Config,
@@ -306,7 +498,7 @@ fn json_line(
     Ok(Some(Some(entry)))
 }
 
-/// The checks of [`json_items`] for one line; a relative `path` is made relative to `base`.
+/// The checks of [`json_count`] for one line; a relative `path` is made relative to `base`.
 fn check_entry(cfg: &Config, entry: &mut Entry, base: &Path) -> Result<(), Error> {
     match (&entry.body, &entry.path, &entry.subject) {
         (Some(_), Some(_), _) => {
@@ -415,6 +607,13 @@ impl<'a> Prepare<'a> {
                 self.work.content = Content::Ready(Source::File(path.clone()));
                 message::prepare(&self.work, Box::new(io::empty()))?
             }
+            Item::Gone { .. } => {
+                return Err(Error::Data(format!(
+                    "{}: the message is gone (the file changed while the batch ran)",
+                    item.source()
+                ))
+                .into())
+            }
             Item::Mbox { path, span, .. } => {
                 let mut file = File::open(path).map_err(|e| no_input("mbox", path, e))?;
                 file.seek(SeekFrom::Start(span.start))
@@ -471,6 +670,14 @@ mod tests {
         crate::config::for_tests(&argv, &[(crate::config::TEST_MODE_ENV, "1")])
     }
 
+    /// Every item of the plan of `paths`, in order.
+    fn all_items(cfg: &Config, paths: &[PathBuf]) -> Vec<Item> {
+        let plan = plan(cfg, paths).unwrap();
+        let items: Vec<Item> = plan.items().collect();
+        assert_eq!(items.len(), plan.total);
+        items
+    }
+
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let p = dir.join(name);
         std::fs::write(&p, text).unwrap();
@@ -484,7 +691,7 @@ mod tests {
             write(dir.path(), name, "To: x@y.example\n\nhi\n");
         }
         std::fs::create_dir(dir.path().join("d.eml")).unwrap();
-        let items = plan(&config(&[]), &[dir.path().to_path_buf()]).unwrap();
+        let items = all_items(&config(&[]), &[dir.path().to_path_buf()]);
         let names: Vec<String> = items
             .iter()
             .map(|i| match i {
@@ -515,7 +722,7 @@ mod tests {
         let mbox = write(d, "box", "From a@x Mon\nTo: b@y.example\n\nhi\n");
         let json = write(d, "list", "{\"to\":\"b@y.example\",\"body\":\"hi\"}\n");
         let eml = write(d, "one", "To: b@y.example\n\nhi\n");
-        let items = plan(&config(&[]), &[mbox, json, eml]).unwrap();
+        let items = all_items(&config(&[]), &[mbox, json, eml]);
         assert!(matches!(items[0], Item::Mbox { number: 1, .. }));
         assert!(matches!(items[1], Item::Json { line: 1, .. }));
         assert!(matches!(items[2], Item::File(_)));
@@ -585,7 +792,7 @@ mod tests {
         // Recipients on the command line make "to" optional.
         let p = write(dir.path(), "l.jsonl", "{\"body\":\"x\"}\n");
         assert_eq!(
-            plan(&config(&["--to", "z@x.example"]), &[p]).unwrap().len(),
+            plan(&config(&["--to", "z@x.example"]), &[p]).unwrap().total,
             1
         );
     }
@@ -611,7 +818,7 @@ mod tests {
             "From x Mon\nFrom: m@x.example\nTo: t@y.example\n\n>From the start\n\nFrom y Tue\nTo: u@y.example\n\ntwo\n",
         );
         let cfg = config(&[]);
-        let items = plan(&cfg, &[json, mbox]).unwrap();
+        let items = all_items(&cfg, &[json, mbox]);
         let mut prep = Prepare::new(&cfg);
         let got: Vec<(Envelope, String)> = items
             .iter()
@@ -665,7 +872,7 @@ mod tests {
             "{\"to\":\"b1@y.example\",\"body\":\"b\"}\n",
         );
         let cfg = config(&[]);
-        let items = plan(&cfg, &[one.clone(), two]).unwrap();
+        let items = all_items(&cfg, &[one.clone(), two]);
         assert_eq!(
             items.iter().map(Item::source).collect::<Vec<_>>(),
             [
@@ -688,5 +895,78 @@ mod tests {
             "{}",
             std::mem::size_of::<Item>()
         );
+    }
+
+    /// Nothing of an mbox or a JSON-lines file is kept between the check and the send:
+    /// the scan is done again, and gives exactly the messages counted. A file that shrank
+    /// meanwhile gives its missing messages as gone (each fails alone, naming the file);
+    /// one that grew gives no more than were counted.
+    #[test]
+    fn items_are_scanned_again_and_exactly_as_many_as_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = |i: usize| format!("{{\"to\":\"r{i}@y.example\",\"body\":\"b\"}}\n");
+        let json_text: String = (1..=3).map(line).collect();
+        let json = write(dir.path(), "l.jsonl", &json_text);
+        let msg = |i: usize| format!("From x Mon\nTo: m{i}@y.example\n\nbody {i}\n\n");
+        let mbox_text: String = (1..=3).map(msg).collect();
+        let mbox = write(dir.path(), "b.mbox", &mbox_text);
+        let cfg = config(&[]);
+        let plan = plan(&cfg, &[json.clone(), mbox.clone()]).unwrap();
+        assert_eq!(plan.total, 6);
+        let rcpts = |plan: &Plan| -> Vec<Result<String, String>> {
+            let mut prep = Prepare::new(&cfg);
+            plan.items()
+                .map(|item| match prep.item(&item) {
+                    Ok((e, _)) => Ok(e.forward_paths.join(",")),
+                    Err(e) => {
+                        assert_eq!(crate::error::exit_code(&e), crate::error::Exit::DataErr);
+                        Err(format!("{e:#}"))
+                    }
+                })
+                .collect()
+        };
+        let ok = |s: &str| Ok::<String, String>(s.to_string());
+        assert_eq!(
+            rcpts(&plan),
+            [
+                ok("r1@y.example"),
+                ok("r2@y.example"),
+                ok("r3@y.example"),
+                ok("m1@y.example"),
+                ok("m2@y.example"),
+                ok("m3@y.example")
+            ]
+        );
+        // Shrunk to one message each.
+        std::fs::write(&json, line(1)).unwrap();
+        std::fs::write(&mbox, msg(1)).unwrap();
+        let got = rcpts(&plan);
+        assert_eq!(got.len(), 6);
+        assert_eq!(got[0], ok("r1@y.example"));
+        assert_eq!(got[3], ok("m1@y.example"));
+        for (i, path, number) in [(1, &json, 2), (2, &json, 3), (4, &mbox, 2), (5, &mbox, 3)] {
+            let want = format!(
+                "{} (message {number}): the message is gone (the file changed while the batch ran)",
+                path.display()
+            );
+            assert_eq!(got[i], Err(want));
+        }
+        // Grown: still the three counted.
+        std::fs::write(&json, (1..=5).map(line).collect::<String>()).unwrap();
+        std::fs::write(&mbox, (1..=5).map(msg).collect::<String>()).unwrap();
+        assert_eq!(
+            rcpts(&plan),
+            [
+                ok("r1@y.example"),
+                ok("r2@y.example"),
+                ok("r3@y.example"),
+                ok("m1@y.example"),
+                ok("m2@y.example"),
+                ok("m3@y.example")
+            ]
+        );
+        // Gone altogether.
+        std::fs::remove_file(&mbox).unwrap();
+        assert!(rcpts(&plan)[3..].iter().all(Result::is_err));
     }
 }

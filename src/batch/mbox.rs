@@ -30,54 +30,103 @@ pub struct Span {
 
 /// Where the messages of an mbox are. `what` names the file in errors. Fails when
 /// something other than empty lines comes before the first From_ line (not an mbox).
+#[cfg(test)]
 pub fn split(input: impl BufRead, what: &str) -> Result<Vec<Span>> {
-    let mut input = input;
-    let mut spans: Vec<Span> = Vec::new();
-    let mut line = Vec::new();
-    let mut offset = 0u64;
-    // Length of the last line when it was empty ("\n" or "\r\n"), else 0.
-    let mut trailing_empty = 0u64;
-    let mut at_line_start = true;
-    let mut line_no = 0usize;
-    loop {
-        line.clear();
-        let n = (&mut input)
-            .take(LINE_LIMIT)
-            .read_until(b'\n', &mut line)
-            .map_err(|e| Error::Io(format!("reading {what}: {e}")))?;
-        if n == 0 {
-            break;
+    Spans::new(input, what).collect()
+}
+
+/// The messages of an mbox, one [`Span`] at a time, as the scan finds them (nothing is
+/// kept of the ones before): an error ends it (a read failure, or something other than
+/// empty lines before the first From_ line: not an mbox).
+pub struct Spans<R> {
+    input: R,
+    /// Names the file in errors.
+    what: String,
+    line: Vec<u8>,
+    offset: u64,
+    /// Length of the last line when it was empty ("\n" or "\r\n"), else 0.
+    trailing_empty: u64,
+    at_line_start: bool,
+    line_no: usize,
+    /// Where the message being scanned starts.
+    open: Option<u64>,
+    done: bool,
+}
+
+impl<R: BufRead> Spans<R> {
+    pub fn new(input: R, what: &str) -> Spans<R> {
+        Spans {
+            input,
+            what: what.to_string(),
+            line: Vec::new(),
+            offset: 0,
+            trailing_empty: 0,
+            at_line_start: true,
+            line_no: 0,
+            open: None,
+            done: false,
         }
-        let starts_line = at_line_start;
-        at_line_start = line.ends_with(b"\n");
-        if starts_line {
-            line_no += 1;
+    }
+
+    fn fail(&mut self, e: Error) -> Option<Result<Span>> {
+        self.done = true;
+        Some(Err(e.into()))
+    }
+}
+
+impl<R: BufRead> Iterator for Spans<R> {
+    type Item = Result<Span>;
+
+    fn next(&mut self) -> Option<Result<Span>> {
+        if self.done {
+            return None;
         }
-        if starts_line && line.starts_with(b"From ") {
-            if let Some(last) = spans.last_mut() {
-                last.end = offset - trailing_empty;
+        loop {
+            self.line.clear();
+            let n = match (&mut self.input)
+                .take(LINE_LIMIT)
+                .read_until(b'\n', &mut self.line)
+            {
+                Ok(n) => n,
+                Err(e) => {
+                    let e = Error::Io(format!("reading {}: {e}", self.what));
+                    return self.fail(e);
+                }
+            };
+            if n == 0 {
+                self.done = true;
+                let end = self.offset - self.trailing_empty;
+                return self.open.take().map(|start| Ok(Span { start, end }));
             }
-            spans.push(Span {
-                start: offset,
-                end: offset,
-            });
-        } else if spans.is_empty() && !(line == b"\n" || line == b"\r\n") {
-            return Err(Error::Data(format!(
-                "{what} is not an mbox: line {line_no} comes before any \"From \" line"
-            ))
-            .into());
+            let starts_line = self.at_line_start;
+            self.at_line_start = self.line.ends_with(b"\n");
+            if starts_line {
+                self.line_no += 1;
+            }
+            let empty = self.line == b"\n" || self.line == b"\r\n";
+            let mut finished = None;
+            if starts_line && self.line.starts_with(b"From ") {
+                if let Some(start) = self.open.take() {
+                    finished = Some(Span {
+                        start,
+                        end: self.offset - self.trailing_empty,
+                    });
+                }
+                self.open = Some(self.offset);
+            } else if self.open.is_none() && !empty {
+                let e = Error::Data(format!(
+                    "{} is not an mbox: line {} comes before any \"From \" line",
+                    self.what, self.line_no
+                ));
+                return self.fail(e);
+            }
+            self.offset += n as u64;
+            self.trailing_empty = if starts_line && empty { n as u64 } else { 0 };
+            if let Some(span) = finished {
+                return Some(Ok(span));
+            }
         }
-        offset += n as u64;
-        trailing_empty = if starts_line && (line == b"\n" || line == b"\r\n") {
-            n as u64
-        } else {
-            0
-        };
     }
-    if let Some(last) = spans.last_mut() {
-        last.end = offset - trailing_empty;
-    }
-    Ok(spans)
 }
 
 /// A reader over one message of an mbox that removes one `>` from lines of the form

@@ -35,6 +35,7 @@ mod mbox;
 pub mod output;
 mod parallel;
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
@@ -198,13 +199,14 @@ pub fn run(
         Mode::Batch(paths) => paths.as_slice(),
         _ => &[],
     };
-    let items = input::plan(cfg, paths)?;
-    let mut summary = Summary::new(items.len());
-    if cfg.connections > 1 && items.len() > 1 {
-        let workers = cfg.connections.min(items.len());
+    let plan = input::plan(cfg, paths)?;
+    let total = plan.total;
+    let mut summary = Summary::new(total);
+    if cfg.connections > 1 && total > 1 {
+        let workers = cfg.connections.min(total);
         let run = parallel::Run {
             cfg,
-            items: &items,
+            plan: &plan,
             connect,
             workers,
         };
@@ -216,19 +218,20 @@ pub fn run(
     let mut sessions = connect(0);
     let mut prep = Prepare::new(cfg);
     let mut gave_up: Option<anyhow::Error> = None;
-    // What is known of each message pushed into the engine, until its outcome is back.
-    let mut pushed: Vec<Option<(Envelope, Option<u64>)>> = items.iter().map(|_| None).collect();
-    let total = items.len();
+    // Each message handed to the engine, until its outcome is back: at most a window's
+    // worth, so memory does not grow with the batch.
+    let mut flight: Flight = HashMap::new();
     let mut report = |prep: &mut Prepare<'_>,
                       finished: Vec<(usize, Option<Sent>)>,
                       gave_up: &mut Option<anyhow::Error>,
-                      pushed: &mut Vec<Option<(Envelope, Option<u64>)>>| {
+                      flight: &mut Flight| {
         for (id, sent) in finished {
-            let Some(item) = items.get(id) else { continue };
-            let known = pushed.get_mut(id).and_then(Option::take);
+            let Some(InFlight { item, known }) = flight.remove(&id) else {
+                continue;
+            };
             let one = One {
                 index: id,
-                item,
+                item: &item,
                 known,
                 sent,
                 total,
@@ -236,35 +239,40 @@ pub fn run(
             report_one(cfg, prep, one, gave_up, on_retryable, out, &mut summary);
         }
     };
-    for (i, item) in items.iter().enumerate() {
-        let finished = if gave_up.is_some() {
-            vec![(i, None)]
+    for (i, item) in plan.items().enumerate() {
+        let prepared = if gave_up.is_some() {
+            None
         } else {
-            match prep.item(item) {
-                Ok((envelope, message)) => {
-                    pushed[i] = Some((envelope.clone(), message.size));
-                    let source = item.source();
-                    let mut reopen = |id: usize| reopen_item(&mut prep, &items, id);
-                    sessions.push(i, &envelope, message, &source, &mut reopen)
+            Some(prep.item(&item))
+        };
+        let source = item.source();
+        flight.insert(i, InFlight { item, known: None });
+        let finished = match prepared {
+            None => vec![(i, None)],
+            Some(Ok((envelope, message))) => {
+                if let Some(f) = flight.get_mut(&i) {
+                    f.known = Some((envelope.clone(), message.size));
                 }
-                Err(e) => {
-                    // Reported in order: after the messages still in flight.
-                    let mut reopen = |id: usize| reopen_item(&mut prep, &items, id);
-                    let mut finished = sessions.finish(&mut reopen);
-                    let sent = Sent {
-                        result: Err(e),
-                        give_up: None,
-                    };
-                    finished.push((i, Some(sent)));
-                    finished
-                }
+                let mut reopen = |id: usize| reopen_in_flight(&mut prep, &flight, id);
+                sessions.push(i, &envelope, message, &source, &mut reopen)
+            }
+            Some(Err(e)) => {
+                // Reported in order: after the messages still in flight.
+                let mut reopen = |id: usize| reopen_in_flight(&mut prep, &flight, id);
+                let mut finished = sessions.finish(&mut reopen);
+                let sent = Sent {
+                    result: Err(e),
+                    give_up: None,
+                };
+                finished.push((i, Some(sent)));
+                finished
             }
         };
-        report(&mut prep, finished, &mut gave_up, &mut pushed);
+        report(&mut prep, finished, &mut gave_up, &mut flight);
     }
-    let mut reopen = |id: usize| reopen_item(&mut prep, &items, id);
+    let mut reopen = |id: usize| reopen_in_flight(&mut prep, &flight, id);
     let finished = sessions.finish(&mut reopen);
-    report(&mut prep, finished, &mut gave_up, &mut pushed);
+    report(&mut prep, finished, &mut gave_up, &mut flight);
     sessions.close();
     summary.connections = sessions.connections;
     summary.elapsed = started.elapsed();
@@ -272,15 +280,29 @@ pub fn run(
     Ok(summary)
 }
 
+/// A message of the batch taken from the plan, until its outcome is reported: the item
+/// (to open it again after a reconnect, and to report it), and once prepared, its
+/// envelope and size.
+struct InFlight {
+    item: Item,
+    known: Option<(Envelope, Option<u64>)>,
+}
+
+/// The messages in flight, by their index in the batch.
+type Flight = HashMap<usize, InFlight>;
+
 /// Message `id` of the batch, opened again (the engine sends it once more).
-fn reopen_item(
+fn reopen_in_flight(
     prep: &mut Prepare<'_>,
-    items: &[Item],
+    flight: &Flight,
     id: usize,
 ) -> Result<crate::message::Message> {
-    match items.get(id) {
-        Some(item) => prep.item(item).map(|(_, m)| m),
-        None => Err(anyhow::anyhow!("no message {} in this batch", id + 1)),
+    match flight.get(&id) {
+        Some(f) => prep.item(&f.item).map(|(_, m)| m),
+        None => Err(anyhow::anyhow!(
+            "no message {} of this batch in flight",
+            id + 1
+        )),
     }
 }
 

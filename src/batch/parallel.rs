@@ -4,8 +4,8 @@
 //! server `i`, round the list: [`Sessions::starting_at`]).
 //!
 //! Worker `i` takes message `i` first (so each of the N connections is used), then the
-//! next message of the batch from one shared counter, so a message is taken by exactly
-//! one connection and sent by it alone (reconnects and the server pinning of the engine
+//! next message of the batch from the one shared [`Items`] (read as the batch goes), so a
+//! message is taken by exactly one connection and sent by it alone (reconnects and the server pinning of the engine
 //! stay within the connection that took it). The outcomes go back to the calling thread
 //! over a channel; that thread alone offers them to the retry hook, logs, prints and
 //! counts them, in input order (an outcome that arrives early waits for the ones before
@@ -18,24 +18,30 @@
 //! retry, never sent to a second server), and the other connections go on with the rest.
 //! When every connection has given up, the messages nobody took are not tried either.
 //!
-//! Owns: the workers, the shared counter, putting the outcomes back in order. Must not:
+//! Owns: the workers, the shared message source, putting the outcomes back in order. Must not:
 //! decide an outcome (the engine and [`super::settle`] do), or call the retry hook off
 //! the calling thread.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::iter::Enumerate;
+use std::sync::{mpsc, Mutex};
 
-use super::input::{Item, Prepare};
-use super::{duplicate, publish, reopen_item, settle, Connect, OnRetryable, One, Printer, Summary};
+use super::input::{Item, Items, Plan, Prepare};
+use super::{
+    duplicate, publish, reopen_in_flight, settle, Connect, Flight, InFlight, OnRetryable, One,
+    Printer, Summary,
+};
 use crate::config::Config;
 use crate::engine::{Sent, Sessions};
 use crate::envelope::Envelope;
 
+/// The batch's messages, numbered, for whichever worker is ready first.
+type Source<'a> = Mutex<Enumerate<Items<'a>>>;
+
 /// One batch over `workers` connections.
 pub(super) struct Run<'a> {
     pub cfg: &'a Config,
-    pub items: &'a [Item],
+    pub plan: &'a Plan,
     pub connect: &'a Connect<'a>,
     pub workers: usize,
 }
@@ -46,11 +52,16 @@ enum Event {
     Done {
         worker: usize,
         id: usize,
+        item: Item,
         known: Option<(Envelope, Option<u64>)>,
         sent: Sent,
     },
     /// Message `id` was in flight when its connection gave up: not tried again.
-    NotTried { worker: usize, id: usize },
+    NotTried {
+        worker: usize,
+        id: usize,
+        item: Item,
+    },
     /// A worker ended, having opened this many sessions.
     Ended { connections: usize },
 }
@@ -58,10 +69,11 @@ enum Event {
 /// A message back, waiting for its turn to be reported.
 enum Back {
     Done {
+        item: Item,
         known: Option<(Envelope, Option<u64>)>,
         sent: Sent,
     },
-    NotTried(anyhow::Error),
+    NotTried(Item, anyhow::Error),
 }
 
 impl Run<'_> {
@@ -75,7 +87,9 @@ impl Run<'_> {
     ) -> usize {
         // Connection i's first message is message i (so every connection is used and
         // each server of the list gets its session); the rest go to whoever is free.
-        let next = AtomicUsize::new(self.workers);
+        let mut items = self.plan.items().enumerate();
+        let firsts: Vec<Option<(usize, Item)>> = (0..self.workers).map(|_| items.next()).collect();
+        let source: Source<'_> = Mutex::new(items);
         let (tx, rx) = mpsc::channel::<Event>();
         let mut prep = Prepare::new(self.cfg);
         let mut connections = 0;
@@ -89,10 +103,10 @@ impl Run<'_> {
         let mut reasons: Vec<Option<anyhow::Error>> = (0..self.workers).map(|_| None).collect();
         let mut latest: Option<anyhow::Error> = None;
         std::thread::scope(|scope| {
-            for worker in 0..self.workers {
+            for (worker, first) in firsts.into_iter().enumerate() {
                 let tx = tx.clone();
-                let next = &next;
-                scope.spawn(move || self.work(worker, next, &tx));
+                let source = &source;
+                scope.spawn(move || self.work(worker, first, source, &tx));
             }
             drop(tx);
             for event in rx {
@@ -100,6 +114,7 @@ impl Run<'_> {
                     Event::Done {
                         worker,
                         id,
+                        item,
                         known,
                         sent,
                     } => {
@@ -110,74 +125,90 @@ impl Run<'_> {
                                 *slot = Some(why);
                             }
                         }
-                        report.ready.insert(id, Back::Done { known, sent });
+                        report.ready.insert(id, Back::Done { item, known, sent });
                     }
-                    Event::NotTried { worker, id } => {
+                    Event::NotTried { worker, id, item } => {
                         let reason = match reasons.get(worker).and_then(Option::as_ref) {
                             Some(why) => duplicate(why),
                             None => anyhow::anyhow!("not tried: the run gave up"),
                         };
-                        report.ready.insert(id, Back::NotTried(reason));
+                        report.ready.insert(id, Back::NotTried(item, reason));
                     }
                     Event::Ended { connections: n } => connections += n,
                 }
                 report.flush(&mut prep, on_retryable, out, summary);
             }
         });
-        // Every connection gave up before the counter ran out: the rest is not tried.
-        for id in report.printed..self.items.len() {
-            report.ready.entry(id).or_insert_with(|| {
-                Back::NotTried(match &latest {
-                    Some(why) => duplicate(why),
-                    None => anyhow::anyhow!("not tried: the run gave up"),
-                })
-            });
+        // Every connection gave up before the messages ran out: the rest is not tried.
+        let rest = source
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (id, item) in rest {
+            let why = match &latest {
+                Some(why) => duplicate(why),
+                None => anyhow::anyhow!("not tried: the run gave up"),
+            };
+            report.ready.insert(id, Back::NotTried(item, why));
+            // In order as they come: report them as they are ready (a few at a time).
+            report.flush(&mut prep, on_retryable, out, summary);
         }
         report.flush(&mut prep, on_retryable, out, summary);
         connections
     }
 
-    /// One worker: its own sessions, messages from the shared counter until it runs out
-    /// or the sessions give up, each outcome sent back.
-    fn work(&self, worker: usize, next: &AtomicUsize, tx: &mpsc::Sender<Event>) {
+    /// One worker: its own sessions, its first message, then messages from the shared
+    /// source until it runs out or the sessions give up, each outcome sent back.
+    fn work(
+        &self,
+        worker: usize,
+        first: Option<(usize, Item)>,
+        source: &Source<'_>,
+        tx: &mpsc::Sender<Event>,
+    ) {
         let mut sessions: Sessions = (self.connect)(worker);
         let mut prep = Prepare::new(self.cfg);
-        let mut known: HashMap<usize, (Envelope, Option<u64>)> = HashMap::new();
-        let items = self.items;
-        let send_back =
-            |finished: Vec<(usize, Option<Sent>)>,
-             known: &mut HashMap<usize, (Envelope, Option<u64>)>| {
-                for (id, sent) in finished {
-                    let event = match sent {
-                        Some(sent) => Event::Done {
-                            worker,
-                            id,
-                            known: known.remove(&id),
-                            sent,
-                        },
-                        None => {
-                            known.remove(&id);
-                            Event::NotTried { worker, id }
-                        }
-                    };
-                    // The receiver lives until every worker has ended.
-                    let _ = tx.send(event);
-                }
-            };
-        let mut first = Some(worker);
+        let mut flight: Flight = HashMap::new();
+        let send_back = |finished: Vec<(usize, Option<Sent>)>, flight: &mut Flight| {
+            for (id, sent) in finished {
+                let Some(InFlight { item, known }) = flight.remove(&id) else {
+                    continue;
+                };
+                let event = match sent {
+                    Some(sent) => Event::Done {
+                        worker,
+                        id,
+                        item,
+                        known,
+                        sent,
+                    },
+                    None => Event::NotTried { worker, id, item },
+                };
+                // The receiver lives until every worker has ended.
+                let _ = tx.send(event);
+            }
+        };
+        let mut first = first;
         while !sessions.gave_up() {
-            let id = first
-                .take()
-                .unwrap_or_else(|| next.fetch_add(1, Ordering::SeqCst));
-            let Some(item) = items.get(id) else {
+            let taken = match first.take() {
+                Some(taken) => Some(taken),
+                None => match source.lock() {
+                    Ok(mut items) => items.next(),
+                    Err(_) => None,
+                },
+            };
+            let Some((id, item)) = taken else {
                 break;
             };
-            let finished = match prep.item(item) {
+            let prepared = prep.item(&item);
+            let label = item.source();
+            flight.insert(id, InFlight { item, known: None });
+            let finished = match prepared {
                 Ok((envelope, message)) => {
-                    known.insert(id, (envelope.clone(), message.size));
-                    let source = item.source();
-                    let mut reopen = |id: usize| reopen_item(&mut prep, items, id);
-                    sessions.push(id, &envelope, message, &source, &mut reopen)
+                    if let Some(f) = flight.get_mut(&id) {
+                        f.known = Some((envelope.clone(), message.size));
+                    }
+                    let mut reopen = |k: usize| reopen_in_flight(&mut prep, &flight, k);
+                    sessions.push(id, &envelope, message, &label, &mut reopen)
                 }
                 // Reported in order by the calling thread, whatever is still in flight here.
                 Err(e) => vec![(
@@ -188,11 +219,11 @@ impl Run<'_> {
                     }),
                 )],
             };
-            send_back(finished, &mut known);
+            send_back(finished, &mut flight);
         }
-        let mut reopen = |id: usize| reopen_item(&mut prep, items, id);
+        let mut reopen = |k: usize| reopen_in_flight(&mut prep, &flight, k);
         let finished = sessions.finish(&mut reopen);
-        send_back(finished, &mut known);
+        send_back(finished, &mut flight);
         sessions.close();
         let _ = tx.send(Event::Ended {
             connections: sessions.connections,
@@ -227,20 +258,17 @@ impl Report<'_> {
         out: &mut Printer,
         summary: &mut Summary,
     ) {
-        let total = self.run.items.len();
+        let total = self.run.plan.total;
         while let Some(back) = self.ready.remove(&self.printed) {
             let index = self.printed;
             self.printed += 1;
-            let Some(item) = self.run.items.get(index) else {
-                continue;
-            };
-            let (known, sent, reason) = match back {
-                Back::Done { known, sent } => (known, Some(sent), None),
-                Back::NotTried(reason) => (None, None, Some(reason)),
+            let (item, known, sent, reason) = match back {
+                Back::Done { item, known, sent } => (item, known, Some(sent), None),
+                Back::NotTried(item, reason) => (item, None, None, Some(reason)),
             };
             let one = One {
                 index,
-                item,
+                item: &item,
                 known,
                 sent,
                 total,
@@ -249,7 +277,7 @@ impl Report<'_> {
             publish(
                 self.run.cfg,
                 prep,
-                item,
+                &item,
                 outcome,
                 on_retryable,
                 out,
