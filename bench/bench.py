@@ -587,8 +587,22 @@ def bench_batch(b, sink):
                 BATCH_N / b.run_timed(batch, timeout=T_BATCH, what="postie batch"))
     if have_batch:
         shutil.rmtree(d)
+    # Memory against message count (issue 15: flat): peak RSS of a JSON-lines batch of
+    # BATCH_N / 10 and of BATCH_N lines.
+    rss = {}
+    if have_batch:
+        for n in (BATCH_N // 10, BATCH_N):
+            path = b.path(f"batch{n}.jsonl")
+            with open(path, "w") as f:
+                for i in range(n):
+                    f.write(f'{{"to": "{TO}", "subject": "batch {i}", "body": "{"y" * 200}"}}\n')
+            cmd = (f"TIME {b.postie} batch --server 127.0.0.1:{sink} --tls none --from {FROM} "
+                   f"{path}")
+            rss[n] = b.run_rss(cmd, T_BATCH, f"postie batch ({n} JSON lines)")[1]
+            os.unlink(path)
     return {"smtp-source": statistics.median(runs["smtp-source"]),
-            "postie": statistics.median(runs["postie"]) if have_batch else None}
+            "postie": statistics.median(runs["postie"]) if have_batch else None,
+            "rss": rss}
 
 
 def bench_window(b, pf_port, pf_rtt_port, sink_port=None, sink_rtt_port=None):
@@ -877,6 +891,17 @@ def report(lat, big, huge, batch, rtt_eff, notes, attach=None, window=None):
             verdicts.append(f"{'PASS' if pb >= 0.8 * ss else 'FAIL'}  ≥ 0.8× smtp-source in "
                             f"batch ({pb / ss:.2f}×)")
         p("")
+        rss = batch.get("rss") or {}
+        if len(rss) == 2:
+            (few, r_few), (many, r_many) = sorted(rss.items())
+            per = (r_many - r_few) / (many - few)
+            p(f"Peak RSS of postie batch (JSON lines to smtp-sink): {few} messages "
+              f"{r_few / 1024:.1f} MiB, {many} messages {r_many / 1024:.1f} MiB "
+              f"({per * 1024:+.0f} bytes per message more)")
+            p("")
+            verdicts.append(f"{'PASS' if r_many <= r_few + 1024 else 'FAIL'}  batch memory "
+                            f"flat with message count: {many} messages within 1 MiB of {few} "
+                            f"({r_few / 1024:.1f} → {r_many / 1024:.1f} MiB) [issue 15]")
     if window is not None:
         report_window(p, verdicts, window)
     p("Verdicts (issue 7 targets):")
