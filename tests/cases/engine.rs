@@ -366,6 +366,17 @@ fn in_queue(verdict: Verdict) -> Verdict {
 
 #[test]
 fn fault_table_queue_run() {
+    queue_run_table("queue run", &[]);
+}
+
+/// The same over the pool of `--connections 2` (the entry goes to connection 1, which
+/// starts at the first server and falls back as one connection does).
+#[test]
+fn fault_table_queue_run_over_two_connections() {
+    queue_run_table("queue run --connections 2", &["--connections", "2"]);
+}
+
+fn queue_run_table(mode: &str, extra: &[&str]) {
     for row in rows() {
         let want = in_queue(expected(row));
         let dir = tempfile::tempdir().expect("tempdir");
@@ -395,7 +406,8 @@ fn fault_table_queue_run() {
         let mut cmd = postie();
         cmd.args(["queue", "flush", "--queue-dir"])
             .arg(&queue)
-            .args(["--server", &servers, "--timeout", &TIMEOUT.to_string()]);
+            .args(["--server", &servers, "--timeout", &TIMEOUT.to_string()])
+            .args(extra);
         security_args(&mut cmd, row);
         let out = run(cmd, None, LIMIT);
         first.finish_with(&format!("{row}\n{out}"));
@@ -411,7 +423,7 @@ fn fault_table_queue_run() {
                 out.code
             ),
         };
-        check("queue run", row, want, got, &out);
+        check(mode, row, want, got, &out);
     }
 }
 
