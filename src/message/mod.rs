@@ -24,8 +24,8 @@ pub mod seven_bit;
 pub mod wire;
 
 use std::fs::File;
-use std::io::{self, Read, Write};
-use std::path::Path;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -54,6 +54,9 @@ pub struct Message {
     head: Vec<u8>,
     /// The unread rest of a ready message.
     rest: Option<Box<dyn Read>>,
+    /// Where `rest` comes from when it is a file's: the file and the offset `rest` starts
+    /// at, so that the message can be read again ([`Message::again`]).
+    file: Option<(PathBuf, u64)>,
     /// What follows `head` in a composed message whose attachments stay in their files:
     /// read afresh each time the message is read.
     attached: Option<Arc<attach::Streamed>>,
@@ -150,14 +153,22 @@ impl Message {
     }
 
     /// A new copy of the message to read from the start, when it can be read again: held
-    /// whole, or composed with its attachments in their files. Not watched.
+    /// whole, composed with its attachments in their files, or a ready message from a file
+    /// (its rest read from the file again; not from stdin). Not watched.
     pub fn again(&self) -> Option<Message> {
-        if self.rest.is_some() {
-            return None;
-        }
+        let rest: Option<Box<dyn Read>> = match (&self.rest, &self.file) {
+            (None, _) => None,
+            (Some(_), Some((path, offset))) => {
+                let mut file = File::open(path).ok()?;
+                file.seek(SeekFrom::Start(*offset)).ok()?;
+                Some(Box::new(file))
+            }
+            (Some(_), None) => return None,
+        };
         Some(Message {
             head: self.head.clone(),
-            rest: None,
+            rest,
+            file: self.file.clone(),
             attached: self.attached.clone(),
             size: self.size,
             eight_bit: self.eight_bit,
@@ -192,6 +203,7 @@ impl Message {
         Message {
             head,
             rest: Some(rest),
+            file: None,
             attached: None,
             size: None,
             eight_bit: None,
@@ -209,6 +221,7 @@ impl Message {
             eight_bit: Some(!bytes.is_ascii()),
             head: bytes,
             rest: None,
+            file: None,
             attached: None,
             ..self
         }
@@ -221,6 +234,7 @@ impl Message {
             size: Some(bytes.len() as u64),
             head: bytes,
             rest: None,
+            file: None,
             attached: None,
             eight_bit,
             header_from: None,
@@ -237,7 +251,7 @@ impl Message {
 pub fn prepare(cfg: &Config, stdin: Box<dyn Read>) -> Result<Message> {
     let m = match &cfg.content {
         Content::Compose(c) => compose(cfg, c, stdin),
-        Content::Ready(Source::Stdin) => sendmail_fixups(cfg, ready(stdin, None)?),
+        Content::Ready(Source::Stdin) => sendmail_fixups(cfg, ready(stdin, None, None)?),
         Content::Ready(Source::File(path)) => {
             let file = File::open(path).map_err(|source| Error::NoInput {
                 what: "message file",
@@ -245,7 +259,7 @@ pub fn prepare(cfg: &Config, stdin: Box<dyn Read>) -> Result<Message> {
                 source,
             })?;
             let len = file.metadata().ok().map(|m| m.len());
-            sendmail_fixups(cfg, ready(Box::new(file), len)?)
+            sendmail_fixups(cfg, ready(Box::new(file), len, Some(path))?)
         }
     }?;
     sign(cfg, m)
@@ -334,6 +348,10 @@ pub fn for_seven_bit_server(
             };
             eight_bit |= !chunk[..n].is_ascii();
             m.head.extend_from_slice(&chunk[..n]);
+            if let Some((_, offset)) = m.file.as_mut() {
+                // The rest (if it goes on streaming) starts further on in the file.
+                *offset += n as u64;
+            }
             if m.head.len() > CONVERT_LIMIT {
                 if eight_bit {
                     return Err(Error::Data(format!(
@@ -624,6 +642,7 @@ fn with_files(bytes: Vec<u8>, in_files: Vec<(Vec<u8>, attach::Attached)>) -> Res
         size: Some(head.len() as u64 + attached.size()),
         head,
         rest: None,
+        file: None,
         attached: Some(Arc::new(attached)),
         eight_bit: Some(eight_bit),
         header_from: None,
@@ -721,8 +740,9 @@ fn address_list(cfg: &Config, raw: &[String]) -> Result<Option<Address<'static>>
 }
 
 /// Read ahead the header block of a ready message, drop a leading mbox `From ` line, and
-/// find the From: address.
-fn ready(mut input: Box<dyn Read>, len: Option<u64>) -> Result<Message> {
+/// find the From: address. `path`: the file `input` reads, from its start (so that the
+/// message can be read again).
+fn ready(mut input: Box<dyn Read>, len: Option<u64>, path: Option<&Path>) -> Result<Message> {
     let mut head = Vec::new();
     let mut chunk = [0u8; 8192];
     let mut at_end = false;
@@ -764,11 +784,17 @@ fn ready(mut input: Box<dyn Read>, len: Option<u64>) -> Result<Message> {
     } else {
         (len.map(|l| l.saturating_sub(dropped)), None, Some(input))
     };
+    // The rest starts after what was read: the dropped From_ line and the read-ahead.
+    let file = match (&rest, path) {
+        (Some(_), Some(path)) => Some((path.to_path_buf(), dropped + head.len() as u64)),
+        _ => None,
+    };
     Ok(Message {
         size,
         eight_bit,
         head,
         rest,
+        file,
         attached: None,
         header_from,
         header_recipients: Vec::new(),
@@ -809,7 +835,7 @@ mod tests {
     use super::*;
 
     fn ready_from(bytes: &'static [u8]) -> Message {
-        ready(Box::new(bytes), Some(bytes.len() as u64)).unwrap()
+        ready(Box::new(bytes), Some(bytes.len() as u64), None).unwrap()
     }
 
     fn all(m: Message) -> Vec<u8> {
@@ -835,8 +861,39 @@ mod tests {
 
     #[test]
     fn empty_ready_message_is_refused() {
-        let err = ready(Box::new(&b""[..]), Some(0)).unwrap_err();
+        let err = ready(Box::new(&b""[..]), Some(0), None).unwrap_err();
         assert_eq!(crate::error::exit_code(&err), crate::error::Exit::DataErr);
+    }
+
+    /// A ready message from a file streams, and can still be read again from the start
+    /// (its rest from the file, where the read-ahead stopped: the From_ line dropped once,
+    /// nothing twice); from stdin it cannot. After a 7-bit check read more of it into
+    /// memory, the copy still starts where the rest does.
+    #[test]
+    fn a_ready_message_from_a_file_can_be_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.eml");
+        let line = "y".repeat(70) + "\n";
+        let body = line.repeat(4000);
+        std::fs::write(&path, format!("From sender Mon\nSubject: big\n\n{body}")).unwrap();
+        let file = File::open(&path).unwrap();
+        let m = ready(Box::new(file), None, Some(&path)).unwrap();
+        assert!(m.whole().is_none(), "streamed");
+        let want = format!("Subject: big\n\n{body}").into_bytes();
+        let copies = [m.again().unwrap(), m.again().unwrap()];
+        assert_eq!(all(m), want);
+        for copy in copies {
+            assert_eq!(all(copy), want);
+        }
+        // Read further into memory (a server without 8BITMIME: still 7-bit, so it
+        // streams on when over the limit; here under it, so it is held whole).
+        let file = File::open(&path).unwrap();
+        let m = ready(Box::new(file), None, Some(&path)).unwrap();
+        let (m, _) = for_seven_bit_server(None, m).unwrap();
+        assert_eq!(all(m.again().unwrap()), want);
+        assert_eq!(all(m), want);
+        let stdin = ready(Box::new(io::Cursor::new(want.clone())), None, None);
+        assert!(stdin.unwrap().again().is_none(), "stdin is read once");
     }
 
     #[test]
@@ -844,7 +901,7 @@ mod tests {
         let mut big = b"Subject: big\r\n\r\n".to_vec();
         big.extend(std::iter::repeat_n(b'x', 4 << 20));
         let len = big.len();
-        let m = ready(Box::new(io::Cursor::new(big)), None).unwrap();
+        let m = ready(Box::new(io::Cursor::new(big)), None, None).unwrap();
         assert!(
             m.head.len() <= READ_AHEAD + 8192,
             "read ahead {} bytes",
@@ -858,15 +915,15 @@ mod tests {
     #[test]
     fn small_ready_message_is_known_whole() {
         // From stdin: no length given, yet the size and the 8-bit question are answered.
-        let m = ready(Box::new(&b"Subject: x\n\nh\xc3\xa9\n"[..]), None).unwrap();
+        let m = ready(Box::new(&b"Subject: x\n\nh\xc3\xa9\n"[..]), None, None).unwrap();
         assert_eq!(m.size, Some(16));
         assert_eq!(m.eight_bit, Some(true));
         assert_eq!(m.body_kind(), BodyKind::EightBit);
         assert!(!m.utf8_headers());
         assert_eq!(m.whole(), Some(&b"Subject: x\n\nh\xc3\xa9\n"[..]));
-        let m = ready(Box::new(&b"Subject: caf\xc3\xa9\n\nhi\n"[..]), None).unwrap();
+        let m = ready(Box::new(&b"Subject: caf\xc3\xa9\n\nhi\n"[..]), None, None).unwrap();
         assert!(m.utf8_headers());
-        let m = ready(Box::new(&b"Subject: x\n\nhi\n"[..]), None).unwrap();
+        let m = ready(Box::new(&b"Subject: x\n\nhi\n"[..]), None, None).unwrap();
         assert_eq!(m.body_kind(), BodyKind::SevenBit);
     }
 
@@ -885,7 +942,7 @@ mod tests {
             ),
         ];
         for (text, binary) in cases {
-            let m = ready(Box::new(*text), None).unwrap();
+            let m = ready(Box::new(*text), None, None).unwrap();
             assert_eq!(m.body_kind() == BodyKind::Binary, *binary, "{text:?}");
         }
     }

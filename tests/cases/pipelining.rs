@@ -420,16 +420,94 @@ fn big_message(size: usize) -> Vec<u8> {
     m
 }
 
+/// The BDAT lines a session received must match its chunks (exact counts), and only the
+/// last says LAST; the chunks together are the normalised message.
+fn assert_chunks(session: &Session, message: &[u8], n: usize) {
+    let bdats: Vec<&String> = session
+        .received
+        .iter()
+        .filter(|l| l.starts_with("BDAT"))
+        .collect();
+    assert_eq!((bdats.len(), session.chunks.len()), (n, n), "{bdats:?}");
+    for (i, (line, chunk)) in bdats.iter().zip(&session.chunks).enumerate() {
+        let want = if i + 1 == n {
+            format!("BDAT {} LAST", chunk.len())
+        } else {
+            format!("BDAT {}", chunk.len())
+        };
+        assert_eq!(**line, want);
+    }
+    assert!(session.chunks[0].len() >= 1 << 20, "chunks of about 1 MiB");
+    let all: Vec<u8> = session.chunks.concat();
+    assert!(
+        all == crlf(message),
+        "the chunks are the normalised message"
+    );
+}
+
+/// A big message that can be read again (a file) sends its first two chunks in the same
+/// write as MAIL and RCPT (RFC 3030 §4.2), so it takes a round trip less than with DATA:
+/// the server reads MAIL, RCPT and both chunks before it answers anything (a client
+/// waiting for the RCPT reply would time out here). The last chunk waits for the replies.
 #[test]
-fn big_message_goes_in_chunks_after_the_rcpt_replies() {
+fn big_message_from_a_file_sends_its_first_chunks_with_mail_and_rcpt() {
     let message = big_message(2_600_000);
     let script = [
         vec![greeting()],
-        ehlo(&["PIPELINING", "CHUNKING", "SIZE 10000000"]),
+        ehlo(&["PIPELINING", "CHUNKING", "8BITMIME", "SIZE 10000000"]),
         vec![
-            // No BDAT before the RCPT replies are known.
+            expect(format!(
+                "MAIL FROM:<sender@example.test> SIZE={} BODY=8BITMIME",
+                message.len()
+            )),
+            expect("RCPT TO:<a@example.test>"),
+            Step::ReadBdat,
+            Step::ReadBdat,
+            send(
+                "250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.0.0 chunk 1 ok\r\n250 2.0.0 chunk 2 ok\r\n",
+            ),
+            Step::ReadBdat,
+            expect("QUIT"),
+            send("250 2.0.0 queued\r\n221 2.0.0 bye\r\n"),
+            Step::ExpectClose,
+        ],
+    ]
+    .concat();
+    let server = FakeServer::start(script);
+    let (cmd, _dir) = ready(&server, &[], &message, &["a@example.test"]);
+    let out = run(cmd);
+    let session = finish(server, &out);
+    out.assert_quiet_success("early chunks");
+    assert_chunks(&session, &message, 3);
+    let c = |i: usize| session.chunks[i].len();
+    assert_eq!(
+        session.received,
+        [
+            "EHLO postie.test".to_string(),
+            format!(
+                "MAIL FROM:<sender@example.test> SIZE={} BODY=8BITMIME",
+                message.len()
+            ),
+            "RCPT TO:<a@example.test>".into(),
+            format!("BDAT {}", c(0)),
+            format!("BDAT {}", c(1)),
+            format!("BDAT {} LAST", c(2)),
+            "QUIT".into(),
+        ]
+    );
+}
+
+/// From stdin a message cannot be read again, so no chunk goes before the RCPT replies are
+/// in: the first BDAT comes in a later read than MAIL and RCPT, after the server answered.
+#[test]
+fn big_message_from_stdin_goes_in_chunks_after_the_rcpt_replies() {
+    let message = big_message(2_600_000);
+    let script = [
+        vec![greeting()],
+        ehlo(&["PIPELINING", "CHUNKING", "8BITMIME"]),
+        vec![
             expect_pipelined(&[
-                &format!("MAIL FROM:<sender@example.test> SIZE={}", message.len()),
+                "MAIL FROM:<sender@example.test> BODY=8BITMIME",
                 "RCPT TO:<a@example.test>",
             ]),
             send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n"),
@@ -445,31 +523,126 @@ fn big_message_goes_in_chunks_after_the_rcpt_replies() {
     ]
     .concat();
     let server = FakeServer::start(script);
-    let (cmd, _dir) = ready(&server, &[], &message, &["a@example.test"]);
+    let mut cmd = postie_at(&server, &["--message", "-"]);
+    cmd.arg("a@example.test");
+    let out = crate::support::run::run(cmd, Some(&message), RUN_LIMIT);
+    let session = finish(server, &out);
+    out.assert_quiet_success("chunks after the replies");
+    assert_chunks(&session, &message, 3);
+    let at = |prefix: &str| {
+        let i = session
+            .received
+            .iter()
+            .position(|l| l.starts_with(prefix))
+            .expect(prefix);
+        session.reads_at[i]
+    };
+    assert!(at("BDAT") > at("RCPT"), "{:?}", session.reads_at);
+}
+
+/// Every recipient refused after the first chunks went early: the replies to those chunks
+/// are read (refusals), no LAST is ever sent (nothing was delivered), and the outcome is
+/// the RCPT refusal's (67), with QUIT's reply QUIT's.
+#[test]
+fn early_chunks_to_a_refused_recipient_end_without_last() {
+    let message = big_message(2_600_000);
+    let script = [
+        vec![greeting()],
+        ehlo(&["PIPELINING", "CHUNKING", "8BITMIME"]),
+        vec![
+            expect("MAIL FROM:<sender@example.test> BODY=8BITMIME"),
+            expect("RCPT TO:<a@example.test>"),
+            Step::ReadBdat,
+            Step::ReadBdat,
+            send(concat!(
+                "250 2.1.0 ok\r\n",
+                "550 5.1.1 <a@example.test>: no such user\r\n",
+                "554 5.5.1 Error: no valid recipients\r\n",
+                "554 5.5.1 Error: no valid recipients\r\n",
+            )),
+        ],
+        quit(),
+    ]
+    .concat();
+    let server = FakeServer::start(script);
+    let (cmd, _dir) = ready(&server, &["-v"], &message, &["a@example.test"]);
     let out = run(cmd);
     let session = finish(server, &out);
-    out.assert_quiet_success("chunks");
-    let bdats: Vec<&String> = session
-        .received
-        .iter()
-        .filter(|l| l.starts_with("BDAT"))
-        .collect();
-    assert_eq!(bdats.len(), 3, "{bdats:?}");
-    for (line, chunk) in bdats.iter().zip(&session.chunks) {
-        assert!(
-            line.starts_with(&format!("BDAT {} ", chunk.len()))
-                || **line == format!("BDAT {}", chunk.len()),
-            "{line} vs {} bytes",
-            chunk.len()
-        );
-    }
-    assert!(bdats[2].ends_with(" LAST") && !bdats[1].ends_with("LAST"));
-    assert!(session.chunks[0].len() >= 1 << 20, "chunks of about 1 MiB");
-    let all: Vec<u8> = session.chunks.concat();
-    assert!(
-        all == crlf(&message),
-        "the chunks are the normalised message"
+    out.assert_code(67, "no such user");
+    let c = |i: usize| session.chunks[i].len();
+    assert_eq!(
+        session.received,
+        [
+            "EHLO postie.test".to_string(),
+            "MAIL FROM:<sender@example.test> BODY=8BITMIME".into(),
+            "RCPT TO:<a@example.test>".into(),
+            format!("BDAT {}", c(0)),
+            format!("BDAT {}", c(1)),
+            "QUIT".into(),
+        ]
     );
+    assert!(out.stderr.contains("<-  221"), "{}", out.stderr);
+}
+
+/// The first server closes (421 to MAIL) after reading the early chunks: it had no LAST, so
+/// it has nothing, and the message goes whole to the next server of the list (read again
+/// from its file), its first chunks early there too.
+#[test]
+fn early_chunks_then_421_send_the_whole_message_to_the_next_server() {
+    let message = big_message(2_600_000);
+    let first = FakeServer::start(
+        [
+            vec![greeting()],
+            ehlo(&["PIPELINING", "CHUNKING", "8BITMIME"]),
+            vec![
+                expect("MAIL FROM:<sender@example.test> BODY=8BITMIME"),
+                expect("RCPT TO:<a@example.test>"),
+                Step::ReadBdat,
+                Step::ReadBdat,
+                send("421 4.3.2 shutting down\r\n"),
+                Step::Close,
+            ],
+        ]
+        .concat(),
+    );
+    let second = FakeServer::start(
+        [
+            vec![greeting()],
+            ehlo(&["PIPELINING", "CHUNKING", "8BITMIME"]),
+            vec![
+                expect("MAIL FROM:<sender@example.test> BODY=8BITMIME"),
+                expect("RCPT TO:<a@example.test>"),
+                Step::ReadBdat,
+                Step::ReadBdat,
+                send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.0.0 1\r\n250 2.0.0 2\r\n"),
+                Step::ReadBdat,
+                expect("QUIT"),
+                send("250 2.0.0 queued as Q2\r\n221 2.0.0 bye\r\n"),
+                Step::ExpectClose,
+            ],
+        ]
+        .concat(),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("message.eml");
+    std::fs::write(&path, &message).expect("write message");
+    let mut cmd = postie();
+    let servers = format!("{},{}", first.addr(), second.addr());
+    cmd.args(["--server", &servers, "--timeout", "10", "--tls", "none"])
+        .args(["-f", FROM, "--message"])
+        .arg(&path)
+        .arg("a@example.test");
+    let out = run(cmd);
+    let seen_first = first.finish_with(&out.to_string());
+    let seen_second = second.finish_with(&out.to_string());
+    out.assert_code(0, "the second server took it");
+    assert_eq!(seen_first.chunks.len(), 2, "{out}");
+    assert!(
+        !seen_first.received.iter().any(|l| l.ends_with("LAST")),
+        "no LAST to the first: {:?}",
+        seen_first.received
+    );
+    assert_chunks(&seen_second, &message, 3);
 }
 
 #[test]

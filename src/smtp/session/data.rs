@@ -1,6 +1,8 @@
 //! The message on the wire, once the server is ready for it: after DATA's 354, streamed
 //! through the dot-stuffing codec and ended with CRLF.CRLF; or as BDAT chunks with exact
-//! counts.
+//! counts, the first of which may go before the envelope's replies are in when the
+//! transaction says so ([`Chunks::send_early`]: never the last, so the server cannot take
+//! the message before the replies are read).
 //!
 //! Owns: reading the message while sending (a failed read never sends the end-of-data
 //! mark, so the server discards the partial message); refusing an 8-bit byte met while
@@ -198,67 +200,136 @@ fn send_data(conn: &mut Connection, body: Body, message: Message) -> Result<()> 
     }
 }
 
+/// How many chunks may go before the envelope's replies are in ([`Chunks::send_early`]):
+/// 2 MiB, about what a 400 Mbit/s link carries in a 40 ms round trip.
+const EARLY_CHUNKS: usize = 2;
+
 /// BDAT (RFC 3030): the message in chunks of about [`CHUNK`] bytes with exact counts,
-/// line ends normalised (exact bytes for BINARYMIME), the last one marked LAST. With
-/// PIPELINING up to [`CHUNK_WINDOW`] bytes of chunks go out before their replies are
-/// read; without, each waits. A chunk refused (a 552 to a middle chunk) ends the message:
-/// no more chunks, the replies to those already sent are read (RFC 3030 §2: the server
-/// reads and refuses them too), and the refusal is the error.
-pub(super) fn send_chunks(
-    conn: &mut Connection,
-    sending: Sending,
-    message: Message,
-) -> Result<End> {
-    let mut input = message_reader(message, sending.body);
-    let mut read_buf = vec![0u8; 64 * 1024];
-    let mut chunk: Vec<u8> = Vec::with_capacity(CHUNK + 2 * read_buf.len() + 2);
-    // Normalised straight into the chunk: the chunk is the data's only copy before the
-    // connection's buffer.
-    let mut normaliser = (sending.body != Body::Binary).then(Crlf::default);
-    // Chunks sent whose reply has not been read, and how many may be.
-    let mut unanswered = 0usize;
-    let window = if sending.pipelined {
-        CHUNK_WINDOW / CHUNK - 1
-    } else {
-        0
-    };
-    loop {
-        let n = read_message(&mut input, &mut read_buf)?;
-        let last = n == 0;
-        match normaliser.as_mut() {
-            None => chunk.extend_from_slice(&read_buf[..n]),
-            Some(normaliser) => normaliser.push(&read_buf[..n], &mut chunk),
+/// line ends normalised (exact bytes for BINARYMIME), the last one marked LAST: all once
+/// the envelope's replies are in ([`Chunks::send_rest`]), or its first chunks in the same
+/// write as MAIL and RCPT ([`Chunks::send_early`]) and the rest once the replies say some
+/// recipient was accepted. With PIPELINING up to [`CHUNK_WINDOW`] bytes of chunks go out
+/// before their replies are read; without, each waits. A chunk refused (a 552 to a middle
+/// chunk) ends the message: no more chunks, the replies to those already sent are read
+/// (RFC 3030 §2: the server reads and refuses them too), and the refusal is the error.
+pub(super) struct Chunks {
+    input: Box<dyn Read>,
+    read_buf: Vec<u8>,
+    /// The chunk being filled: normalised straight into it, so that it is the data's only
+    /// copy before the connection's buffer.
+    chunk: Vec<u8>,
+    normaliser: Option<Crlf>,
+    /// The message has been read to its end: what is in `chunk` is the last chunk.
+    at_end: bool,
+    /// Chunks sent whose reply has not been read (the LAST chunk's is the caller's).
+    unanswered: usize,
+}
+
+impl Chunks {
+    pub(super) fn new(message: Message, body: Body) -> Chunks {
+        let read_buf = vec![0u8; 64 * 1024];
+        Chunks {
+            input: message_reader(message, body),
+            chunk: Vec::with_capacity(CHUNK + 2 * read_buf.len() + 2),
+            read_buf,
+            normaliser: (body != Body::Binary).then(Crlf::default),
+            at_end: false,
+            unanswered: 0,
         }
-        if last {
-            if let Some(normaliser) = normaliser.take() {
-                normaliser.finish(&mut chunk);
+    }
+
+    /// Read into the chunk until it is full or the message ends (`at_end`).
+    fn fill(&mut self) -> Result<()> {
+        loop {
+            let n = read_message(&mut self.input, &mut self.read_buf)?;
+            if n == 0 {
+                if let Some(normaliser) = self.normaliser.take() {
+                    normaliser.finish(&mut self.chunk);
+                }
+                self.at_end = true;
+                return Ok(());
             }
-        } else if chunk.len() < CHUNK {
-            continue;
+            match self.normaliser.as_mut() {
+                None => self.chunk.extend_from_slice(&self.read_buf[..n]),
+                Some(normaliser) => normaliser.push(&self.read_buf[..n], &mut self.chunk),
+            }
+            if self.chunk.len() >= CHUNK {
+                return Ok(());
+            }
         }
+    }
+
+    /// `BDAT n` (LAST at the end of the message) and the chunk, queued.
+    fn queue_chunk(&mut self, conn: &mut Connection) -> Result<()> {
         let bdat = Command::Bdat {
-            size: chunk.len() as u64,
-            last,
+            size: self.chunk.len() as u64,
+            last: self.at_end,
         };
         conn.queue(&bdat, Phase::DataBlock);
-        conn.queue_data(&chunk)?;
-        chunk.clear();
-        if last {
-            break;
+        conn.queue_data(&self.chunk)?;
+        self.chunk.clear();
+        if !self.at_end {
+            self.unanswered += 1;
         }
-        unanswered += 1;
-        while unanswered > window {
-            unanswered -= 1;
-            chunk_reply(conn, unanswered)?;
+        Ok(())
+    }
+
+    /// Up to [`EARLY_CHUNKS`] chunks, before any reply is read; never the last one, so
+    /// that until the rest goes, the server cannot take the message (it has no LAST).
+    pub(super) fn send_early(&mut self, conn: &mut Connection) -> Result<()> {
+        for _ in 0..EARLY_CHUNKS {
+            self.fill()?;
+            if self.at_end {
+                // Kept for the rest: it is the last.
+                return Ok(());
+            }
+            self.queue_chunk(conn)?;
         }
+        Ok(())
     }
-    let end = quit_with_end(conn, sending);
-    while unanswered > 0 {
-        unanswered -= 1;
-        // Behind the rest: the LAST chunk's reply.
-        chunk_reply(conn, unanswered + 1)?;
+
+    /// The rest of the message, LAST included, with up to [`CHUNK_WINDOW`] bytes of chunks
+    /// unanswered when pipelining (the replies to chunks sent early are read first, as the
+    /// window needs); QUIT after LAST when this is the last transaction. The caller reads
+    /// the reply to LAST.
+    pub(super) fn send_rest(mut self, conn: &mut Connection, sending: Sending) -> Result<End> {
+        let window = if sending.pipelined {
+            CHUNK_WINDOW / CHUNK - 1
+        } else {
+            0
+        };
+        loop {
+            while self.unanswered > window {
+                self.unanswered -= 1;
+                chunk_reply(conn, self.unanswered)?;
+            }
+            if !self.at_end {
+                self.fill()?;
+            }
+            let last = self.at_end;
+            self.queue_chunk(conn)?;
+            if last {
+                break;
+            }
+        }
+        let end = quit_with_end(conn, sending);
+        while self.unanswered > 0 {
+            self.unanswered -= 1;
+            // Behind the rest: the LAST chunk's reply.
+            chunk_reply(conn, self.unanswered + 1)?;
+        }
+        Ok(end)
     }
-    Ok(end)
+
+    /// The envelope's replies refused the message: no more chunks; the replies to those
+    /// sent early (refusals: RFC 3030 §4.2) are read, so that none is taken later for the
+    /// reply to another command.
+    pub(super) fn abandon(self, conn: &mut Connection) -> Result<()> {
+        for _ in 0..self.unanswered {
+            super::transaction::read_group(conn, Phase::DataBlock, "BDAT")?;
+        }
+        Ok(())
+    }
 }
 
 /// The reply to a BDAT chunk that is not the last: 250, or the transaction is over. When

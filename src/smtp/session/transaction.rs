@@ -6,7 +6,8 @@
 //! Owns: the MAIL and RCPT parameters (SIZE, BODY, SMTPUTF8, REQUIRETLS, DSN's RET, ENVID,
 //! NOTIFY and ORCPT as xtext), refusing before MAIL what the server cannot take; the order
 //! of commands and replies — one write up to DATA with PIPELINING, a small message's
-//! `BDAT n LAST` in that same write, one command at a time without — and what the replies
+//! `BDAT n LAST` in that same write (a big one that can be read again: its first chunks,
+//! never the last), one command at a time without — and what the replies
 //! mean per recipient ([`Report`]). A transaction in which no recipient was accepted sends
 //! no message (RSET, or an empty data after an unexpected 354). All or nothing
 //! (`--all-or-nothing`, the msmtp persona) holds DATA or BDAT back until every RCPT reply
@@ -19,7 +20,8 @@
 //! The message is only looked at here (size, kind, a small one's bytes) until the server
 //! is ready for it; then [`deliver`] hands it to `data` by value, and gives it back to the
 //! caller otherwise, so a message can be offered to the next host only while no server has
-//! it.
+//! it. When its first chunks go early, a copy read afresh stands for it, and that copy is
+//! what comes back if no recipient was accepted (the server had no LAST: it has nothing).
 //!
 //! For a server without 8BITMIME, a message that is (or, streamed, may be) 8-bit is first
 //! handed to `message::for_seven_bit_server`, which converts its 8-bit MIME parts to 7-bit
@@ -46,7 +48,7 @@ use crate::smtp::command::Command;
 use crate::smtp::ehlo::Capabilities;
 use crate::smtp::reply::{Reply, Severity};
 
-use super::data::{self, eight_bit_refused, Body, Sending};
+use super::data::{self, eight_bit_refused, Body, Chunks, Sending};
 use super::{command, expect, no_report, End, Late};
 
 /// MAIL FROM parameters, and how the body must travel. Without a message (--quit-after
@@ -175,7 +177,16 @@ pub(super) fn deliver(
         // Refused (65) or unreadable: no server will be given it.
         Err(e) => return (Err(e), None),
     };
-    let (sending, opened) = match open(conn, opts, caps, envelope, &message, around) {
+    // Early data: the message itself goes (it may be watched), and a copy read afresh
+    // stands for it — declared in MAIL, and given back when no server took the message.
+    let (message, early) = match early_data(opts, caps, &message) {
+        true => match message.again() {
+            Some(copy) => (copy, Some(message)),
+            None => (message, None),
+        },
+        false => (message, None),
+    };
+    let (sending, opened) = match open(conn, opts, caps, envelope, &message, early, around) {
         Ok(x) => x,
         Err(e) => return (Err(e), Some(message)),
     };
@@ -185,10 +196,33 @@ pub(super) fn deliver(
         Opened::Sent(recipients, end) => finish(conn, opts, recipients, end),
         Opened::Data(recipients) => data::send_message(conn, sending, message)
             .and_then(|end| finish(conn, opts, recipients, end)),
-        Opened::Chunks(recipients) => data::send_chunks(conn, sending, message)
-            .and_then(|end| finish(conn, opts, recipients, end)),
+        Opened::Chunks(recipients, started) => {
+            let chunks = started.unwrap_or_else(|| Chunks::new(message, sending.body));
+            chunks
+                .send_rest(conn, sending)
+                .and_then(|end| finish(conn, opts, recipients, end))
+        }
     };
     (outcome, None)
+}
+
+/// Whether the message's first chunks go in the same write as MAIL and RCPT, before their
+/// replies are in (RFC 3030 §4.2: BDAT may be pipelined; a big message then takes one
+/// round trip less than with DATA): with PIPELINING and CHUNKING, not all or nothing (the
+/// data would come before the verdict) and not LMTP, for a message that streams (a small
+/// one held whole goes whole in that write already; a big one held whole is not copied)
+/// and can be read again ([`Message::again`]: a file, or composed with its attachments in
+/// their files — not stdin), so that when no recipient is accepted it is still whole for
+/// another host. Only chunks before the last go early: until the rest goes, the server has
+/// no LAST, so it cannot have taken the message.
+fn early_data(opts: &SessionOptions, caps: &Capabilities, message: &Message) -> bool {
+    caps.pipelining
+        && opts.pipelining
+        && caps.chunking
+        && opts.chunking
+        && !opts.all_or_nothing
+        && opts.protocol != Protocol::Lmtp
+        && message.whole().is_none()
 }
 
 /// The message as this server will be given it: for one without 8BITMIME, converted to
@@ -229,8 +263,9 @@ enum Opened {
     Sent(Vec<Recipient>, End),
     /// DATA answered 354: the message goes next.
     Data(Vec<Recipient>),
-    /// CHUNKING, and some recipient was accepted: the message goes as BDAT chunks.
-    Chunks(Vec<Recipient>),
+    /// CHUNKING, and some recipient was accepted: the message goes as BDAT chunks (the
+    /// first ones already sent, when they went early).
+    Chunks(Vec<Recipient>, Option<Chunks>),
 }
 
 /// MAIL .. DATA of a delivery, the message only looked at: its size, its kind, and when it
@@ -241,6 +276,7 @@ fn open(
     caps: &Capabilities,
     envelope: &Envelope,
     message: &Message,
+    early: Option<Message>,
     around: Around,
 ) -> Result<(Sending, Opened)> {
     let (params, body) = mail_params(caps, opts, conn.is_tls(), envelope, Some(message))?;
@@ -255,8 +291,9 @@ fn open(
         all_or_nothing: opts.all_or_nothing && rcpts.len() > 1,
     };
     let opened = if pipelined {
+        let early = early.map(|m| Chunks::new(m, body));
         one_write(
-            conn, sending, chunking, envelope, message, &mail, &rcpts, around,
+            conn, sending, chunking, envelope, message, early, &mail, &rcpts, around,
         )?
     } else {
         lockstep(conn, sending, chunking, envelope, &mail, &rcpts, around)?
@@ -377,6 +414,7 @@ fn one_write(
     chunking: bool,
     envelope: &Envelope,
     message: &Message,
+    mut early: Option<Chunks>,
     mail: &Command,
     rcpts: &[Command],
     around: Around,
@@ -410,6 +448,9 @@ fn one_write(
         }
         None if !chunking && !sending.all_or_nothing => conn.queue(&Command::Data, Phase::DataInit),
         None => {}
+    }
+    if let Some(chunks) = early.as_mut() {
+        chunks.send_early(conn)?;
     }
 
     if around.reset_first {
@@ -478,13 +519,19 @@ fn one_write(
         return Ok(Opened::Sent(recipients, end));
     }
     if chunking {
+        if !mail_ok || accepted == 0 {
+            if let Some(chunks) = early.take() {
+                // The server read the early chunks and refused them: nothing was delivered.
+                chunks.abandon(conn)?;
+            }
+        }
         if !mail_ok {
             return Err(mail_refused());
         }
         if accepted == 0 {
             return refused(recipients, End::Quit);
         }
-        return Ok(Opened::Chunks(recipients));
+        return Ok(Opened::Chunks(recipients, early));
     }
     let data_reply = read_group(conn, Phase::DataInit, "DATA")?;
     let go = data_reply.code.severity == Severity::PositiveIntermediate;
@@ -522,7 +569,7 @@ fn after_all_rcpts(
         return Ok(Opened::Done(abandon(conn, recipients), End::Quit));
     }
     if chunking {
-        return Ok(Opened::Chunks(recipients));
+        return Ok(Opened::Chunks(recipients, None));
     }
     command(
         conn,
@@ -564,7 +611,7 @@ fn lockstep(
         return after_all_rcpts(conn, chunking, recipients);
     }
     if chunking {
-        return Ok(Opened::Chunks(recipients));
+        return Ok(Opened::Chunks(recipients, None));
     }
     command(
         conn,
