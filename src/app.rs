@@ -399,11 +399,7 @@ fn batch(cfg: &Config, verbosity: u8, json: bool) -> Result<Exit> {
     }
     // The server and its fallbacks, through the engine (as a single message goes);
     // connection i of --connections starts at server i of the list.
-    let connect = |i: usize| {
-        crate::engine::Sessions::new(cfg)
-            .with_window(cfg.window)
-            .starting_at(i)
-    };
+    let connect = |i: usize| crate::engine::Sessions::new(cfg).starting_at(i);
     // --queue: a message that failed temporarily goes to the spool (durably, before it
     // counts as done); without it nothing takes the message, and it is deferred (75).
     let mut spool: Option<queue::Spool> = None;

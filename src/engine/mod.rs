@@ -196,6 +196,8 @@ pub struct Sent {
 }
 
 impl Sessions {
+    /// Sessions over the configuration's route, keeping up to `--window` transactions in
+    /// flight in [`Sessions::push`] (at least 1).
     pub fn new(cfg: &Config) -> Sessions {
         let servers = hops(cfg);
         let links = servers.iter().map(|_| None).collect();
@@ -205,16 +207,10 @@ impl Sessions {
             links,
             current: None,
             connections: 0,
-            window: 1,
+            window: cfg.window.max(1),
             flights: std::collections::VecDeque::new(),
             gave_up: false,
         }
-    }
-
-    /// Keep up to `window` transactions in flight in [`Sessions::push`] (at least 1).
-    pub fn with_window(mut self, window: usize) -> Sessions {
-        self.window = window.max(1);
-        self
     }
 
     /// Start every new session at server `first` of the list (counted modulo its length)

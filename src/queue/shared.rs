@@ -59,7 +59,7 @@ impl Over {
         let mut c = cfg.clone();
         c.session.dkim = None;
         Over {
-            sessions: Sessions::new(&c).with_window(cfg.window).starting_at(first),
+            sessions: Sessions::new(&c).starting_at(first),
             spool: spool.clone(),
             cfg: cfg.clone(),
             due: HashMap::new(),
