@@ -510,15 +510,25 @@ def bench_big(b, sink, ca, dotted=False):
 
 
 def bench_huge(b, sink):
+    """One HUGE_MB message generated into stdin, through postie and through curl to the
+    same smtp-sink (one run each, postie first): wall, CPU, peak RSS."""
     n = HUGE_MB * 1024 * 1024
     line = "x" * 76
-    cmd = (f"{{ printf 'From: {FROM}\\nTo: {TO}\\nSubject: huge\\n\\n'; "
-           f"{{ yes {line} || true; }} | head -c {n}; }} | "
-           f"TIME {b.postie} --server 127.0.0.1:{sink} --tls none -f {FROM} --message - {TO}")
-    log(f"huge: {HUGE_MB} MB raw message from stdin through postie ...")
-    wall, rss, cpu = b.run_rss(cmd, T_HUGE, f"postie ({HUGE_MB} MB from stdin)")
-    return {"wall": wall, "rss": rss, "cpu": cpu,
-            "mbs": n / 1e6 / wall if wall > 0 else float("inf")}
+    gen = (f"{{ printf 'From: {FROM}\\nTo: {TO}\\nSubject: huge\\n\\n'; "
+           f"{{ yes {line} || true; }} | head -c {n}; }} | ")
+    cmds = {
+        "postie": gen + f"TIME {b.postie} --server 127.0.0.1:{sink} --tls none -f {FROM} "
+                        f"--message - {TO}",
+        "curl": gen + f"TIME curl -sS smtp://127.0.0.1:{sink} --mail-from {FROM} "
+                      f"--mail-rcpt {TO} -T -",
+    }
+    res = {}
+    for t, cmd in cmds.items():
+        log(f"huge: {HUGE_MB} MB raw message from stdin through {t} ...")
+        wall, rss, cpu = b.run_rss(cmd, T_HUGE, f"{t} ({HUGE_MB} MB from stdin)")
+        res[t] = {"wall": wall, "rss": rss, "cpu": cpu,
+                  "mbs": n / 1e6 / wall if wall > 0 else float("inf")}
+    return {**res["postie"], "curl": res["curl"]}
 
 
 def bench_attach(b, sink):
@@ -626,9 +636,11 @@ def bench_window(b, pf_port, pf_rtt_port, sink_port=None, sink_rtt_port=None):
                   "-f", FROM, "-t", TO, f"127.0.0.1:{port}"]
         batch = [b.postie, "batch", "--server", f"127.0.0.1:{port}", "--tls", "none",
                  "--from", FROM, d]
+        source4 = [a if a != "1" or source[i - 1] != "-s" else "4" for i, a in enumerate(source)]
         tools = {"smtp-source": source, "postie": batch,
                  "postie --window 1": batch[:2] + ["--window", "1"] + batch[2:],
-                 "postie --connections 4": batch[:2] + ["--connections", "4"] + batch[2:]}
+                 "postie --connections 4": batch[:2] + ["--connections", "4"] + batch[2:],
+                 "smtp-source -s 4": source4}
         runs = {t: [] for t in tools}
         log(f"window: {WINDOW_N} messages to Postfix, RTT {rtt:g} ms, {reps} run(s) each ...")
         for _ in range(reps):
@@ -685,6 +697,9 @@ def report_window(p, verdicts, window):
         four = row["postie --connections 4"]
         p(f"| batch --connections 4, {where}, msg/s | {four:.0f} | postie (1 connection) "
           f"{pb:.0f} | {four / pb:.2f} |")
+        ss4 = row["smtp-source -s 4"]
+        p(f"| batch --connections 4, {where}, msg/s | {four:.0f} | smtp-source -s 4 "
+          f"{ss4:.0f} | {four / ss4:.2f} |")
     for rtt, row in window.get("sink", {}).items():
         where = "loopback" if rtt == 0 else f"{rtt:g} ms RTT"
         one, four = row["postie"], row["postie --connections 4"]
@@ -847,6 +862,11 @@ def report(lat, big, huge, batch, rtt_eff, notes, attach=None, window=None):
           f"smtp-sink: {huge['wall']:.1f} s ({huge['mbs']:.0f} MB/s, CPU {huge['cpu']:.1f} s), "
           f"peak RSS {huge['rss'] / 1024:.1f} MiB: "
           f"{'PASS' if ok else 'FAIL'} (limit 16 MiB)")
+        c = huge.get("curl")
+        if c:
+            p(f"The same through curl: {c['wall']:.1f} s, CPU {c['cpu']:.1f} s, peak RSS "
+              f"{c['rss'] / 1024:.1f} MiB; postie/curl: wall {ratio(huge['wall'], c['wall'])}, "
+              f"CPU {ratio(huge['cpu'], c['cpu'])}.")
         p("")
     if big is not None or huge is not None:
         parts, ok = [], True
