@@ -926,17 +926,11 @@ mod tests {
                 .collect()
         };
         let ok = |s: &str| Ok::<String, String>(s.to_string());
-        assert_eq!(
-            rcpts(&plan),
-            [
-                ok("r1@y.example"),
-                ok("r2@y.example"),
-                ok("r3@y.example"),
-                ok("m1@y.example"),
-                ok("m2@y.example"),
-                ok("m3@y.example")
-            ]
-        );
+        let counted: Vec<Result<String, String>> = ["r1", "r2", "r3", "m1", "m2", "m3"]
+            .iter()
+            .map(|r| ok(&format!("{r}@y.example")))
+            .collect();
+        assert_eq!(rcpts(&plan), counted);
         // Shrunk to one message each.
         std::fs::write(&json, line(1)).unwrap();
         std::fs::write(&mbox, msg(1)).unwrap();
@@ -954,17 +948,7 @@ mod tests {
         // Grown: still the three counted.
         std::fs::write(&json, (1..=5).map(line).collect::<String>()).unwrap();
         std::fs::write(&mbox, (1..=5).map(msg).collect::<String>()).unwrap();
-        assert_eq!(
-            rcpts(&plan),
-            [
-                ok("r1@y.example"),
-                ok("r2@y.example"),
-                ok("r3@y.example"),
-                ok("m1@y.example"),
-                ok("m2@y.example"),
-                ok("m3@y.example")
-            ]
-        );
+        assert_eq!(rcpts(&plan), counted);
         // Gone altogether.
         std::fs::remove_file(&mbox).unwrap();
         assert!(rcpts(&plan)[3..].iter().all(Result::is_err));

@@ -14,7 +14,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::support::fake_server::{
-    data, ehlo, envelope, expect, greeting, pool_server, quit, send, FakeServer, Session, Step,
+    data, ehlo, envelope, expect, greeting, pool_server, pooled_transcript, quit, send, FakeServer,
+    Session, Step,
 };
 use crate::support::postie;
 use crate::support::run::{run, Outcome};
@@ -1002,23 +1003,6 @@ fn number_of(bytes: &[u8]) -> usize {
     text[start..end].parse().expect("a message number")
 }
 
-/// The message numbers of each session a server saw, from its RCPT lines (one session
-/// starts at each EHLO).
-fn numbers_per_session(seen: &Session) -> Vec<Vec<usize>> {
-    let mut sessions: Vec<Vec<usize>> = Vec::new();
-    for line in &seen.received {
-        if line.starts_with("EHLO") {
-            sessions.push(Vec::new());
-        } else if let Some(rest) = line.strip_prefix("RCPT TO:<r") {
-            let n = rest.split('@').next().and_then(|n| n.parse().ok());
-            if let (Some(last), Some(n)) = (sessions.last_mut(), n) {
-                last.push(n);
-            }
-        }
-    }
-    sessions
-}
-
 /// The JSON lines of a run: every message in input order and sent, then the summary.
 fn assert_json_in_order(out: &Outcome, n: usize) -> serde_json::Value {
     let docs: Vec<serde_json::Value> = out
@@ -1067,7 +1051,7 @@ fn connections_2_spread_the_batch_over_two_servers_and_send_each_message_once() 
         for seen in [&seen_a, &seen_b] {
             // Each server had one session of its own ...
             assert_eq!(seen.connections, 1);
-            let numbers = numbers_per_session(seen).concat();
+            let numbers = seen.numbers_per_session().concat();
             // ... whose messages went in input order, each whole ...
             assert!(numbers.windows(2).all(|w| w[0] < w[1]), "{numbers:?}");
             let payloads = if exts.is_empty() {
@@ -1086,24 +1070,14 @@ fn connections_2_spread_the_batch_over_two_servers_and_send_each_message_once() 
             }
             // ... and its whole transcript is EHLO, one transaction per message, QUIT
             // (RSET only as the guard in front of a pipelined group).
-            let mut want = vec!["EHLO postie.test".to_string()];
-            for i in &numbers {
-                want.push(format!("MAIL FROM:<{FROM}>"));
-                want.push(format!("RCPT TO:<r{i}@y.example>"));
-                want.push(if exts.is_empty() {
+            let want = pooled_transcript(FROM, &numbers, |i| {
+                if exts.is_empty() {
                     "DATA".to_string()
                 } else {
                     format!("BDAT {} LAST", wire[i - 1].len())
-                });
-            }
-            want.push("QUIT".into());
-            let received: Vec<String> = seen
-                .received
-                .iter()
-                .filter(|l| exts.is_empty() || *l != "RSET")
-                .cloned()
-                .collect();
-            assert_eq!(received, want, "{exts:?}");
+                }
+            });
+            assert_eq!(seen.received_but_rset(!exts.is_empty()), want, "{exts:?}");
             all.extend(numbers);
         }
         // Every message exactly once, over both.
@@ -1138,7 +1112,7 @@ fn connections_2_with_one_server_refusing_send_everything_through_the_other_once
     let summary = assert_json_in_order(&out, n);
     assert_eq!(summary["connections"], 2, "{}", out.stdout);
     assert_eq!(seen.connections, 2);
-    let per_session = numbers_per_session(&seen);
+    let per_session = seen.numbers_per_session();
     assert_eq!(per_session.len(), 2);
     for numbers in &per_session {
         assert!(numbers.windows(2).all(|w| w[0] < w[1]), "{numbers:?}");

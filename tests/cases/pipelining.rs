@@ -420,6 +420,15 @@ fn big_message(size: usize) -> Vec<u8> {
     m
 }
 
+/// QUIT written with the LAST chunk (already read), the end-of-data reply and QUIT's.
+fn quit_after_last() -> Vec<Step> {
+    vec![
+        expect("QUIT"),
+        send("250 2.0.0 queued\r\n221 2.0.0 bye\r\n"),
+        Step::ExpectClose,
+    ]
+}
+
 /// The BDAT lines a session received must match its chunks (exact counts), and only the
 /// last says LAST; the chunks together are the normalised message.
 fn assert_chunks(session: &Session, message: &[u8], n: usize) {
@@ -467,10 +476,8 @@ fn big_message_from_a_file_sends_its_first_chunks_with_mail_and_rcpt() {
                 "250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.0.0 chunk 1 ok\r\n250 2.0.0 chunk 2 ok\r\n",
             ),
             Step::ReadBdat,
-            expect("QUIT"),
-            send("250 2.0.0 queued\r\n221 2.0.0 bye\r\n"),
-            Step::ExpectClose,
         ],
+        quit_after_last(),
     ]
     .concat();
     let server = FakeServer::start(script);
@@ -516,10 +523,8 @@ fn big_message_from_stdin_goes_in_chunks_after_the_rcpt_replies() {
             Step::ReadBdat,
             send("250 2.0.0 chunk 2 ok\r\n"),
             Step::ReadBdat,
-            expect("QUIT"),
-            send("250 2.0.0 queued\r\n221 2.0.0 bye\r\n"),
-            Step::ExpectClose,
         ],
+        quit_after_last(),
     ]
     .concat();
     let server = FakeServer::start(script);
@@ -590,7 +595,8 @@ fn early_chunks_to_a_refused_recipient_end_without_last() {
 #[test]
 fn early_chunks_then_421_send_the_whole_message_to_the_next_server() {
     let message = big_message(2_600_000);
-    let first = FakeServer::start(
+    // Up to the two early chunks, read before anything is answered.
+    let early = || {
         [
             vec![greeting()],
             ehlo(&["PIPELINING", "CHUNKING", "8BITMIME"]),
@@ -599,21 +605,21 @@ fn early_chunks_then_421_send_the_whole_message_to_the_next_server() {
                 expect("RCPT TO:<a@example.test>"),
                 Step::ReadBdat,
                 Step::ReadBdat,
-                send("421 4.3.2 shutting down\r\n"),
-                Step::Close,
             ],
+        ]
+        .concat()
+    };
+    let first = FakeServer::start(
+        [
+            early(),
+            vec![send("421 4.3.2 shutting down\r\n"), Step::Close],
         ]
         .concat(),
     );
     let second = FakeServer::start(
         [
-            vec![greeting()],
-            ehlo(&["PIPELINING", "CHUNKING", "8BITMIME"]),
+            early(),
             vec![
-                expect("MAIL FROM:<sender@example.test> BODY=8BITMIME"),
-                expect("RCPT TO:<a@example.test>"),
-                Step::ReadBdat,
-                Step::ReadBdat,
                 send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.0.0 1\r\n250 2.0.0 2\r\n"),
                 Step::ReadBdat,
                 expect("QUIT"),

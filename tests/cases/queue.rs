@@ -19,8 +19,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::fake_server::{
-    data, ehlo, envelope, expect, expect_prefix, greeting, pool_server, quit, send, FakeServer,
-    Step,
+    data, ehlo, envelope, expect, expect_prefix, greeting, pool_server, pooled_transcript, quit,
+    send, FakeServer, Step,
 };
 use crate::support::postie;
 use crate::support::run::{run, Outcome};
@@ -1313,21 +1313,18 @@ fn a_run_over_one_session_signs_no_unsigned_entry() {
 
 // ---- --connections N: a run over sessions in parallel ----
 
-/// The entry numbers (`r{i}@y.example`) of each session `seen` had, in RCPT order (one
-/// session starts at each EHLO).
-fn entries_per_session(seen: &crate::support::fake_server::Session) -> Vec<Vec<usize>> {
-    let mut sessions: Vec<Vec<usize>> = Vec::new();
-    for line in &seen.received {
-        if line.starts_with("EHLO") {
-            sessions.push(Vec::new());
-        } else if let Some(rest) = line.strip_prefix("RCPT TO:<r") {
-            let n = rest.split('@').next().and_then(|n| n.parse().ok());
-            if let (Some(last), Some(n)) = (sessions.last_mut(), n) {
-                last.push(n);
-            }
-        }
-    }
-    sessions
+/// `queue flush -v --connections 2` to `servers`.
+fn flush_over_two(dir: &Path, servers: &str) -> Outcome {
+    let args = [
+        "-v",
+        "--connections",
+        "2",
+        "--server",
+        servers,
+        "--tls",
+        "none",
+    ];
+    queue(dir, "flush", &args)
 }
 
 /// Each entry's message, as the spool holds it (what `queued` wrote).
@@ -1344,19 +1341,7 @@ fn a_run_with_connections_2_spreads_the_entries_over_two_servers_once() {
         let a = pool_server(exts, 1);
         let b = pool_server(exts, 1);
         let servers = format!("{},{}", a.addr(), b.addr());
-        let out = queue(
-            dir.path(),
-            "flush",
-            &[
-                "-v",
-                "--connections",
-                "2",
-                "--server",
-                &servers,
-                "--tls",
-                "none",
-            ],
-        );
+        let out = flush_over_two(dir.path(), &servers);
         let seen_a = a.finish_with(&out.to_string());
         let seen_b = b.finish_with(&out.to_string());
         out.assert_code(0, "two connections");
@@ -1364,7 +1349,7 @@ fn a_run_with_connections_2_spreads_the_entries_over_two_servers_once() {
         for seen in [&seen_a, &seen_b] {
             // Each server had one session of its own ...
             assert_eq!(seen.connections, 1, "{exts:?} {out}");
-            let numbers = entries_per_session(seen).concat();
+            let numbers = seen.numbers_per_session().concat();
             assert!(!numbers.is_empty(), "both connections used: {out}");
             // ... whose entries went in the order they were due, each whole ...
             assert!(numbers.windows(2).all(|w| w[0] < w[1]), "{numbers:?}");
@@ -1390,24 +1375,14 @@ fn a_run_with_connections_2_spreads_the_entries_over_two_servers_once() {
             assert_eq!(got, want, "payloads in RCPT order");
             // ... and its whole transcript is EHLO, one transaction per entry, QUIT (RSET
             // only as the guard in front of a pipelined group).
-            let mut lines = vec!["EHLO postie.test".to_string()];
-            for &i in &numbers {
-                lines.push(format!("MAIL FROM:<{FROM}>"));
-                lines.push(format!("RCPT TO:<r{i}@y.example>"));
-                lines.push(if exts.is_empty() {
+            let lines = pooled_transcript(FROM, &numbers, |i| {
+                if exts.is_empty() {
                     "DATA".to_string()
                 } else {
                     format!("BDAT {} LAST", entry_text(i).len())
-                });
-            }
-            lines.push("QUIT".into());
-            let received: Vec<String> = seen
-                .received
-                .iter()
-                .filter(|l| exts.is_empty() || *l != "RSET")
-                .cloned()
-                .collect();
-            assert_eq!(received, lines, "{exts:?}");
+                }
+            });
+            assert_eq!(seen.received_but_rset(!exts.is_empty()), lines, "{exts:?}");
             all.extend(numbers);
         }
         // Every entry exactly once, over both; the queue is empty.
@@ -1439,19 +1414,7 @@ fn a_run_with_connections_2_and_one_server_down_delivers_everything_through_the_
     // sessions end up there.
     let live = pool_server(&["PIPELINING", "CHUNKING"], 2);
     let servers = format!("{},{}", live.addr(), closed_port());
-    let out = queue(
-        dir.path(),
-        "flush",
-        &[
-            "-v",
-            "--connections",
-            "2",
-            "--server",
-            &servers,
-            "--tls",
-            "none",
-        ],
-    );
+    let out = flush_over_two(dir.path(), &servers);
     let seen = live.finish_with(&out.to_string());
     out.assert_code(0, "one server down");
     assert!(
@@ -1459,7 +1422,7 @@ fn a_run_with_connections_2_and_one_server_down_delivers_everything_through_the_
         "{out}"
     );
     assert_eq!(seen.connections, 2, "{out}");
-    let per_session = entries_per_session(&seen);
+    let per_session = seen.numbers_per_session();
     assert_eq!(per_session.len(), 2, "{out}");
     let mut all = per_session.concat();
     let payloads: Vec<String> = seen

@@ -317,6 +317,52 @@ impl State {
     }
 }
 
+impl Session {
+    /// The number `n` of each `RCPT TO:<r{n}@...>` line, per session (one starts at each
+    /// EHLO), in order: which messages or queue entries each session carried.
+    pub fn numbers_per_session(&self) -> Vec<Vec<usize>> {
+        let mut sessions: Vec<Vec<usize>> = Vec::new();
+        for line in &self.received {
+            if line.starts_with("EHLO") {
+                sessions.push(Vec::new());
+            } else if let Some(rest) = line.strip_prefix("RCPT TO:<r") {
+                let n = rest.split('@').next().and_then(|n| n.parse().ok());
+                if let (Some(last), Some(n)) = (sessions.last_mut(), n) {
+                    last.push(n);
+                }
+            }
+        }
+        sessions
+    }
+
+    /// What the session received, RSETs left out when `pipelined` (a group queued behind
+    /// an unanswered one starts with RSET).
+    pub fn received_but_rset(&self, pipelined: bool) -> Vec<String> {
+        self.received
+            .iter()
+            .filter(|l| !pipelined || *l != "RSET")
+            .cloned()
+            .collect()
+    }
+}
+
+/// A whole session of a pool connection: EHLO, for each number `n` in order MAIL FROM
+/// `from`, RCPT TO `r{n}@y.example` and `end(n)` (DATA or its BDAT line), then QUIT.
+pub fn pooled_transcript(
+    from: &str,
+    numbers: &[usize],
+    end: impl Fn(usize) -> String,
+) -> Vec<String> {
+    let mut lines = vec!["EHLO postie.test".to_string()];
+    for &n in numbers {
+        lines.push(format!("MAIL FROM:<{from}>"));
+        lines.push(format!("RCPT TO:<r{n}@y.example>"));
+        lines.push(end(n));
+    }
+    lines.push("QUIT".into());
+    lines
+}
+
 impl FakeServer {
     /// Bind 127.0.0.1:0 and play `script` on the first connection, on a new thread.
     pub fn start(script: Vec<Step>) -> FakeServer {
