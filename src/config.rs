@@ -572,14 +572,18 @@ impl Config {
                 first
             }
             (None, Some(host)) => {
-                let mut s = parse_server(host, tls_mode)?;
-                if let Some(port) = account.port {
-                    s.port = port;
-                }
+                // The account's `port` is for each server of its list that names none.
+                let with_port = |name: &str| -> Result<Server> {
+                    let mut s = parse_server(name, tls_mode)?;
+                    if let (Some(port), false) = (account.port, names_a_port(name)) {
+                        s.port = port;
+                    }
+                    Ok(s)
+                };
                 for other in &account.fallback_servers {
-                    fallback_servers.push(parse_server(other, tls_mode)?);
+                    fallback_servers.push(with_port(other)?);
                 }
-                Some(s)
+                Some(with_port(host)?)
             }
             (None, None) if !needs_server => None,
             (None, None) => {
@@ -1260,6 +1264,14 @@ fn private_password_file(path: &std::path::Path) -> Result<()> {
         ))
         .into()),
         None => Ok(()),
+    }
+}
+
+/// Whether `s`, as [`parse_server`] reads it, names a port (`host:port`, `[v6]:port`).
+fn names_a_port(s: &str) -> bool {
+    match s.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').is_some_and(|(_, after)| !after.is_empty()),
+        None => s.matches(':').count() == 1,
     }
 }
 

@@ -1396,7 +1396,8 @@ fn show_config_shows_every_delivery_setting() {
     let toml = inst.write(
         "cfg/postie.toml",
         &format!(
-            "[defaults]\nserver = [\"mail.example.test\", \"backup.example.test:2526\"]\nport = 2525\n\
+            "[defaults]\nserver = [\"mail.example.test\", \"relay.example.test\", \"backup.example.test:2526\"]\n\
+             port = 2525\n\
              tls = \"starttls\"\ntls_ca = \"{dir}/ca.pem\"\ntls_verify = false\n\
              user = \"ops@example.test\"\npassword = \"{secret}\"\nauth = \"plain\"\n\
              from = \"ops@example.test\"\nhelo = \"client.example.test\"\n\
@@ -1421,7 +1422,8 @@ fn show_config_shows_every_delivery_setting() {
     let expected = [
         format!("config file    {}", toml.display()),
         "account        (chosen automatically)".into(),
-        "server         mail.example.test:2525, backup.example.test:2526".into(),
+        "server         mail.example.test:2525, relay.example.test:2525, backup.example.test:2526"
+            .into(),
         "protocol       smtp".into(),
         "tls            starttls (required)".into(),
         format!("tls_ca         {dir}/ca.pem"),
