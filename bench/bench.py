@@ -647,6 +647,25 @@ def bench_window(b, pf_port, pf_rtt_port, sink_port=None, sink_rtt_port=None):
             for t, argv in tools.items():
                 runs[t].append(WINDOW_N / b.run_timed(argv, timeout=T_BATCH, what=t))
         res["batch"][rtt] = {t: statistics.median(v) for t, v in runs.items()}
+    # A queue run of WINDOW_N due entries to Postfix at RTT_MS over 1 and 4 connections:
+    # queued first by `postie batch --queue` against a port nobody listens on.
+    res["queue"] = {}
+    q = b.path("queue")
+    dead = free_port()
+    spool = [b.postie, "batch", "--queue", "--queue-dir", q, "--server", f"127.0.0.1:{dead}",
+             "--tls", "none", "--from", FROM, d]
+    flush = [b.postie, "queue", "flush", "--queue-dir", q, "--server",
+             f"127.0.0.1:{pf_rtt_port}", "--tls", "none"]
+    tools = {"queue flush": flush, "queue flush --connections 4": flush + ["--connections", "4"]}
+    runs = {t: [] for t in tools}
+    log(f"window: a queue run of {WINDOW_N} entries to Postfix, RTT {RTT_MS:g} ms, 1 and 4 "
+        f"connections, {reps} run(s) each ...")
+    for _ in range(reps):
+        for t, argv in tools.items():
+            subprocess.run(spool, env=b.env, capture_output=True, timeout=T_BATCH)
+            runs[t].append(WINDOW_N / b.run_timed(argv, timeout=T_BATCH, what=t))
+    res["queue"] = {t: statistics.median(v) for t, v in runs.items()}
+    shutil.rmtree(q, ignore_errors=True)
     res["sink"] = {}
     for rtt, port in ((0, sink_port), (RTT_MS, sink_rtt_port)):
         if port is None:
@@ -704,6 +723,14 @@ def report_window(p, verdicts, window):
         where = "loopback" if rtt == 0 else f"{rtt:g} ms RTT"
         one, four = row["postie"], row["postie --connections 4"]
         p(f"| batch to smtp-sink --connections 4, {where}, msg/s | {four:.0f} | postie "
+          f"(1 connection) {one:.0f} | {four / one:.2f} |")
+    queue = window.get("queue")
+    if queue:
+        one, four = queue["queue flush"], queue["queue flush --connections 4"]
+        p(f"| queue run of {WINDOW_N} entries, {RTT_MS:g} ms RTT, msg/s | {one:.0f} | "
+          f"batch (1 connection) {window['batch'][RTT_MS]['postie']:.0f} | "
+          f"{one / window['batch'][RTT_MS]['postie']:.2f} |")
+        p(f"| queue run --connections 4, {RTT_MS:g} ms RTT, msg/s | {four:.0f} | queue run "
           f"(1 connection) {one:.0f} | {four / one:.2f} |")
     big = window["big"]
     p(f"| {WINDOW_BIG_MB} MB, {RTT_MS:g} ms RTT, wall | BDAT {ms(big['BDAT'])} | "
