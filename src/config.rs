@@ -1270,7 +1270,9 @@ fn private_password_file(path: &std::path::Path) -> Result<()> {
 /// Whether `s`, as [`parse_server`] reads it, names a port (`host:port`, `[v6]:port`).
 fn names_a_port(s: &str) -> bool {
     match s.strip_prefix('[') {
-        Some(rest) => rest.split_once(']').is_some_and(|(_, after)| !after.is_empty()),
+        Some(rest) => rest
+            .split_once(']')
+            .is_some_and(|(_, after)| !after.is_empty()),
         None => s.matches(':').count() == 1,
     }
 }
