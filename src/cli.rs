@@ -359,7 +359,9 @@ pub struct Args {
     /// message under 64 KiB goes as one group, RSET (behind an unanswered one), MAIL, RCPT
     /// and `BDAT n LAST`, right behind the previous one (RFC 2920, RFC 3030), and is judged
     /// by its own replies. A bigger message, or one the server must see the RCPT replies
-    /// for first, waits until the messages ahead of it are answered.
+    /// for first, waits until the messages ahead of it are answered. With PIPELINING but
+    /// DATA, each message's MAIL, RCPT and DATA go with the end of data of the one before
+    /// (two in flight at most).
     #[arg(
         long,
         value_name = "N",

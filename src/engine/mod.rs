@@ -161,6 +161,9 @@ pub struct Sessions {
     /// first. Only ever non-empty while there is a current session.
     flights: std::collections::VecDeque<Flight>,
     /// A message gave up the run: the messages still in flight are not tried again.
+    /// A DATA group is queued behind the flights being settled ([`Sessions::overlap`]): a
+    /// session that ends meanwhile is dropped, not QUIT.
+    half_pending: bool,
     gave_up: bool,
 }
 
@@ -209,6 +212,7 @@ impl Sessions {
             connections: 0,
             window: cfg.window.max(1),
             flights: std::collections::VecDeque::new(),
+            half_pending: false,
             gave_up: false,
         }
     }
@@ -399,7 +403,9 @@ impl Sessions {
 
     /// Send message `id` through the window: queued whole behind the messages in flight
     /// when the session can (PIPELINING and CHUNKING, a small message held whole: see
-    /// `smtp::session::window`), else the ordinary way once those are settled. Returns the
+    /// `smtp::session::window`); with PIPELINING and DATA, its commands behind the end of
+    /// data of the one in flight ([`Sessions::overlap`]); else the ordinary way once those
+    /// are settled. Returns the
     /// messages finished meanwhile, in the order pushed: each with what became of it, or
     /// `None` when the run had given up before its turn came again. `reopen` opens a
     /// message again by id (one sent again after a reconnect).
@@ -438,6 +444,18 @@ impl Sessions {
             }
         }
         let message = match (self.window > 1, self.current.as_mut()) {
+            (true, Some((session, _))) if session.can_overlap_data(&self.cfg.session) => {
+                let behind = self.flights.back().is_some_and(|f| f.blind.data_sent());
+                match session.queue_data_group(&self.cfg.session, envelope, message, behind) {
+                    crate::smtp::session::QueuedData::Half(half) => {
+                        match self.overlap(id, envelope, label, half, reopen, &mut out) {
+                            None => return out,
+                            Some(message) => message,
+                        }
+                    }
+                    crate::smtp::session::QueuedData::Declined(message) => message,
+                }
+            }
             (true, Some((session, _))) => {
                 let behind = !self.flights.is_empty();
                 match session.queue_blind(&self.cfg.session, envelope, message, behind) {
@@ -471,6 +489,49 @@ impl Sessions {
         self.gave_up = sent.give_up.is_some();
         out.push((id, Some(sent)));
         out
+    }
+
+    /// A DATA transaction whose commands are queued ([`Session::queue_data_group`]) behind
+    /// the one in flight: that one is read first (the read writes this group with its end
+    /// of data), then this one's replies and, on 354, its data, and it is in flight in
+    /// turn. When the session ends while this group is unanswered (the one ahead must go
+    /// again, or the connection is gone), the group goes with the session — no data of this
+    /// message was sent — and the message comes back for the ordinary way.
+    fn overlap(
+        &mut self,
+        id: usize,
+        envelope: &Envelope,
+        label: &str,
+        half: crate::smtp::session::Half,
+        reopen: &mut dyn FnMut(usize) -> Result<Message>,
+        out: &mut Vec<(usize, Option<Sent>)>,
+    ) -> Option<Message> {
+        self.half_pending = true;
+        let mut pending = Vec::new();
+        while !self.flights.is_empty() {
+            pending.extend(self.settle_oldest());
+        }
+        self.half_pending = false;
+        let clean = pending.iter().all(|(_, s)| matches!(s, Settled::Done(_)));
+        let kept = match (clean, self.current.as_mut()) {
+            (true, Some((session, _))) => {
+                let blind = session.continue_data(half);
+                self.flights.push_back(Flight {
+                    id,
+                    envelope: envelope.clone(),
+                    label: label.to_string(),
+                    blind,
+                });
+                None
+            }
+            _ => {
+                // Dropped, not QUIT: the server may be reading this group's DATA.
+                self.current = None;
+                Some(half.into_message())
+            }
+        };
+        out.extend(self.resolve(&mut pending, reopen));
+        kept
     }
 
     /// Settle every message in flight; see [`Sessions::push`].
@@ -583,7 +644,13 @@ impl Sessions {
             }
         }
         // Every message behind the one that ended the session has been read.
-        self.close();
+        if self.half_pending {
+            // A DATA group is queued behind them, unanswered: no QUIT (the server may be
+            // reading it as data), the connection is dropped.
+            self.current = None;
+        } else {
+            self.close();
+        }
         pending
     }
 

@@ -992,6 +992,156 @@ fn a_421_in_the_middle_of_the_window_sends_the_unanswered_messages_again_once() 
 }
 
 // ---------------------------------------------------------------------------------------
+// PIPELINING without CHUNKING: the next message's commands ride with the end of data
+// ---------------------------------------------------------------------------------------
+
+/// With DATA (no CHUNKING), RFC 2920 §3.1 lets the next MAIL, RCPT and DATA go in the same
+/// write as the end of data: the fake finds each next group already buffered when it has
+/// read a message, before it has answered it (a client waiting for the 250 would time
+/// out), so a batch costs one round trip per message instead of two.
+#[test]
+fn with_pipelining_and_data_the_next_commands_go_with_the_end_of_data() {
+    let (dir, wire) = fixed_eml_dir(3);
+    let mut script = vec![greeting()];
+    script.extend(ehlo(&["PIPELINING"]));
+    script.extend([
+        Step::ExpectPipelined(vec![
+            format!("MAIL FROM:<{FROM}>"),
+            "RCPT TO:<r1@y.example>".into(),
+            "DATA".into(),
+        ]),
+        send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n"),
+    ]);
+    for i in 2..=3 {
+        script.extend([
+            Step::ReadData,
+            Step::ExpectBuffered(format!("MAIL FROM:<{FROM}>")),
+            Step::ExpectBuffered(format!("RCPT TO:<r{i}@y.example>")),
+            Step::ExpectBuffered("DATA".into()),
+            send(format!(
+                "250 2.0.0 queued as Q{}\r\n250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n",
+                i - 1
+            )),
+        ]);
+    }
+    script.extend([Step::ReadData, send("250 2.0.0 queued as Q3\r\n")]);
+    script.extend(quit());
+    let server = FakeServer::start(script);
+    let out = go(batch(&server.addr(), &[s(dir.path())]));
+    let seen = server.finish_with(&out.describe());
+    out.assert_code(0, "three messages");
+    assert_eq!(
+        seen.received,
+        pooled_transcript(FROM, &[1, 2, 3], |_| "DATA".to_string())
+    );
+    let want: Vec<String> = wire.iter().map(|w| format!("{w}.\r\n")).collect();
+    let got: Vec<String> = seen.data.iter().map(|d| text(d)).collect();
+    assert_eq!(got, want);
+    assert_eq!(out.stderr, "", "quiet when all is sent: {}", out.describe());
+}
+
+/// A message whose recipient is refused (550, then 554 to DATA) in the overlap leaves its
+/// transaction open: the next message's group starts with RSET, and each message has its
+/// own outcome (67 for the refused one, the others sent).
+#[test]
+fn with_pipelining_and_data_a_refused_message_is_followed_by_rset() {
+    let (dir, wire) = fixed_eml_dir(3);
+    let mut script = vec![greeting()];
+    script.extend(ehlo(&["PIPELINING"]));
+    script.extend([
+        Step::ExpectPipelined(vec![
+            format!("MAIL FROM:<{FROM}>"),
+            "RCPT TO:<r1@y.example>".into(),
+            "DATA".into(),
+        ]),
+        send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n"),
+        Step::ReadData,
+        Step::ExpectBuffered(format!("MAIL FROM:<{FROM}>")),
+        Step::ExpectBuffered("RCPT TO:<r2@y.example>".into()),
+        Step::ExpectBuffered("DATA".into()),
+        send(concat!(
+            "250 2.0.0 queued as Q1\r\n250 2.1.0 ok\r\n",
+            "550 5.1.1 <r2@y.example>: no such user\r\n",
+            "554 5.5.1 Error: no valid recipients\r\n"
+        )),
+        Step::ExpectPipelined(vec![
+            "RSET".into(),
+            format!("MAIL FROM:<{FROM}>"),
+            "RCPT TO:<r3@y.example>".into(),
+            "DATA".into(),
+        ]),
+        send("250 2.0.0 reset\r\n250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n"),
+        Step::ReadData,
+        send("250 2.0.0 queued as Q3\r\n"),
+    ]);
+    script.extend(quit());
+    let server = FakeServer::start(script);
+    let out = go(batch(&server.addr(), &["--json", s(dir.path())]));
+    let seen = server.finish_with(&out.describe());
+    out.assert_code(67, "one recipient unknown");
+    let statuses: Vec<String> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON"))
+        .filter(|d| d["type"] == "message")
+        .map(|d| d["status"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(statuses, ["sent", "failed", "sent"], "{}", out.stdout);
+    let got: Vec<String> = seen.data.iter().map(|d| text(d)).collect();
+    assert_eq!(
+        got,
+        [format!("{}.\r\n", wire[0]), format!("{}.\r\n", wire[2])]
+    );
+}
+
+/// A 421 to the next MAIL, read after the previous message's 250: that message stands
+/// (sent once), and the next one — whose data never went — is sent on a new session.
+#[test]
+fn with_pipelining_and_data_a_421_in_the_overlap_reconnects_for_the_next_message() {
+    let (dir, wire) = fixed_eml_dir(2);
+    let mut script = vec![greeting()];
+    script.extend(ehlo(&["PIPELINING"]));
+    script.extend([
+        Step::ExpectPipelined(vec![
+            format!("MAIL FROM:<{FROM}>"),
+            "RCPT TO:<r1@y.example>".into(),
+            "DATA".into(),
+        ]),
+        send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n"),
+        Step::ReadData,
+        Step::ExpectBuffered(format!("MAIL FROM:<{FROM}>")),
+        Step::ExpectBuffered("RCPT TO:<r2@y.example>".into()),
+        Step::ExpectBuffered("DATA".into()),
+        send("250 2.0.0 queued as Q1\r\n421 4.3.2 too many messages, closing\r\n"),
+        Step::Close,
+        Step::Reconnect,
+        greeting(),
+    ]);
+    script.extend(ehlo(&["PIPELINING"]));
+    script.extend([
+        Step::ExpectPipelined(vec![
+            format!("MAIL FROM:<{FROM}>"),
+            "RCPT TO:<r2@y.example>".into(),
+            "DATA".into(),
+        ]),
+        send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n"),
+        Step::ReadData,
+        send("250 2.0.0 queued as Q2\r\n"),
+    ]);
+    script.extend(quit());
+    let server = FakeServer::start(script);
+    let out = go(batch(&server.addr(), &[s(dir.path())]));
+    let seen = server.finish_with(&out.describe());
+    out.assert_code(0, "reconnected");
+    assert_eq!(seen.connections, 2);
+    let got: Vec<String> = seen.data.iter().map(|d| text(d)).collect();
+    assert_eq!(
+        got,
+        [format!("{}.\r\n", wire[0]), format!("{}.\r\n", wire[1])]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
 // --connections N: sessions in parallel over the server list
 // ---------------------------------------------------------------------------------------
 
@@ -1031,7 +1181,12 @@ fn assert_json_in_order(out: &Outcome, n: usize) -> serde_json::Value {
 #[test]
 fn connections_2_spread_the_batch_over_two_servers_and_send_each_message_once() {
     // 9 messages: m1 ... m9 sort in number order.
-    for exts in [&[][..], &["PIPELINING", "CHUNKING"][..]] {
+    for exts in [
+        &[][..],
+        &["PIPELINING"][..],
+        &["PIPELINING", "CHUNKING"][..],
+    ] {
+        let chunking = exts.contains(&"CHUNKING");
         let n = 9;
         let (dir, wire) = fixed_eml_dir(n);
         let a = pool_server(exts, 1);
@@ -1054,16 +1209,12 @@ fn connections_2_spread_the_batch_over_two_servers_and_send_each_message_once() 
             let numbers = seen.numbers_per_session().concat();
             // ... whose messages went in input order, each whole ...
             assert!(numbers.windows(2).all(|w| w[0] < w[1]), "{numbers:?}");
-            let payloads = if exts.is_empty() {
-                &seen.data
-            } else {
-                &seen.chunks
-            };
+            let payloads = if !chunking { &seen.data } else { &seen.chunks };
             let got: Vec<usize> = payloads.iter().map(|p| number_of(p)).collect();
             assert_eq!(got, numbers, "payloads in RCPT order");
             for (p, i) in payloads.iter().zip(&numbers) {
                 let mut want = wire[i - 1].clone();
-                if exts.is_empty() {
+                if !chunking {
                     want.push_str(".\r\n");
                 }
                 assert_eq!(text(p), want);
@@ -1071,13 +1222,13 @@ fn connections_2_spread_the_batch_over_two_servers_and_send_each_message_once() 
             // ... and its whole transcript is EHLO, one transaction per message, QUIT
             // (RSET only as the guard in front of a pipelined group).
             let want = pooled_transcript(FROM, &numbers, |i| {
-                if exts.is_empty() {
+                if !chunking {
                     "DATA".to_string()
                 } else {
                     format!("BDAT {} LAST", wire[i - 1].len())
                 }
             });
-            assert_eq!(seen.received_but_rset(!exts.is_empty()), want, "{exts:?}");
+            assert_eq!(seen.received_but_rset(chunking), want, "{exts:?}");
             all.extend(numbers);
         }
         // Every message exactly once, over both.

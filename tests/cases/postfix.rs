@@ -730,64 +730,90 @@ fn eight_bit_mail_to_postfix_without_8bitmime_arrives_7bit_and_decodes_the_same(
 /// and CHUNKING): the second message's only recipient is refused, which may leave its
 /// transaction open (MAIL accepted, the BDAT refused for want of recipients). The guard
 /// RSET in front of the third keeps it from joining that transaction: it is delivered
-/// under its own sender, and so is the fourth.
+/// under its own sender, and so is the fourth. With `--no-chunking` the same batch goes
+/// with DATA, each message's commands in the same write as the end of data before it.
 #[test]
 fn batch_window_to_postfix_survives_a_refused_message_in_the_middle() {
     let Some(pf) = Postfix::get() else { return };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let senders = ["win-a", "win-b", "win-c", "win-d"];
-    let rcpts = [
-        "pf-window-1@example.test",
-        "nosuchuser@example.test",
-        "pf-window-3@example.test",
-        "pf-window-4@example.test",
-    ];
-    for (i, (from, rcpt)) in senders.iter().zip(rcpts).enumerate() {
-        let text = format!(
-            "Date: Mon, 23 Nov 2026 10:00:00 +0000\nMessage-ID: <window{i}@postie.test>\n\
-             From: <{from}@example.test>\nTo: <{rcpt}>\nSubject: window {i}\n\nmessage {i}\n"
-        );
-        temp_file(&dir, &format!("m{i}.eml"), text.as_bytes());
-    }
-    let mut cmd = postie();
-    cmd.args(["batch", "--timeout", POSTIE_TIMEOUT, "-v"])
-        .arg("--server")
-        .arg(format!("127.0.0.1:{}", pf.plain_port))
-        .args(["--tls", "none", "--allow-plaintext-auth"])
-        .args(["--user", &pf.user])
-        .arg("--password-file")
-        .arg(&pf.password_file)
-        .arg(dir.path());
-    let out = run(cmd, None);
-    out.assert_code(67, "the second message refused");
-    assert!(
-        out.stderr
-            .contains("m1.eml: RCPT TO <nosuchuser@example.test> refused: 550"),
-        "{}",
-        out.describe()
-    );
-    assert!(
-        out.stderr
-            .contains("postie: sent 3 of 4 messages, 1 failed"),
-        "{}",
-        out.describe()
-    );
-    // Pipelined: the fourth message's group went out before the first was answered.
-    assert!(
-        out.stderr.contains(" -> BDAT") && out.stderr.matches(" -> RSET").count() >= 3,
-        "{}",
-        out.stderr
-    );
-    for rcpt in [rcpts[0], rcpts[2], rcpts[3]] {
-        let got = String::from_utf8_lossy(&pf.delivered(rcpt)).into_owned();
-        assert!(got.contains("Subject: window"), "{got}");
-    }
-    let log = pf.log();
-    for from in ["win-c", "win-d"] {
+    for (variant, extra) in [("win", &[][..]), ("dat", &["--no-chunking"][..])] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let senders: Vec<String> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|x| format!("{variant}-{x}"))
+            .collect();
+        let rcpts = [
+            format!("pf-{variant}-1@example.test"),
+            "nosuchuser@example.test".to_string(),
+            format!("pf-{variant}-3@example.test"),
+            format!("pf-{variant}-4@example.test"),
+        ];
+        for (i, (from, rcpt)) in senders.iter().zip(&rcpts).enumerate() {
+            let text = format!(
+                "Date: Mon, 23 Nov 2026 10:00:00 +0000\nMessage-ID: <{variant}{i}@postie.test>\n\
+                 From: <{from}@example.test>\nTo: <{rcpt}>\nSubject: window {i}\n\nmessage {i}\n"
+            );
+            temp_file(&dir, &format!("m{i}.eml"), text.as_bytes());
+        }
+        let mut cmd = postie();
+        cmd.args(["batch", "--timeout", POSTIE_TIMEOUT, "-v"])
+            .args(extra)
+            .arg("--server")
+            .arg(format!("127.0.0.1:{}", pf.plain_port))
+            .args(["--tls", "none", "--allow-plaintext-auth"])
+            .args(["--user", &pf.user])
+            .arg("--password-file")
+            .arg(&pf.password_file)
+            .arg(dir.path());
+        let out = run(cmd, None);
+        out.assert_code(67, "the second message refused");
         assert!(
-            log.contains(&format!("from=<{from}@example.test>")),
-            "{from}'s message went under another sender:\n{}",
-            pf.log_tail(40)
+            out.stderr
+                .contains("m1.eml: RCPT TO <nosuchuser@example.test> refused: 550"),
+            "{}",
+            out.describe()
         );
+        assert!(
+            out.stderr
+                .contains("postie: sent 3 of 4 messages, 1 failed"),
+            "{}",
+            out.describe()
+        );
+        let lines: Vec<&str> = out.stderr.lines().map(str::trim_start).collect();
+        if extra.is_empty() {
+            // Pipelined: the fourth message's group went out before the first was answered.
+            assert!(
+                out.stderr.contains(" -> BDAT") && out.stderr.matches(" -> RSET").count() >= 3,
+                "{}",
+                out.stderr
+            );
+        } else {
+            // DATA: the second MAIL went before the first message's end-of-data reply.
+            let second_mail = lines
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| l.starts_with("-> MAIL FROM"))
+                .nth(1)
+                .map(|(i, _)| i);
+            let first_queued = lines.iter().position(|l| l.contains("queued as"));
+            assert!(
+                matches!((second_mail, first_queued), (Some(m), Some(q)) if m < q),
+                "{}",
+                out.stderr
+            );
+            assert!(!out.stderr.contains(" -> BDAT"), "{}", out.stderr);
+            assert!(out.stderr.contains(" -> RSET"), "{}", out.stderr);
+        }
+        for rcpt in [&rcpts[0], &rcpts[2], &rcpts[3]] {
+            let got = String::from_utf8_lossy(&pf.delivered(rcpt)).into_owned();
+            assert!(got.contains("Subject: window"), "{variant}: {got}");
+        }
+        let log = pf.log();
+        for from in [&senders[2], &senders[3]] {
+            assert!(
+                log.contains(&format!("from=<{from}@example.test>")),
+                "{from}'s message went under another sender:\n{}",
+                pf.log_tail(40)
+            );
+        }
     }
 }

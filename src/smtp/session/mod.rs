@@ -34,7 +34,7 @@ mod transaction;
 mod window;
 
 pub use explore::{explore, Explored};
-pub use window::{Blind, Queued};
+pub use window::{Blind, Half, Queued, QueuedData};
 
 use std::ops::ControlFlow;
 

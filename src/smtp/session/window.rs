@@ -1,7 +1,10 @@
 //! Transactions in flight: a small message queued whole — (RSET,) MAIL, RCPT..., `BDAT n
 //! LAST` and its bytes — without waiting for any reply, and judged later by its own
 //! replies, read in order. What `postie batch` keeps a window of (the engine decides how
-//! many; [`Session::queue_blind`], [`Session::settle_blind`]).
+//! many; [`Session::queue_blind`], [`Session::settle_blind`]). Without CHUNKING, a DATA
+//! transaction's commands go in the same write as the end of data of the one before
+//! ([`Session::queue_data_group`], [`Session::continue_data`]): DATA ends a group, so its
+//! data waits for the 354, and two transactions overlap at most.
 //!
 //! RFC 2920 §3.1 lets RSET, MAIL and RCPT go in one group after the previous message's end
 //! of data, and RFC 3030 §4.2 makes BDAT a command that may be pipelined (not last in its
@@ -38,12 +41,60 @@ use super::data::{self, Body};
 use super::transaction::{envelope_commands, mail_params, needs_seven_bit, read_group, SMALL_BDAT};
 use super::Session;
 
-/// A transaction queued whole, its replies not read yet.
+/// A transaction in flight, its replies (or the rest of them) not read yet.
 #[derive(Debug)]
 pub struct Blind {
     envelope: Envelope,
     /// It starts with the guard RSET.
     reset: bool,
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    /// Queued whole: (RSET,) MAIL, RCPT..., `BDAT n LAST` and its bytes.
+    Whole,
+    /// With DATA: the recipients' replies are in and the data and its end-of-data mark
+    /// have gone; only the reply to the end of data is left.
+    DataSent(Vec<Recipient>),
+    /// Over already, its replies read: what became of it.
+    Answered(Result<Report>),
+}
+
+/// A DATA transaction's commands — (RSET,) MAIL, RCPT..., DATA — queued behind the
+/// transaction in flight, in the same write as its end of data (RFC 2920 §3.1), the
+/// replies and the message still to come ([`Session::queue_data_group`],
+/// [`Session::continue_data`]).
+pub struct Half {
+    envelope: Envelope,
+    message: Message,
+    body: Body,
+    reset: bool,
+}
+
+impl Blind {
+    /// Its data and end-of-data mark have gone with DATA: whatever the server answers, the
+    /// transaction ends there (a transaction queued behind it needs no RSET).
+    pub fn data_sent(&self) -> bool {
+        matches!(self.kind, Kind::DataSent(_))
+    }
+}
+
+impl Half {
+    /// The message, never sent: the group went with a session that ended before its
+    /// replies were read.
+    pub fn into_message(self) -> Message {
+        self.message
+    }
+}
+
+/// What [`Session::queue_data_group`] did with a message.
+pub enum QueuedData {
+    /// Its commands are queued: read the transaction ahead, then [`Session::continue_data`].
+    Half(Half),
+    /// Not for an overlap (refused before MAIL, to be converted to 7-bit, ...): nothing was
+    /// queued, and the message is given back for [`Session::send`].
+    Declined(Message),
 }
 
 /// What [`Session::queue_blind`] did with a message.
@@ -119,7 +170,160 @@ impl Session {
         Queued::Blind(Blind {
             envelope: envelope.clone(),
             reset,
+            kind: Kind::Whole,
         })
+    }
+
+    /// Whether DATA transactions can overlap on this session: PIPELINING offered and used
+    /// but not CHUNKING (then [`Session::can_window`] holds a whole window), SMTP, and no
+    /// all-or-nothing rule. The commands of one transaction go in the same write as the end
+    /// of data of the one before; DATA ends a group (RFC 2920 §3.1), so the data itself
+    /// waits for its 354 and no more than these two overlap.
+    pub fn can_overlap_data(&self, opts: &SessionOptions) -> bool {
+        self.caps.pipelining
+            && opts.pipelining
+            && !(self.caps.chunking && opts.chunking)
+            && opts.protocol == Protocol::Smtp
+            && !opts.all_or_nothing
+    }
+
+    /// Queue a DATA transaction's commands without reading a reply (they go with the next
+    /// read: the end-of-data reply of the transaction ahead). `behind`: the transaction
+    /// ahead has sent its data ([`Blind::data_sent`]), its end-of-data reply unread;
+    /// whatever that reply is, it ends the transaction (RFC 5321 §4.1.1.4), so no RSET goes
+    /// first. Otherwise RSET goes first when a transaction may still be open (one whose
+    /// recipients were all refused).
+    pub fn queue_data_group(
+        &mut self,
+        opts: &SessionOptions,
+        envelope: &Envelope,
+        message: Message,
+        behind: bool,
+    ) -> QueuedData {
+        if !self.can_overlap_data(opts) || needs_seven_bit(&self.caps, &message) {
+            return QueuedData::Declined(message);
+        }
+        let conn = &mut self.conn;
+        let Ok((params, body)) =
+            mail_params(&self.caps, opts, conn.is_tls(), envelope, Some(&message))
+        else {
+            return QueuedData::Declined(message);
+        };
+        if body == Body::SevenBitOnly {
+            return QueuedData::Declined(message);
+        }
+        let (mail, rcpts) = envelope_commands(conn, opts, &self.caps, envelope, params);
+        let reset = !behind && conn.transaction_open();
+        if reset {
+            conn.queue(&Command::Rset, Phase::Rset);
+        }
+        conn.queue(&mail, Phase::Mail);
+        for rcpt in &rcpts {
+            conn.queue(rcpt, Phase::Rcpt);
+        }
+        conn.queue(&Command::Data, Phase::DataInit);
+        QueuedData::Half(Half {
+            envelope: envelope.clone(),
+            message,
+            body,
+            reset,
+        })
+    }
+
+    /// The replies to a [`Half`]'s commands; on DATA's 354 with some recipient accepted,
+    /// its message and end-of-data mark, queued (they go with the next read): in flight,
+    /// its end-of-data reply next. Otherwise it is over, and the flight says how.
+    pub fn continue_data(&mut self, half: Half) -> Blind {
+        let Half {
+            envelope,
+            message,
+            body,
+            reset,
+        } = half;
+        let sending = data::Sending {
+            body,
+            pipelined: true,
+            quit_last: false,
+            all_or_nothing: false,
+        };
+        let kind = match self.data_replies(&envelope, reset) {
+            Ok(Ok(recipients)) => match data::send_message(&mut self.conn, sending, message) {
+                Ok(_) => Kind::DataSent(recipients),
+                Err(e) => {
+                    // Part-way through the message: only a close keeps the partial
+                    // message from being delivered.
+                    if self.conn.in_data() {
+                        self.conn.abort();
+                    }
+                    Kind::Answered(Err(e))
+                }
+            },
+            Ok(Err(report)) => Kind::Answered(Ok(report)),
+            Err(e) => Kind::Answered(Err(e)),
+        };
+        Blind {
+            envelope,
+            reset: false,
+            kind,
+        }
+    }
+
+    /// A [`Half`]'s replies, in order: the recipients when DATA may go on (`Ok(Ok)`), the
+    /// report when no recipient was accepted (`Ok(Err)`; after a 354 regardless, an empty
+    /// message ends the data at once), or the refusal of MAIL or DATA.
+    fn data_replies(
+        &mut self,
+        envelope: &Envelope,
+        reset: bool,
+    ) -> Result<Result<Vec<Recipient>, Report>> {
+        let conn = &mut self.conn;
+        if reset {
+            let reply = read_group(conn, Phase::Rset, "RSET")?;
+            if reply.code.severity == Severity::PositiveCompletion {
+                conn.set_transaction_open(false);
+            }
+        }
+        let what_mail = format!("MAIL FROM <{}>", envelope.reverse_path);
+        let mail_reply = read_group(conn, Phase::Mail, &what_mail)?;
+        let mail_ok = mail_reply.code.severity == Severity::PositiveCompletion;
+        if mail_ok {
+            conn.set_transaction_open(true);
+        }
+        let mut recipients = Vec::with_capacity(envelope.forward_paths.len());
+        for rcpt in &envelope.forward_paths {
+            let reply = read_group(conn, Phase::Rcpt, &format!("RCPT TO <{rcpt}>"))?;
+            recipients.push(Recipient::at_rcpt(rcpt.clone(), reply));
+        }
+        let data_reply = read_group(conn, Phase::DataInit, "DATA")?;
+        let go = data_reply.code.severity == Severity::PositiveIntermediate;
+        let accepted = mail_ok && recipients.iter().any(Recipient::accepted);
+        if !accepted {
+            if go {
+                // RFC 2920 §3.1: a 354 with no valid recipient gets an empty message.
+                data::abandon_data(conn)?;
+            }
+            if !mail_ok {
+                return Err(Error::Reply {
+                    phase: Phase::Mail,
+                    what: what_mail,
+                    reply: mail_reply,
+                }
+                .into());
+            }
+            return Ok(Err(Report {
+                recipients,
+                final_reply: None,
+            }));
+        }
+        if !go {
+            return Err(Error::Reply {
+                phase: Phase::DataInit,
+                what: "DATA".into(),
+                reply: data_reply,
+            }
+            .into());
+        }
+        Ok(Ok(recipients))
     }
 
     /// Read the replies of the oldest transaction in flight (every one of them, when the
@@ -129,6 +333,22 @@ impl Session {
     /// unanswered.
     pub fn settle_blind(&mut self, blind: Blind) -> Result<Report> {
         let conn = &mut self.conn;
+        match blind.kind {
+            Kind::Whole => {}
+            Kind::Answered(outcome) => return outcome,
+            Kind::DataSent(recipients) => {
+                let what = "the message (end of data)";
+                let reply = read_group(conn, Phase::DataEnd, what)?;
+                // Any reply to the end-of-data mark ends the transaction.
+                conn.set_transaction_open(false);
+                let reply =
+                    super::expect(reply, Severity::PositiveCompletion, Phase::DataEnd, what)?;
+                return Ok(Report {
+                    recipients,
+                    final_reply: Some(reply),
+                });
+            }
+        }
         if blind.reset {
             let reply = read_group(conn, Phase::Rset, "RSET")?;
             if reply.code.severity == Severity::PositiveCompletion {
