@@ -995,13 +995,9 @@ fn a_421_in_the_middle_of_the_window_sends_the_unanswered_messages_again_once() 
 // PIPELINING without CHUNKING: the next message's commands ride with the end of data
 // ---------------------------------------------------------------------------------------
 
-/// With DATA (no CHUNKING), RFC 2920 §3.1 lets the next MAIL, RCPT and DATA go in the same
-/// write as the end of data: the fake finds each next group already buffered when it has
-/// read a message, before it has answered it (a client waiting for the 250 would time
-/// out), so a batch costs one round trip per message instead of two.
-#[test]
-fn with_pipelining_and_data_the_next_commands_go_with_the_end_of_data() {
-    let (dir, wire) = fixed_eml_dir(3);
+/// Greeting, EHLO with PIPELINING (no CHUNKING), and the first message's MAIL, RCPT and
+/// DATA in one write, answered up to its 354.
+fn data_overlap_lead() -> Vec<Step> {
     let mut script = vec![greeting()];
     script.extend(ehlo(&["PIPELINING"]));
     script.extend([
@@ -1012,17 +1008,34 @@ fn with_pipelining_and_data_the_next_commands_go_with_the_end_of_data() {
         ]),
         send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n"),
     ]);
+    script
+}
+
+/// A message's data, and message `i`'s MAIL, RCPT and DATA found already buffered behind
+/// its end (written with it, before any reply to it).
+fn next_group_buffered(i: usize) -> Vec<Step> {
+    vec![
+        Step::ReadData,
+        Step::ExpectBuffered(format!("MAIL FROM:<{FROM}>")),
+        Step::ExpectBuffered(format!("RCPT TO:<r{i}@y.example>")),
+        Step::ExpectBuffered("DATA".into()),
+    ]
+}
+
+/// With DATA (no CHUNKING), RFC 2920 §3.1 lets the next MAIL, RCPT and DATA go in the same
+/// write as the end of data: the fake finds each next group already buffered when it has
+/// read a message, before it has answered it (a client waiting for the 250 would time
+/// out), so a batch costs one round trip per message instead of two.
+#[test]
+fn with_pipelining_and_data_the_next_commands_go_with_the_end_of_data() {
+    let (dir, wire) = fixed_eml_dir(3);
+    let mut script = data_overlap_lead();
     for i in 2..=3 {
-        script.extend([
-            Step::ReadData,
-            Step::ExpectBuffered(format!("MAIL FROM:<{FROM}>")),
-            Step::ExpectBuffered(format!("RCPT TO:<r{i}@y.example>")),
-            Step::ExpectBuffered("DATA".into()),
-            send(format!(
-                "250 2.0.0 queued as Q{}\r\n250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n",
-                i - 1
-            )),
-        ]);
+        script.extend(next_group_buffered(i));
+        script.extend([send(format!(
+            "250 2.0.0 queued as Q{}\r\n250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n",
+            i - 1
+        ))]);
     }
     script.extend([Step::ReadData, send("250 2.0.0 queued as Q3\r\n")]);
     script.extend(quit());
@@ -1046,19 +1059,9 @@ fn with_pipelining_and_data_the_next_commands_go_with_the_end_of_data() {
 #[test]
 fn with_pipelining_and_data_a_refused_message_is_followed_by_rset() {
     let (dir, wire) = fixed_eml_dir(3);
-    let mut script = vec![greeting()];
-    script.extend(ehlo(&["PIPELINING"]));
+    let mut script = data_overlap_lead();
+    script.extend(next_group_buffered(2));
     script.extend([
-        Step::ExpectPipelined(vec![
-            format!("MAIL FROM:<{FROM}>"),
-            "RCPT TO:<r1@y.example>".into(),
-            "DATA".into(),
-        ]),
-        send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n"),
-        Step::ReadData,
-        Step::ExpectBuffered(format!("MAIL FROM:<{FROM}>")),
-        Step::ExpectBuffered("RCPT TO:<r2@y.example>".into()),
-        Step::ExpectBuffered("DATA".into()),
         send(concat!(
             "250 2.0.0 queued as Q1\r\n250 2.1.0 ok\r\n",
             "550 5.1.1 <r2@y.example>: no such user\r\n",
@@ -1099,19 +1102,9 @@ fn with_pipelining_and_data_a_refused_message_is_followed_by_rset() {
 #[test]
 fn with_pipelining_and_data_a_421_in_the_overlap_reconnects_for_the_next_message() {
     let (dir, wire) = fixed_eml_dir(2);
-    let mut script = vec![greeting()];
-    script.extend(ehlo(&["PIPELINING"]));
+    let mut script = data_overlap_lead();
+    script.extend(next_group_buffered(2));
     script.extend([
-        Step::ExpectPipelined(vec![
-            format!("MAIL FROM:<{FROM}>"),
-            "RCPT TO:<r1@y.example>".into(),
-            "DATA".into(),
-        ]),
-        send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n"),
-        Step::ReadData,
-        Step::ExpectBuffered(format!("MAIL FROM:<{FROM}>")),
-        Step::ExpectBuffered("RCPT TO:<r2@y.example>".into()),
-        Step::ExpectBuffered("DATA".into()),
         send("250 2.0.0 queued as Q1\r\n421 4.3.2 too many messages, closing\r\n"),
         Step::Close,
         Step::Reconnect,

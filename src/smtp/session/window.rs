@@ -129,32 +129,23 @@ impl Session {
         message: Message,
         behind: bool,
     ) -> Queued {
-        if !self.can_window(opts) || needs_seven_bit(&self.caps, &message) {
-            return Queued::Declined(message);
-        }
-        let conn = &mut self.conn;
-        let Ok((params, body)) =
-            mail_params(&self.caps, opts, conn.is_tls(), envelope, Some(&message))
+        let Some((params, body)) = self
+            .can_window(opts)
+            .then(|| self.group_params(opts, envelope, &message))
+            .flatten()
         else {
-            // Refused before MAIL: the ordinary way says why.
             return Queued::Declined(message);
         };
         let bytes = match message.whole() {
             Some(whole) if whole.len() <= SMALL_BDAT => data::bdat_bytes(whole, body),
             _ => return Queued::Declined(message),
         };
-        if bytes.len() > SMALL_BDAT || body == Body::SevenBitOnly {
+        if bytes.len() > SMALL_BDAT {
             return Queued::Declined(message);
         }
-        let (mail, rcpts) = envelope_commands(conn, opts, &self.caps, envelope, params);
+        let conn = &mut self.conn;
         let reset = behind || conn.transaction_open();
-        if reset {
-            conn.queue(&Command::Rset, Phase::Rset);
-        }
-        conn.queue(&mail, Phase::Mail);
-        for rcpt in &rcpts {
-            conn.queue(rcpt, Phase::Rcpt);
-        }
+        queue_envelope(conn, opts, &self.caps, envelope, params, reset);
         conn.queue(
             &Command::Bdat {
                 size: bytes.len() as u64,
@@ -172,6 +163,23 @@ impl Session {
             reset,
             kind: Kind::Whole,
         })
+    }
+
+    /// MAIL's parameters and how the body travels, for a message queued in a group; `None`
+    /// when it must go the ordinary way, which says why or does what it needs: converted
+    /// to 7-bit first, refused before MAIL, or streaming 7-bit only.
+    fn group_params(
+        &self,
+        opts: &SessionOptions,
+        envelope: &Envelope,
+        message: &Message,
+    ) -> Option<(Vec<String>, Body)> {
+        if needs_seven_bit(&self.caps, message) {
+            return None;
+        }
+        let tls = self.conn.is_tls();
+        let (params, body) = mail_params(&self.caps, opts, tls, envelope, Some(message)).ok()?;
+        (body != Body::SevenBitOnly).then_some((params, body))
     }
 
     /// Whether DATA transactions can overlap on this session: PIPELINING offered and used
@@ -200,27 +208,16 @@ impl Session {
         message: Message,
         behind: bool,
     ) -> QueuedData {
-        if !self.can_overlap_data(opts) || needs_seven_bit(&self.caps, &message) {
-            return QueuedData::Declined(message);
-        }
-        let conn = &mut self.conn;
-        let Ok((params, body)) =
-            mail_params(&self.caps, opts, conn.is_tls(), envelope, Some(&message))
+        let Some((params, body)) = self
+            .can_overlap_data(opts)
+            .then(|| self.group_params(opts, envelope, &message))
+            .flatten()
         else {
             return QueuedData::Declined(message);
         };
-        if body == Body::SevenBitOnly {
-            return QueuedData::Declined(message);
-        }
-        let (mail, rcpts) = envelope_commands(conn, opts, &self.caps, envelope, params);
+        let conn = &mut self.conn;
         let reset = !behind && conn.transaction_open();
-        if reset {
-            conn.queue(&Command::Rset, Phase::Rset);
-        }
-        conn.queue(&mail, Phase::Mail);
-        for rcpt in &rcpts {
-            conn.queue(rcpt, Phase::Rcpt);
-        }
+        queue_envelope(conn, opts, &self.caps, envelope, params, reset);
         conn.queue(&Command::Data, Phase::DataInit);
         QueuedData::Half(Half {
             envelope: envelope.clone(),
@@ -277,23 +274,7 @@ impl Session {
         reset: bool,
     ) -> Result<Result<Vec<Recipient>, Report>> {
         let conn = &mut self.conn;
-        if reset {
-            let reply = read_group(conn, Phase::Rset, "RSET")?;
-            if reply.code.severity == Severity::PositiveCompletion {
-                conn.set_transaction_open(false);
-            }
-        }
-        let what_mail = format!("MAIL FROM <{}>", envelope.reverse_path);
-        let mail_reply = read_group(conn, Phase::Mail, &what_mail)?;
-        let mail_ok = mail_reply.code.severity == Severity::PositiveCompletion;
-        if mail_ok {
-            conn.set_transaction_open(true);
-        }
-        let mut recipients = Vec::with_capacity(envelope.forward_paths.len());
-        for rcpt in &envelope.forward_paths {
-            let reply = read_group(conn, Phase::Rcpt, &format!("RCPT TO <{rcpt}>"))?;
-            recipients.push(Recipient::at_rcpt(rcpt.clone(), reply));
-        }
+        let (mail_reply, mail_ok, recipients) = envelope_replies(conn, envelope, reset)?;
         let data_reply = read_group(conn, Phase::DataInit, "DATA")?;
         let go = data_reply.code.severity == Severity::PositiveIntermediate;
         let accepted = mail_ok && recipients.iter().any(Recipient::accepted);
@@ -303,12 +284,7 @@ impl Session {
                 data::abandon_data(conn)?;
             }
             if !mail_ok {
-                return Err(Error::Reply {
-                    phase: Phase::Mail,
-                    what: what_mail,
-                    reply: mail_reply,
-                }
-                .into());
+                return Err(mail_refused(envelope, mail_reply));
             }
             return Ok(Err(Report {
                 recipients,
@@ -349,31 +325,11 @@ impl Session {
                 });
             }
         }
-        if blind.reset {
-            let reply = read_group(conn, Phase::Rset, "RSET")?;
-            if reply.code.severity == Severity::PositiveCompletion {
-                conn.set_transaction_open(false);
-            }
-        }
-        let what_mail = format!("MAIL FROM <{}>", blind.envelope.reverse_path);
-        let mail_reply = read_group(conn, Phase::Mail, &what_mail)?;
-        let mail_ok = mail_reply.code.severity == Severity::PositiveCompletion;
-        if mail_ok {
-            conn.set_transaction_open(true);
-        }
-        let mut recipients = Vec::with_capacity(blind.envelope.forward_paths.len());
-        for rcpt in &blind.envelope.forward_paths {
-            let reply = read_group(conn, Phase::Rcpt, &format!("RCPT TO <{rcpt}>"))?;
-            recipients.push(Recipient::at_rcpt(rcpt.clone(), reply));
-        }
+        let (mail_reply, mail_ok, recipients) =
+            envelope_replies(conn, &blind.envelope, blind.reset)?;
         let end = read_group(conn, Phase::DataEnd, "the message (end of data)")?;
         if !mail_ok {
-            return Err(Error::Reply {
-                phase: Phase::Mail,
-                what: what_mail,
-                reply: mail_reply,
-            }
-            .into());
+            return Err(mail_refused(&blind.envelope, mail_reply));
         }
         if !recipients.iter().any(Recipient::accepted) {
             // The server read the chunk and refused it (503/554): nothing was delivered,
@@ -396,5 +352,62 @@ impl Session {
             recipients,
             final_reply: Some(end),
         })
+    }
+}
+
+/// The replies to a group's (RSET,) MAIL and RCPTs, read in order: the MAIL reply (and
+/// whether it accepted), and each recipient with its reply. A 421 (or a lost connection)
+/// is the error.
+fn envelope_replies(
+    conn: &mut crate::net::Connection,
+    envelope: &Envelope,
+    reset: bool,
+) -> Result<(crate::smtp::reply::Reply, bool, Vec<Recipient>)> {
+    if reset {
+        let reply = read_group(conn, Phase::Rset, "RSET")?;
+        if reply.code.severity == Severity::PositiveCompletion {
+            conn.set_transaction_open(false);
+        }
+    }
+    let what_mail = format!("MAIL FROM <{}>", envelope.reverse_path);
+    let mail_reply = read_group(conn, Phase::Mail, &what_mail)?;
+    let mail_ok = mail_reply.code.severity == Severity::PositiveCompletion;
+    if mail_ok {
+        conn.set_transaction_open(true);
+    }
+    let mut recipients = Vec::with_capacity(envelope.forward_paths.len());
+    for rcpt in &envelope.forward_paths {
+        let reply = read_group(conn, Phase::Rcpt, &format!("RCPT TO <{rcpt}>"))?;
+        recipients.push(Recipient::at_rcpt(rcpt.clone(), reply));
+    }
+    Ok((mail_reply, mail_ok, recipients))
+}
+
+/// MAIL's refusal as the error.
+fn mail_refused(envelope: &Envelope, reply: crate::smtp::reply::Reply) -> anyhow::Error {
+    Error::Reply {
+        phase: Phase::Mail,
+        what: format!("MAIL FROM <{}>", envelope.reverse_path),
+        reply,
+    }
+    .into()
+}
+
+/// Queue (RSET,) MAIL and the RCPTs of `envelope` with `params`.
+fn queue_envelope(
+    conn: &mut crate::net::Connection,
+    opts: &SessionOptions,
+    caps: &crate::smtp::ehlo::Capabilities,
+    envelope: &Envelope,
+    params: Vec<String>,
+    reset: bool,
+) {
+    let (mail, rcpts) = envelope_commands(conn, opts, caps, envelope, params);
+    if reset {
+        conn.queue(&Command::Rset, Phase::Rset);
+    }
+    conn.queue(&mail, Phase::Mail);
+    for rcpt in &rcpts {
+        conn.queue(rcpt, Phase::Rcpt);
     }
 }
