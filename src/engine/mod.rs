@@ -161,9 +161,6 @@ pub struct Sessions {
     /// first. Only ever non-empty while there is a current session.
     flights: std::collections::VecDeque<Flight>,
     /// A message gave up the run: the messages still in flight are not tried again.
-    /// A DATA group is queued behind the flights being settled ([`Sessions::overlap`]): a
-    /// session that ends meanwhile is dropped, not QUIT.
-    half_pending: bool,
     gave_up: bool,
 }
 
@@ -212,7 +209,6 @@ impl Sessions {
             connections: 0,
             window: cfg.window.max(1),
             flights: std::collections::VecDeque::new(),
-            half_pending: false,
             gave_up: false,
         }
     }
@@ -469,7 +465,7 @@ impl Sessions {
                         // The oldest is read when the window is full; the read writes the
                         // newest first, so `window` transactions are unanswered at once.
                         while self.flights.len() >= self.window {
-                            let mut pending = self.settle_oldest();
+                            let mut pending = self.settle_oldest(false);
                             out.extend(self.resolve(&mut pending, reopen));
                         }
                         return out;
@@ -506,12 +502,10 @@ impl Sessions {
         reopen: &mut dyn FnMut(usize) -> Result<Message>,
         out: &mut Vec<(usize, Option<Sent>)>,
     ) -> Option<Message> {
-        self.half_pending = true;
         let mut pending = Vec::new();
         while !self.flights.is_empty() {
-            pending.extend(self.settle_oldest());
+            pending.extend(self.settle_oldest(true));
         }
-        self.half_pending = false;
         let clean = pending.iter().all(|(_, s)| matches!(s, Settled::Done(_)));
         let kept = match (clean, self.current.as_mut()) {
             (true, Some((session, _))) => {
@@ -541,7 +535,7 @@ impl Sessions {
     ) -> Vec<(usize, Option<Sent>)> {
         let mut out = Vec::new();
         while !self.flights.is_empty() {
-            let mut pending = self.settle_oldest();
+            let mut pending = self.settle_oldest(false);
             out.extend(self.resolve(&mut pending, reopen));
         }
         out
@@ -567,8 +561,10 @@ impl Sessions {
     /// Read the oldest message's replies and judge it as [`Sessions::send`] would. A
     /// message that must go again (a reconnect, or the next server) ends the session: the
     /// messages behind it are read first while the server still talks (each judged by its
-    /// own replies), or, when it does not, are all to be sent again.
-    fn settle_oldest(&mut self) -> Vec<(usize, Settled)> {
+    /// own replies), or, when it does not, are all to be sent again. `group_behind`: a DATA
+    /// group is queued behind the flights ([`Sessions::overlap`]), so a session that ends
+    /// here is dropped, not QUIT (the server may be reading that group's DATA).
+    fn settle_oldest(&mut self, group_behind: bool) -> Vec<(usize, Settled)> {
         let mut pending = Vec::new();
         let mut closing = false;
         while let Some(flight) = self.flights.pop_front() {
@@ -644,9 +640,7 @@ impl Sessions {
             }
         }
         // Every message behind the one that ended the session has been read.
-        if self.half_pending {
-            // A DATA group is queued behind them, unanswered: no QUIT (the server may be
-            // reading it as data), the connection is dropped.
+        if group_behind {
             self.current = None;
         } else {
             self.close();
