@@ -160,6 +160,37 @@ pub(super) fn read_group(conn: &mut Connection, phase: Phase, what: &str) -> Res
     Ok(reply)
 }
 
+/// The replies to a pipelined group's MAIL and RCPTs, read in order (after its RSET's, if
+/// any): the MAIL reply and whether it accepted, and each recipient with its reply. A 421
+/// (or a lost connection) is the error.
+pub(super) fn envelope_replies(
+    conn: &mut Connection,
+    envelope: &Envelope,
+) -> Result<(Reply, bool, Vec<Recipient>)> {
+    let what_mail = format!("MAIL FROM <{}>", envelope.reverse_path);
+    let mail_reply = read_group(conn, Phase::Mail, &what_mail)?;
+    let mail_ok = mail_reply.code.severity == Severity::PositiveCompletion;
+    if mail_ok {
+        conn.set_transaction_open(true);
+    }
+    let mut recipients = Vec::with_capacity(envelope.forward_paths.len());
+    for rcpt in &envelope.forward_paths {
+        let reply = read_group(conn, Phase::Rcpt, &format!("RCPT TO <{rcpt}>"))?;
+        recipients.push(Recipient::at_rcpt(rcpt.clone(), reply));
+    }
+    Ok((mail_reply, mail_ok, recipients))
+}
+
+/// MAIL's refusal as the error.
+pub(super) fn mail_refused(envelope: &Envelope, reply: Reply) -> anyhow::Error {
+    Error::Reply {
+        phase: Phase::Mail,
+        what: format!("MAIL FROM <{}>", envelope.reverse_path),
+        reply,
+    }
+    .into()
+}
+
 /// MAIL, RCPT for each recipient, DATA (or BDAT) and the message. With PIPELINING
 /// (RFC 2920) the commands up to DATA go out in one write and the replies are read after,
 /// in order; without, one by one (see [`lockstep`]). The message comes back (second value)
@@ -458,30 +489,13 @@ fn one_write(
         expect(reply, Severity::PositiveCompletion, Phase::Rset, "RSET")?;
         conn.set_transaction_open(false);
     }
-    let what_mail = format!("MAIL FROM <{}>", envelope.reverse_path);
-    let mail_reply = read_group(conn, Phase::Mail, &what_mail)?;
-    let mail_ok = mail_reply.code.severity == Severity::PositiveCompletion;
-    if mail_ok {
-        conn.set_transaction_open(true);
-    }
-    let mut recipients: Vec<Recipient> = Vec::new();
-    for rcpt in &envelope.forward_paths {
-        let reply = read_group(conn, Phase::Rcpt, &format!("RCPT TO <{rcpt}>"))?;
-        recipients.push(Recipient::at_rcpt(rcpt.clone(), reply));
-    }
+    let (mail_reply, mail_ok, recipients) = envelope_replies(conn, envelope)?;
     let accepted = if mail_ok {
         recipients.iter().filter(|r| r.accepted()).count()
     } else {
         0
     };
-    let mail_refused = || -> anyhow::Error {
-        Error::Reply {
-            phase: Phase::Mail,
-            what: what_mail.clone(),
-            reply: mail_reply.clone(),
-        }
-        .into()
-    };
+    let mail_error = || mail_refused(envelope, mail_reply.clone());
     let refused = |recipients: Vec<Recipient>, end: End| {
         Ok(Opened::Done(
             Report {
@@ -494,7 +508,7 @@ fn one_write(
 
     if sending.all_or_nothing {
         if !mail_ok {
-            return Err(mail_refused());
+            return Err(mail_error());
         }
         if accepted == 0 {
             return Ok(Opened::Done(abandon(conn, recipients), End::Quit));
@@ -513,7 +527,7 @@ fn one_write(
             return if mail_ok {
                 refused(recipients, end)
             } else {
-                Err(mail_refused())
+                Err(mail_error())
             };
         }
         return Ok(Opened::Sent(recipients, end));
@@ -526,7 +540,7 @@ fn one_write(
             }
         }
         if !mail_ok {
-            return Err(mail_refused());
+            return Err(mail_error());
         }
         if accepted == 0 {
             return refused(recipients, End::Quit);
@@ -544,7 +558,7 @@ fn one_write(
         return if mail_ok {
             refused(recipients, End::Quit)
         } else {
-            Err(mail_refused())
+            Err(mail_error())
         };
     }
     expect(

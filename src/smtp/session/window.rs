@@ -38,7 +38,10 @@ use crate::smtp::command::Command;
 use crate::smtp::reply::Severity;
 
 use super::data::{self, Body};
-use super::transaction::{envelope_commands, mail_params, needs_seven_bit, read_group, SMALL_BDAT};
+use super::transaction::{
+    envelope_commands, envelope_replies, mail_params, mail_refused, needs_seven_bit, read_group,
+    SMALL_BDAT,
+};
 use super::Session;
 
 /// A transaction in flight, its replies (or the rest of them) not read yet.
@@ -274,7 +277,8 @@ impl Session {
         reset: bool,
     ) -> Result<Result<Vec<Recipient>, Report>> {
         let conn = &mut self.conn;
-        let (mail_reply, mail_ok, recipients) = envelope_replies(conn, envelope, reset)?;
+        guard_rset(conn, reset)?;
+        let (mail_reply, mail_ok, recipients) = envelope_replies(conn, envelope)?;
         let data_reply = read_group(conn, Phase::DataInit, "DATA")?;
         let go = data_reply.code.severity == Severity::PositiveIntermediate;
         let accepted = mail_ok && recipients.iter().any(Recipient::accepted);
@@ -325,8 +329,8 @@ impl Session {
                 });
             }
         }
-        let (mail_reply, mail_ok, recipients) =
-            envelope_replies(conn, &blind.envelope, blind.reset)?;
+        guard_rset(conn, blind.reset)?;
+        let (mail_reply, mail_ok, recipients) = envelope_replies(conn, &blind.envelope)?;
         let end = read_group(conn, Phase::DataEnd, "the message (end of data)")?;
         if !mail_ok {
             return Err(mail_refused(&blind.envelope, mail_reply));
@@ -355,42 +359,16 @@ impl Session {
     }
 }
 
-/// The replies to a group's (RSET,) MAIL and RCPTs, read in order: the MAIL reply (and
-/// whether it accepted), and each recipient with its reply. A 421 (or a lost connection)
-/// is the error.
-fn envelope_replies(
-    conn: &mut crate::net::Connection,
-    envelope: &Envelope,
-    reset: bool,
-) -> Result<(crate::smtp::reply::Reply, bool, Vec<Recipient>)> {
+/// The reply to a group's guard RSET, when it has one: a refusal is no failure (the
+/// transaction it guards against may not exist); a 421 (or a lost connection) is.
+fn guard_rset(conn: &mut crate::net::Connection, reset: bool) -> Result<()> {
     if reset {
         let reply = read_group(conn, Phase::Rset, "RSET")?;
         if reply.code.severity == Severity::PositiveCompletion {
             conn.set_transaction_open(false);
         }
     }
-    let what_mail = format!("MAIL FROM <{}>", envelope.reverse_path);
-    let mail_reply = read_group(conn, Phase::Mail, &what_mail)?;
-    let mail_ok = mail_reply.code.severity == Severity::PositiveCompletion;
-    if mail_ok {
-        conn.set_transaction_open(true);
-    }
-    let mut recipients = Vec::with_capacity(envelope.forward_paths.len());
-    for rcpt in &envelope.forward_paths {
-        let reply = read_group(conn, Phase::Rcpt, &format!("RCPT TO <{rcpt}>"))?;
-        recipients.push(Recipient::at_rcpt(rcpt.clone(), reply));
-    }
-    Ok((mail_reply, mail_ok, recipients))
-}
-
-/// MAIL's refusal as the error.
-fn mail_refused(envelope: &Envelope, reply: crate::smtp::reply::Reply) -> anyhow::Error {
-    Error::Reply {
-        phase: Phase::Mail,
-        what: format!("MAIL FROM <{}>", envelope.reverse_path),
-        reply,
-    }
-    .into()
+    Ok(())
 }
 
 /// Queue (RSET,) MAIL and the RCPTs of `envelope` with `params`.
