@@ -212,20 +212,58 @@ pub struct Items<'a> {
 /// Where [`Items`] is in one input.
 enum Scan<'a> {
     Files(std::slice::Iter<'a, PathBuf>),
-    Mbox {
+    /// An mbox or a JSON-lines file, scanned again.
+    Counted {
         path: &'a Arc<Path>,
         count: usize,
         /// Messages yielded so far.
         taken: usize,
         /// `None` when the file could not be opened again, or its scan failed.
-        spans: Option<mbox::Spans<BufReader<File>>>,
+        reader: Option<Reread>,
     },
-    Json {
-        path: &'a Arc<Path>,
-        count: usize,
-        taken: usize,
-        lines: Option<JsonLines>,
-    },
+}
+
+/// The scan of an mbox or a JSON-lines file, again.
+enum Reread {
+    Mbox(mbox::Spans<BufReader<File>>),
+    Json(JsonLines),
+}
+
+impl Reread {
+    fn open(input: &Input) -> Option<Reread> {
+        match input {
+            Input::Files(_) => None,
+            Input::Mbox { path, .. } => File::open(path).ok().map(|f| {
+                let what = path.display().to_string();
+                let input = BufReader::with_capacity(64 * 1024, f);
+                Reread::Mbox(mbox::Spans::new(input, &what))
+            }),
+            Input::Json { path, .. } => File::open(path).ok().map(|f| {
+                Reread::Json(JsonLines {
+                    input: BufReader::new(f),
+                    offset: 0,
+                    line: 0,
+                    text: String::new(),
+                })
+            }),
+        }
+    }
+
+    /// Message `number` of `path`; `None` at the end of the file or when it fails.
+    fn next(&mut self, path: &Arc<Path>, number: usize) -> Option<Item> {
+        let path = Arc::clone(path);
+        match self {
+            Reread::Mbox(spans) => match spans.next()? {
+                Ok(span) => Some(Item::Mbox { path, number, span }),
+                Err(_) => None,
+            },
+            Reread::Json(lines) => {
+                lines
+                    .next()
+                    .map(|(line, offset)| Item::Json { path, line, offset })
+            }
+        }
+    }
 }
 
 impl Iterator for Items<'_> {
@@ -236,27 +274,14 @@ impl Iterator for Items<'_> {
             if let Some(item) = self.current.as_mut().and_then(Scan::next) {
                 return Some(item);
             }
-            self.current = Some(match self.inputs.next()? {
+            let input = self.inputs.next()?;
+            self.current = Some(match input {
                 Input::Files(files) => Scan::Files(files.iter()),
-                Input::Mbox { path, count } => Scan::Mbox {
+                Input::Mbox { path, count } | Input::Json { path, count } => Scan::Counted {
                     path,
                     count: *count,
                     taken: 0,
-                    spans: File::open(path).ok().map(|f| {
-                        let what = path.display().to_string();
-                        mbox::Spans::new(BufReader::with_capacity(64 * 1024, f), &what)
-                    }),
-                },
-                Input::Json { path, count } => Scan::Json {
-                    path,
-                    count: *count,
-                    taken: 0,
-                    lines: File::open(path).ok().map(|f| JsonLines {
-                        input: BufReader::new(f),
-                        offset: 0,
-                        line: 0,
-                        text: String::new(),
-                    }),
+                    reader: Reread::open(input),
                 },
             });
         }
@@ -269,55 +294,24 @@ impl Scan<'_> {
     fn next(&mut self) -> Option<Item> {
         match self {
             Scan::Files(files) => files.next().cloned().map(Item::File),
-            Scan::Mbox {
+            Scan::Counted {
                 path,
                 count,
                 taken,
-                spans,
+                reader,
             } => {
                 if *taken == *count {
                     return None;
                 }
                 *taken += 1;
-                match spans.as_mut().and_then(Iterator::next) {
-                    Some(Ok(span)) => Some(Item::Mbox {
-                        path: Arc::clone(path),
-                        number: *taken,
-                        span,
-                    }),
-                    _ => {
-                        *spans = None;
-                        Some(Item::Gone {
-                            path: Arc::clone(path),
-                            number: *taken,
-                        })
-                    }
+                let item = reader.as_mut().and_then(|r| r.next(path, *taken));
+                if item.is_none() {
+                    *reader = None;
                 }
-            }
-            Scan::Json {
-                path,
-                count,
-                taken,
-                lines,
-            } => {
-                if *taken == *count {
-                    return None;
-                }
-                *taken += 1;
-                match lines.as_mut().and_then(JsonLines::next) {
-                    Some((line, offset)) => Some(Item::Json {
-                        path: Arc::clone(path),
-                        line,
-                        offset,
-                    }),
-                    None => {
-                        *lines = None;
-                        Some(Item::Gone {
-                            path: Arc::clone(path),
-                            number: *taken,
-                        })
-                    }
-                }
+                Some(item.unwrap_or_else(|| Item::Gone {
+                    path: Arc::clone(path),
+                    number: *taken,
+                }))
             }
         }
     }
